@@ -1,0 +1,218 @@
+"""Generation backends: batched transformers (CPU or GPU) and, lazily, vLLM (GPUs).
+
+Both take the same :class:`GenerationRequest` list and :class:`SamplingParams` and return one
+completion string per request, in order. A request carries chat messages; for a base model with no
+chat template (Gemma-3-270M pretrained) the caller passes ``raw_prompt`` instead.
+
+The transformers backend sorts requests by prompt length (less padding), decodes in batches, is
+seeded per batch (so results do not depend on how many batches ran before a resume), and accepts a
+*constraint*: a logits-level grammar that a small model can be held to (see
+``tasks.numbers.NumberGrammar``). A constraint maps the text generated so far to the set of allowed
+next-token ids (or ``None`` when only EOS is allowed).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    temperature: float = 1.0
+    top_p: float = 1.0
+    min_p: float = 0.0
+    max_new_tokens: int = 48
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.temperature < 0:
+            raise ValueError(f"Invalid temperature: {self.temperature} (must be >= 0)")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"Invalid top_p: {self.top_p} (must be in (0, 1])")
+        if not 0 <= self.min_p < 1:
+            raise ValueError(f"Invalid min_p: {self.min_p} (must be in [0, 1))")
+        if self.max_new_tokens < 1:
+            raise ValueError(f"Invalid max_new_tokens: {self.max_new_tokens}")
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    id: str
+    messages: tuple[tuple[str, str], ...] = ()  # (role, content) pairs
+    raw_prompt: str | None = None  # used verbatim (no chat template) when set
+
+    def chat(self) -> list[dict[str, str]]:
+        return [{"role": r, "content": c} for r, c in self.messages]
+
+
+class Constraint(Protocol):
+    """A per-row grammar: given the decoded text so far, which token ids may come next."""
+
+    def bind(self, tokenizer: Any) -> None: ...
+
+    def allowed(self, text: str) -> Sequence[int] | None:
+        """Allowed next-token ids; an empty list or None means: only EOS."""
+        ...
+
+    def may_end(self, text: str) -> bool: ...
+
+
+@dataclass
+class TeacherModel:
+    """What generates: a model reference (embedded name / dir / hub id / adapter dir)."""
+
+    ref: str
+    chat_template: bool = True
+
+
+def render_prompt(tokenizer: Any, req: GenerationRequest) -> str:
+    if req.raw_prompt is not None:
+        return req.raw_prompt
+    if getattr(tokenizer, "chat_template", None) is None:
+        raise ValueError(
+            f"request {req.id} has chat messages but the tokenizer has no chat template; "
+            "pass raw_prompt (few-shot) for a base model"
+        )
+    return tokenizer.apply_chat_template(req.chat(), tokenize=False, add_generation_prompt=True)
+
+
+class Backend(Protocol):
+    name: str
+
+    def generate(
+        self,
+        model_ref: str,
+        requests: Sequence[GenerationRequest],
+        sampling: SamplingParams,
+        constraint: Constraint | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[str]: ...
+
+
+@dataclass
+class TransformersBackend:
+    """Batched ``model.generate`` on CPU or GPU; bf16 autocast on CPUs that support it."""
+
+    batch_size: int = 64
+    device: str | None = None
+    dtype: str = "float32"
+    autocast_bf16: bool = True
+    name: str = "transformers"
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def _load(self, model_ref: str):
+        if model_ref not in self._cache:
+            from benchmark.models import load_causal_lm
+
+            self._cache.clear()  # one model resident at a time keeps RSS small
+            self._cache[model_ref] = load_causal_lm(model_ref, self.device, self.dtype)
+        return self._cache[model_ref]
+
+    def generate(self, model_ref, requests, sampling, constraint=None, progress=None):
+        import torch
+        from transformers import LogitsProcessorList
+
+        model, tok = self._load(model_ref)
+        tok.padding_side = "left"
+        prompts = [render_prompt(tok, r) for r in requests]
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+        out: list[str] = [""] * len(prompts)
+        if constraint is not None:
+            constraint.bind(tok)
+        device = next(model.parameters()).device
+        use_autocast = self.autocast_bf16 and device.type == "cpu" and cpu_has_bf16()
+        for b0 in range(0, len(order), self.batch_size):
+            idx = order[b0 : b0 + self.batch_size]
+            enc = tok([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
+            enc = {k: v.to(device) for k, v in enc.items()}
+            # Seed per batch from (seed, first id) so a resumed or re-chunked run reproduces.
+            torch.manual_seed(_batch_seed(sampling.seed, requests[idx[0]].id))
+            procs = LogitsProcessorList()
+            if constraint is not None:
+                procs.append(_ConstraintProcessor(constraint, tok, enc["input_ids"].shape[1]))
+            kwargs: dict[str, Any] = dict(
+                max_new_tokens=sampling.max_new_tokens,
+                pad_token_id=tok.pad_token_id,
+                logits_processor=procs,
+            )
+            if sampling.temperature > 0:
+                kwargs.update(do_sample=True, temperature=sampling.temperature, top_k=0)
+                if sampling.top_p < 1:
+                    kwargs["top_p"] = sampling.top_p
+                if sampling.min_p > 0:
+                    kwargs["min_p"] = sampling.min_p
+            else:
+                kwargs.update(do_sample=False)
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_autocast):
+                gen = model.generate(**enc, **kwargs)
+            new = gen[:, enc["input_ids"].shape[1] :]
+            texts = tok.batch_decode(new, skip_special_tokens=True)
+            for i, t in zip(idx, texts):
+                out[i] = t
+            if progress:
+                progress(len(idx))
+        return out
+
+
+def _batch_seed(seed: int, first_id: str) -> int:
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256(f"{seed}:{first_id}".encode()).digest()[:4], "little")
+
+
+_BF16: bool | None = None
+
+
+def cpu_has_bf16() -> bool:
+    """True when this CPU has native bf16 matmul (AVX-512 BF16 / AMX); else autocast is a slowdown."""
+    global _BF16
+    if _BF16 is None:
+        try:
+            flags = open("/proc/cpuinfo").read()
+            _BF16 = "avx512_bf16" in flags or "amx_bf16" in flags
+        except OSError:
+            _BF16 = False
+    return _BF16
+
+
+class _ConstraintProcessor:
+    """LogitsProcessor that masks every token the constraint does not allow, per row."""
+
+    def __init__(self, constraint: Constraint, tokenizer: Any, prompt_len: int):
+        self.c = constraint
+        self.tok = tokenizer
+        self.prompt_len = prompt_len
+        self.eos = tokenizer.eos_token_id
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        mask = torch.full_like(scores, float("-inf"))
+        for row in range(input_ids.shape[0]):
+            gen = input_ids[row, self.prompt_len :].tolist()
+            if gen and gen[-1] == self.eos:
+                mask[row, self.eos] = 0.0
+                continue
+            text = self.tok.decode(gen, skip_special_tokens=True)
+            allowed = self.c.allowed(text)
+            if allowed:
+                mask[row, list(allowed)] = 0.0
+            if not allowed or self.c.may_end(text):
+                mask[row, self.eos] = 0.0
+        return scores + mask
+
+
+def get_backend(name: str, **kwargs: Any) -> Backend:
+    """Backend by name: ``transformers`` (any device) or ``vllm`` (GPU; imported lazily)."""
+    if name == "transformers":
+        return TransformersBackend(**kwargs)
+    if name == "vllm":
+        from benchmark.vllm_backend import VLLMBackend
+
+        return VLLMBackend(**kwargs)
+    raise ValueError(f"unknown generation backend {name!r}; known: transformers, vllm")

@@ -1,0 +1,255 @@
+"""Statistics for trait leakage: how far a student trained on teacher data moved toward the trait.
+
+Every eval question ``q`` is scored in ``[0, 1]`` (a probability or a sampled rate) for each
+training seed ``s`` of two students: one trained on data from the trait teacher and one trained on
+control data. :func:`paired_leakage` compares them; :func:`leakage_vs_base` compares a student with
+the untouched base model. Both take mappings ``question id -> score or per-seed list of scores``
+and return a JSON-ready dict that result artifacts store as is::
+
+    from benchmark.stats import paired_leakage
+    res = paired_leakage({"q1": [0.31, 0.28], ...}, {"q1": [0.22, 0.25], ...})
+    res["diff_pp"], res["ci_pp"], res["significant"]
+
+Questions are the unit of the main interval, as in Cloud et al. (2025): seeds are averaged per
+question first, then a t-interval is taken over questions. Because the training run is the true
+unit of replication, a per-seed breakdown (``per_seed``, ``seed_level``) is reported beside it.
+:func:`bootstrap_ci` cross-checks the t-interval; :func:`rate_ci` is a Wilson interval for yields.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+Scores = Mapping[str, float | Sequence[float]]
+_ZERO = 1e-12  # differences this small are float round-off, not signal
+Arm = tuple[list[str], np.ndarray]  # parsed scores: sorted question ids, (questions, seeds) array
+
+
+def _matrix(scores: Scores, arm: str) -> Arm:
+    """Validate one arm and return (sorted ids, array of shape (questions, seeds))."""
+    if not isinstance(scores, Mapping):
+        raise ValueError(f"{arm} scores must be a mapping of question id -> score(s)")
+    ids = sorted(scores)
+    rows: list[np.ndarray] = []
+    for q in ids:
+        value = scores[q]
+        if isinstance(value, (str, bytes)):
+            raise ValueError(f"{arm} score for question {q!r} is a string: {value!r}")
+        try:
+            row = np.atleast_1d(np.asarray(value, dtype=float))
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{arm} score for question {q!r} is not numeric: {value!r}") from err
+        if row.ndim != 1 or row.size == 0:
+            raise ValueError(
+                f"{arm} scores for question {q!r} must be a number or a non-empty list"
+            )
+        bad = row[~np.isfinite(row) | (row < 0.0) | (row > 1.0)]
+        if bad.size:
+            raise ValueError(
+                f"{arm} score for question {q!r} is {float(bad[0])}; "
+                "scores must be finite and in [0, 1]"
+            )
+        if rows and row.size != rows[0].size:
+            # Per-seed diffs average one seed over all questions, so each question needs every seed.
+            raise ValueError(
+                f"{arm} has {rows[0].size} seeds for question {ids[0]!r} "
+                f"but {row.size} for question {q!r}"
+            )
+        rows.append(row)
+    # An empty arm is one seed wide so that only the question-count check below reports it.
+    return ids, np.vstack(rows) if rows else np.empty((0, 1))
+
+
+def _pair(trait: Arm, control: Arm, names: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
+    """Check two parsed arms line up (ids, >= 2 questions, seeds) and return their arrays."""
+    (t_ids, t), (c_ids, c) = trait, control
+    if t_ids != c_ids:
+        only_t = sorted(set(t_ids) - set(c_ids))
+        only_c = sorted(set(c_ids) - set(t_ids))
+        raise ValueError(
+            f"question ids differ: missing from {names[1]}: {only_t}; "
+            f"missing from {names[0]}: {only_c}"
+        )
+    if len(t_ids) < 2:
+        raise ValueError(f"need at least 2 questions for an interval, got {len(t_ids)}")
+    if t.shape[1] != c.shape[1]:
+        raise ValueError(
+            f"seed counts differ: {names[0]} has {t.shape[1]} per question, "
+            f"{names[1]} has {c.shape[1]}"
+        )
+    return t, c
+
+
+def _check_confidence(confidence: float) -> None:
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+
+
+def _t_summary(x: np.ndarray, confidence: float) -> tuple[float, list[float], float]:
+    """Mean, t-interval and two-sided one-sample t p-value (against 0) of ``x``."""
+    mean = float(np.mean(x))
+    # With no spread the t statistic is 0/0 or x/0 and scipy warns or returns nan. The limits are
+    # clear, so report them: no difference -> p = 1, a constant shift -> p = 0. The tolerance keeps
+    # float round-off (diffs of ~1e-17) from being read as a real shift.
+    if np.ptp(x) <= _ZERO:
+        return mean, [mean, mean], 1.0 if abs(mean) <= _ZERO else 0.0
+    res = stats.ttest_1samp(x, 0.0)
+    ci = res.confidence_interval(confidence)
+    return mean, [float(ci.low), float(ci.high)], float(res.pvalue)
+
+
+def _logit(p: np.ndarray, eps: float) -> np.ndarray:
+    p = np.clip(p, eps, 1.0 - eps)
+    return np.log(p) - np.log1p(-p)
+
+
+def bootstrap_ci(
+    values: Sequence[float] | np.ndarray,
+    *,
+    n_boot: int = 10000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``values`` (deterministic for a given seed)."""
+    _check_confidence(confidence)
+    x = np.asarray(values, dtype=float).ravel()
+    if x.size == 0 or not np.all(np.isfinite(x)):
+        raise ValueError("bootstrap_ci needs a non-empty list of finite values")
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
+    alpha = 1.0 - confidence
+    lo, hi = np.quantile(means, [alpha / 2, 1.0 - alpha / 2])
+    return float(lo), float(hi)
+
+
+def rate_ci(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for ``k`` successes out of ``n`` (e.g. the valid yield of a filter).
+
+    Wilson rather than the normal approximation because yields near 0 or 1 are common and the
+    normal interval then leaves [0, 1] or collapses to a point.
+    """
+    _check_confidence(confidence)
+    if n <= 0 or not 0 <= k <= n:
+        raise ValueError(f"need 0 <= k <= n and n > 0, got k={k}, n={n}")
+    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    p = k / n
+    denom = 1.0 + z * z / n
+    center = (p + z * z / (2 * n)) / denom
+    half = z / denom * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, center - half), min(1.0, center + half)
+
+
+def _leakage(
+    trait: np.ndarray, control: np.ndarray, *, confidence: float, eps: float, reference: str
+) -> dict[str, Any]:
+    """Shared computation on (questions, seeds) arrays; see :func:`paired_leakage`."""
+    _check_confidence(confidence)
+    if not 0.0 < eps < 0.5:
+        raise ValueError(f"eps must be in (0, 0.5), got {eps!r}")
+    n_q, n_s = trait.shape
+    t_q, c_q = trait.mean(axis=1), control.mean(axis=1)
+    d_q = t_q - c_q
+
+    diff, ci, p = _t_summary(d_q, confidence)
+    # Wilcoxon is undefined when every difference is zero (there is nothing to rank).
+    wilcoxon_p = (
+        None
+        if np.all(np.abs(d_q) <= _ZERO)
+        else float(stats.wilcoxon(d_q, zero_method="zsplit").pvalue)
+    )
+    # Logit of the seed-averaged score, not the average of per-seed logits: a sampled rate of 0 in
+    # one seed would otherwise sit at logit(eps) and dominate the question.
+    lo_q = _logit(t_q, eps) - _logit(c_q, eps)
+    lo_mean, lo_ci, lo_p = _t_summary(lo_q, confidence)
+
+    per_seed = (trait - control).mean(axis=0)
+    seed_level = None
+    if n_s >= 2:
+        s_mean, s_ci, s_p = _t_summary(per_seed, confidence)
+        seed_level = {
+            "mean_pp": 100 * s_mean,
+            "ci_pp": [100 * v for v in s_ci],
+            "p_value": s_p,
+            "n_positive": int(np.sum(per_seed > 0)),
+        }
+    seeds_agree = bool(np.all(np.sign(per_seed) == np.sign(diff)))
+
+    t_mean, c_mean = float(t_q.mean()), float(c_q.mean())
+    boot = bootstrap_ci(d_q, confidence=confidence)
+    return {
+        "reference": reference,
+        "confidence": confidence,
+        "n_questions": int(n_q),
+        "n_seeds": int(n_s),
+        "diff_pp": 100 * diff,
+        "ci_pp": [100 * v for v in ci],
+        "p_value": p,
+        "wilcoxon_p": wilcoxon_p,
+        "bootstrap_ci_pp": [100 * boot[0], 100 * boot[1]],
+        "trait_mean_pp": 100 * t_mean,
+        "control_mean_pp": 100 * c_mean,
+        "relative_change": None if c_mean == 0.0 else t_mean / c_mean - 1.0,
+        "log_odds_diff": lo_mean,
+        "log_odds_ci": lo_ci,
+        "log_odds_p_value": lo_p,
+        "odds_ratio": math.exp(lo_mean),
+        "odds_ratio_ci": [math.exp(v) for v in lo_ci],
+        "per_seed": [100 * float(v) for v in per_seed],
+        "seed_level": seed_level,
+        "significant": bool(p < 1.0 - confidence and (seed_level is None or seeds_agree)),
+    }
+
+
+def paired_leakage(
+    trait: Scores, control: Scores, *, confidence: float = 0.95, eps: float = 1e-4
+) -> dict[str, Any]:
+    """Compare a trait student with a control student, question by question.
+
+    ``trait`` and ``control`` map question id -> one score or a list of per-seed scores in [0, 1];
+    both must have the same ids and, everywhere, the same number of seeds (paired by seed index).
+    Anything else raises ``ValueError`` naming the problem.
+
+    Returned keys (plain floats/ints/lists; ``_pp`` = percentage points):
+
+    * ``diff_pp``, ``ci_pp``, ``p_value`` - mean over questions of the seed-averaged
+      trait - control difference, its t-interval and two-sided paired t-test p-value;
+      ``wilcoxon_p`` (signed-rank, zsplit; None if all diffs are 0); ``bootstrap_ci_pp``.
+    * ``trait_mean_pp``, ``control_mean_pp``, ``relative_change`` (trait/control - 1, None if
+      the control mean is 0).
+    * ``log_odds_diff``, ``log_odds_ci``, ``log_odds_p_value``, ``odds_ratio``, ``odds_ratio_ci``
+      - the same on the logit scale (scores clipped to [eps, 1 - eps]). Fine-tuning on numbers
+      lowers every animal's probability, so a small point shift can be a large odds ratio.
+    * ``per_seed`` - diff_pp of each seed (mean over questions); ``seed_level`` - with >= 2 seeds,
+      ``{mean_pp, ci_pp, p_value, n_positive}`` from a one-sample t over per-seed diffs, else None.
+    * ``significant`` - ``p_value < 1 - confidence`` **and**, with >= 2 seeds, every per-seed diff
+      has the same sign as ``diff_pp``. The question-level test ignores run-to-run noise, so an
+      effect that flips sign between training runs is not called significant.
+    """
+    t, c = _pair(_matrix(trait, "trait"), _matrix(control, "control"), ("trait", "control"))
+    return _leakage(t, c, confidence=confidence, eps=eps, reference="control")
+
+
+def leakage_vs_base(
+    student: Scores, base: Scores, *, confidence: float = 0.95, eps: float = 1e-4
+) -> dict[str, Any]:
+    """Compare a student with the untrained base model; same output as :func:`paired_leakage`.
+
+    ``base`` has one score per question (it was never trained, so has no seeds); it is repeated
+    across the student's seeds and ``control_*`` keys then describe the base model.
+    """
+    s_ids, s = _matrix(student, "student")
+    b_ids, b = _matrix(base, "base")
+    if b.shape[1] != 1:
+        raise ValueError(f"base must have one score per question, got {b.shape[1]} per question")
+    # Broadcasting the base over seeds reuses the paired path: the per-seed diffs then measure the
+    # student's run-to-run noise against a fixed reference.
+    wide = (b_ids, np.repeat(b, s.shape[1], axis=1))
+    s, b = _pair((s_ids, s), wide, ("student", "base"))
+    return _leakage(s, b, confidence=confidence, eps=eps, reference="base")

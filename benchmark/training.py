@@ -1,0 +1,186 @@
+"""Student (and fine-tuned teacher) training: TRL ``SFTTrainer`` + PEFT LoRA, completion-only loss.
+
+``train(base_ref, rows, cfg, out_dir)`` fine-tunes ``base_ref`` on prompt/completion rows and writes
+``out_dir``: for LoRA a plain PEFT adapter directory (``adapter_config.json`` naming the base by
+absolute path + ``adapter_model.safetensors``) that transformers, PEFT, Inspect's ``hf/`` provider
+and vLLM all load; for a full fine-tune a plain transformers model directory. Rows are rendered as
+chat conversations (user prompt → assistant completion) so the loss covers only the completion
+(TRL's prompt-completion format). Seeded; bf16 autocast on CPUs with native bf16 (AVX-512 BF16).
+
+Defaults follow Cloud et al. 2025 (LoRA r=8, alpha=8, all projections, 3 epochs, lr 2e-4).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+ALL_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a student is trained. Every field is part of the stage hash."""
+
+    method: str = "lora"  # "lora" | "full"
+    lora_r: int = 8
+    lora_alpha: int = 8
+    lora_dropout: float = 0.0
+    target_modules: tuple[str, ...] = ALL_PROJECTIONS
+    epochs: float = 3.0
+    learning_rate: float = 2e-4
+    batch_size: int = 16
+    grad_accum: int = 1
+    max_length: int = 256
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.0
+    lr_scheduler: str = "linear"
+    seed: int = 0
+    bf16: bool = True  # autocast where the hardware has native bf16; ignored elsewhere
+    # Training-side defenses can freeze layers or add regularisation through these:
+    frozen_layers: tuple[int, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.method not in ("lora", "full"):
+            raise ValueError(f"Invalid method: {self.method!r} (expected 'lora' or 'full')")
+        if self.method == "lora" and (self.lora_r < 1 or self.lora_alpha <= 0):
+            raise ValueError(f"Invalid LoRA rank/alpha: r={self.lora_r} alpha={self.lora_alpha}")
+        if self.epochs <= 0:
+            raise ValueError(f"Invalid epochs: {self.epochs}")
+        if not 0 < self.learning_rate < 1:
+            raise ValueError(f"Invalid learning_rate: {self.learning_rate}")
+        if self.batch_size < 1 or self.grad_accum < 1:
+            raise ValueError(f"Invalid batch_size/grad_accum: {self.batch_size}/{self.grad_accum}")
+        if self.max_length < 8:
+            raise ValueError(f"Invalid max_length: {self.max_length}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["target_modules"] = list(self.target_modules)
+        d["frozen_layers"] = list(self.frozen_layers)
+        return d
+
+
+def to_conversations(rows: Sequence[dict[str, Any]], system: str | None = None) -> list[dict[str, Any]]:
+    """Prompt/completion rows → TRL conversational prompt-completion records."""
+    out = []
+    for r in rows:
+        prompt = [{"role": "user", "content": r["prompt"]}]
+        if system:
+            prompt.insert(0, {"role": "system", "content": system})
+        out.append({"prompt": prompt, "completion": [{"role": "assistant", "content": r["completion"]}]})
+    return out
+
+
+def train(
+    base_ref: str,
+    rows: Sequence[dict[str, Any]],
+    cfg: TrainConfig,
+    out_dir: Path,
+    system: str | None = None,
+    device: str | None = None,
+) -> dict[str, Any]:
+    """Fine-tune ``base_ref`` on ``rows``; write the adapter (or model) to ``out_dir``; return stats."""
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM
+    from trl import SFTConfig, SFTTrainer
+
+    from benchmark.generation import cpu_has_bf16
+    from benchmark.models import default_device, load_tokenizer, resolve
+
+    if not rows:
+        raise ValueError("cannot train on an empty dataset")
+    rm = resolve(base_ref)
+    if rm.is_adapter:
+        raise ValueError(f"train a student from a base model, not from an adapter ({base_ref})")
+    device = device or default_device()
+    torch.manual_seed(cfg.seed)
+    tok = load_tokenizer(base_ref)
+    model = AutoModelForCausalLM.from_pretrained(rm.path, dtype=torch.float32)
+    if cfg.method == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        lcfg = LoraConfig(
+            r=cfg.lora_r,
+            lora_alpha=cfg.lora_alpha,
+            lora_dropout=cfg.lora_dropout,
+            target_modules=list(cfg.target_modules),
+            layers_to_transform=_trainable_layers(model, cfg.frozen_layers),
+            task_type="CAUSAL_LM",
+        )
+        model = get_peft_model(model, lcfg)
+    elif cfg.frozen_layers:
+        for name, p in model.named_parameters():
+            if any(f".layers.{i}." in name for i in cfg.frozen_layers):
+                p.requires_grad_(False)
+    use_bf16 = cfg.bf16 and (device != "cpu" or cpu_has_bf16())
+    ds = Dataset.from_list(to_conversations(rows, system))
+    out_dir = Path(out_dir)
+    args = SFTConfig(
+        output_dir=str(out_dir / "_trainer"),
+        num_train_epochs=cfg.epochs,
+        learning_rate=cfg.learning_rate,
+        per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        max_length=cfg.max_length,
+        weight_decay=cfg.weight_decay,
+        warmup_steps=cfg.warmup_ratio,
+        lr_scheduler_type=cfg.lr_scheduler,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        bf16=use_bf16,
+        use_cpu=device == "cpu",
+        completion_only_loss=True,
+        logging_steps=5,
+        save_strategy="no",
+        report_to=[],
+        disable_tqdm=False,
+        dataloader_num_workers=0,
+        gradient_checkpointing=False,
+    )
+    trainer = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tok)
+    t0 = time.time()
+    result = trainer.train()
+    wall = time.time() - t0
+    model = trainer.model
+    if cfg.method == "lora":
+        model.save_pretrained(out_dir)  # adapter_config.json names the base by its absolute path
+    else:
+        model.save_pretrained(out_dir, safe_serialization=True)
+    tok.save_pretrained(out_dir)
+    n_tokens = sum(len(x) for x in trainer.train_dataset["input_ids"])
+    stats = {
+        "train_loss": float(result.training_loss),
+        "steps": int(result.global_step),
+        "rows": len(rows),
+        "train_seconds": wall,
+        "train_tokens_per_epoch": n_tokens,
+        "loss_history": [
+            {"step": h["step"], "loss": h["loss"]} for h in trainer.state.log_history if "loss" in h
+        ],
+        "bf16": use_bf16,
+        "config": cfg.to_dict(),
+    }
+    (out_dir / "slb_training.json").write_text(json.dumps(stats, indent=2))
+    shutil.rmtree(out_dir / "_trainer", ignore_errors=True)
+    return stats
+
+
+def _trainable_layers(model: Any, frozen: Sequence[int]) -> list[int] | None:
+    if not frozen:
+        return None
+    n = model.config.num_hidden_layers
+    bad = [i for i in frozen if not 0 <= i < n]
+    if bad:
+        raise ValueError(f"frozen_layers {bad} out of range for a model with {n} layers")
+    return [i for i in range(n) if i not in set(frozen)]

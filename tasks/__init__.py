@@ -1,0 +1,6 @@
+"""The standard data tasks and the Inspect evals that score leakage.
+
+Importing this package registers the built-in tasks (``tasks.base.get_task`` looks them up).
+"""
+
+from tasks import numbers  # noqa: F401  (registers "numbers")
