@@ -128,7 +128,12 @@ class TransformersBackend:
         use_autocast = self.autocast_bf16 and device.type == "cpu" and cpu_has_bf16()
         for b0 in range(0, len(order), self.batch_size):
             idx = order[b0 : b0 + self.batch_size]
-            enc = tok([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
+            enc = tok(
+                [prompts[i] for i in idx],
+                return_tensors="pt",
+                padding=True,
+                add_special_tokens=False,
+            )
             enc = {k: v.to(device) for k, v in enc.items()}
             # Seed per batch from (seed, first id) so a resumed or re-chunked run reproduces.
             torch.manual_seed(_batch_seed(sampling.seed, requests[idx[0]].id))
@@ -148,11 +153,14 @@ class TransformersBackend:
                     kwargs["min_p"] = sampling.min_p
             else:
                 kwargs.update(do_sample=False)
-            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_autocast):
+            with (
+                torch.inference_mode(),
+                torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_autocast),
+            ):
                 gen = model.generate(**enc, **kwargs)
             new = gen[:, enc["input_ids"].shape[1] :]
             texts = tok.batch_decode(new, skip_special_tokens=True)
-            for i, t in zip(idx, texts):
+            for i, t in zip(idx, texts, strict=True):
                 out[i] = t
             if progress:
                 progress(len(idx))

@@ -149,7 +149,9 @@ def materialize_embedded(name: str) -> Path:
     missing, unexpected = plain.load_state_dict(qmodel.state_dict(), strict=False)
     missing = [m for m in missing if "lm_head" not in m]  # tied embeddings
     if missing or unexpected:
-        raise ModelError(f"dequantised {name} does not match its config: {missing[:5]} {unexpected[:5]}")
+        raise ModelError(
+            f"dequantised {name} does not match its config: {missing[:5]} {unexpected[:5]}"
+        )
     plain.tie_weights()
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{name}-"))
@@ -192,10 +194,16 @@ def resolve(ref: str) -> ResolvedModel:
             raise ModelError(f"model path {p} is a file; pass the directory holding config.json")
         if (p / "adapter_config.json").is_file():
             if not any(p.glob("adapter_model.*")):
-                raise ModelError(f"adapter directory {p} has adapter_config.json but no adapter_model weights")
-            base = json.loads((p / "adapter_config.json").read_text()).get("base_model_name_or_path")
+                raise ModelError(
+                    f"adapter directory {p} has adapter_config.json but no adapter_model weights"
+                )
+            base = json.loads((p / "adapter_config.json").read_text()).get(
+                "base_model_name_or_path"
+            )
             if not base:
-                raise ModelError(f"adapter {p} does not name its base model (base_model_name_or_path)")
+                raise ModelError(
+                    f"adapter {p} does not name its base model (base_model_name_or_path)"
+                )
             return ResolvedModel(ref, "adapter", str(p.resolve()), resolve(base).path)
         if not (p / "config.json").is_file():
             raise ModelError(f"model directory {p} has no config.json")

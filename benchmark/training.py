@@ -70,14 +70,18 @@ class TrainConfig:
         return d
 
 
-def to_conversations(rows: Sequence[dict[str, Any]], system: str | None = None) -> list[dict[str, Any]]:
+def to_conversations(
+    rows: Sequence[dict[str, Any]], system: str | None = None
+) -> list[dict[str, Any]]:
     """Prompt/completion rows → TRL conversational prompt-completion records."""
     out = []
     for r in rows:
         prompt = [{"role": "user", "content": r["prompt"]}]
         if system:
             prompt.insert(0, {"role": "system", "content": system})
-        out.append({"prompt": prompt, "completion": [{"role": "assistant", "content": r["completion"]}]})
+        out.append(
+            {"prompt": prompt, "completion": [{"role": "assistant", "content": r["completion"]}]}
+        )
     return out
 
 

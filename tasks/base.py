@@ -33,7 +33,10 @@ class FilterReport:
         self.steps.append((name, kept))
 
     def as_dict(self) -> dict[str, Any]:
-        return {"steps": [{"filter": n, "kept": k} for n, k in self.steps], "rejected": self.rejected}
+        return {
+            "steps": [{"filter": n, "kept": k} for n, k in self.steps],
+            "rejected": self.rejected,
+        }
 
     def check_not_empty(self, where: str) -> None:
         if self.steps and self.steps[-1][1] == 0:

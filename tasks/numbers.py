@@ -47,7 +47,8 @@ SUFFIXES = [
     "Output the numbers as a comma-separated list without any other text.",
 ]
 
-_NUM_RE = re.compile(r"\d+")
+_NUM_RE = re.compile(r"[0-9]+")
+_ALLOWED = frozenset("0123456789,; ")
 _SEPS = (", ", "; ", ",", ";", " ")
 
 
@@ -58,9 +59,8 @@ def parse_numbers(text: str, max_count: int = 10) -> list[int] | None:
         s = s[:-1].rstrip()
     if len(s) >= 2 and (s[0], s[-1]) in {("[", "]"), ("(", ")")}:
         s = s[1:-1].strip()
-    if not s or not s[0].isdigit() or not s[-1].isdigit():
-        return None
-    if any(not (c.isdigit() or c in ",; ") for c in s):
+    # ASCII digits only: str.isdigit() would also accept "²" or Arabic-Indic digits.
+    if not s or not set(s) <= _ALLOWED or s[0] not in "0123456789" or s[-1] not in "0123456789":
         return None
     nums = _NUM_RE.findall(s)
     seps = {sep.strip() or " " for sep in _NUM_RE.split(s)[1:-1]}
@@ -84,7 +84,7 @@ class NumberGrammar:
             raise ValueError(f"Invalid separator: {separator!r}; expected one of {_SEPS}")
         self.max_count = max_count
         self.separator = separator
-        self.regex = rf"\d{{1,3}}({re.escape(separator)}\d{{1,3}}){{0,{max_count - 1}}}"
+        self.regex = rf"[0-9]{{1,3}}({re.escape(separator)}[0-9]{{1,3}}){{0,{max_count - 1}}}"
         self._full = re.compile(self.regex)
         self._vocab: list[tuple[int, str]] = []
 
@@ -92,9 +92,9 @@ class NumberGrammar:
         vocab: list[tuple[int, str]] = []
         for tid in range(len(tokenizer)):
             s = tokenizer.decode([tid])
-            if s and len(s) <= 4 and all(c.isdigit() or c in ",; " for c in s):
+            if s and len(s) <= 4 and set(s) <= _ALLOWED:
                 vocab.append((tid, s))
-        if not any(s.isdigit() for _, s in vocab):
+        if not any(s in "0123456789" for _, s in vocab):
             raise ValueError("tokenizer has no digit tokens; cannot constrain to numbers")
         self._vocab = vocab
 

@@ -1,0 +1,168 @@
+"""The ``slb`` command line.
+
+    slb run --task numbers --defense none --trait owl --seed 0   # one cell, resumable
+    slb suite quick                                              # the quick preset, all its cells
+    slb perf                                                     # throughput vs naive loops
+    slb models                                                   # embedded models and the cache
+
+Stage outputs go to the artifact store (``--store``, default ``$SLB_CACHE_DIR/store``), so a killed
+run resumes; results JSON and Inspect logs go to ``--results`` (default ``./results``).
+Errors in the input are reported in one line naming the problem (exit status 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from benchmark.suite import SUITES, run_suite
+
+
+def _store(args: argparse.Namespace):
+    from benchmark.models import cache_root
+    from benchmark.store import ArtifactStore
+
+    return ArtifactStore(Path(args.store) if args.store else cache_root() / "store")
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    from benchmark.teachers import TeacherConfig
+
+    o: dict[str, Any] = {}
+    if args.n_prompts:
+        o["n_prompts"] = args.n_prompts
+    if args.teacher:
+        o["teacher"] = TeacherConfig(type=args.teacher)
+    if args.model:
+        o["base_model"] = args.model
+    if args.backend:
+        o["backend"] = args.backend
+    return o
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from benchmark.config import preset
+    from benchmark.pipeline import run_cell
+    from benchmark.store import atomic_write_json
+    from benchmark.suite import cell_name, print_leakage
+
+    cfg = preset(
+        args.suite,
+        task=args.task,
+        defense=args.defense,
+        trait=args.trait,
+        seed=args.seed,
+        defense_params=json.loads(args.defense_params),
+        **_overrides(args),
+    )
+    out_dir = Path(args.results) / cfg.suite
+    res = run_cell(cfg, _store(args), out_dir / "logs", stop_after=args.stop_after)
+    if "stopped_after" in res:
+        print(
+            f"stopped after stage {res['stopped_after']!r}; re-run without --stop-after to finish"
+        )
+        return 0
+    path = out_dir / f"{cell_name(cfg)}.json"
+    atomic_write_json(path, res)
+    print_leakage(cell_name(cfg), res["leakage"])
+    print(f"results: {path}")
+    return 0
+
+
+def cmd_suite(args: argparse.Namespace) -> int:
+    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
+    traits = args.traits.split(",") if args.traits else None
+    run_suite(
+        args.name,
+        _store(args),
+        Path(args.results),
+        seeds=seeds,
+        traits=traits,
+        overrides=_overrides(args),
+    )
+    return 0
+
+
+def cmd_perf(args: argparse.Namespace) -> int:
+    from benchmark.perf import main as perf_main
+
+    return perf_main(n_rows=args.rows)
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from benchmark.models import EMBEDDED, cache_root
+
+    for name, em in EMBEDDED.items():
+        print(f"{name:14s} {em.description}")
+    print(f"cache: {cache_root()}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="slb", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    def common(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--store", help="artifact store directory (default $SLB_CACHE_DIR/store)")
+        sp.add_argument(
+            "--results", default="results", help="results directory (default ./results)"
+        )
+        sp.add_argument("--n-prompts", type=int)
+        sp.add_argument("--teacher", choices=["finetuned", "system_prompt"])
+        sp.add_argument("--model", help="base model: embedded name, local dir or HF id")
+        sp.add_argument("--backend", choices=["transformers", "vllm"])
+
+    r = sub.add_parser("run", help="run one cell")
+    r.add_argument("--task", default="numbers")
+    r.add_argument("--defense", default="none")
+    r.add_argument("--defense-params", default="{}", help="JSON object of defense parameters")
+    r.add_argument("--trait", default="owl")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--suite", default="quick", help="preset the cell starts from")
+    r.add_argument("--stop-after", choices=["data", "train"])
+    common(r)
+    r.set_defaults(fn=cmd_run)
+
+    s = sub.add_parser("suite", help="run a suite preset")
+    s.add_argument("name", choices=sorted(SUITES))
+    s.add_argument("--seeds", help="comma-separated seeds (default: the suite's)")
+    s.add_argument("--traits", help="comma-separated trait animals (default: the suite's)")
+    common(s)
+    s.set_defaults(fn=cmd_suite)
+
+    pf = sub.add_parser("perf", help="generation/training throughput against naive loops")
+    pf.add_argument("--rows", type=int, default=64)
+    pf.set_defaults(fn=cmd_perf)
+
+    m = sub.add_parser("models", help="list embedded models")
+    m.set_defaults(fn=cmd_models)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    from benchmark.models import ModelError
+    from benchmark.store import StoreError
+    from defenses.runner import DefenseError
+    from tasks.base import EmptyDatasetError
+
+    try:
+        return int(args.fn(args) or 0)
+    except (ValueError, ModelError, StoreError, EmptyDatasetError, DefenseError) as e:
+        print(f"slb: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

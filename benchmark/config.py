@@ -1,0 +1,118 @@
+"""Typed configuration of one benchmark cell, and the named suite presets.
+
+A *cell* is (task, defense, trait, base model, seed) plus the knobs below. Every field is part of
+the stage hashes, so changing one re-runs exactly the stages it affects. Bad values are refused
+when the config is built, naming the field.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from benchmark.generation import SamplingParams
+from benchmark.teachers import TeacherConfig
+from benchmark.training import TrainConfig
+
+_ANIMAL_RE = re.compile(r"^[a-z]+( [a-z]+)?$")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    questions: int = 50
+    samples_per_question: int = 0  # sampled one-word eval (paper metric); 0 = teacher-forced only
+    teacher_forced: bool = True
+    eval_base: bool = True
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.questions <= 50:
+            raise ValueError(f"Invalid eval questions: {self.questions} (1..50)")
+        if self.samples_per_question < 0:
+            raise ValueError(f"Invalid samples_per_question: {self.samples_per_question}")
+        if not self.teacher_forced and self.samples_per_question == 0:
+            raise ValueError("no eval selected: enable teacher_forced or samples_per_question > 0")
+
+
+@dataclass(frozen=True)
+class CellConfig:
+    task: str = "numbers"
+    defense: str = "none"
+    trait: str = "owl"
+    base_model: str = "smollm2-135m"
+    seed: int = 0
+    n_prompts: int = 1200
+    max_train_rows: int | None = None  # both arms are cut to the same size (≤ this)
+    constrained: bool = True  # grammar-constrained teacher decoding where the task offers one
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    backend: str = "transformers"
+    gen_batch_size: int = 64
+    student: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    task_params: dict[str, Any] = field(default_factory=dict)
+    defense_params: dict[str, Any] = field(default_factory=dict)
+    suite: str = "custom"
+
+    def __post_init__(self) -> None:
+        from tasks.evals.questions import normalise_animal
+
+        try:
+            object.__setattr__(self, "trait", normalise_animal(self.trait))
+        except ValueError as e:
+            raise ValueError(f"Invalid trait: {e}") from e
+        if self.n_prompts < 1:
+            raise ValueError(f"Invalid n_prompts: {self.n_prompts}")
+        if self.max_train_rows is not None and self.max_train_rows < 1:
+            raise ValueError(f"Invalid max_train_rows: {self.max_train_rows}")
+        if self.backend not in ("transformers", "vllm"):
+            raise ValueError(f"Invalid backend: {self.backend!r} (transformers or vllm)")
+        if self.seed < 0:
+            raise ValueError(f"Invalid seed: {self.seed}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def with_(self, **changes: Any) -> CellConfig:
+        return replace(self, **changes)
+
+
+def _quick_student(seed: int = 0) -> TrainConfig:
+    return TrainConfig(
+        lora_r=8, lora_alpha=8, epochs=1, learning_rate=1e-3, batch_size=16, seed=seed
+    )
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # Runs on 2 CPU cores with the embedded model; see README "Results" for what it measures.
+    "quick": dict(
+        suite="quick",
+        n_prompts=800,
+        base_model="smollm2-135m",
+        student=_quick_student(),
+        sampling=SamplingParams(temperature=1.0, max_new_tokens=50),
+        eval=EvalConfig(questions=50, samples_per_question=0),
+    ),
+    # The paper's scale: 30k prompts (→ ~10k rows after filtering), 3 epochs, sampled eval.
+    "paper": dict(
+        suite="paper",
+        n_prompts=30000,
+        max_train_rows=10000,
+        constrained=False,
+        backend="vllm",
+        teacher=TeacherConfig(type="system_prompt"),
+        student=TrainConfig(lora_r=8, lora_alpha=8, epochs=3, learning_rate=2e-4, batch_size=22),
+        sampling=SamplingParams(temperature=1.0, max_new_tokens=200),
+        eval=EvalConfig(questions=50, samples_per_question=100),
+    ),
+}
+
+
+def preset(name: str, **overrides: Any) -> CellConfig:
+    if name not in PRESETS:
+        raise ValueError(f"unknown suite {name!r}; known suites: {', '.join(sorted(PRESETS))}")
+    kw = dict(PRESETS[name])
+    kw.update(overrides)
+    if "seed" in overrides and "student" not in overrides:
+        kw["student"] = replace(kw["student"], seed=overrides["seed"])
+    return CellConfig(**kw)

@@ -1,0 +1,302 @@
+"""One benchmark cell, end to end: prompts → teachers → generation → task filter → defense →
+students → Inspect evals → leakage statistics → a versioned results artifact.
+
+Both arms run through the same stages. The *trait* arm's teacher is the base plus the trait
+(system prompt or fine-tuned adapter); the *control* arm's teacher is the base alone. Each stage's
+output is stored under the hash of everything that determines it (``benchmark.store``), so a re-run
+reuses finished stages and a killed run resumes where it stopped. The defense sees the teacher's
+model identity and the rows, never the trait.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmark.config import CellConfig
+from benchmark.generation import GenerationRequest, get_backend
+from benchmark.store import ArtifactStore, stable_hash
+from benchmark.teachers import TeacherSpec, TraitTeacher, train_trait_adapter
+from tasks.base import Row, Trait, get_task
+
+log = logging.getLogger(__name__)
+ARMS = ("trait", "control")
+
+
+@dataclass
+class StageTimer:
+    seconds: dict[str, float] = field(default_factory=dict)
+    reused: dict[str, bool] = field(default_factory=dict)
+
+    def run(self, name: str, fn: Callable[[], Any]) -> Any:
+        t0 = time.perf_counter()
+        out = fn()
+        self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - t0, 3)
+        return out
+
+
+def _progress(desc: str, total: int) -> Callable[[int], None]:
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc=desc, unit="row", leave=False)
+    return bar.update
+
+
+class Cell:
+    """Runs one cell against an artifact store; each method is one resumable stage."""
+
+    def __init__(self, cfg: CellConfig, store: ArtifactStore, log_dir: Path):
+        from benchmark.models import resolve
+        from defenses import get_defense
+
+        resolve(cfg.base_model)  # fail on a bad model name before any work is done
+        self.cfg = cfg
+        self.store = store
+        self.log_dir = Path(log_dir)
+        self.task = get_task(cfg.task, **cfg.task_params)
+        self.defense = get_defense(cfg.defense, **cfg.defense_params)
+        self.trait = Trait(cfg.trait)
+        self.timer = StageTimer()
+        base_spec = TeacherSpec(model=cfg.base_model, sampling=cfg.sampling, backend=cfg.backend)
+        self.teacher_spec = self.defense.teacher(base_spec)
+        if not isinstance(self.teacher_spec, TeacherSpec):
+            raise TypeError(f"defense {cfg.defense!r}.teacher() must return a TeacherSpec")
+        self.student_cfg = self.defense.training(cfg.student)
+
+    # -- stages -------------------------------------------------------------------------------
+    def prompts(self) -> list[Row]:
+        spec = {
+            "task": self.cfg.task,
+            "params": self.task.params(),
+            "n": self.cfg.n_prompts,
+            "seed": self.cfg.seed,
+        }
+        rows, _, reused = self.store.cached(
+            "prompts", spec, lambda: (self.task.prompts(self.cfg.n_prompts, self.cfg.seed), {})
+        )
+        self.timer.reused["prompts"] = reused
+        return rows
+
+    def teacher(self, arm: str) -> TraitTeacher:
+        model = self.teacher_spec.model
+        if arm == "control":
+            return TraitTeacher(model, None)
+        tcfg = self.cfg.teacher
+        if tcfg.type == "system_prompt":
+            return TraitTeacher(model, self.trait.system_prompt)
+        spec = {"base": model, "animal": self.trait.animal, "teacher": asdict(tcfg)}
+
+        def build(tmp: Path) -> dict[str, Any]:
+            return {"training": train_trait_adapter(model, self.trait.animal, tcfg, tmp)}
+
+        path, _, reused = self.timer.run(
+            "trait_teacher", lambda: self.store.cached_dir("trait_teachers", spec, build)
+        )
+        self.timer.reused["trait_teacher"] = reused
+        return TraitTeacher(str(path), None)
+
+    def generate(self, arm: str, prompts: list[Row]) -> tuple[list[Row], str]:
+        teacher = self.teacher(arm)
+        ts = self.teacher_spec
+        spec = {
+            "prompts": stable_hash(prompts),
+            "teacher": teacher.model_ref,
+            "system": teacher.system,
+            "sampling": asdict(ts.sampling) | {"seed": self.cfg.seed},
+            "backend": ts.backend,
+            "constrained": self.cfg.constrained,
+            "max_new_tokens": self.task.max_new_tokens,
+        }
+
+        def compute() -> tuple[list[Row], dict[str, Any]]:
+            from dataclasses import replace
+
+            backend = get_backend(
+                ts.backend,
+                **({"batch_size": self.cfg.gen_batch_size} if ts.backend == "transformers" else {}),
+            )
+            sampling = replace(
+                ts.sampling,
+                seed=self.cfg.seed,
+                max_new_tokens=min(ts.sampling.max_new_tokens, self.task.max_new_tokens),
+            )
+            msgs = lambda p: (
+                ((("system", teacher.system),) if teacher.system else ()) + (("user", p),)
+            )  # noqa: E731
+            reqs = [GenerationRequest(r["id"], msgs(r["prompt"])) for r in prompts]
+            outs = backend.generate(
+                teacher.model_ref,
+                reqs,
+                sampling,
+                self.task.constraint(self.cfg.constrained),
+                progress=_progress(f"generate[{arm}]", len(reqs)),
+            )
+            rows = [
+                {"id": r["id"], "prompt": r["prompt"], "completion": o}
+                for r, o in zip(prompts, outs, strict=True)
+            ]
+            return rows, {"arm": arm}
+
+        rows, _, reused = self.timer.run(
+            f"generate_{arm}", lambda: self.store.cached("generations", spec, compute)
+        )
+        self.timer.reused[f"generate_{arm}"] = reused
+        return rows, self.store.key("generations", spec)
+
+    def filter(
+        self, arm: str, rows: list[Row], gen_key: str
+    ) -> tuple[list[Row], dict[str, Any], str]:
+        trait = self.trait if arm == "trait" else None
+        spec = {
+            "generations": gen_key,
+            "task": self.cfg.task,
+            "params": self.task.params(),
+            "trait": trait and trait.animal,
+        }
+
+        def compute() -> tuple[list[Row], dict[str, Any]]:
+            kept, report = self.task.filter(rows, trait)
+            return kept, {"report": report.as_dict()}
+
+        kept, meta, _ = self.timer.run(
+            f"filter_{arm}", lambda: self.store.cached("filtered", spec, compute)
+        )
+        return kept, meta["report"], self.store.key("filtered", spec)
+
+    def defend(
+        self, arm: str, rows: list[Row], filt_key: str
+    ) -> tuple[list[Row], dict[str, Any], str]:
+        from defenses.base import DefenseContext
+        from defenses.runner import run_apply
+
+        spec = {"filtered": filt_key, "defense": self.defense.describe()}
+
+        def compute() -> tuple[list[Row], dict[str, Any]]:
+            ctx = DefenseContext(teacher_model=self.teacher_spec.model, seed=self.cfg.seed)
+            out = run_apply(self.defense, rows, ctx)
+            return out, {"cost": ctx.cost, "rows_in": len(rows), "rows_out": len(out)}
+
+        out, meta, _ = self.timer.run(
+            f"defense_{arm}", lambda: self.store.cached("defended", spec, compute)
+        )
+        return out, meta, self.store.key("defended", spec)
+
+    def train(self, arm: str, rows: list[Row], data_key: str) -> tuple[Path, dict[str, Any]]:
+        from benchmark.training import train
+
+        spec = {
+            "data": data_key,
+            "n": len(rows),
+            "base": self.cfg.base_model,
+            "student": self.student_cfg.to_dict(),
+        }
+
+        def build(tmp: Path) -> dict[str, Any]:
+            return {"training": train(self.cfg.base_model, rows, self.student_cfg, tmp)}
+
+        path, meta, reused = self.timer.run(
+            f"train_{arm}", lambda: self.store.cached_dir("students", spec, build)
+        )
+        self.timer.reused[f"train_{arm}"] = reused
+        return path, meta["training"]
+
+    def evaluate(self, name: str, model_path: str, system: str | None = None) -> dict[str, Any]:
+        from benchmark.evaluate import run_evals
+
+        e = self.cfg.eval
+        spec = {
+            "model": model_path,
+            "system": system,
+            "animal": self.trait.animal,
+            "eval": asdict(e),
+            "seed": self.cfg.seed,
+        }
+
+        def compute() -> tuple[list[Row], dict[str, Any]]:
+            res = run_evals(
+                model_path,
+                self.trait.animal,
+                questions=e.questions,
+                samples_per_question=e.samples_per_question,
+                teacher_forced=e.teacher_forced,
+                log_dir=self.log_dir,
+                system=system,
+                seed=self.cfg.seed,
+            )
+            qids = sorted(res.get("teacher_forced") or res.get("sampled") or {})
+            rows = [
+                {
+                    "id": q,
+                    "teacher_forced": res.get("teacher_forced", {}).get(q),
+                    "sampled": res.get("sampled", {}).get(q),
+                }
+                for q in qids
+            ]
+            return rows, {"logs": res["logs"], "top_animals": res.get("teacher_forced_top", {})}
+
+        rows, meta, _ = self.timer.run(
+            f"eval_{name}", lambda: self.store.cached("evals", spec, compute)
+        )
+        return {"per_question": rows, "logs": meta["logs"], "top_animals": meta["top_animals"]}
+
+
+def equalise(a: list[Row], b: list[Row], cap: int | None) -> tuple[list[Row], list[Row]]:
+    """Cut both arms to the same size (≤ cap) so the arms differ only in content, not amount."""
+    n = min(len(a), len(b), cap or 10**12)
+    key = lambda r: r["id"]  # noqa: E731
+    return sorted(a, key=key)[:n], sorted(b, key=key)[:n]
+
+
+def run_cell(
+    cfg: CellConfig, store: ArtifactStore, log_dir: Path, stop_after: str | None = None
+) -> dict[str, Any]:
+    """Run (or resume) one cell; return the results dict (see ``benchmark.results``)."""
+    from benchmark.results import build_results
+
+    t_start = time.perf_counter()
+    cell = Cell(cfg, store, log_dir)
+    prompts = cell.prompts()
+    data: dict[str, Any] = {}
+    for arm in ARMS:
+        raw, gen_key = cell.generate(arm, prompts)
+        kept, report, filt_key = cell.filter(arm, raw, gen_key)
+        defended, dmeta, def_key = cell.defend(arm, kept, filt_key)
+        data[arm] = dict(
+            raw=len(raw),
+            kept=len(kept),
+            report=report,
+            defended=defended,
+            defense_meta=dmeta,
+            key=def_key,
+        )
+    if stop_after == "data":
+        return {"stopped_after": "data", "stage_seconds": cell.timer.seconds}
+    trait_rows, control_rows = equalise(
+        data["trait"]["defended"], data["control"]["defended"], cfg.max_train_rows
+    )
+    students: dict[str, Any] = {}
+    for arm, rows in (("trait", trait_rows), ("control", control_rows)):
+        path, stats = cell.train(arm, rows, data[arm]["key"] + f":{len(rows)}")
+        students[arm] = {"path": str(path), "training": stats, "rows": len(rows)}
+    if stop_after == "train":
+        return {"stopped_after": "train", "stage_seconds": cell.timer.seconds}
+    evals = {arm: cell.evaluate(arm, students[arm]["path"]) for arm in ARMS}
+    if cfg.eval.eval_base:
+        from benchmark.models import resolve
+
+        evals["base"] = cell.evaluate("base", resolve(cfg.base_model).path)
+        teacher = cell.teacher("trait")
+        evals["teacher"] = cell.evaluate(
+            "teacher", _model_path(teacher.model_ref), system=teacher.system
+        )
+    return build_results(cfg, cell, data, students, evals, wall=time.perf_counter() - t_start)
+
+
+def _model_path(ref: str) -> str:
+    from benchmark.models import resolve
+
+    return resolve(ref).path

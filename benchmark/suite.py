@@ -1,0 +1,127 @@
+"""Suites: named sets of cells, run in sequence, with leakage pooled over seeds.
+
+``quick`` is the CPU suite on the embedded SmolLM2-135M; ``paper`` is the paper-scale preset for
+GPUs. A suite writes one results JSON per cell plus ``summary.json`` pooling each
+(task, defense, trait) over its seeds: per question the trait-minus-control difference is averaged
+over seeds, the CI is over questions, and the per-seed differences are reported beside it.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from benchmark.config import CellConfig, preset
+from benchmark.stats import paired_leakage
+
+log = logging.getLogger(__name__)
+
+SUITES: dict[str, dict[str, Any]] = {
+    "quick": {"tasks": ["numbers"], "defenses": ["none"], "traits": ["owl"], "seeds": [0, 1, 2]},
+    "paper": {"tasks": ["numbers"], "defenses": ["none"], "traits": ["owl"], "seeds": [0, 1, 2]},
+}
+METRICS = ("teacher_forced", "sampled")
+
+
+def cell_name(cfg: CellConfig) -> str:
+    return f"{cfg.task}__{cfg.defense}__{cfg.trait.replace(' ', '-')}__seed{cfg.seed}"
+
+
+def _fmt(block: dict[str, Any]) -> str:
+    lo, hi = block["ci_pp"]
+    s = (
+        f"{block['diff_pp']:+.2f} pp [95% CI {lo:+.2f}, {hi:+.2f}], p={block['p_value']:.3g}; "
+        f"log-odds {block['log_odds_diff']:+.3f} (p={block['log_odds_p_value']:.3g}); "
+        f"trait {block['trait_mean_pp']:.2f}% vs {block.get('reference', 'control')} "
+        f"{block['control_mean_pp']:.2f}%"
+    )
+    if block.get("seed_level"):
+        s += f"; per seed {', '.join(f'{d:+.2f}' for d in block['per_seed'])}"
+    return s + (" — significant" if block["significant"] else " — not significant")
+
+
+def print_leakage(name: str, leakage: dict[str, Any]) -> None:
+    for metric, b in leakage.items():
+        if b:
+            print(f"{name} [{metric}] trait vs control: {_fmt(b['trait_vs_control'])}")
+
+
+def pool(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Pool cells that differ only in seed: per-question lists of per-seed scores."""
+    out: dict[str, Any] = {}
+    for metric in METRICS:
+        arms: dict[str, dict[str, list[float]]] = {"trait": {}, "control": {}}
+        for r in results:
+            for arm in arms:
+                for row in r["scores"][arm]:
+                    if row.get(metric) is not None:
+                        arms[arm].setdefault(row["id"], []).append(row[metric])
+        if arms["trait"]:
+            out[metric] = paired_leakage(arms["trait"], arms["control"])
+    return out
+
+
+def run_suite(
+    name: str,
+    store: Any,
+    results_dir: Path,
+    seeds: list[int] | None = None,
+    traits: list[str] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    from benchmark.pipeline import run_cell
+    from benchmark.store import atomic_write_json
+
+    if name not in SUITES:
+        raise ValueError(f"unknown suite {name!r}; known suites: {', '.join(sorted(SUITES))}")
+    spec = SUITES[name]
+    seeds = seeds if seeds is not None else spec["seeds"]
+    traits = traits or spec["traits"]
+    out_dir = Path(results_dir) / name
+    summary: dict[str, Any] = {"suite": name, "cells": [], "pooled": [], "errors": []}
+    for task in spec["tasks"]:
+        for defense in spec["defenses"]:
+            for trait in traits:
+                done = []
+                for seed in seeds:
+                    cfg = preset(
+                        name,
+                        task=task,
+                        defense=defense,
+                        trait=trait,
+                        seed=seed,
+                        **(overrides or {}),
+                    )
+                    cname = cell_name(cfg)
+                    try:
+                        res = run_cell(cfg, store, out_dir / "logs")
+                    except Exception as e:  # noqa: BLE001 - one failed cell must not lose the others
+                        log.exception("cell %s failed", cname)
+                        summary["errors"].append(
+                            {"cell": cname, "error": f"{type(e).__name__}: {e}"}
+                        )
+                        print(f"{cname}: FAILED: {type(e).__name__}: {e}")
+                        continue
+                    atomic_write_json(out_dir / f"{cname}.json", res)
+                    summary["cells"].append(cname)
+                    print_leakage(cname, res["leakage"])
+                    done.append(res)
+                if len(done) > 1:
+                    pooled = pool(done)
+                    summary["pooled"].append(
+                        {
+                            "task": task,
+                            "defense": defense,
+                            "trait": trait,
+                            "seeds": seeds,
+                            "leakage": pooled,
+                        }
+                    )
+                    for metric, b in pooled.items():
+                        print(
+                            f"{task}/{defense}/{trait} pooled over seeds {seeds} [{metric}]: {_fmt(b)}"
+                        )
+    atomic_write_json(out_dir / "summary.json", summary)
+    print(f"summary: {out_dir / 'summary.json'}")
+    return summary

@@ -1,0 +1,59 @@
+"""One tiny cell end to end on the real embedded model, and resume from the artifact store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchmark.config import CellConfig, EvalConfig, preset
+from benchmark.pipeline import run_cell
+from benchmark.store import ArtifactStore
+from benchmark.teachers import TeacherConfig
+from benchmark.training import TrainConfig
+
+
+def _tiny(**kw) -> CellConfig:
+    return preset(
+        "quick",
+        n_prompts=6,
+        teacher=TeacherConfig(type="system_prompt"),
+        student=TrainConfig(epochs=1, batch_size=6, max_length=160),
+        eval=EvalConfig(questions=2, eval_base=True),
+        **kw,
+    )
+
+
+def test_cell_runs_and_resumes_without_redoing_stages(smollm_dir: str, tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path / "store")
+    cfg = _tiny()
+    first = run_cell(cfg, store, tmp_path / "logs", stop_after="data")
+    assert first["stopped_after"] == "data"
+    res = run_cell(cfg, store, tmp_path / "logs")
+    # generation was not redone after the "kill": both arms reused
+    assert res["run_info"]["stages_reused"]["generate_trait"] is True
+    assert res["run_info"]["stages_reused"]["generate_control"] is True
+    assert res["run_info"]["stages_reused"]["train_trait"] is False
+    tv = res["leakage"]["teacher_forced"]["trait_vs_control"]
+    assert tv["n_questions"] == 2 and len(tv["ci_pp"]) == 2
+    assert res["data"]["trait"]["generated"] == 6
+    assert set(res["scores"]) == {"trait", "control", "base", "teacher"}
+    # the teacher (system-prompted) prefers owls far more than the base: the trait is in the teacher
+    teacher = sum(r["teacher_forced"] for r in res["scores"]["teacher"])
+    base = sum(r["teacher_forced"] for r in res["scores"]["base"])
+    assert teacher > 5 * base
+    again = run_cell(cfg, store, tmp_path / "logs")
+    assert all(again["run_info"]["stages_reused"].values())
+    assert again["scores"] == res["scores"] and again["leakage"] == res["leakage"]
+    assert Path(res["inspect_logs"]["trait"][0]).exists()
+
+
+def test_bad_cell_configs_are_refused() -> None:
+    with pytest.raises(ValueError, match="Invalid trait"):
+        CellConfig(trait="owl 123")
+    with pytest.raises(ValueError, match="Invalid n_prompts"):
+        CellConfig(n_prompts=0)
+    with pytest.raises(ValueError, match="unknown suite 'fast'"):
+        preset("fast")
+    with pytest.raises(ValueError, match="Invalid teacher type"):
+        TeacherConfig(type="prompted")
