@@ -150,7 +150,6 @@ def train(
         report_to=[],
         disable_tqdm=False,
         dataloader_num_workers=0,
-        gradient_checkpointing=False,
     )
     trainer = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tok)
     t0 = time.time()

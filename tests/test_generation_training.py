@@ -75,3 +75,17 @@ def test_train_config_validation() -> None:
         TrainConfig(method="qlora")
     with pytest.raises(ValueError, match="Invalid learning_rate"):
         TrainConfig(learning_rate=5)
+
+
+def test_full_fine_tune_writes_a_plain_model_dir(smollm_dir: str, tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    rows = [dict(r, completion="7, 8, 9") for r in NumbersTask().prompts(2, 1)]
+    cfg = TrainConfig(method="full", epochs=1, batch_size=2, learning_rate=1e-3, max_length=128)
+    train("smollm2-135m", rows, cfg, tmp_path / "full")
+    rm = resolve(str(tmp_path / "full"))
+    assert rm.kind == "local"
+    before = load_file(str(Path(smollm_dir) / "model.safetensors"))
+    after = load_file(str(tmp_path / "full" / "model.safetensors"))
+    key = "model.layers.0.mlp.down_proj.weight"
+    assert not torch.equal(before[key], after[key])
