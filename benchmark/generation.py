@@ -62,14 +62,6 @@ class Constraint(Protocol):
     def may_end(self, text: str) -> bool: ...
 
 
-@dataclass
-class TeacherModel:
-    """What generates: a model reference (embedded name / dir / hub id / adapter dir)."""
-
-    ref: str
-    chat_template: bool = True
-
-
 def render_prompt(tokenizer: Any, req: GenerationRequest) -> str:
     if req.raw_prompt is not None:
         return req.raw_prompt
@@ -128,11 +120,14 @@ class TransformersBackend:
         use_autocast = self.autocast_bf16 and device.type == "cpu" and cpu_has_bf16()
         for b0 in range(0, len(order), self.batch_size):
             idx = order[b0 : b0 + self.batch_size]
+            # A rendered chat prompt already holds its special tokens; a raw few-shot prompt (a
+            # pretrained base such as Gemma) needs the tokenizer's BOS, as the vLLM backend adds it.
+            raw = all(requests[i].raw_prompt is not None for i in idx)
             enc = tok(
                 [prompts[i] for i in idx],
                 return_tensors="pt",
                 padding=True,
-                add_special_tokens=False,
+                add_special_tokens=raw,
             )
             enc = {k: v.to(device) for k, v in enc.items()}
             # Seed per batch from (seed, first id) so a resumed or re-chunked run reproduces.

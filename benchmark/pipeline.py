@@ -124,10 +124,8 @@ class Cell:
                 seed=self.cfg.seed,
                 max_new_tokens=min(ts.sampling.max_new_tokens, self.task.max_new_tokens),
             )
-            msgs = lambda p: (
-                ((("system", teacher.system),) if teacher.system else ()) + (("user", p),)
-            )  # noqa: E731
-            reqs = [GenerationRequest(r["id"], msgs(r["prompt"])) for r in prompts]
+            system = (("system", teacher.system),) if teacher.system else ()
+            reqs = [GenerationRequest(r["id"], (*system, ("user", r["prompt"]))) for r in prompts]
             outs = backend.generate(
                 teacher.model_ref,
                 reqs,
