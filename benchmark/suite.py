@@ -25,7 +25,12 @@ METRICS = ("teacher_forced", "sampled")
 
 
 def cell_name(cfg: CellConfig) -> str:
-    return f"{cfg.task}__{cfg.defense}__{cfg.trait.replace(' ', '-')}__seed{cfg.seed}"
+    """Readable and unique: two configs that differ in any knob (teacher type, sizes) never share
+    a results file."""
+    from benchmark.store import stable_hash
+
+    tag = stable_hash(cfg.to_dict())[:8]
+    return f"{cfg.task}__{cfg.defense}__{cfg.trait.replace(' ', '-')}__seed{cfg.seed}__{tag}"
 
 
 def _fmt(block: dict[str, Any]) -> str:
