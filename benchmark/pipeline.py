@@ -289,12 +289,6 @@ def run_cell(
         evals["base"] = cell.evaluate("base", resolve(cfg.base_model).path)
         teacher = cell.teacher("trait")
         evals["teacher"] = cell.evaluate(
-            "teacher", _model_path(teacher.model_ref), system=teacher.system
+            "teacher", resolve(teacher.model_ref).path, system=teacher.system
         )
     return build_results(cfg, cell, data, students, evals, wall=time.perf_counter() - t_start)
-
-
-def _model_path(ref: str) -> str:
-    from benchmark.models import resolve
-
-    return resolve(ref).path

@@ -18,7 +18,7 @@ adapter) live in :class:`TraitTeacher`, which only the pipeline sees.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -83,10 +83,6 @@ class TeacherSpec:
     model: str  # the base model reference (embedded name, dir or hub id)
     sampling: SamplingParams = field(default_factory=SamplingParams)
     backend: str = "transformers"
-    few_shot: bool = False  # set by defenses whose teacher has no chat template (pretrained bases)
-
-    def with_model(self, model: str) -> TeacherSpec:
-        return replace(self, model=model)
 
 
 @dataclass(frozen=True)
