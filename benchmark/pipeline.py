@@ -133,8 +133,11 @@ class Cell:
                 self.task.constraint(self.cfg.constrained),
                 progress=_progress(f"generate[{arm}]", len(reqs)),
             )
+            # A task's per-row ``meta`` (a gold answer, a source sentence) rides along to its
+            # filter; rows without it stay exactly as before, so cached artifacts are reused.
             rows = [
                 {"id": r["id"], "prompt": r["prompt"], "completion": o}
+                | ({"meta": r["meta"]} if "meta" in r else {})
                 for r, o in zip(prompts, outs, strict=True)
             ]
             return rows, {"arm": arm}
@@ -158,6 +161,9 @@ class Cell:
 
         def compute() -> tuple[list[Row], dict[str, Any]]:
             kept, report = self.task.filter(rows, trait)
+            # Past the task filter, rows are {id, prompt, completion} only: a defense never sees
+            # task meta such as gold answers.
+            kept = [{k: r[k] for k in ("id", "prompt", "completion")} for r in kept]
             return kept, {"report": report.as_dict()}
 
         kept, meta, _ = self.timer.run(
