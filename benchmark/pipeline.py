@@ -58,14 +58,15 @@ class Cell:
         self.store = store
         self.log_dir = Path(log_dir)
         self.task = get_task(cfg.task, **cfg.task_params)
+        from defenses.runner import run_teacher, run_training
+
         self.defense = get_defense(cfg.defense, **cfg.defense_params)
         self.trait = Trait(cfg.trait)
         self.timer = StageTimer()
+        # The defense sees the base model's identity, never the trait adapter or system prompt.
         base_spec = TeacherSpec(model=cfg.base_model, sampling=cfg.sampling, backend=cfg.backend)
-        self.teacher_spec = self.defense.teacher(base_spec)
-        if not isinstance(self.teacher_spec, TeacherSpec):
-            raise TypeError(f"defense {cfg.defense!r}.teacher() must return a TeacherSpec")
-        self.student_cfg = self.defense.training(cfg.student)
+        self.teacher_spec = run_teacher(self.defense, base_spec)
+        self.student_cfg = run_training(self.defense, cfg.student)
 
     # -- stages -------------------------------------------------------------------------------
     def prompts(self) -> list[Row]:
@@ -175,18 +176,29 @@ class Cell:
         self, arm: str, rows: list[Row], filt_key: str
     ) -> tuple[list[Row], dict[str, Any], str]:
         from defenses.base import DefenseContext
-        from defenses.runner import run_apply
+        from defenses.runner import DefenseError, run_apply
 
-        spec = {"filtered": filt_key, "defense": self.defense.describe()}
+        spec = {"filtered": filt_key, "defense": self.defense.identity()}
 
         def compute() -> tuple[list[Row], dict[str, Any]]:
+            # Blind: the (possibly defense-changed) teacher's model identity and the seed only.
             ctx = DefenseContext(teacher_model=self.teacher_spec.model, seed=self.cfg.seed)
-            out = run_apply(self.defense, rows, ctx)
-            return out, {"cost": ctx.cost, "rows_in": len(rows), "rows_out": len(out)}
+            t0 = time.perf_counter()
+            try:
+                out = run_apply(self.defense, rows, ctx)
+            except DefenseError as e:
+                e.arm = arm
+                raise
+            cost = ctx.cost | {"wall_seconds": round(time.perf_counter() - t0, 3)}
+            meta = {"cost": cost, "rows_in": len(rows), "rows_out": len(out), "notes": ctx.notes}
+            return out, meta
 
-        out, meta, _ = self.timer.run(
+        out, meta, reused = self.timer.run(
             f"defense_{arm}", lambda: self.store.cached("defended", spec, compute)
         )
+        self.timer.reused[f"defense_{arm}"] = reused
+        # Entries written before the defense's wall time was recorded: the store timed them.
+        meta.setdefault("cost", {}).setdefault("wall_seconds", meta.get("wall_seconds"))
         return out, meta, self.store.key("defended", spec)
 
     def train(self, arm: str, rows: list[Row], data_key: str) -> tuple[Path, dict[str, Any]]:
@@ -273,6 +285,7 @@ def run_cell(
             raw=len(raw),
             kept=len(kept),
             report=report,
+            filtered=kept,
             defended=defended,
             defense_meta=dmeta,
             key=def_key,
@@ -285,7 +298,12 @@ def run_cell(
     students: dict[str, Any] = {}
     for arm, rows in (("trait", trait_rows), ("control", control_rows)):
         path, stats = cell.train(arm, rows, data[arm]["key"] + f":{len(rows)}")
-        students[arm] = {"path": str(path), "training": stats, "rows": len(rows)}
+        students[arm] = {
+            "path": str(path),
+            "training": stats,
+            "rows": len(rows),
+            "rows_hash": stable_hash(rows),  # results "integrity": what the student was trained on
+        }
     if stop_after == "train":
         return {"stopped_after": "train", "stage_seconds": cell.timer.seconds}
     evals = {arm: cell.evaluate(arm, students[arm]["path"]) for arm in ARMS}

@@ -5,6 +5,25 @@ versions, host, timestamps, wall seconds per stage), ``data`` (rows generated / 
 after the defense, valid yield with a Wilson CI, per arm), ``training`` (per arm), ``scores``
 (per-question scores of every evaluated model), ``leakage`` (trait vs control, and each student vs
 the base, per metric: ``benchmark.stats.paired_leakage``) and ``inspect_logs``.
+
+Added compatibly (readers of the first artifacts must treat them as optional; ``slb validate``
+warns when they are missing):
+
+* ``defense`` — ``name``, ``version``, ``params``, ``description`` (the class docstring),
+  ``hooks`` it overrides, ``params_schema``, ``source`` (``kind`` builtin / entry_point / module,
+  the reference, and for plugins the file path and its ``sha256``).
+* ``data.<arm>.rows_kept_share`` — rows after the defense / rows generated (task filter and defense
+  together); ``defense_kept_share`` — after the defense / what the defense received.
+* ``data.<arm>.defense_cost`` — ``helper_calls``, ``helper_items``, ``helper_tokens``,
+  ``helper_seconds`` (helper models lent through the defense context), ``helpers`` (the same per
+  helper, e.g. ``judge:model=smollm2-135m``) and ``wall_seconds`` of the whole ``apply`` call.
+* ``data.<arm>.examples`` — up to five rows: ``id``, ``prompt``, ``teacher_completion`` (what the
+  defense received), ``defended_completion`` (or ``"(dropped)"``) and ``status``
+  (dropped / rewritten / kept); rows the defense changed come first.
+* ``data.<arm>.defense_notes`` (statistics the defense chose to report) and ``defended_key``
+  (its store entry, so ``slb validate --store`` can re-hash the training rows).
+* ``integrity`` — ``benchmark.store.stable_hash`` of each arm's training rows
+  (``training_rows.<arm>``), of the ``scores`` block and of the ``leakage`` block.
 """
 
 from __future__ import annotations
@@ -17,8 +36,11 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.stats import leakage_vs_base, paired_leakage, rate_ci
+from benchmark.store import stable_hash
 
 SCHEMA = "slb.results/1"
+N_EXAMPLES = 5
+DROPPED = "(dropped)"
 PACKAGES = (
     "subliminal-bench",
     "torch",
@@ -96,10 +118,17 @@ def build_results(
             "valid_yield_ci": list(rate_ci(first, d["raw"])) if d["raw"] else None,
             "filter_report": d["report"],
             "after_defense": len(d["defended"]),
+            "rows_kept_share": len(d["defended"]) / d["raw"] if d["raw"] else 0.0,
+            "defense_kept_share": len(d["defended"]) / d["kept"] if d["kept"] else 0.0,
             "defense_cost": d["defense_meta"].get("cost", {}),
+            "defense_notes": d["defense_meta"].get("notes", {}),
+            "examples": defense_examples(d["filtered"], d["defended"]),
+            "defended_key": d["key"],
             "trained_on": students[arm]["rows"],
         }
     metrics = {m: leakage_block(evals, m) for m in ("teacher_forced", "sampled")}
+    scores = {name: ev["per_question"] for name, ev in evals.items()}
+    leakage = {m: b for m, b in metrics.items() if b is not None}
     return {
         "schema": SCHEMA,
         "config": cfg.to_dict(),
@@ -116,8 +145,44 @@ def build_results(
         },
         "data": arms,
         "training": {arm: s["training"] for arm, s in students.items()},
-        "scores": {name: ev["per_question"] for name, ev in evals.items()},
+        "scores": scores,
         "top_animals": {name: ev["top_animals"] for name, ev in evals.items()},
-        "leakage": {m: b for m, b in metrics.items() if b is not None},
+        "leakage": leakage,
         "inspect_logs": {name: ev["logs"] for name, ev in evals.items()},
+        "integrity": integrity_block(
+            {arm: s["rows_hash"] for arm, s in students.items()}, scores, leakage
+        ),
     }
+
+
+def integrity_block(
+    rows_hashes: dict[str, str], scores: dict[str, Any], leakage: dict[str, Any]
+) -> dict[str, Any]:
+    """Hashes a reader can recompute: ``slb validate`` re-hashes scores and leakage (and, given
+    the store, the training rows) and recomputes leakage from the scores."""
+    return {
+        "method": "benchmark.store.stable_hash",
+        "training_rows": rows_hashes,
+        "scores": stable_hash(scores),
+        "leakage": stable_hash(leakage),
+    }
+
+
+def defense_examples(
+    before: list[dict[str, Any]], after: list[dict[str, Any]], k: int = N_EXAMPLES
+) -> list[dict[str, Any]]:
+    """Up to ``k`` rows showing what the defense did; changed rows first, then kept ones."""
+    out_by_id = {r["id"]: r["completion"] for r in after}
+    changed, same = [], []
+    for r in before:
+        new = out_by_id.get(r["id"])
+        status = "dropped" if new is None else "kept" if new == r["completion"] else "rewritten"
+        ex = {
+            "id": r["id"],
+            "prompt": r["prompt"],
+            "teacher_completion": r["completion"],
+            "defended_completion": DROPPED if new is None else new,
+            "status": status,
+        }
+        (same if status == "kept" else changed).append(ex)
+    return (changed + same)[:k]

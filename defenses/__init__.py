@@ -1,10 +1,31 @@
 """Defenses against trait transmission: the plugin interface and the built-in defenses.
 
-``get_defense(name, **params)`` returns a registered defense; built-ins register on import of this
-package, outside packages through the ``subliminal_bench.defenses`` entry point group.
+``get_defense(ref, **params)`` returns a defense by built-in name, entry point name
+(group ``subliminal_bench.defenses``) or ``path/to/file.py:ClassName``; see ``defenses.base`` for
+the interface, ``defenses.registry`` for where defenses come from, ``defenses.isolation`` for how
+untrusted ones run, and ``defenses.runner`` for the checks every hook's result passes.
 """
 
-from defenses import none as _none  # noqa: F401  (registers "none")
-from defenses.base import Defense, DefenseContext, get_defense, known_defenses, register_defense
+# Importing the built-in modules registers them by name.
+from defenses import none  # noqa: F401
+from defenses.base import Defense, DefenseContext, FilterDefense, RewriteDefense, Row
+from defenses.registry import (
+    ENTRY_POINT_GROUP,
+    get_defense,
+    known_defenses,
+    load_defense,
+    register_defense,
+)
 
-__all__ = ["Defense", "DefenseContext", "get_defense", "known_defenses", "register_defense"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "Defense",
+    "DefenseContext",
+    "FilterDefense",
+    "RewriteDefense",
+    "Row",
+    "get_defense",
+    "known_defenses",
+    "load_defense",
+    "register_defense",
+]

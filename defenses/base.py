@@ -1,51 +1,62 @@
 """The Defense interface: a name, a version, typed parameters and up to three hooks.
 
-Hooks (all optional, each takes and returns the same kind of object, so defenses compose):
+Hooks (all optional; each takes and returns the same kind of object, so defenses compose):
 
-* ``teacher(spec: TeacherSpec) -> TeacherSpec`` — change who generates and how it samples; sees the
-  teacher's model identity, never the trait;
-* ``apply(rows, ctx) -> rows`` — filter or rewrite ``{id, prompt, completion}`` rows; may drop rows
-  or change text, never add or reorder ids;
+* ``teacher(spec: TeacherSpec) -> TeacherSpec`` — change who generates and how it samples. The spec
+  holds the teacher's *base* model identity (provenance) and sampling, never the trait.
+* ``apply(rows, ctx) -> rows`` — filter or rewrite ``{id, prompt, completion}`` rows. A defense may
+  drop rows, change their text, or add JSON fields of its own; it may never add rows, change or
+  reorder ids. ``ctx`` (:class:`defenses.context.DefenseContext`) lends helper models and counts
+  their cost; it holds no trait.
 * ``training(cfg: TrainConfig) -> TrainConfig`` — change how the student trains.
 
-Built-ins register by name with :func:`register_defense`; outside packages through the entry point
-group ``subliminal_bench.defenses``. Duplicate names are refused.
+Parameters are a nested frozen dataclass ``Params`` (see :mod:`defenses.params`); the instance is
+``self.params``. The class docstring is the defense's description on the leaderboard; bump
+``version`` whenever behaviour changes, because stored stage outputs are keyed by name, version and
+parameters. Two template subclasses make the common cases short::
+
+    @register_defense("short_only")
+    class ShortOnly(FilterDefense):
+        '''Drops completions longer than max_chars characters.'''
+        @dataclass(frozen=True)
+        class Params:
+            max_chars: int = 80
+        def keep(self, row):
+            return len(row["completion"]) <= self.params.max_chars
+
+:class:`FilterDefense` — implement ``keep(row) -> bool`` (or ``keep_many(rows, ctx)`` to batch,
+e.g. through a judge model). :class:`RewriteDefense` — implement ``rewrite(row) -> str | None`` (None
+drops the row), or ``rewrite_many(rows, ctx)`` to batch through a rewriter model.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from importlib.metadata import entry_points
-from typing import Any
+import inspect
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 from benchmark.teachers import TeacherSpec
 from benchmark.training import TrainConfig
+from defenses.context import DefenseContext
+from defenses.params import NoParams, build_params, params_dict, params_schema
 
 Row = dict[str, Any]
-ENTRY_POINT_GROUP = "subliminal_bench.defenses"
+HOOKS = ("teacher", "apply", "training")
 
-
-@dataclass
-class DefenseContext:
-    """What a defense may use while it runs: helper models, with their cost counted."""
-
-    teacher_model: str
-    seed: int = 0
-    cost: dict[str, float] = field(
-        default_factory=lambda: {"helper_calls": 0, "helper_seconds": 0.0}
-    )
+__all__ = ["Defense", "DefenseContext", "FilterDefense", "RewriteDefense", "Row", "HOOKS"]
 
 
 class Defense:
-    name: str = ""
-    version: str = "0"
+    """Base class of every defense; the hooks default to passing their input through."""
+
+    name: ClassVar[str] = ""
+    version: ClassVar[str] = "1"
+    Params: ClassVar[type] = NoParams
 
     def __init__(self, **params: Any) -> None:
-        if params:
-            raise ValueError(f"defense {self.name!r} takes no parameters, got {sorted(params)}")
-        self.params: dict[str, Any] = {}
+        self.params = build_params(self.display_name(), self.Params, params)
 
+    # -- hooks --------------------------------------------------------------------------------
     def teacher(self, spec: TeacherSpec) -> TeacherSpec:
         return spec
 
@@ -55,37 +66,91 @@ class Defense:
     def training(self, cfg: TrainConfig) -> TrainConfig:
         return cfg
 
+    # -- description --------------------------------------------------------------------------
+    @classmethod
+    def display_name(cls) -> str:
+        return cls.name or cls.__name__
+
+    @classmethod
+    def hooks(cls) -> list[str]:
+        """The hooks this class overrides (the others pass their input through)."""
+        return [h for h in HOOKS if getattr(cls, h) is not getattr(Defense, h)]
+
+    @classmethod
+    def description(cls) -> str:
+        # The class's own docstring: an undocumented subclass must not show its parent's.
+        doc = cls.__dict__.get("__doc__")
+        return inspect.cleandoc(doc) if doc else ""
+
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "version": self.version, "params": self.params}
+        """What the results artifact and the leaderboard record about this defense."""
+        return {
+            "name": self.display_name(),
+            "version": str(self.version),
+            "params": params_dict(self.params),
+            "description": self.description(),
+            "hooks": self.hooks(),
+            "params_schema": params_schema(self.Params),
+            "source": {"kind": "builtin", "module": type(self).__module__},
+        }
+
+    def identity(self) -> dict[str, Any]:
+        """What determines this defense's outputs; part of the stage hashes."""
+        return {
+            "name": self.display_name(),
+            "version": str(self.version),
+            "params": params_dict(self.params),
+        }
 
 
-_DEFENSES: dict[str, Callable[..., Defense]] = {}
+class FilterDefense(Defense):
+    """Keeps the rows for which ``keep(row)`` is true (template; not a defense by itself)."""
+
+    def __init__(self, **params: Any) -> None:
+        if (
+            type(self).keep is FilterDefense.keep
+            and type(self).keep_many is FilterDefense.keep_many
+        ):
+            raise TypeError(f"{type(self).__qualname__} must implement keep() or keep_many()")
+        super().__init__(**params)
+
+    def keep(self, row: Row) -> bool:
+        raise NotImplementedError
+
+    def keep_many(self, rows: Sequence[Row], ctx: DefenseContext) -> Sequence[bool]:
+        return [self.keep(r) for r in rows]
+
+    def apply(self, rows: Sequence[Row], ctx: DefenseContext) -> list[Row]:
+        flags = list(self.keep_many(rows, ctx))
+        if len(flags) != len(rows):
+            raise ValueError(f"keep_many returned {len(flags)} flags for {len(rows)} rows")
+        for r, k in zip(rows, flags, strict=True):
+            # A truthy non-bool (a score, a string) is almost always a bug in the filter.
+            if not isinstance(k, bool) and type(k).__name__ != "bool_":
+                raise TypeError(f"keep() returned {type(k).__name__} for row {r['id']!r}, not bool")
+        return [dict(r) for r, k in zip(rows, flags, strict=True) if k]
 
 
-def register_defense(name: str) -> Callable[[type[Defense]], type[Defense]]:
-    def deco(cls: type[Defense]) -> type[Defense]:
-        if name in _DEFENSES:
-            raise ValueError(f"defense {name!r} is already registered")
-        cls.name = name
-        _DEFENSES[name] = cls
-        return cls
+class RewriteDefense(Defense):
+    """Replaces each completion by ``rewrite(row)``; None drops the row (template)."""
 
-    return deco
+    def __init__(self, **params: Any) -> None:
+        cls = type(self)
+        if (
+            cls.rewrite is RewriteDefense.rewrite
+            and cls.rewrite_many is RewriteDefense.rewrite_many
+        ):
+            raise TypeError(f"{cls.__qualname__} must implement rewrite() or rewrite_many()")
+        super().__init__(**params)
 
+    def rewrite(self, row: Row) -> str | None:
+        raise NotImplementedError
 
-def _load_entry_points() -> None:
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name not in _DEFENSES:
-            _DEFENSES[ep.name] = ep.load()
+    def rewrite_many(self, rows: Sequence[Row], ctx: DefenseContext) -> Sequence[str | None]:
+        return [self.rewrite(r) for r in rows]
 
-
-def known_defenses() -> list[str]:
-    _load_entry_points()
-    return sorted(_DEFENSES)
-
-
-def get_defense(name: str, **params: Any) -> Defense:
-    known = known_defenses()
-    if name not in _DEFENSES:
-        raise ValueError(f"unknown defense {name!r}; known defenses: {', '.join(known)}")
-    return _DEFENSES[name](**params)
+    def apply(self, rows: Sequence[Row], ctx: DefenseContext) -> list[Row]:
+        texts = list(self.rewrite_many(rows, ctx))
+        if len(texts) != len(rows):
+            raise ValueError(f"rewrite_many returned {len(texts)} texts for {len(rows)} rows")
+        return [{**r, "completion": t} for r, t in zip(rows, texts, strict=True) if t is not None]

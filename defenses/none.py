@@ -1,10 +1,11 @@
 """``none``: the no-defense baseline. Every residual leakage is compared against it."""
 
-from defenses.base import Defense, register_defense
+from defenses.base import Defense
+from defenses.registry import register_defense
 
 
 @register_defense("none")
 class NoDefense(Defense):
-    """Passes the teacher, the rows and the training config through unchanged."""
+    """No defense: the teacher, the rows and the student's training pass through unchanged."""
 
     version = "1"

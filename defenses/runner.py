@@ -1,9 +1,11 @@
-"""Run a defense's ``apply`` hook and check what it returned.
+"""Run a defense's hooks and check what they return: the pipeline calls only these.
 
-A defense may drop rows or rewrite their text; it may not add rows, change or reorder ids, or return
-anything but ``{id, prompt, completion}`` rows with string text. Any violation is a
-:class:`DefenseError` naming the defense and the problem, so the cell records it instead of training
-on corrupted data. (Untrusted, non-built-in defenses will additionally run in a child process.)
+``run_teacher``, ``run_apply`` and ``run_training`` call one hook (in-process for a built-in; an
+:class:`~defenses.isolation.IsolatedDefense` runs it in a child) and check the result. ``apply``
+must return a list of ``{id, prompt, completion}`` dicts whose ids are a subsequence of its input's
+(rows dropped, none added, changed or reordered), with string text and JSON-safe extra fields (no
+NaN or infinity). Any failure or violation is a :class:`DefenseError` naming the defense, the hook
+and the problem, so the cell records it instead of training on corrupted data.
 """
 
 from __future__ import annotations
@@ -12,48 +14,101 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from benchmark.teachers import TeacherSpec
+from benchmark.training import TrainConfig
 from defenses.base import Defense, DefenseContext, Row
 
 
 class DefenseError(RuntimeError):
-    """A defense failed or broke the row contract."""
+    """A defense failed or broke the row contract; ``record()`` is its per-cell error entry."""
+
+    def __init__(self, message: str, hook: str | None = None, defense: str | None = None):
+        super().__init__(message)
+        self.hook, self.defense, self.arm = hook, defense, None
+
+    def record(self) -> dict[str, Any]:
+        return {"stage": "defense", "hook": self.hook, "defense": self.defense, "arm": self.arm}
+
+
+def _json_problem(v: Any, where: str) -> str | None:
+    if isinstance(v, float) and not math.isfinite(v):
+        return f"{where} is {'NaN' if math.isnan(v) else v}"
+    if v is None or isinstance(v, (str, bool, int, float)):
+        return None
+    if isinstance(v, list):
+        return next((p for i, x in enumerate(v) if (p := _json_problem(x, f"{where}[{i}]"))), None)
+    if isinstance(v, dict):
+        if bad := [k for k in v if not isinstance(k, str)]:
+            return f"{where} has a non-string key {bad[0]!r}"
+        return next((p for k, x in v.items() if (p := _json_problem(x, f"{where}[{k!r}]"))), None)
+    return f"{where} is {type(v).__name__}, which is not JSON"
 
 
 def check_rows(name: str, before: Sequence[Row], after: Any) -> list[Row]:
+    """``after`` if it is a valid output of ``apply`` on ``before``, else a DefenseError."""
+
+    def fail(msg: str) -> DefenseError:
+        return DefenseError(f"defense {name!r}: {msg}", hook="apply", defense=name)
+
     if not isinstance(after, list):
-        raise DefenseError(
-            f"defense {name!r} returned {type(after).__name__}, expected a list of rows"
-        )
+        raise fail(f"apply() returned {type(after).__name__}, expected a list of rows")
     positions = {r["id"]: i for i, r in enumerate(before)}
     last = -1
     for j, r in enumerate(after):
         if not isinstance(r, dict):
-            raise DefenseError(f"defense {name!r}: row {j} is {type(r).__name__}, expected a dict")
+            raise fail(f"row {j} is {type(r).__name__}, expected a dict")
         rid = r.get("id")
-        if rid not in positions:
-            raise DefenseError(
-                f"defense {name!r}: row {j} has id {rid!r}, which was not in its input (added or changed id)"
-            )
+        if not isinstance(rid, str) or rid not in positions:
+            raise fail(f"row {j} has id {rid!r}, which was not in its input (added or changed id)")
         if positions[rid] <= last:
-            raise DefenseError(
-                f"defense {name!r}: row {j} (id {rid!r}) is out of order or repeated"
-            )
+            raise fail(f"row {j} (id {rid!r}) is out of order or repeated")
         last = positions[rid]
         for k in ("prompt", "completion"):
-            v = r.get(k)
-            if not isinstance(v, str):
-                raise DefenseError(
-                    f"defense {name!r}: row {rid!r} field {k!r} is {type(v).__name__}, expected str"
-                )
-        for k, v in r.items():
-            if isinstance(v, float) and math.isnan(v):
-                raise DefenseError(f"defense {name!r}: row {rid!r} field {k!r} is NaN")
+            if not isinstance(v := r.get(k), str):
+                raise fail(f"row {rid!r} field {k!r} is {type(v).__name__}, expected str")
+        if problem := _json_problem(r, f"row {rid!r}"):
+            raise fail(problem)
     return after
 
 
-def run_apply(defense: Defense, rows: Sequence[Row], ctx: DefenseContext) -> list[Row]:
+def _guarded(defense: Defense, hook: str, call: Any) -> Any:
+    name = defense.display_name()
     try:
-        out = defense.apply([dict(r) for r in rows], ctx)
+        return call()
+    except DefenseError as e:
+        e.defense = e.defense or name
+        raise
     except Exception as e:  # noqa: BLE001 - any failure of plugin code becomes a named cell error
-        raise DefenseError(f"defense {defense.name!r} raised {type(e).__name__}: {e}") from e
-    return check_rows(defense.name, rows, out)
+        raise DefenseError(
+            f"defense {name!r}: {hook}() raised {type(e).__name__}: {e}", hook=hook, defense=name
+        ) from e
+
+
+def run_teacher(defense: Defense, spec: TeacherSpec) -> TeacherSpec:
+    out = _guarded(defense, "teacher", lambda: defense.teacher(spec))
+    if not isinstance(out, TeacherSpec):
+        raise DefenseError(
+            f"defense {defense.display_name()!r}: teacher() returned {type(out).__name__}, "
+            "expected a TeacherSpec",
+            hook="teacher",
+            defense=defense.display_name(),
+        )
+    return out
+
+
+def run_training(defense: Defense, cfg: TrainConfig) -> TrainConfig:
+    out = _guarded(defense, "training", lambda: defense.training(cfg))
+    if not isinstance(out, TrainConfig):
+        raise DefenseError(
+            f"defense {defense.display_name()!r}: training() returned {type(out).__name__}, "
+            "expected a TrainConfig",
+            hook="training",
+            defense=defense.display_name(),
+        )
+    return out
+
+
+def run_apply(defense: Defense, rows: Sequence[Row], ctx: DefenseContext) -> list[Row]:
+    # Copies, so a built-in that mutates its input cannot change the caller's (stored) rows.
+    out = _guarded(defense, "apply", lambda: defense.apply([dict(r) for r in rows], ctx))
+    return check_rows(defense.display_name(), rows, out)

@@ -16,7 +16,7 @@ ROWS = [{"id": f"r{i}", "prompt": "p", "completion": "1, 2"} for i in range(3)]
     ("argv", "message"),
     [
         (["run", "--task", "nums"], "unknown task 'nums'; known tasks: numbers"),
-        (["run", "--defense", "magic"], "unknown defense 'magic'; known defenses: none"),
+        (["run", "--defense", "magic"], "unknown defense 'magic'; known defenses: "),
         (["run", "--trait", "owl!"], "Invalid trait"),
         (["run", "--model", "./no/such/dir"], "unknown model './no/such/dir'"),
     ],
@@ -55,7 +55,7 @@ def test_defense_exception_becomes_named_error() -> None:
         def apply(self, rows, ctx):
             raise KeyError("x")
 
-    with pytest.raises(DefenseError, match="defense 'boom' raised KeyError"):
+    with pytest.raises(DefenseError, match=r"defense 'boom': apply\(\) raised KeyError"):
         run_apply(Boom(), ROWS, DefenseContext(teacher_model="m"))
 
 

@@ -1,0 +1,99 @@
+"""What a defense may use while its ``apply`` hook runs: the teacher's identity, a seed, and
+helper models lent to it with their cost counted.
+
+The context is *blind*: it holds the teacher's model identity (the base the data came from, as a
+defense could know from provenance), the cell seed, and factories for helper models — never the
+trait, the system prompt, the arm, or the cell config. Helpers are lent by kind::
+
+    emb = ctx.embedder()                    # benchmark.helper_models.Embedder ("minilm-l6")
+    p_yes = ctx.judge().yes_probability(qs) # Judge ("smollm2-135m")
+    texts = ctx.rewriter().rewrite(texts)   # Rewriter ("gemma3-270m", another base than SmolLM2)
+    ctx.helper("embedder", model="...")     # any registered kind, any constructor arguments
+
+Each helper counts its own use (``usage``: calls, items, tokens, seconds); :attr:`cost` sums them per
+helper and in total, and the pipeline stores it next to the defense's wall time, so a result names
+what the defense spent. ``notes`` is a JSON dict a defense may fill with its own statistics (a
+threshold it chose, how many rows a judge flagged); it is stored with the results.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def default_helpers() -> dict[str, Callable[..., Any]]:
+    from benchmark.helper_models import Embedder, Judge, Rewriter
+
+    return {"embedder": Embedder, "judge": Judge, "rewriter": Rewriter}
+
+
+_USAGE_KEYS = ("calls", "items", "tokens", "seconds")
+
+
+def _usage(helper: Any) -> dict[str, float]:
+    u = getattr(helper, "usage", None)
+    u = u.as_dict() if hasattr(u, "as_dict") else dict(u or {})
+    return {k: u.get(k, 0) for k in _USAGE_KEYS}
+
+
+def _number(v: Any) -> float:
+    # Reported by plugin code in another process: anything but a finite number counts as 0.
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    return v if ok else 0
+
+
+@dataclass
+class DefenseContext:
+    """Blind context of one ``apply`` call; see the module docstring."""
+
+    teacher_model: str
+    seed: int = 0
+    helper_factories: Mapping[str, Callable[..., Any]] = field(default_factory=default_helpers)
+    notes: dict[str, Any] = field(default_factory=dict)
+    _lent: dict[str, Any] = field(default_factory=dict, repr=False)
+    _carried: dict[str, dict[str, float]] = field(default_factory=dict, repr=False)
+
+    def helper(self, kind: str, **kwargs: Any) -> Any:
+        """The helper of ``kind`` built with ``kwargs``; the same object for the same arguments."""
+        if kind not in self.helper_factories:
+            raise ValueError(
+                f"unknown helper {kind!r}; known helpers: {', '.join(sorted(self.helper_factories))}"
+            )
+        key = kind + "".join(f":{k}={kwargs[k]}" for k in sorted(kwargs))
+        if key not in self._lent:
+            self._lent[key] = self.helper_factories[kind](**kwargs)
+        return self._lent[key]
+
+    def embedder(self, model: str = "minilm-l6", **kwargs: Any) -> Any:
+        return self.helper("embedder", model=model, **kwargs)
+
+    def judge(self, model: str = "smollm2-135m", **kwargs: Any) -> Any:
+        return self.helper("judge", model=model, **kwargs)
+
+    def rewriter(self, model: str = "gemma3-270m", **kwargs: Any) -> Any:
+        kwargs.setdefault("seed", self.seed)
+        return self.helper("rewriter", model=model, **kwargs)
+
+    @property
+    def cost(self) -> dict[str, Any]:
+        """Per-helper usage and totals: ``helper_calls/items/tokens/seconds`` and ``helpers``."""
+        per = {k: dict(v) for k, v in self._carried.items()}
+        for key, h in self._lent.items():
+            u = _usage(h)
+            per[key] = {k: per.get(key, {}).get(k, 0) + u[k] for k in _USAGE_KEYS}
+        totals = {f"helper_{k}": sum(u[k] for u in per.values()) for k in _USAGE_KEYS}
+        totals["helper_seconds"] = round(float(totals["helper_seconds"]), 3)
+        return {**totals, "helpers": per}
+
+    def add_cost(self, cost: Mapping[str, Any]) -> None:
+        """Fold in the cost another process reported for this context (see defenses.isolation)."""
+        for key, u in (cost.get("helpers") or {}).items():
+            prev = self._carried.get(key, {})
+            self._carried[key] = {k: prev.get(k, 0) + _number(u.get(k)) for k in _USAGE_KEYS}
+
+    def blind_copy(self) -> DefenseContext:
+        """A fresh context with the same identity and helpers, no lent objects (for a child)."""
+        return DefenseContext(self.teacher_model, self.seed, dict(self.helper_factories))
