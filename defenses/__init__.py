@@ -7,7 +7,13 @@ untrusted ones run, and ``defenses.runner`` for the checks every hook's result p
 """
 
 # Importing the built-in modules registers them by name.
-from defenses import none  # noqa: F401
+from defenses import (  # noqa: F401
+    banned_words,
+    canonicalize,
+    freeze_early_layers,
+    none,
+    sampling_truncation,
+)
 from defenses.base import Defense, DefenseContext, FilterDefense, RewriteDefense, Row
 from defenses.registry import (
     ENTRY_POINT_GROUP,
