@@ -4,6 +4,8 @@
     slb suite quick                                              # the quick preset, all its cells
     slb perf                                                     # throughput vs naive loops
     slb models                                                   # embedded models and the cache
+    slb submit submissions/<name> [--seeds 0]                    # official run of a submission
+    slb validate submissions/<name>                              # check it, listing every problem
 
 Stage outputs go to the artifact store (``--store``, default ``$SLB_CACHE_DIR/store``), so a killed
 run resumes; results JSON and Inspect logs go to ``--results`` (default ``./results``).
@@ -87,6 +89,43 @@ def cmd_suite(args: argparse.Namespace) -> int:
     return 0
 
 
+def _csv(text: str | None, cast: Any = str) -> list[Any] | None:
+    return [cast(x) for x in text.split(",")] if text else None
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from benchmark.submission import submit
+    from benchmark.validate import validate_submission
+
+    summary = submit(
+        args.folder,
+        _store(args),
+        suite=args.suite,
+        seeds=_csv(args.seeds, int),
+        tasks=_csv(args.tasks),
+        traits=_csv(args.traits),
+        overrides=_overrides(args),
+    )
+    report = validate_submission(args.folder, _store(args))
+    print(report.render())
+    return 0 if report.ok and not summary["errors"] else 1
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from benchmark.validate import validate_submission
+
+    store = _store(args) if args.store or _default_store_exists() else None
+    report = validate_submission(args.folder, store)
+    print(report.render())
+    return 0 if report.ok else 1
+
+
+def _default_store_exists() -> bool:
+    from benchmark.models import cache_root
+
+    return (cache_root() / "store").is_dir()
+
+
 def cmd_perf(args: argparse.Namespace) -> int:
     from benchmark.perf import main as perf_main
 
@@ -109,11 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true")
     sub = p.add_subparsers(dest="cmd", required=True)
 
-    def common(sp: argparse.ArgumentParser) -> None:
+    def common(sp: argparse.ArgumentParser, results: bool = True) -> None:
         sp.add_argument("--store", help="artifact store directory (default $SLB_CACHE_DIR/store)")
-        sp.add_argument(
-            "--results", default="results", help="results directory (default ./results)"
-        )
+        if results:
+            sp.add_argument(
+                "--results", default="results", help="results directory (default ./results)"
+            )
         sp.add_argument("--n-prompts", type=int)
         sp.add_argument("--teacher", choices=["finetuned", "system_prompt"])
         sp.add_argument("--model", help="base model: embedded name, local dir or HF id")
@@ -136,6 +176,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--traits", help="comma-separated trait animals (default: the suite's)")
     common(s)
     s.set_defaults(fn=cmd_suite)
+
+    sb = sub.add_parser("submit", help="run a submission's defense; results into its folder")
+    sb.add_argument("folder", help="submission folder with submission.yaml")
+    sb.add_argument("--suite", default="quick", choices=sorted(SUITES))
+    sb.add_argument("--seeds", help="comma-separated seeds (default: the suite's)")
+    sb.add_argument("--tasks", help="comma-separated tasks (default: the suite's)")
+    sb.add_argument("--traits", help="comma-separated trait animals (default: the suite's)")
+    common(sb, results=False)
+    sb.set_defaults(fn=cmd_submit)
+
+    v = sub.add_parser("validate", help="check a submission and its artifacts; lists every problem")
+    v.add_argument("folder", help="submission folder with submission.yaml")
+    v.add_argument("--store", help="artifact store to re-hash training rows from (default: if any)")
+    v.set_defaults(fn=cmd_validate)
 
     pf = sub.add_parser("perf", help="generation/training throughput against naive loops")
     pf.add_argument("--rows", type=int, default=64)

@@ -9,6 +9,7 @@ over seeds, the CI is over questions, and the per-seed differences are reported 
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,14 @@ def cell_name(cfg: CellConfig) -> str:
     from benchmark.store import stable_hash
 
     tag = stable_hash(cfg.to_dict())[:8]
-    return f"{cfg.task}__{cfg.defense}__{cfg.trait.replace(' ', '-')}__seed{cfg.seed}__{tag}"
+    return f"{cfg.task}__{defense_label(cfg.defense)}__{cfg.trait.replace(' ', '-')}__seed{cfg.seed}__{tag}"
+
+
+def defense_label(ref: str) -> str:
+    """A file-name-safe label for a defense reference (``dir/file.py:Class`` → ``file.Class``)."""
+    if m := re.match(r"^(.+)\.py:([A-Za-z_]\w*)$", ref):
+        ref = f"{Path(m[1]).name}.{m[2]}"
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", ref)
 
 
 def _fmt(block: dict[str, Any]) -> str:
@@ -74,7 +82,13 @@ def run_suite(
     seeds: list[int] | None = None,
     traits: list[str] | None = None,
     overrides: dict[str, Any] | None = None,
+    defenses: list[str] | None = None,
+    tasks: list[str] | None = None,
 ) -> dict[str, Any]:
+    """Run every (task, defense, trait, seed) cell of suite ``name`` (or of the given ``tasks`` /
+    ``defenses`` / ``traits`` / ``seeds`` instead of the suite's) into ``results_dir/name/``. A
+    failed cell is recorded in ``summary.json`` ``errors`` (with the stage, hook and arm when a
+    defense failed) and the others still run; finished stages stay in the store."""
     from benchmark.pipeline import run_cell
     from benchmark.store import atomic_write_json
 
@@ -85,8 +99,8 @@ def run_suite(
     traits = traits or spec["traits"]
     out_dir = Path(results_dir) / name
     summary: dict[str, Any] = {"suite": name, "cells": [], "pooled": [], "errors": []}
-    for task in spec["tasks"]:
-        for defense in spec["defenses"]:
+    for task in tasks or spec["tasks"]:
+        for defense in defenses or spec["defenses"]:
             for trait in traits:
                 done = []
                 for seed in seeds:
@@ -103,8 +117,9 @@ def run_suite(
                         res = run_cell(cfg, store, out_dir / "logs")
                     except Exception as e:  # noqa: BLE001 - one failed cell must not lose the others
                         log.exception("cell %s failed", cname)
+                        record = e.record() if hasattr(e, "record") else {}
                         summary["errors"].append(
-                            {"cell": cname, "error": f"{type(e).__name__}: {e}"}
+                            {"cell": cname, "error": f"{type(e).__name__}: {e}", **record}
                         )
                         print(f"{cname}: FAILED: {type(e).__name__}: {e}")
                         continue

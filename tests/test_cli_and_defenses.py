@@ -15,7 +15,7 @@ ROWS = [{"id": f"r{i}", "prompt": "p", "completion": "1, 2"} for i in range(3)]
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["run", "--task", "nums"], "unknown task 'nums'; known tasks: numbers"),
+        (["run", "--task", "nums"], "unknown task 'nums'; known tasks: "),
         (["run", "--defense", "magic"], "unknown defense 'magic'; known defenses: "),
         (["run", "--trait", "owl!"], "Invalid trait"),
         (["run", "--model", "./no/such/dir"], "unknown model './no/such/dir'"),

@@ -1,0 +1,174 @@
+"""Submissions: the submission.yaml schema (every problem listed), `slb validate` on the real
+baseline artifacts and on tampered copies, and `slb submit` → `slb validate` end to end on a tiny
+cell of the worked example (real embedded model), including a failing plugin's error record."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from benchmark.cli import main
+from benchmark.config import EvalConfig
+from benchmark.store import ArtifactStore
+from benchmark.submission import load_submission, submit
+from benchmark.suite import run_suite
+from benchmark.teachers import TeacherConfig
+from benchmark.training import TrainConfig
+from benchmark.validate import validate_submission
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "submissions" / "example-digit-entropy"
+NONE = ROOT / "submissions" / "none"
+TINY = dict(
+    n_prompts=6,
+    teacher=TeacherConfig(type="system_prompt"),
+    student=TrainConfig(epochs=1, batch_size=6, max_length=160),
+    eval=EvalConfig(questions=2, eval_base=False),
+)
+
+
+def _example_copy(tmp_path: Path) -> Path:
+    folder = tmp_path / "example-digit-entropy"
+    folder.mkdir()
+    for name in ("submission.yaml", "digit_entropy.py"):
+        shutil.copy(EXAMPLE / name, folder / name)
+    return folder
+
+
+def test_schema_lists_every_problem(tmp_path: Path) -> None:
+    folder = tmp_path / "my-defense"
+    folder.mkdir()
+    (folder / "submission.yaml").write_text(
+        "name: Other Name\nversion: 1\nauthors: []\nlicense: MIT\ncolour: blue\n"
+        "defense: {module: ../evil.py}\nparams: [1]\n"
+        "description: 'first paragraph\n\n  second paragraph'\n"
+    )
+    sub, problems = load_submission(folder)
+    assert sub is None
+    text = "\n".join(problems)
+    for expected in (
+        "unknown field 'colour'",
+        "missing field 'contact'",
+        "'version' must be",
+        "'name' must be a lower-case name",
+        "'authors' must be a non-empty list",
+        "'params' must be a mapping",
+        "'description' must be one paragraph",
+        "'defense.module' '../evil.py' is outside the submission folder",
+        "'defense.class' must name the defense class",
+    ):
+        assert expected in text
+    assert len(problems) == 9
+
+
+def test_defense_must_name_exactly_one_source(tmp_path: Path) -> None:
+    folder = _example_copy(tmp_path)
+    y = folder / "submission.yaml"
+    y.write_text(y.read_text().replace("defense:\n", "defense:\n  builtin: none\n"))
+    assert "exactly one of builtin, entry_point, module" in load_submission(folder)[1][0]
+
+
+def test_example_loads_in_a_child_and_lists_missing_results(tmp_path: Path, capsys) -> None:
+    folder = _example_copy(tmp_path)
+    sub, problems = load_submission(folder)
+    assert not problems and sub.kind == "module" and sub.params == {"drop_share": 0.2}
+    assert main(["validate", str(folder), "--store", str(tmp_path / "store")]) == 1
+    out = capsys.readouterr().out
+    assert "PROBLEM: no results yet" in out and "defense 'digit-entropy' v1.0 loads (module)" in out
+    # A bad parameter is caught by the plugin's own typed Params, in the child.
+    y = folder / "submission.yaml"
+    y.write_text(y.read_text().replace("drop_share: 0.2", "drop_share: 1.5"))
+    report = validate_submission(folder)
+    assert any("Invalid drop_share: 1.5" in p for p in report.problems)
+
+
+def test_baseline_artifacts_validate_with_predates_warnings() -> None:
+    report = validate_submission(NONE)
+    assert report.ok, report.render()
+    assert any(
+        "no integrity block (artifact predates integrity hashes)" in w for w in report.warnings
+    )
+
+
+def test_tampered_baseline_copy_lists_every_problem(tmp_path: Path) -> None:
+    folder = tmp_path / "none"
+    shutil.copytree(NONE, folder)
+    cell = next((folder / "results" / "quick").glob("numbers__*seed0*.json"))
+    art = json.loads(cell.read_text())
+    art["leakage"]["teacher_forced"]["trait_vs_control"]["diff_pp"] += 0.5
+    art["config"]["defense_params"] = {"strength": 2}
+    cell.write_text(json.dumps(art))
+    summary = folder / "results" / "quick" / "summary.json"
+    s = json.loads(summary.read_text())
+    s["pooled"][0]["leakage"]["teacher_forced"]["p_value"] = 0.5
+    summary.write_text(json.dumps(s))
+    problems = "\n".join(validate_submission(folder).problems)
+    assert "leakage.teacher_forced.trait_vs_control.diff_pp: stored" in problems
+    assert "ran with params {'strength': 2}" in problems
+    assert "pooled none.teacher_forced.p_value" in problems
+
+
+@pytest.fixture(scope="module")
+def tiny_store(tmp_path_factory) -> ArtifactStore:
+    return ArtifactStore(tmp_path_factory.mktemp("store"))
+
+
+def test_failing_plugin_is_a_clean_error_record_and_keeps_stages(
+    tiny_store, tmp_path, smollm_dir
+) -> None:
+    crash = tmp_path / "crash.py"
+    crash.write_text(
+        "import os\nfrom defenses import Defense\n\n"
+        "class Crash(Defense):\n    def apply(self, rows, ctx):\n        os._exit(7)\n"
+    )
+    summary = run_suite(
+        "quick", tiny_store, tmp_path / "results", seeds=[0], overrides=TINY,
+        defenses=[f"{crash}:Crash"],
+    )  # fmt: skip
+    (err,) = summary["errors"]
+    assert err["stage"] == "defense" and err["hook"] == "apply" and err["arm"] == "trait"
+    assert err["defense"] == "Crash" and "exited with code 7" in err["error"]
+    assert err["cell"].startswith("numbers__crash.Crash__owl__seed0__")
+    # What was computed before the defense (the trait arm's data) survives in the store.
+    assert len(list(tiny_store.root.glob("generations/*/.complete"))) == 1
+    assert len(list(tiny_store.root.glob("filtered/*/.complete"))) == 1
+    assert not list(tiny_store.root.glob("defended/*"))
+    assert json.loads((tmp_path / "results" / "quick" / "summary.json").read_text())["errors"]
+
+
+def test_submit_then_validate_end_to_end(tiny_store, tmp_path, smollm_dir, monkeypatch) -> None:
+    folder = _example_copy(tmp_path)
+    monkeypatch.chdir(tmp_path)  # as a submitter runs it: the config records a relative path
+    summary = submit(folder, tiny_store, seeds=[0], overrides=TINY)
+    assert summary["errors"] == [] and len(summary["cells"]) == 1
+    art_path = next((folder / "results" / "quick").glob("numbers__digit_entropy*.json"))
+    art = json.loads(art_path.read_text())
+    assert art["config"]["defense"] == "example-digit-entropy/digit_entropy.py:DigitEntropyFilter"
+    assert art["defense"]["name"] == "digit-entropy" and art["defense"]["source"]["sha256"]
+    assert art["defense"]["description"].startswith("Drops the share of number-list rows")
+    for arm in ("trait", "control"):
+        d = art["data"][arm]
+        assert d["rows_kept_share"] == d["after_defense"] / d["generated"]
+        assert d["defense_notes"]["digit_entropy_dropped"] == 1  # a fifth of six rows
+        assert d["defense_cost"]["wall_seconds"] > 0 and d["defense_cost"]["helper_calls"] == 0
+        assert sum(e["defended_completion"] == "(dropped)" for e in d["examples"]) == 1
+        assert d["examples"][0]["status"] == "dropped"
+    report = validate_submission(folder, tiny_store)
+    assert report.ok, report.render()
+    assert not any("not re-hashed" in n for n in report.notes)  # training rows were re-hashed
+
+    # Tamper with a score, the training-data hash and the module's code: each is named.
+    art["scores"]["trait"][0]["teacher_forced"] = 0.5
+    art["integrity"]["training_rows"]["trait"] = "0" * 16
+    art_path.write_text(json.dumps(art))
+    module = folder / "digit_entropy.py"
+    module.write_text(module.read_text() + "\n# edited\n")
+    problems = "\n".join(validate_submission(folder, tiny_store).problems)
+    assert "the scores block does not match its integrity hash" in problems
+    assert "leakage.teacher_forced.trait_vs_control" in problems
+    assert "trait training rows do not match their hash" in problems
+    assert "control training rows" not in problems
+    assert "the defense code changed since these results were produced" in problems
