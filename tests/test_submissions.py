@@ -172,3 +172,11 @@ def test_submit_then_validate_end_to_end(tiny_store, tmp_path, smollm_dir, monke
     assert "trait training rows do not match their hash" in problems
     assert "control training rows" not in problems
     assert "the defense code changed since these results were produced" in problems
+
+
+@pytest.mark.parametrize(
+    "folder", sorted(p.parent.name for p in (ROOT / "submissions").glob("*/submission.yaml"))
+)
+def test_every_shipped_submission_is_well_formed(folder: str) -> None:
+    sub, problems = load_submission(ROOT / "submissions" / folder)
+    assert not problems and sub.name == folder
