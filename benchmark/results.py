@@ -173,7 +173,8 @@ def defense_examples(
 ) -> list[dict[str, Any]]:
     """Up to ``k`` rows showing what the defense did; changed rows first, then kept ones."""
     out_by_id = {r["id"]: r["completion"] for r in after}
-    changed, same = [], []
+    changed: list[dict[str, Any]] = []
+    same: list[dict[str, Any]] = []
     for r in before:
         new = out_by_id.get(r["id"])
         status = "dropped" if new is None else "kept" if new == r["completion"] else "rewritten"

@@ -60,6 +60,34 @@ def print_leakage(name: str, leakage: dict[str, Any]) -> None:
             print(f"{name} [{metric}] trait vs control: {_fmt(b['trait_vs_control'])}")
 
 
+def cost_summary(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the defense cost over these cells: rows kept per arm, helper and wall seconds."""
+    out: dict[str, Any] = {}
+    for arm in ("trait", "control"):
+        shares = [r["data"][arm].get("rows_kept_share") for r in results]
+        if all(s is not None for s in shares):
+            out[f"{arm}_rows_kept_share"] = sum(shares) / len(shares)
+    costs = [
+        r["data"][arm].get("defense_cost", {}) for r in results for arm in ("trait", "control")
+    ]
+    for k in ("helper_seconds", "wall_seconds"):
+        out[f"defense_{k}"] = round(sum(c.get(k) or 0 for c in costs), 3)
+    return out
+
+
+def print_cost(name: str, results: list[dict[str, Any]]) -> None:
+    c = cost_summary(results)
+    kept = ", ".join(
+        f"{a} {c[f'{a}_rows_kept_share']:.1%}"
+        for a in ("trait", "control")
+        if f"{a}_rows_kept_share" in c
+    )
+    print(
+        f"{name} cost: rows kept {kept or 'n/a'}; defense {c['defense_wall_seconds']:.1f} s "
+        f"(helper models {c['defense_helper_seconds']:.1f} s)"
+    )
+
+
 def pool(results: list[dict[str, Any]]) -> dict[str, Any]:
     """Pool cells that differ only in seed: per-question lists of per-seed scores."""
     out: dict[str, Any] = {}
@@ -126,6 +154,7 @@ def run_suite(
                     atomic_write_json(out_dir / f"{cname}.json", res)
                     summary["cells"].append(cname)
                     print_leakage(cname, res["leakage"])
+                    print_cost(cname, [res])
                     done.append(res)
                 if len(done) > 1:
                     pooled = pool(done)
@@ -136,6 +165,7 @@ def run_suite(
                             "trait": trait,
                             "seeds": seeds,
                             "leakage": pooled,
+                            "cost": cost_summary(done),
                         }
                     )
                     for metric, b in pooled.items():

@@ -147,9 +147,8 @@ def _check_integrity(art: dict[str, Any], where: str, report: Report, store: Any
     if store is None or not all(k and store.has("defended", k) for k in keys):
         report.notes.append(f"{where}: training rows not re-hashed (no store entry for them)")
         return
-    arms = equalise(
-        *(store.read_rows("defended", k) for k in keys), art["config"]["max_train_rows"]
-    )
+    trait, control = (store.read_rows("defended", k) for k in keys)
+    arms = equalise(trait, control, art["config"]["max_train_rows"])
     for arm, rows in zip(("trait", "control"), arms, strict=True):
         if integ.get("training_rows", {}).get(arm) != stable_hash(rows):
             report.problems.append(f"{where}: {arm} training rows do not match their hash")
@@ -188,7 +187,7 @@ def validate_artifact(
 
 
 def _check_summary(path: Path, arts: dict[str, dict], report: Report) -> None:
-    from benchmark.suite import pool
+    from benchmark.suite import cost_summary, pool
 
     summary = json.loads(path.read_text(encoding="utf-8"))
     for err in summary.get("errors", []):
@@ -206,6 +205,8 @@ def _check_summary(path: Path, arts: dict[str, dict], report: Report) -> None:
         ]
         fresh = pool(cells) if len(cells) > 1 else {}
         report.problems += diff_numbers(p["leakage"], fresh, f"{path}: pooled {p['defense']}")
+        if "cost" in p and len(cells) > 1:
+            report.problems += diff_numbers(p["cost"], cost_summary(cells), f"{path}: cost")
 
 
 def validate_submission(folder: str | Path, store: Any = None) -> Report:
@@ -220,12 +221,11 @@ def validate_submission(folder: str | Path, store: Any = None) -> Report:
     if not suites:
         report.problems.append(f"no results yet: run `slb submit {folder}` to produce them")
     for suite_dir in suites:
-        arts = {}
+        arts: dict[str, dict[str, Any]] = {}
         for path in sorted(suite_dir.glob("*.json")):
             if path.name != "summary.json":
-                art = validate_artifact(path, sub, plugin, report, store)
-                arts[path.stem] = art
-        arts = {k: v for k, v in arts.items() if v is not None}
+                if (art := validate_artifact(path, sub, plugin, report, store)) is not None:
+                    arts[path.stem] = art
         if not arts:
             report.problems.append(f"{suite_dir}: no result artifacts")
         if (suite_dir / "summary.json").is_file():

@@ -34,9 +34,9 @@ _USAGE_KEYS = ("calls", "items", "tokens", "seconds")
 
 
 def _usage(helper: Any) -> dict[str, float]:
-    u = getattr(helper, "usage", None)
-    u = u.as_dict() if hasattr(u, "as_dict") else dict(u or {})
-    return {k: u.get(k, 0) for k in _USAGE_KEYS}
+    u: Any = getattr(helper, "usage", None)
+    d = u.as_dict() if hasattr(u, "as_dict") else dict(u or {})
+    return {k: d.get(k, 0) for k in _USAGE_KEYS}
 
 
 def _number(v: Any) -> float:

@@ -30,7 +30,7 @@ import sys
 import time
 import traceback
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from benchmark.teachers import TeacherSpec
@@ -72,7 +72,11 @@ def _op_training(d: Defense, source: Source, cfg: TrainConfig) -> Any:
     return out.to_dict()
 
 
-_OPS = {"describe": _op_describe, "teacher": _op_teacher, "training": _op_training}
+_OPS: dict[str, Callable[[Defense, Source, Any], Any]] = {
+    "describe": _op_describe,
+    "teacher": _op_teacher,
+    "training": _op_training,
+}
 
 
 def _child_main(conn: Any, request: dict[str, Any]) -> None:
@@ -82,11 +86,12 @@ def _child_main(conn: Any, request: dict[str, Any]) -> None:
     os.setsid()  # its own process group, so a timeout kills anything it started too
     limit = request["memory_mb"] << 20
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    op, ctx, payload = request["op"], request.get("ctx"), {}
+    op, ctx = request["op"], request.get("ctx")
+    payload: dict[str, Any] = {}
     try:
         d = load_class(request["source"])(**request["params"])
         if op == "apply":
-            out = d.apply(request["arg"], ctx)
+            out = d.apply(request["arg"], ctx)  # type: ignore[arg-type]  # set for "apply"
             payload = {"type": type(out).__name__, "value": out}
         else:
             payload = {"type": "dict", "value": _OPS[op](d, request["source"], request["arg"])}
@@ -233,7 +238,7 @@ class IsolatedDefense(Defense):
             _kill_group(proc)
             recv.close()
         what = "loading it" if op == "describe" else f"{op}()"
-        if problem:
+        if problem or data is None:
             raise DefenseError(f"defense {who!r}: {what} {problem}", hook=op)
         try:
             reply = json.loads(data)

@@ -24,7 +24,8 @@ class DefenseError(RuntimeError):
 
     def __init__(self, message: str, hook: str | None = None, defense: str | None = None):
         super().__init__(message)
-        self.hook, self.defense, self.arm = hook, defense, None
+        self.hook, self.defense = hook, defense
+        self.arm: str | None = None  # set by the pipeline, which knows the arm
 
     def record(self) -> dict[str, Any]:
         return {"stage": "defense", "hook": self.hook, "defense": self.defense, "arm": self.arm}
