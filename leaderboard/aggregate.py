@@ -1,0 +1,412 @@
+"""Pool loaded cells into the leaderboard's numbers: ranking, ties, reduction, flags, per-task tables.
+
+Plain functions on lists of :class:`leaderboard.loader.Cell` (no Streamlit), so they are tested
+directly. ``ranking(cells, metric)`` returns one row per defense *entry* (name, version, params).
+Cells are only ever pooled within one *setup* (same suite, base model and every config knob but
+the cell coordinates and seeds): the app selects one setup before calling anything here.
+
+Statistics (``benchmark.stats``; percentage points, trait student minus control student):
+
+* A (task, trait) *group* is pooled over its seeds exactly as ``slb suite`` does: per question the
+  seeds are averaged, the 95 % t-interval is over questions (``paired_leakage``).
+* An entry's *residual leakage* over several groups weighs every group equally: per question the
+  seed-averaged scores of each group are averaged over groups (the groups take the place of seeds
+  in ``paired_leakage``); the CI is again over questions. Its ``significant`` also asks that every
+  group points the same way.
+* *Reduction* = baseline residual − defense residual, on the groups both have, the baseline being
+  the ``none`` defense's cells of the same setup. Per question: the baseline's group-averaged
+  difference minus the defense's; 95 % t-interval over questions.
+* *Ties*: an entry's rank is 1 + the number of entries whose whole CI lies below its own CI (they
+  leak less, clearly). Entries whose CIs overlap are never ordered against each other this way;
+  a rank shared by several entries is shown as "=k".
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from benchmark.stats import paired_leakage
+from leaderboard.loader import Cell
+
+BASELINE = "none"
+FEW_ROWS = 0.10
+KNOWN_TASKS = ("numbers", "code", "cot", "paraphrase_unrelated", "paraphrase_contradict")
+Group = tuple[str, str]  # (task, trait)
+
+
+@dataclass
+class Filters:
+    suite: str | None = None
+    base_model: str | None = None
+    setup: str | None = None
+    tasks: list[str] | None = None  # None = all
+    traits: list[str] | None = None
+    include_failed: bool = False  # artifacts whose integrity check failed
+
+
+def select(cells: Iterable[Cell], f: Filters) -> list[Cell]:
+    return [
+        c
+        for c in cells
+        if (f.suite is None or c.suite == f.suite)
+        and (f.base_model is None or c.base_model == f.base_model)
+        and (f.setup is None or c.setup == f.setup)
+        and (f.tasks is None or c.task in f.tasks)
+        and (f.traits is None or c.trait in f.traits)
+        and (f.include_failed or c.integrity != "failed")
+    ]
+
+
+def task_order(tasks: Iterable[str]) -> list[str]:
+    """The five standard tasks in their usual order, then any others alphabetically."""
+    ts = set(tasks)
+    return [t for t in KNOWN_TASKS if t in ts] + sorted(ts - set(KNOWN_TASKS))
+
+
+def setup_labels(cells: Iterable[Cell]) -> dict[str, str]:
+    """A readable name per setup: the config knobs in which it differs from the other setups of
+    the same suite and base model (e.g. ``teacher.type=system_prompt``), or ``default``."""
+    configs: dict[str, dict[str, str]] = {}
+    scope: dict[str, tuple[str, str]] = {}
+    for c in cells:
+        if c.setup not in configs:
+            configs[c.setup] = _flatten(c.setup_config)
+            scope[c.setup] = (c.suite, c.base_model)
+    labels = {}
+    for s, flat in configs.items():
+        peers = [configs[o] for o in configs if scope[o] == scope[s]]
+        keys = sorted({k for p in peers for k in p} - {"suite", "base_model"})
+        differ = [k for k in keys if len({p.get(k) for p in peers}) > 1]
+        label = ", ".join(f"{k}={flat.get(k, 'n/a')}" for k in differ) or "default"
+        labels[s] = label if len(label) <= 100 else f"{label[:90]}… [{s[:6]}]"
+    return labels
+
+
+def _flatten(obj: Any, prefix: str = "") -> dict[str, str]:
+    if isinstance(obj, dict):
+        out: dict[str, str] = {}
+        for k, v in obj.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: json.dumps(obj) if isinstance(obj, list) else str(obj)}
+
+
+# --- pooling -------------------------------------------------------------------------------------
+
+
+def _by_group(cells: Iterable[Cell]) -> dict[Group, list[Cell]]:
+    out: dict[Group, list[Cell]] = defaultdict(list)
+    for c in cells:
+        out[(c.task, c.trait)].append(c)
+    return out
+
+
+def _align(vecs: list[tuple[tuple[str, ...], np.ndarray]]) -> tuple[list[str], np.ndarray] | None:
+    """Stack per-question vectors on the question ids they all have: ``(ids, (questions, n))``;
+    None when fewer than 2 questions are shared (no interval is possible)."""
+    if not vecs:
+        return None
+    ids = set(vecs[0][0]).intersection(*(v[0] for v in vecs[1:]))
+    if len(ids) < 2:
+        return None
+    order = sorted(ids)
+    return order, np.column_stack([_pick(q, v, order) for q, v in vecs])
+
+
+def _pick(ids: tuple[str, ...], vals: np.ndarray, order: list[str]) -> np.ndarray:
+    if list(ids) == order:
+        return vals
+    pos = {q: i for i, q in enumerate(ids)}
+    return vals[[pos[q] for q in order]]
+
+
+def _columns(cells: list[Cell], metric: str) -> tuple[list[str], np.ndarray, np.ndarray] | None:
+    """Question ids shared by all cells and (questions, cells) trait / control score arrays."""
+    have = [c.scores[metric] for c in cells if metric in c.scores]
+    t = _align([(h[0], h[1]) for h in have])
+    c = _align([(h[0], h[2]) for h in have])
+    return None if t is None or c is None else (t[0], t[1], c[1])
+
+
+def _group_means(
+    cells: list[Cell], metric: str
+) -> dict[Group, tuple[tuple[str, ...], np.ndarray, np.ndarray]]:
+    """Per group: question ids and the seed-averaged trait and control score per question."""
+    out = {}
+    for g, gc in _by_group(cells).items():
+        cols = _columns(gc, metric)
+        if cols is not None:
+            out[g] = (tuple(cols[0]), cols[1].mean(axis=1), cols[2].mean(axis=1))
+    return out
+
+
+def pool(cells: list[Cell], metric: str) -> dict[str, Any] | None:
+    """Residual leakage of ``cells`` (one entry, one setup), every (task, trait) group weighted
+    equally; ``paired_leakage``'s dict plus ``n_cells``, ``n_groups`` and ``unit`` (what its
+    ``per_seed`` entries are: seeds of one group, or groups). None if nothing can be pooled."""
+    groups = _by_group(c for c in cells if metric in c.scores)
+    if not groups:
+        return None
+    if len(groups) == 1:
+        cols = _columns(next(iter(groups.values())), metric)
+        unit = "seed"
+    else:
+        means = list(_group_means(cells, metric).values())
+        t = _align([(m[0], m[1]) for m in means])
+        c = _align([(m[0], m[2]) for m in means])
+        cols = None if t is None or c is None else (t[0], t[1], c[1])
+        unit = "task×trait group"
+    if cols is None:
+        return None
+    ids, t_arr, c_arr = cols
+    res = paired_leakage(
+        {q: list(t_arr[i]) for i, q in enumerate(ids)},
+        {q: list(c_arr[i]) for i, q in enumerate(ids)},
+    )
+    res.update(n_cells=sum(len(v) for v in groups.values()), n_groups=len(groups), unit=unit)
+    return res
+
+
+def reduction(cells: list[Cell], baseline: list[Cell], metric: str) -> dict[str, Any] | None:
+    """Baseline residual − defense residual over the groups both have (see module docstring)."""
+    mine, base = _group_means(cells, metric), _group_means(baseline, metric)
+    shared = sorted(set(mine) & set(base))
+    if not shared:
+        return None
+    # Each side: per question, the trait-control difference averaged over the shared groups.
+    d = _align([(mine[g][0], mine[g][1] - mine[g][2]) for g in shared])
+    b = _align([(base[g][0], base[g][1] - base[g][2]) for g in shared])
+    if d is None or b is None:
+        return None
+    both = _align([(tuple(d[0]), d[1].mean(axis=1)), (tuple(b[0]), b[1].mean(axis=1))])
+    if both is None:
+        return None
+    d_q, b_q = both[1][:, 0], both[1][:, 1]
+    mean, ci, p = mean_ci(b_q - d_q)
+    base_res = 100 * float(b_q.mean())
+    return {
+        "reduction_pp": 100 * mean,
+        "ci_pp": [100 * ci[0], 100 * ci[1]],
+        "p_value": p,
+        "significant": p < 0.05,
+        "baseline_pp": base_res,
+        # A share of the baseline only means something when the baseline itself leaks.
+        "share": (100 * mean) / base_res if base_res > 0 else None,
+        "groups": shared,
+    }
+
+
+def mean_ci(x: np.ndarray, confidence: float = 0.95) -> tuple[float, tuple[float, float], float]:
+    """Mean, t-interval and two-sided p-value (against 0) over the entries of ``x``."""
+    mean = float(np.mean(x))
+    if x.size < 2 or np.ptp(x) <= 1e-12:  # no spread: the limits, as benchmark.stats reports them
+        return mean, (mean, mean), 1.0 if abs(mean) <= 1e-12 else 0.0
+    res = stats.ttest_1samp(x, 0.0)
+    ci = res.confidence_interval(confidence)
+    return mean, (float(ci.low), float(ci.high)), float(res.pvalue)
+
+
+# --- ranking -------------------------------------------------------------------------------------
+
+
+def ranks(intervals: list[tuple[float, float] | None]) -> list[str]:
+    """Tie-aware rank labels: 1 + the number of CIs lying wholly below this one; "=k" if shared."""
+    nums: list[int | None] = [
+        None if iv is None else 1 + sum(1 for o in intervals if o is not None and o[1] < iv[0])
+        for iv in intervals
+    ]
+    return ["n/a" if n is None else (f"={n}" if nums.count(n) > 1 else str(n)) for n in nums]
+
+
+def _avg(cells: list[Cell], attr: str) -> float | None:
+    vals = [getattr(c, attr) for c in cells if getattr(c, attr) is not None]
+    return sum(vals) / len(vals) if vals else None
+
+
+def _entries(cells: list[Cell]) -> dict[str, list[Cell]]:
+    out: dict[str, list[Cell]] = defaultdict(list)
+    for c in cells:
+        out[c.entry].append(c)
+    return out
+
+
+def ranking(cells: list[Cell], metric: str, failed: list[Cell] | None = None) -> pd.DataFrame:
+    """One row per defense entry, best first; ``failed`` are the integrity-failed cells that the
+    filter excluded (they still earn their entry a flag)."""
+    entries = _entries(cells)
+    baseline = [c for c in cells if c.defense == BASELINE]
+    all_groups = set(_by_group(cells))
+    failed_by_entry = _entries(failed or [])
+    rows = []
+    for entry, ec in entries.items():
+        res = pool(ec, metric)
+        red = None if ec[0].defense == BASELINE else reduction(ec, baseline, metric)
+        groups = set(_by_group(ec))
+        kept = _avg(ec, "rows_kept")
+        row: dict[str, Any] = {
+            "defense": entry,
+            "name": ec[0].defense,
+            "version": ec[0].version,
+            "params": json.dumps(ec[0].params, sort_keys=True) if ec[0].params else "",
+            "residual_pp": res["diff_pp"] if res else None,
+            "ci_low_pp": res["ci_pp"][0] if res else None,
+            "ci_high_pp": res["ci_pp"][1] if res else None,
+            "p_value": res["p_value"] if res else None,
+            "significant": res["significant"] if res else None,
+            "reduction_pp": red["reduction_pp"] if red else None,
+            "reduction_ci_low_pp": red["ci_pp"][0] if red else None,
+            "reduction_ci_high_pp": red["ci_pp"][1] if red else None,
+            "reduction_share": red["share"] if red else None,
+            "rows_kept": kept,
+            "utility": _avg(ec, "utility"),
+            "helper_calls_per_cell": _avg(ec, "helper_calls"),
+            "helper_seconds_per_cell": _avg(ec, "helper_seconds"),
+            "cells": len(ec),
+            "tasks": ", ".join(task_order({c.task for c in ec})),
+            "traits": ", ".join(sorted({c.trait for c in ec})),
+            "integrity": _integrity_summary(ec, failed_by_entry.get(entry, [])),
+            "sources": ", ".join(sorted({c.source for c in ec})),
+        }
+        row["flags"] = "; ".join(
+            _flags(ec, res, red, kept, groups, all_groups, failed_by_entry.get(entry, []))
+        )
+        rows.append(row)
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    if df.empty:
+        return df
+    intervals = [
+        None if pd.isna(lo) else (lo, hi)
+        for lo, hi in zip(df["ci_low_pp"], df["ci_high_pp"], strict=True)
+    ]
+    df.insert(0, "rank", ranks(intervals))
+    df["_order"] = [int(r.lstrip("=")) if r != "n/a" else math.inf for r in df["rank"]]
+    df = df.sort_values(["_order", "residual_pp"], na_position="last", kind="stable")
+    return df.drop(columns="_order").reset_index(drop=True)
+
+
+COLUMNS = [
+    "defense", "name", "version", "params", "residual_pp", "ci_low_pp", "ci_high_pp", "p_value",
+    "significant", "reduction_pp", "reduction_ci_low_pp", "reduction_ci_high_pp",
+    "reduction_share", "rows_kept", "utility", "helper_calls_per_cell",
+    "helper_seconds_per_cell", "cells", "tasks", "traits", "integrity", "sources", "flags",
+]  # fmt: skip
+
+
+def _integrity_summary(cells: list[Cell], failed: list[Cell]) -> str:
+    counts = defaultdict(int)
+    for c in cells + failed:
+        counts[c.integrity] += 1
+    return ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+
+
+def _flags(
+    ec: list[Cell],
+    res: dict[str, Any] | None,
+    red: dict[str, Any] | None,
+    kept: float | None,
+    groups: set[Group],
+    all_groups: set[Group],
+    failed: list[Cell],
+) -> list[str]:
+    flags = []
+    is_base = ec[0].defense == BASELINE
+    if kept is not None and kept < FEW_ROWS:
+        flags.append(f"keeps < {FEW_ROWS:.0%} of rows")
+    if res is None:
+        flags.append("no poolable scores")
+    elif is_base and not res["significant"]:
+        flags.append("baseline leakage not significant")
+    elif res["significant"] and res["diff_pp"] < 0:
+        flags.append("residual significantly below 0 (trait moved away: still a signal)")
+    if not is_base:
+        if red is None:
+            flags.append("no baseline in this setup")
+        elif not red["significant"]:
+            flags.append("reduction not significant")
+    bad = [c for c in ec if c.integrity == "failed"]
+    if bad:
+        flags.append(f"integrity check failed for {len(bad)} artifact(s) (included)")
+    if failed:
+        flags.append(f"integrity check failed for {len(failed)} artifact(s) (excluded)")
+    if groups != all_groups:
+        flags.append(f"covers {len(groups)} of {len(all_groups)} task×trait groups")
+    return flags
+
+
+def pareto_front(leak: list[float | None], kept: list[float | None]) -> list[bool]:
+    """True where no other point has leakage <= and kept >= with one of them strict (lower leakage
+    and more rows kept are both better); points with a missing coordinate are never on it."""
+    pts = [
+        (float(x), float(y)) if _ok(x) and _ok(y) else None for x, y in zip(leak, kept, strict=True)
+    ]
+    return [
+        p is not None
+        and not any(o is not None and o != p and o[0] <= p[0] and o[1] >= p[1] for o in pts)
+        for p in pts
+    ]
+
+
+def _ok(v: float | None) -> bool:
+    return v is not None and not math.isnan(v)
+
+
+# --- per task and per defense -------------------------------------------------------------------
+
+
+def per_task(cells: list[Cell], metric: str, by: str = "task") -> pd.DataFrame:
+    """Long table: residual leakage of every entry on every task (``by="task"``: traits pooled
+    with equal weight) or every trait (``by="trait"``: tasks pooled); seeds averaged."""
+    rows = []
+    for entry, ec in _entries(cells).items():
+        split: dict[str, list[Cell]] = defaultdict(list)
+        for c in ec:
+            split[getattr(c, by)].append(c)
+        for value, vc in split.items():
+            rows.append(_cell_row({"defense": entry, by: value}, pool(vc, metric)))
+    return pd.DataFrame(rows)
+
+
+def per_group(cells: list[Cell], baseline: list[Cell], metric: str) -> pd.DataFrame:
+    """One entry's per (task, trait) numbers, pooled over seeds, with the baseline beside them."""
+    base_groups = _by_group(baseline)
+    rows = []
+    groups = _by_group(cells)
+    order = {t: i for i, t in enumerate(task_order(g[0] for g in groups))}
+    for (task, trait), gc in sorted(groups.items(), key=lambda kv: (order[kv[0][0]], kv[0][1])):
+        res = pool(gc, metric)
+        row = _cell_row({"task": task, "trait": trait}, res)
+        row["seeds"] = ", ".join(str(s) for s in sorted({c.seed for c in gc}, key=str))
+        b = base_groups.get((task, trait), [])
+        base = pool(b, metric) if b else None
+        row["baseline_pp"] = base["diff_pp"] if base else None
+        red = reduction(gc, b, metric) if b and gc[0].defense != BASELINE else None
+        row["reduction_pp"] = red["reduction_pp"] if red else None
+        row["reduction_ci"] = _fmt_ci(red["ci_pp"]) if red else "n/a"
+        row["rows_kept"] = _avg(gc, "rows_kept")
+        row["utility"] = _avg(gc, "utility")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _cell_row(row: dict[str, Any], res: dict[str, Any] | None) -> dict[str, Any]:
+    row.update(
+        residual_pp=res["diff_pp"] if res else None,
+        ci=_fmt_ci(res["ci_pp"]) if res else "n/a",
+        p_value=res["p_value"] if res else None,
+        significant=res["significant"] if res else None,
+        cells=res["n_cells"] if res else 0,
+    )
+    return row
+
+
+def _fmt_ci(ci: list[float]) -> str:
+    return f"[{ci[0]:+.2f}, {ci[1]:+.2f}]"

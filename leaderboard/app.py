@@ -1,0 +1,286 @@
+"""The Streamlit leaderboard page. Start it with ``slb leaderboard [DIR ...]``, or directly::
+
+    SLB_LEADERBOARD_DIRS=submissions:results streamlit run leaderboard/app.py
+
+It reads results artifacts only (``leaderboard.loader``), pools them (``leaderboard.aggregate``)
+and draws them (``leaderboard.views``); this file is the page layout and its caches. Loading is
+cached per set of files (paths, sizes, modification times), so a new or changed artifact shows up
+on the next rerun. ``?defense=<entry>`` in the URL opens that defense's page.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from leaderboard import aggregate as agg
+from leaderboard import views
+from leaderboard.loader import Cell, Loaded, discover, load
+
+DIRS_ENV = "SLB_LEADERBOARD_DIRS"
+DEFAULT_DIRS = ("submissions", "results")
+HOME = "Leaderboard"
+
+
+def results_dirs() -> tuple[str, ...]:
+    env = os.environ.get(DIRS_ENV, "")
+    return tuple(d for d in env.split(os.pathsep) if d) or DEFAULT_DIRS
+
+
+def fingerprint(dirs: tuple[str, ...]) -> tuple:
+    out = []
+    for p, _ in discover(list(dirs)):
+        try:
+            s = p.stat()
+            out.append((str(p), s.st_size, s.st_mtime_ns))
+        except OSError:
+            out.append((str(p), -1, -1))
+    return tuple(out)
+
+
+@st.cache_resource(show_spinner="Loading results artifacts…", max_entries=4)
+def loaded(dirs: tuple[str, ...], fp: tuple) -> Loaded:
+    return load(list(dirs))
+
+
+@st.cache_resource(max_entries=64)
+def tables(dirs: tuple[str, ...], fp: tuple, f: tuple, metric: str) -> dict[str, pd.DataFrame]:
+    """Ranking and heat map of one filter selection; cached, so moving between pages is instant."""
+    cells = loaded(dirs, fp).cells
+    filt = agg.Filters(*f)
+    chosen = agg.select(cells, filt)
+    failed = [] if filt.include_failed else agg.select(cells, agg.Filters(*f[:5], True))
+    failed = [c for c in failed if c.integrity == "failed"]
+    return {
+        "ranking": agg.ranking(chosen, metric, failed),
+        "per_task": agg.per_task(chosen, metric),
+    }
+
+
+def pick(label: str, options: list[str], key: str, default: str | None = None, fmt=str) -> str:
+    index = options.index(default) if default in options else 0
+    return st.sidebar.selectbox(label, options, index=index, key=key, format_func=fmt)
+
+
+def sidebar(cells: list[Cell]) -> tuple[agg.Filters, str]:
+    st.sidebar.header("Filters")
+    suite = pick("Suite", sorted({c.suite for c in cells}), "suite", "quick")
+    pool = [c for c in cells if c.suite == suite]
+    base = pick("Base model", sorted({c.base_model for c in pool}), "base_model")
+    pool = [c for c in pool if c.base_model == base]
+    labels = agg.setup_labels(pool)
+    # The setup with most cells first: that is where the comparisons are.
+    by_size = [s for s, _ in Counter(c.setup for c in pool).most_common()]
+    setup = pick("Setup (cells are pooled only within one)", by_size, "setup", fmt=labels.get)
+    pool = [c for c in pool if c.setup == setup]
+    have = Counter(m for c in pool for m in c.scores)
+    metric = pick(
+        "Metric", sorted(have), "metric", "teacher_forced" if "teacher_forced" in have else None
+    )
+    tasks_all = agg.task_order({c.task for c in pool})
+    tasks = st.sidebar.multiselect("Tasks", tasks_all, default=tasks_all, key="tasks")
+    traits_all = sorted({c.trait for c in pool})
+    traits = st.sidebar.multiselect("Traits", traits_all, default=traits_all, key="traits")
+    include = st.sidebar.checkbox(
+        "Include artifacts that fail the integrity check", value=False, key="include_failed"
+    )
+    return agg.Filters(suite, base, setup, tasks, traits, include), metric
+
+
+def page_choice(entries: list[str]) -> str:
+    pages = [HOME, *entries]
+    wanted = st.query_params.get("defense")
+    index = pages.index(wanted) if wanted in pages else 0
+    page = st.sidebar.radio("Page", pages, index=index, key="page")
+    if page == HOME:
+        st.query_params.pop("defense", None)
+    else:
+        st.query_params["defense"] = page
+    return page
+
+
+def leaderboard_page(
+    rank: pd.DataFrame, per_task: pd.DataFrame, metric: str, f: agg.Filters
+) -> None:
+    st.subheader("Ranking by residual leakage")
+    if rank.empty:
+        st.info("No results artifacts match the filters.")
+        return
+    st.caption(
+        "Residual leakage = trait student − control student, percentage points, averaged over the "
+        "selected tasks and traits (each weighted equally; seeds averaged per question), 95 % CI "
+        "over eval questions. Reduction = the `none` baseline's residual − this one's, on the same "
+        "setup, tasks and traits. **Ties:** rank = 1 + the number of defenses whose CI lies wholly "
+        "below this one's, so defenses with overlapping CIs share a rank (shown `=k`)."
+    )
+    st.dataframe(views.ranking_table(rank, metric), hide_index=True, key="ranking")
+    st.download_button(
+        "Download table as CSV",
+        rank.to_csv(index=False).encode("utf-8"),
+        file_name=f"leaderboard_{f.suite}_{metric}.csv",
+        mime="text/csv",
+        key="download",
+    )
+    order = list(rank["defense"])
+    if not per_task.empty:
+        st.subheader("Residual leakage per task (pp; * = significant)")
+        st.altair_chart(views.heatmap(per_task, order))
+    st.subheader("Leakage against cost")
+    axis = st.radio("x axis", ["rows kept", "utility"], horizontal=True, key="pareto_x")
+    col = "rows_kept" if axis == "rows kept" else "utility"
+    if rank[col].notna().any():
+        title = "rows kept, %" if col == "rows_kept" else "utility (student quality on the task)"
+        st.altair_chart(views.pareto(rank, col, title))
+    else:
+        st.info(f"No artifact in this selection reports {axis}.")
+
+
+def defense_page(
+    entry: str, cells: list[Cell], rank: pd.DataFrame, metric: str, data: Loaded
+) -> None:
+    mine = [c for c in cells if c.entry == entry]
+    st.subheader(entry)
+    if not mine:
+        st.info("No cells of this defense in the current filter selection.")
+        return
+    first = mine[0]
+    info = first.defense_info
+    meta = {
+        k: v
+        for s in sorted({c.source for c in mine})
+        for k, v in data.submissions.get(s, {}).items()
+    }
+    st.markdown(
+        str(
+            info.get("description")
+            or meta.get("description")
+            or "_No description in the artifacts._"
+        )
+    )
+    row = rank[rank["defense"] == entry].iloc[0] if entry in set(rank["defense"]) else None
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("rank", row["rank"] if row is not None else views.NA)
+    c2.metric("residual leakage, pp", views.pp(row["residual_pp"]) if row is not None else views.NA)
+    c3.metric(
+        "reduction vs none, pp", views.pp(row["reduction_pp"]) if row is not None else views.NA
+    )
+    c4.metric("rows kept", views.pct(row["rows_kept"]) if row is not None else views.NA)
+    if row is not None and row["flags"]:
+        st.warning(f"Flags: {row['flags']}")
+    st.markdown(
+        f"**Name** `{first.defense}` · **version** `{first.version}` · **hooks** {info.get('hooks', views.NA)}"
+    )
+    st.markdown("**Parameters**")
+    st.code(
+        json.dumps(first.params, indent=2, sort_keys=True) if first.params else "(none)",
+        language="json",
+    )
+    if meta:
+        with st.expander("Submission metadata"):
+            st.json(meta)
+    if info.get("source"):
+        with st.expander("Source (as recorded in the artifact)"):
+            st.json(info["source"])
+    left, right = st.columns(2)
+    for col, by in ((left, "task"), (right, "trait")):
+        other = "traits" if by == "task" else "tasks"
+        col.markdown(f"**Per {by}** ({other} pooled, each weighted equally)")
+        long = agg.per_task(mine, metric, by=by)
+        if not long.empty:
+            order = agg.task_order(long[by]) if by == "task" else sorted(long[by])
+            long = long.set_index(by).loc[order].reset_index()
+        col.dataframe(views.split_table(long, by), hide_index=True, key=f"per_{by}")
+    st.markdown("**Per task and trait** (seeds pooled)")
+    baseline = [c for c in cells if c.defense == agg.BASELINE]
+    st.dataframe(
+        views.group_table(agg.per_group(mine, baseline, metric)), hide_index=True, key="groups"
+    )
+    examples_section(mine)
+    logs_section(mine)
+
+
+def examples_section(mine: list[Cell]) -> None:
+    st.markdown("**Example rows: teacher output beside defended output**")
+    with_ex = [c for c in mine if any(c.examples.values())]
+    if not with_ex:
+        st.info("These artifacts carry no example rows (older schema).")
+        return
+    cell = st.selectbox(
+        "Cell",
+        with_ex,
+        key="example_cell",
+        format_func=lambda c: f"{c.task} · {c.trait} · seed {c.seed}",
+    )
+    for arm, tab in zip(("trait", "control"), st.tabs(["trait arm", "control arm"]), strict=True):
+        ex = cell.examples.get(arm) or []
+        cols = ["id", "status", "prompt", "teacher_completion", "defended_completion"]
+        tab.dataframe(
+            pd.DataFrame([{k: e.get(k, views.NA) for k in cols} for e in ex], columns=cols),
+            hide_index=True,
+        )
+
+
+def logs_section(mine: list[Cell]) -> None:
+    st.markdown("**Inspect logs**")
+    dirs = sorted({str(Path(p).parent) for c in mine for ps in c.inspect_logs.values() for p in ps})
+    if not dirs:
+        st.info("No Inspect log paths recorded.")
+        return
+    lines = [
+        f"inspect view --log-dir {d}" + ("" if Path(d).is_dir() else "   # not on this machine")
+        for d in dirs
+    ]
+    st.code("\n".join(lines), language="bash")
+
+
+def skipped_panel(data: Loaded) -> None:
+    with st.expander(f"Skipped artifacts ({len(data.skipped)})", expanded=bool(data.skipped)):
+        if data.skipped:
+            st.dataframe(
+                pd.DataFrame([{"file": s.path, "reason": s.reason} for s in data.skipped]),
+                hide_index=True,
+                key="skipped",
+            )
+        else:
+            st.write("None: every file found is a usable artifact.")
+
+
+def main() -> None:
+    st.set_page_config(page_title="subliminal-bench leaderboard", layout="wide")
+    st.title("Defenses against subliminal trait transmission")
+    dirs = results_dirs()
+    fp = fingerprint(dirs)
+    data = loaded(dirs, fp)
+    st.caption(
+        f"{len(data.cells)} results artifacts from {', '.join(dirs)} "
+        f"({data.n_files} files, {len(data.skipped)} skipped). Read-only: no plugin is executed."
+    )
+    if not data.cells:
+        st.info(f"No usable results artifacts in {', '.join(dirs)}.")
+        skipped_panel(data)
+        return
+    f, metric = sidebar(data.cells)
+    key = (
+        f.suite,
+        f.base_model,
+        f.setup,
+        tuple(f.tasks or ()),
+        tuple(f.traits or ()),
+        f.include_failed,
+    )
+    t = tables(dirs, fp, key, metric)
+    cells = agg.select(data.cells, f)
+    page = page_choice(list(t["ranking"]["defense"]))
+    if page == HOME:
+        leaderboard_page(t["ranking"], t["per_task"], metric, f)
+    else:
+        defense_page(page, cells, t["ranking"], metric, data)
+    skipped_panel(data)
+
+
+main()

@@ -1,0 +1,435 @@
+"""Find results artifacts, parse each into a flat :class:`Cell`, check its integrity.
+
+The leaderboard reads nothing else: no store, no plugin code. Usage::
+
+    from leaderboard.loader import load
+    loaded = load(["submissions", "results"])
+    loaded.cells      # one Cell per usable artifact (duplicates of the same cell dropped)
+    loaded.skipped    # Skipped(path, reason) for every file that could not be used
+
+Required of an artifact (else it is skipped, with the reason): a JSON object with
+``schema == "slb.results/1"``, ``config.{task, defense, trait, seed}``, and per-question scores of
+the ``trait`` and ``control`` students for at least one metric, over the same question ids, each
+in [0, 1]. Everything else (defense description, rows kept, helper cost, utility, examples,
+integrity hashes, Inspect log paths) is optional and shows as "n/a" when absent.
+
+Integrity: ``integrity.scores`` / ``integrity.leakage`` are :func:`content_hash` values of the
+artifact's ``scores`` / ``leakage`` blocks; they are recomputed and compared. Independently of
+the hashes, each stored ``leakage.<metric>.trait_vs_control.diff_pp`` must equal the mean
+trait-minus-control difference recomputed from ``scores``. A cell is ``ok`` when hashes exist and
+everything matches, ``unverified`` when there are no hashes but the leakage is consistent, and
+``failed`` otherwise. Files named ``summary.json`` (suite summaries pooled over seeds), Inspect log
+folders (``logs/``) and hidden folders are not artifacts and are ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmark.results import SCHEMA
+
+METRICS = ("teacher_forced", "sampled")
+ARMS = ("trait", "control")
+IGNORED_NAMES = {"summary.json"}
+IGNORED_DIRS = {"logs"}
+# Keys that say which cell or which replicate this is, not how the experiment was set up; the rest
+# of the config must match for cells to be pooled or compared.
+CELL_KEYS = {"task", "defense", "trait", "seed", "defense_params", "task_params"}
+SUBMISSION_META = ("submission.yaml", "submission.yml", "submission.json")
+
+
+def content_hash(obj: Any) -> str:
+    """The hash integrity blocks store: ``benchmark.store.stable_hash``, the first 16 hex chars of
+    the sha256 of ``json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)``
+    in UTF-8. One definition for writer and reader.
+
+    ``obj`` here was decoded from JSON, so it is already in the canonical form ``stable_hash``
+    first converts to (str keys, lists, finite floats once NaN is refused); skipping that
+    conversion gives the same digest 5x faster, which matters with 1 000 artifacts. A test holds
+    the two equal."""
+    text = json.dumps(
+        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+class Skip(Exception):
+    """An artifact the leaderboard cannot use; the message is shown in the "skipped" panel."""
+
+
+@dataclass
+class Skipped:
+    path: str
+    reason: str
+
+
+@dataclass
+class Cell:
+    """One artifact, flattened to what the leaderboard shows. ``scores[metric]`` is
+    ``(question ids, trait scores, control scores)`` with the ids sorted."""
+
+    path: str
+    source: str
+    suite: str
+    base_model: str
+    setup: str  # hash of the config minus CELL_KEYS and every "seed": what may be pooled
+    setup_config: dict[str, Any]
+    task: str
+    trait: str
+    seed: Any
+    defense: str
+    version: str
+    params: dict[str, Any]
+    entry: str  # the defense identity shown as one leaderboard row: name, version, params
+    scores: dict[str, tuple[tuple[str, ...], np.ndarray, np.ndarray]]
+    integrity: str  # ok / unverified / failed
+    integrity_note: str = ""
+    rows_kept: float | None = None  # share of rows the defense let through (mean of the arms)
+    helper_calls: float | None = None
+    helper_seconds: float | None = None
+    helper_tokens: float | None = None
+    utility: float | None = None
+    defense_info: dict[str, Any] = field(default_factory=dict)
+    examples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    inspect_logs: dict[str, list[str]] = field(default_factory=dict)
+    finished: str | None = None
+    config_hash: str = ""
+
+
+@dataclass
+class Loaded:
+    cells: list[Cell]
+    skipped: list[Skipped]
+    n_files: int
+    submissions: dict[str, dict[str, Any]]  # source -> its submission metadata, if any
+
+
+def discover(dirs: list[str | Path]) -> list[tuple[Path, str]]:
+    """``(artifact path, source label)`` for every candidate JSON under ``dirs``, sorted."""
+    found: list[tuple[Path, str]] = []
+    for d in dirs:
+        root = Path(d)
+        if not root.is_dir():
+            continue
+        for p in root.rglob("*.json"):
+            rel = p.relative_to(root).parts
+            if p.name in IGNORED_NAMES or any(
+                part in IGNORED_DIRS or part.startswith(".") for part in rel[:-1]
+            ):
+                continue
+            found.append((p, _source(root, rel)))
+    return sorted(found)
+
+
+def _source(root: Path, rel: tuple[str, ...]) -> str:
+    # Under submissions/ the first folder is the submission; elsewhere the folder given is the source.
+    if root.resolve().name == "submissions" and len(rel) > 1:
+        return f"submissions/{rel[0]}"
+    return root.name or str(root)
+
+
+def load(dirs: list[str | Path]) -> Loaded:
+    """Parse every artifact under ``dirs``; never raises for a bad file (it is skipped instead)."""
+    cells: list[Cell] = []
+    skipped: list[Skipped] = []
+    files = discover(dirs)
+    for path, source in files:
+        try:
+            cells.append(parse(_read(path), str(path), source))
+        except Skip as e:
+            skipped.append(Skipped(str(path), str(e)))
+        except Exception as e:  # noqa: BLE001 - one odd file must never take the app down
+            skipped.append(Skipped(str(path), f"unexpected {type(e).__name__}: {e}"))
+    cells, dups = _dedupe(cells)
+    return Loaded(cells, skipped + dups, len(files), _submission_meta(dirs))
+
+
+def _read(path: Path) -> Any:
+    try:
+        with open(path, "rb") as f:
+            return json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise Skip(f"not readable JSON: {e}") from None
+
+
+def _dedupe(cells: list[Cell]) -> tuple[list[Cell], list[Skipped]]:
+    """The same cell (identical config) seen twice, e.g. in results/ and in a submission, counts
+    once: the most recently finished copy is kept, so a re-run replaces an old result."""
+    best: dict[str, Cell] = {}
+    dropped: list[Skipped] = []
+    for c in cells:
+        key = c.config_hash
+        old = best.get(key)
+        if old is None:
+            best[key] = c
+            continue
+        keep, drop = (c, old) if (c.finished or "") > (old.finished or "") else (old, c)
+        best[key] = keep
+        dropped.append(
+            Skipped(drop.path, f"duplicate of {keep.path} (same config; kept the newer)")
+        )
+    return list(best.values()), dropped
+
+
+def parse(art: Any, path: str = "", source: str = "") -> Cell:
+    """One artifact (already JSON-decoded) to a :class:`Cell`; raises :class:`Skip` with a reason."""
+    if not isinstance(art, dict):
+        raise Skip(f"not a results artifact: top level is a {type(art).__name__}")
+    if art.get("schema") != SCHEMA:
+        raise Skip(f"schema is {art.get('schema')!r}, expected {SCHEMA!r}")
+    cfg = _need(art, "config", dict)
+    for key in ("task", "defense", "trait"):
+        _need(cfg, key, str, "config.")
+    seed = cfg.get("seed")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise Skip(f"config.seed is {seed!r}, expected an integer")
+    scores = _scores(_need(art, "scores", dict))
+    d = art.get("defense") if isinstance(art.get("defense"), dict) else {}
+    name = str(d.get("name") or cfg["defense"])
+    version = str(d.get("version", "n/a"))
+    params = d.get("params") if isinstance(d.get("params"), dict) else cfg.get("defense_params")
+    params = params if isinstance(params, dict) else {}
+    setup_config = _strip_cell(cfg)
+    status, note = check_integrity(art, scores)
+    data = art.get("data") if isinstance(art.get("data"), dict) else {}
+    arms = [data.get(a) for a in ARMS if isinstance(data.get(a), dict)]
+    run_info = art.get("run_info") if isinstance(art.get("run_info"), dict) else {}
+    return Cell(
+        path=path,
+        source=source,
+        suite=str(cfg.get("suite", "n/a")),
+        base_model=str(cfg.get("base_model", "n/a")),
+        setup=_hash(setup_config),
+        setup_config=setup_config,
+        task=cfg["task"],
+        trait=cfg["trait"],
+        seed=seed,
+        defense=name,
+        version=version,
+        params=params,
+        entry=entry_label(name, version, params),
+        scores=scores,
+        integrity=status,
+        integrity_note=note,
+        rows_kept=_mean([_kept_share(a) for a in arms]),
+        helper_calls=_sum_cost(arms, "helper_calls"),
+        helper_seconds=_sum_cost(arms, "helper_seconds"),
+        helper_tokens=_sum_cost(arms, "helper_tokens"),
+        utility=_utility(art.get("utility")),
+        defense_info={k: v for k, v in d.items() if k not in ("name", "version", "params")},
+        examples={a: _examples(data.get(a)) for a in ARMS},
+        inspect_logs=_logs(art.get("inspect_logs")),
+        finished=str(run_info.get("finished")) if run_info.get("finished") else None,
+        config_hash=_hash({"config": cfg, "defense": [name, version, params]}),
+    )
+
+
+def entry_label(name: str, version: str, params: dict[str, Any]) -> str:
+    """The row name of a defense on the leaderboard: different params are different entries."""
+    if not params:
+        return f"{name} v{version}"
+    args = ", ".join(f"{k}={json.dumps(v, sort_keys=True)}" for k, v in sorted(params.items()))
+    return f"{name} v{version} ({args})"
+
+
+def _need(obj: dict[str, Any], key: str, typ: type, where: str = "") -> Any:
+    v = obj.get(key)
+    if not isinstance(v, typ):
+        what = "missing" if v is None else f"a {type(v).__name__}"
+        raise Skip(f"{where}{key} is {what}, expected a {typ.__name__}")
+    return v
+
+
+def _scores(block: dict[str, Any]) -> dict[str, tuple[tuple[str, ...], np.ndarray, np.ndarray]]:
+    per_arm: dict[str, list[Any]] = {a: _need(block, a, list, "scores.") for a in ARMS}
+    out = {}
+    for m in METRICS:
+        vals = {a: _column(rows, m, a) for a, rows in per_arm.items()}
+        if not vals["trait"] and not vals["control"]:
+            continue
+        if set(vals["trait"]) != set(vals["control"]):
+            raise Skip(f"scores.trait and scores.control cover different questions for {m}")
+        if len(vals["trait"]) < 2:
+            raise Skip(f"fewer than 2 scored questions for {m}")
+        ids = tuple(sorted(vals["trait"]))
+        t = np.array([vals["trait"][q] for q in ids])
+        c = np.array([vals["control"][q] for q in ids])
+        out[m] = (ids, t, c)
+    if not out:
+        raise Skip("no per-question scores for the trait and control students (partial run?)")
+    return out
+
+
+def _column(rows: list[Any], metric: str, arm: str) -> dict[str, float]:
+    col: dict[str, float] = {}
+    for r in rows:
+        if not isinstance(r, dict) or not isinstance(r.get("id"), str):
+            raise Skip(f"scores.{arm} has a row without a string id")
+        v = r.get(metric)
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
+            raise Skip(
+                f"scores.{arm} question {r['id']!r}: {metric} = {v!r}, expected a number in [0, 1]"
+            )
+        col[r["id"]] = float(v)
+    return col
+
+
+def check_integrity(art: dict[str, Any], scores: dict[str, Any]) -> tuple[str, str]:
+    """``(status, note)``; see the module docstring for what ok / unverified / failed mean."""
+    problems: list[str] = []
+    integ = art.get("integrity")
+    hashed = False
+    if isinstance(integ, dict):
+        for key in ("scores", "leakage"):
+            want = integ.get(key)
+            if want is None:
+                continue
+            hashed = True
+            try:
+                got = content_hash(art.get(key))
+            except (TypeError, ValueError) as e:
+                problems.append(f"{key}: cannot hash ({e})")
+                continue
+            if got != want:
+                problems.append(f"{key} hash {got} != stored {want}")
+    leakage = art.get("leakage") if isinstance(art.get("leakage"), dict) else {}
+    for m, (_, t, c) in scores.items():
+        block = leakage.get(m)
+        stored = (
+            block.get("trait_vs_control", {}).get("diff_pp") if isinstance(block, dict) else None
+        )
+        if not isinstance(stored, (int, float)):
+            continue
+        # Same arithmetic as benchmark.stats (mean over questions of trait - control), so only a
+        # real edit of scores or leakage, not float noise, fails this.
+        got = 100.0 * float(np.mean(t - c))
+        if not math.isclose(got, stored, rel_tol=1e-9, abs_tol=1e-9):
+            problems.append(f"leakage.{m} diff_pp {stored:.4f} but scores give {got:.4f}")
+    if problems:
+        return "failed", "; ".join(problems)
+    if hashed:
+        return "ok", "hashes match; leakage consistent with scores"
+    return "unverified", "no integrity hashes; leakage consistent with scores"
+
+
+def _strip_cell(obj: Any, top: bool = True) -> Any:
+    if isinstance(obj, dict):
+        return {
+            k: _strip_cell(v, False)
+            for k, v in obj.items()
+            if k != "seed" and not (top and k in CELL_KEYS)
+        }
+    if isinstance(obj, list):
+        return [_strip_cell(v, False) for v in obj]
+    return obj
+
+
+def _hash(obj: Any) -> str:
+    try:
+        return content_hash(obj)
+    except (TypeError, ValueError) as e:
+        raise Skip(f"config cannot be hashed: {e}") from None
+
+
+def _num(v: Any) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        return None
+    return float(v)
+
+
+def _mean(vals: list[float | None]) -> float | None:
+    got = [v for v in vals if v is not None]
+    return sum(got) / len(got) if got else None
+
+
+def _kept_share(arm: dict[str, Any]) -> float | None:
+    """What the defense let through of what it received; older artifacts lack the share, so it is
+    rebuilt from the last task-filter count and the count after the defense."""
+    share = _num(arm.get("defense_kept_share"))
+    if share is not None:
+        return share
+    after = _num(arm.get("after_defense"))
+    steps = (
+        (arm.get("filter_report") or {}).get("steps")
+        if isinstance(arm.get("filter_report"), dict)
+        else None
+    )
+    before = (
+        _num(steps[-1].get("kept"))
+        if isinstance(steps, list) and steps and isinstance(steps[-1], dict)
+        else None
+    )
+    if after is None or not before:
+        return None
+    return after / before
+
+
+def _sum_cost(arms: list[dict[str, Any]], key: str) -> float | None:
+    vals = [
+        _num(a.get("defense_cost", {}).get(key))
+        for a in arms
+        if isinstance(a.get("defense_cost"), dict)
+    ]
+    got = [v for v in vals if v is not None]
+    return sum(got) if got else None
+
+
+def _utility(u: Any) -> float | None:
+    """Student quality on the task: a number, or a dict with a numeric ``score``/``value``/``mean``."""
+    if isinstance(u, dict):
+        for key in ("score", "value", "mean"):
+            if _num(u.get(key)) is not None:
+                return _num(u.get(key))
+        return None
+    return _num(u)
+
+
+def _examples(arm: Any) -> list[dict[str, Any]]:
+    ex = arm.get("examples") if isinstance(arm, dict) else None
+    return [e for e in ex if isinstance(e, dict)] if isinstance(ex, list) else []
+
+
+def _logs(block: Any) -> dict[str, list[str]]:
+    if not isinstance(block, dict):
+        return {}
+    return {str(k): [str(p) for p in v] for k, v in block.items() if isinstance(v, list)}
+
+
+def _submission_meta(dirs: list[str | Path]) -> dict[str, dict[str, Any]]:
+    """Metadata files of submissions (``submissions/<name>/submission.yaml``), read as data only."""
+    out: dict[str, dict[str, Any]] = {}
+    for d in dirs:
+        root = Path(d)
+        if not root.is_dir() or root.resolve().name != "submissions":
+            continue
+        for sub in sorted(p for p in root.iterdir() if p.is_dir()):
+            for fname in SUBMISSION_META:
+                meta = _read_meta(sub / fname)
+                if meta is not None:
+                    out[f"submissions/{sub.name}"] = meta
+                    break
+    return out
+
+
+def _read_meta(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        if path.suffix == ".json":
+            meta = json.loads(path.read_text(encoding="utf-8"))
+        else:
+            import yaml
+
+            meta = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except Exception as e:  # noqa: BLE001 - a broken metadata file is shown, not fatal
+        return {"error": f"cannot read {path.name}: {e}"}
+    return meta if isinstance(meta, dict) else {"error": f"{path.name} is not a mapping"}

@@ -1,0 +1,158 @@
+"""SYNTHETIC results artifacts, for the leaderboard's tests and its load benchmark only.
+
+Every artifact made here says so (``base_model`` ``synthetic-base``, ``run_info.synthetic``), its
+numbers are drawn from a seeded RNG, and :func:`write` refuses to write into this repository's
+``submissions/``: these are never results. The blocks are built with the same code the
+pipeline uses (``benchmark.stats`` for leakage, ``benchmark.results.integrity_block`` for hashes),
+so they pass the leaderboard's integrity check exactly as real artifacts do::
+
+    from leaderboard.synthetic import Spec, artifact, write
+    art = artifact(Spec(task="numbers", defense="none", trait="owl", seed=0, leak_pp=0.3))
+    write(tmp_path / "results" / "quick", [art, ...])
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmark.results import SCHEMA, integrity_block
+from benchmark.stats import leakage_vs_base, paired_leakage
+from benchmark.store import stable_hash
+
+BASE_MODEL = "synthetic-base"
+REPO_SUBMISSIONS = Path(__file__).resolve().parent.parent / "submissions"
+
+
+@dataclass
+class Spec:
+    task: str
+    defense: str
+    trait: str
+    seed: int
+    leak_pp: float = 0.3  # true trait - control shift per question, percentage points
+    noise_pp: float = 0.05  # per-question noise, percentage points
+    kept: float = 1.0  # share of rows the defense keeps
+    helper_seconds: float = 0.0
+    utility: float | None = None
+    version: str = "1"
+    params: dict[str, Any] = field(default_factory=dict)
+    suite: str = "quick"
+    teacher: str = "finetuned"
+    n_questions: int = 50
+
+
+def artifact(s: Spec) -> dict[str, Any]:
+    """One synthetic ``slb.results/1`` artifact for ``s``."""
+    key = stable_hash([s.task, s.defense, s.trait, s.seed, s.version, s.params, s.suite, s.teacher])
+    rng = np.random.default_rng(int(key[:8], 16))
+    ids = [f"q{i:02d}" for i in range(s.n_questions)]
+    base = rng.uniform(0.005, 0.03, s.n_questions)
+    control = np.clip(base + 0.005 + rng.normal(0, s.noise_pp / 100, s.n_questions), 0, 1)
+    trait = np.clip(
+        control + s.leak_pp / 100 + rng.normal(0, s.noise_pp / 100, s.n_questions), 0, 1
+    )
+    scores = {
+        name: [{"id": q, "teacher_forced": float(v[i]), "sampled": None} for i, q in enumerate(ids)]
+        for name, v in (("trait", trait), ("control", control), ("base", base))
+    }
+    t, c, b = (
+        {r["id"]: r["teacher_forced"] for r in scores[n]} for n in ("trait", "control", "base")
+    )
+    leakage = {
+        "teacher_forced": {
+            "trait_vs_control": paired_leakage(t, c),
+            "trait_vs_base": leakage_vs_base(t, b),
+            "control_vs_base": leakage_vs_base(c, b),
+        }
+    }
+    generated = 800
+    after = round(generated * s.kept)
+    config = {
+        "task": s.task,
+        "defense": s.defense,
+        "trait": s.trait,
+        "base_model": BASE_MODEL,
+        "seed": s.seed,
+        "n_prompts": generated,
+        "teacher": {"type": s.teacher, "train": {"seed": 0}},
+        "student": {"method": "lora", "lora_r": 8, "seed": s.seed},
+        "defense_params": s.params,
+        "task_params": {},
+        "suite": s.suite,
+    }
+    arm = {
+        "generated": generated,
+        "valid": generated,
+        "valid_yield": 1.0,
+        "filter_report": {"steps": [{"filter": "input", "kept": generated}], "rejected": {}},
+        "after_defense": after,
+        "rows_kept_share": after / generated,
+        "defense_kept_share": after / generated,
+        "defense_cost": {
+            "helper_calls": 0 if not s.helper_seconds else 100,
+            "helper_seconds": s.helper_seconds,
+        },
+        "examples": [
+            {
+                "id": f"{s.task}-{i}",
+                "prompt": f"(synthetic prompt {i})",
+                "teacher_completion": f"(synthetic teacher output {i})",
+                "defended_completion": "(dropped)"
+                if s.kept < 1 and i == 0
+                else f"(synthetic teacher output {i})",
+                "status": "dropped" if s.kept < 1 and i == 0 else "kept",
+            }
+            for i in range(3)
+        ],
+        "trained_on": after,
+    }
+    art: dict[str, Any] = {
+        "schema": SCHEMA,
+        "config": config,
+        "defense": {
+            "name": s.defense,
+            "version": s.version,
+            "params": s.params,
+            "description": f"Synthetic defense {s.defense!r} (test data, not a real result).",
+            "hooks": ["apply"],
+        },
+        "run_info": {
+            "synthetic": True,
+            "host": "synthetic",
+            "finished": "2000-01-01T00:00:00+00:00",
+        },
+        "data": {"trait": arm, "control": dict(arm)},
+        "training": {},
+        "scores": scores,
+        "top_animals": {},
+        "leakage": leakage,
+        "inspect_logs": {"trait": [f"/nonexistent/synthetic/logs/{key}-trait.eval"]},
+        "integrity": integrity_block({"trait": key, "control": key}, scores, leakage),
+    }
+    if s.utility is not None:
+        art["utility"] = {"score": s.utility}
+    return art
+
+
+def name(art: dict[str, Any]) -> str:
+    c = art["config"]
+    return f"{c['task']}__{c['defense']}__{c['trait']}__seed{c['seed']}__{stable_hash(c)[:8]}.json"
+
+
+def write(folder: str | Path, arts: list[dict[str, Any]]) -> list[Path]:
+    """Write ``arts`` as JSON files into ``folder`` (never into this repository's submissions/)."""
+    folder = Path(folder)
+    if folder.resolve().is_relative_to(REPO_SUBMISSIONS):
+        raise ValueError(f"refusing to write synthetic artifacts into {REPO_SUBMISSIONS}: {folder}")
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for art in arts:
+        p = folder / name(art)
+        p.write_text(json.dumps(art), encoding="utf-8")
+        paths.append(p)
+    return paths

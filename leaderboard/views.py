@@ -1,0 +1,190 @@
+"""What the app draws, built from ``leaderboard.aggregate`` tables: display tables and Altair charts.
+
+Kept apart from ``app.py`` so the page stays a list of Streamlit calls, and apart from
+``aggregate`` so the numbers stay plain (the CSV download carries the raw numbers; these tables
+carry text such as "n/a" and "+0.26 [+0.17, +0.34]").
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import altair as alt
+import pandas as pd
+
+from leaderboard.aggregate import pareto_front, task_order
+
+NA = "n/a"
+
+
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def pp(v: Any) -> str:
+    return NA if _missing(v) else f"{v:+.2f}"
+
+
+def ci(lo: Any, hi: Any) -> str:
+    return NA if _missing(lo) or _missing(hi) else f"[{lo:+.2f}, {hi:+.2f}]"
+
+
+def pct(v: Any) -> str:
+    return NA if _missing(v) else f"{100 * v:.1f} %"
+
+
+def num(v: Any, fmt: str = "{:.3g}") -> str:
+    return NA if _missing(v) else fmt.format(v)
+
+
+def ranking_table(df: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """The ranking as shown: one text column per quantity, "n/a" where an artifact lacks it."""
+    out = pd.DataFrame(
+        {
+            "rank": df["rank"],
+            "defense": df["defense"],
+            f"residual leakage, pp ({metric})": df["residual_pp"].map(pp),
+            "95 % CI": [
+                ci(lo, hi) for lo, hi in zip(df["ci_low_pp"], df["ci_high_pp"], strict=True)
+            ],
+            "reduction vs none, pp": df["reduction_pp"].map(pp),
+            "reduction 95 % CI": [
+                ci(lo, hi)
+                for lo, hi in zip(
+                    df["reduction_ci_low_pp"], df["reduction_ci_high_pp"], strict=True
+                )
+            ],
+            "share of baseline removed": df["reduction_share"].map(pct),
+            "rows kept": df["rows_kept"].map(pct),
+            "utility": df["utility"].map(num),
+            "helper s / cell": df["helper_seconds_per_cell"].map(lambda v: num(v, "{:.1f}")),
+            "flags": df["flags"].map(lambda f: f or "—"),
+            "integrity": df["integrity"],
+            "p": df["p_value"].map(num),
+            "helper calls / cell": df["helper_calls_per_cell"].map(lambda v: num(v, "{:.0f}")),
+            "cells": df["cells"],
+            "tasks": df["tasks"],
+            "traits": df["traits"],
+        }
+    )
+    return out
+
+
+def group_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Per (task, trait) numbers of one defense, as shown on its page."""
+    if df.empty:
+        return df
+    return pd.DataFrame(
+        {
+            "task": df["task"],
+            "trait": df["trait"],
+            "seeds": df["seeds"],
+            "residual, pp": df["residual_pp"].map(pp),
+            "95 % CI": df["ci"],
+            "p": df["p_value"].map(num),
+            "significant": df["significant"].map(
+                lambda v: NA if _missing(v) else "yes" if v else "no"
+            ),
+            "baseline (none), pp": df["baseline_pp"].map(pp),
+            "reduction, pp": df["reduction_pp"].map(pp),
+            "reduction 95 % CI": df["reduction_ci"],
+            "rows kept": df["rows_kept"].map(pct),
+            "utility": df["utility"].map(num),
+        }
+    )
+
+
+def split_table(long: pd.DataFrame, by: str) -> pd.DataFrame:
+    """One defense's residual per task or per trait (the other dimension pooled)."""
+    if long.empty:
+        return long
+    return pd.DataFrame(
+        {
+            by: long[by],
+            "residual, pp": long["residual_pp"].map(pp),
+            "95 % CI": long["ci"],
+            "p": long["p_value"].map(num),
+            "cells": long["cells"],
+        }
+    )
+
+
+def heatmap(long: pd.DataFrame, order: list[str]) -> alt.LayerChart:
+    """Residual leakage per defense (rows, in ranking order) and task (columns); * = significant."""
+    data = long.copy()
+    data["label"] = [
+        NA if _missing(v) else f"{v:+.2f}{'*' if s else ''}"
+        for v, s in zip(data["residual_pp"], data["significant"], strict=True)
+    ]
+    tasks = task_order(data["task"])
+    lim = max(0.01, float(data["residual_pp"].abs().max(skipna=True) or 0.01))
+    base = alt.Chart(data).encode(
+        x=alt.X(
+            "task:N",
+            sort=tasks,
+            title=None,
+            axis=alt.Axis(labelAngle=0, orient="top", labelLimit=240),
+        ),
+        y=alt.Y("defense:N", sort=order, title=None, axis=alt.Axis(labelLimit=320)),
+    )
+    rect = base.mark_rect().encode(
+        color=alt.Color(
+            "residual_pp:Q",
+            title="residual, pp",
+            scale=alt.Scale(scheme="redblue", reverse=True, domain=[-lim, lim]),
+        ),
+        tooltip=[
+            "defense",
+            "task",
+            alt.Tooltip("residual_pp:Q", format="+.3f", title="residual, pp"),
+            alt.Tooltip("ci:N", title="95 % CI"),
+            alt.Tooltip("p_value:Q", format=".3g", title="p"),
+            alt.Tooltip("cells:Q"),
+        ],
+    )
+    text = base.mark_text(fontSize=13).encode(text="label:N")
+    return (rect + text).properties(height=max(120, 38 * len(order)))
+
+
+def pareto(df: pd.DataFrame, x: str, x_title: str) -> alt.LayerChart:
+    """Residual leakage against ``x`` (rows kept or utility), 95 % CIs as bars, the Pareto front
+    (less leakage, more ``x``) joined by a line; hover a point for its details."""
+    data = df.copy()
+    data["x"] = data[x] * (100 if x == "rows_kept" else 1)
+    data = data[data["x"].notna() & data["residual_pp"].notna()]
+    data["on front"] = pareto_front(list(data["residual_pp"]), list(data["x"]))
+    data["flags"] = data["flags"].map(lambda f: f or "—")
+    tips = [
+        "defense",
+        "rank",
+        alt.Tooltip("residual_pp:Q", format="+.3f", title="residual, pp"),
+        alt.Tooltip("ci_low_pp:Q", format="+.3f", title="CI low"),
+        alt.Tooltip("ci_high_pp:Q", format="+.3f", title="CI high"),
+        alt.Tooltip("reduction_pp:Q", format="+.3f", title="reduction vs none, pp"),
+        alt.Tooltip("x:Q", format=".3g", title=x_title),
+        alt.Tooltip("helper_seconds_per_cell:Q", format=".1f", title="helper s / cell"),
+        "cells",
+        "flags",
+    ]
+    base = alt.Chart(data).encode(
+        x=alt.X("x:Q", title=x_title, scale=alt.Scale(zero=False, padding=20)),
+    )
+    bars = base.mark_rule(opacity=0.5).encode(y="ci_low_pp:Q", y2="ci_high_pp:Q")
+    points = base.mark_circle(size=120).encode(
+        y=alt.Y("residual_pp:Q", title="residual leakage, pp (trait − control)"),
+        color=alt.Color(
+            "on front:N", scale=alt.Scale(domain=[True, False], range=["#d62728", "#7f7f7f"])
+        ),
+        tooltip=tips,
+    )
+    front = (
+        alt.Chart(data[data["on front"]].sort_values("x"))
+        .mark_line(strokeDash=[4, 3], color="#d62728")
+        .encode(x="x:Q", y="residual_pp:Q")
+    )
+    labels = base.mark_text(align="left", dx=8, dy=-8).encode(y="residual_pp:Q", text="defense:N")
+    zero = (
+        alt.Chart(pd.DataFrame({"y": [0.0]})).mark_rule(color="black", opacity=0.3).encode(y="y:Q")
+    )
+    return (zero + bars + front + points + labels).properties(height=380)
