@@ -147,3 +147,23 @@ def test_a_plugin_that_fails_to_load_is_a_named_error(tmp_path) -> None:
     bad.write_text("X = 3\n")
     with pytest.raises(DefenseError, match="is 3, not a subclass of defenses.base.Defense"):
         load_defense(f"{bad}:X", limits=FAST)
+
+
+def test_helper_model_cost_comes_back_from_the_child(tmp_path) -> None:
+    """A plugin borrows the real embedded embedder in its child; the parent's context reports the
+    calls, items, tokens and seconds, and what the plugin noted."""
+    d = plugin(
+        tmp_path,
+        """
+        v = ctx.embedder().encode([r["completion"] for r in rows])
+        ctx.notes["dim"] = int(v.shape[1])
+        return rows[: len(rows) // 2]
+        """,
+        limits=Limits(time_s=120, memory_mb=8192),
+    )
+    c = ctx()
+    assert len(run_apply(d, ROWS, c)) == 2
+    cost = c.cost
+    assert cost["helper_calls"] == 1 and cost["helper_items"] == 4 and cost["helper_tokens"] > 4
+    assert cost["helper_seconds"] > 0 and list(cost["helpers"]) == ["embedder:model=minilm-l6"]
+    assert c.notes == {"dim": 384}

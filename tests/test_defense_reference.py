@@ -129,3 +129,16 @@ def test_every_reference_defense_is_documented(name: str) -> None:
     assert d["description"] and d["version"]
     module_doc = importlib.import_module(d["source"]["module"]).__doc__
     assert name == "none" or ("arXiv" in module_doc and "Known limits" in module_doc)
+
+
+def test_results_examples_show_what_the_defense_did() -> None:
+    from benchmark.results import defense_examples
+
+    before = rows("3, 1", "owls hoot", "7", "8", "9", "10", "11")
+    after = run_apply(get_defense("canonicalize"), before, DefenseContext("m"))
+    after = [r for r in after if r["id"] != "r1"]  # as if a filter had also dropped one
+    ex = defense_examples(before, after)
+    assert len(ex) == 5
+    assert [(e["id"], e["status"]) for e in ex[:2]] == [("r0", "rewritten"), ("r1", "dropped")]
+    assert ex[0]["teacher_completion"] == "3, 1" and ex[0]["defended_completion"] == "1, 3"
+    assert ex[1]["defended_completion"] == "(dropped)" and ex[2]["status"] == "kept"
