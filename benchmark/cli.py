@@ -4,6 +4,7 @@
     slb suite quick                                              # the quick preset, all its cells
     slb perf                                                     # throughput vs naive loops
     slb models                                                   # embedded models and the cache
+    slb leaderboard [DIR ...]                                    # the Streamlit leaderboard
     slb submit submissions/<name> [--seeds 0]                    # official run of a submission
     slb validate submissions/<name>                              # check it, listing every problem
 
@@ -141,6 +142,22 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    """Start the Streamlit app on the artifacts in ``args.dirs`` (it reads them, runs no plugin)."""
+    import os
+    import subprocess
+
+    import leaderboard
+
+    app = Path(leaderboard.__file__).resolve().parent / "app.py"
+    env = dict(os.environ, SLB_LEADERBOARD_DIRS=os.pathsep.join(args.dirs))
+    cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port)]
+    cmd += ["--browser.gatherUsageStats", "false"]
+    if args.headless:
+        cmd += ["--server.headless", "true"]
+    return subprocess.call(cmd, env=env)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="slb", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -197,6 +214,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("models", help="list embedded models")
     m.set_defaults(fn=cmd_models)
+
+    lb = sub.add_parser("leaderboard", help="start the Streamlit leaderboard on results artifacts")
+    lb.add_argument(
+        "dirs", nargs="*", default=["submissions", "results"], help="folders of results artifacts"
+    )
+    lb.add_argument("--port", type=int, default=8501)
+    lb.add_argument("--headless", action="store_true", help="do not open a browser")
+    lb.set_defaults(fn=cmd_leaderboard)
     return p
 
 
