@@ -45,8 +45,14 @@ MAX_REPLY_BYTES = 2 << 30
 
 @dataclasses.dataclass(frozen=True)
 class Limits:
-    time_s: float = float(os.environ.get("SLB_DEFENSE_TIMEOUT_S", 7200))
-    memory_mb: int = int(os.environ.get("SLB_DEFENSE_MEMORY_MB", 16384))
+    """Per hook call; the defaults are read from the environment when a Limits is made."""
+
+    time_s: float = dataclasses.field(
+        default_factory=lambda: float(os.environ.get("SLB_DEFENSE_TIMEOUT_S", 7200))
+    )
+    memory_mb: int = dataclasses.field(
+        default_factory=lambda: int(os.environ.get("SLB_DEFENSE_MEMORY_MB", 16384))
+    )
 
     def __post_init__(self) -> None:
         if self.time_s <= 0 or self.memory_mb <= 0:
