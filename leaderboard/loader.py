@@ -254,6 +254,9 @@ def _scores(block: dict[str, Any]) -> dict[str, tuple[tuple[str, ...], np.ndarra
         vals = {a: _column(rows, m, a) for a, rows in per_arm.items()}
         if not vals["trait"] and not vals["control"]:
             continue
+        for arm, other in (("trait", "control"), ("control", "trait")):
+            if not vals[arm]:
+                raise Skip(f"scores.{arm} has no {m} values but scores.{other} has (partial run?)")
         if set(vals["trait"]) != set(vals["control"]):
             raise Skip(f"scores.trait and scores.control cover different questions for {m}")
         if len(vals["trait"]) < 2:

@@ -1,0 +1,299 @@
+"""Leaderboard loading and aggregation (no Streamlit): parsing, skipping, integrity, pooling,
+ranking with ties, reduction against the baseline, flags, filters. Artifacts are either the real
+ones in submissions/none or synthetic ones (``leaderboard.synthetic``) written to tmp dirs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmark.stats import paired_leakage
+from benchmark.store import stable_hash
+from leaderboard import aggregate as agg
+from leaderboard.loader import content_hash, load, parse
+from leaderboard.synthetic import Spec, artifact, write
+from leaderboard.views import ranking_table
+
+REPO = Path(__file__).resolve().parent.parent
+REAL = REPO / "submissions" / "none" / "results" / "quick"
+
+
+def _spec(defense: str, leak: float, **kw) -> list[Spec]:
+    tasks = kw.pop("tasks", ["numbers"])
+    traits = kw.pop("traits", ["owl"])
+    seeds = kw.pop("seeds", [0, 1])
+    return [
+        Spec(task=t, defense=defense, trait=tr, seed=s, leak_pp=leak, **kw)
+        for t in tasks
+        for tr in traits
+        for s in seeds
+    ]
+
+
+def _load(tmp_path: Path, specs: list[Spec]):
+    write(tmp_path / "results" / "quick", [artifact(s) for s in specs])
+    return load([tmp_path / "results"])
+
+
+# --- loader --------------------------------------------------------------------------------------
+
+
+def test_real_baseline_pools_to_the_suite_summary() -> None:
+    """The leaderboard's pooling of the committed baseline reproduces slb suite's summary.json."""
+    data = load([REPO / "submissions"])
+    cells = [c for c in data.cells if Path(c.path).parent == REAL]
+    assert len(cells) == 3 and not data.skipped
+    assert {c.integrity for c in cells} <= {"ok", "unverified"}
+    summary = json.loads((REAL / "summary.json").read_text())
+    want = summary["pooled"][0]["leakage"]["teacher_forced"]
+    got = agg.pool(cells, "teacher_forced")
+    assert got["diff_pp"] == pytest.approx(want["diff_pp"], rel=1e-9)
+    assert got["ci_pp"] == pytest.approx(want["ci_pp"], rel=1e-9)
+    assert got["per_seed"] == pytest.approx(want["per_seed"], rel=1e-9)
+    # The system-prompt-teacher cells are another setup: never pooled with these.
+    setups = {c.setup for c in data.cells}
+    assert len(setups) == 2
+    labels = agg.setup_labels(data.cells)
+    assert sorted(labels.values()) == ["teacher.type=finetuned", "teacher.type=system_prompt"]
+
+
+def test_content_hash_is_the_stores_stable_hash() -> None:
+    art = json.loads(json.dumps(artifact(Spec("numbers", "x", "owl", 0))))
+    for block in (art, art["scores"], art["leakage"], {"ü": [1, 2.5, None, True]}):
+        assert content_hash(block) == stable_hash(block)
+    assert content_hash(art["scores"]) == art["integrity"]["scores"]
+
+
+def test_malformed_and_partial_artifacts_are_skipped_with_reasons(tmp_path: Path) -> None:
+    good = artifact(Spec("numbers", "none", "owl", 0))
+    folder = tmp_path / "results" / "quick"
+    write(folder, [good])
+
+    def put(name: str, obj) -> None:
+        (folder / name).write_text(obj if isinstance(obj, str) else json.dumps(obj))
+
+    def edit(fn):
+        art = json.loads(json.dumps(good))
+        fn(art)
+        return art
+
+    put("broken.json", '{"schema": "slb.results/1", ')
+    put("list.json", [1, 2])
+    put("old_schema.json", edit(lambda a: a.update(schema="slb.results/0")))
+    put("no_seed.json", edit(lambda a: a["config"].pop("seed")))
+    put("partial.json", edit(lambda a: a.pop("scores")))
+    put("no_control.json", edit(lambda a: a["scores"].pop("control")))
+    put("not_prob.json", edit(lambda a: a["scores"]["trait"][0].update(teacher_forced=1.5)))
+    put("ids_differ.json", edit(lambda a: a["scores"]["control"].pop()))
+    put("one_arm.json", edit(lambda a: _blank(a, ["trait"])))
+    put("no_metric.json", edit(lambda a: _blank(a, ["trait", "control"])))
+    (folder / "empty.json").write_bytes(b"")
+    put("summary.json", {"suite": "quick", "pooled": []})  # a suite summary: not an artifact
+    (folder / "logs").mkdir()
+    put("logs/inspect.json", {"eval": {}})  # Inspect logs: not artifacts
+
+    data = load([tmp_path / "results"])
+    reasons = {Path(s.path).name: s.reason for s in data.skipped}
+    assert len(data.cells) == 1 and data.cells[0].defense == "none"
+    assert set(reasons) == {
+        "broken.json", "list.json", "old_schema.json", "no_seed.json", "partial.json",
+        "no_control.json", "not_prob.json", "ids_differ.json", "one_arm.json", "no_metric.json",
+        "empty.json",
+    }  # fmt: skip
+    assert "not readable JSON" in reasons["broken.json"]
+    assert "top level is a list" in reasons["list.json"]
+    assert "slb.results/0" in reasons["old_schema.json"]
+    assert "config.seed" in reasons["no_seed.json"]
+    assert "scores is missing" in reasons["partial.json"]
+    assert "scores.control is missing" in reasons["no_control.json"]
+    assert "1.5" in reasons["not_prob.json"]
+    assert "different questions" in reasons["ids_differ.json"]
+    assert "scores.trait has no teacher_forced" in reasons["one_arm.json"]
+    assert "no per-question scores" in reasons["no_metric.json"]
+
+
+def _blank(art: dict, arms: list[str]) -> None:
+    for arm in arms:
+        for row in art["scores"][arm]:
+            row["teacher_forced"] = None
+
+
+def test_integrity_ok_unverified_and_failed() -> None:
+    good = json.loads(json.dumps(artifact(Spec("numbers", "none", "owl", 0))))
+    assert parse(good).integrity == "ok"
+
+    no_hashes = dict(good)
+    no_hashes.pop("integrity")
+    assert parse(no_hashes).integrity == "unverified"
+
+    # Scores edited after the fact: the scores hash and the stored leakage both disagree.
+    tampered = json.loads(json.dumps(good))
+    tampered["scores"]["trait"][3]["teacher_forced"] += 0.2
+    cell = parse(tampered)
+    assert cell.integrity == "failed"
+    assert "scores hash" in cell.integrity_note and "leakage.teacher_forced" in cell.integrity_note
+
+    # A prettier leakage number with its hash recomputed: the scores still give it away.
+    forged = json.loads(json.dumps(good))
+    forged["leakage"]["teacher_forced"]["trait_vs_control"]["diff_pp"] = 0.0
+    forged["integrity"]["leakage"] = content_hash(forged["leakage"])
+    assert parse(forged).integrity == "failed"
+
+
+def test_optional_fields_absent_show_as_na() -> None:
+    art = json.loads(json.dumps(artifact(Spec("numbers", "none", "owl", 0))))
+    for key in ("defense", "data", "run_info", "inspect_logs", "integrity", "utility", "leakage"):
+        art.pop(key, None)
+    cell = parse(art)
+    assert (cell.rows_kept, cell.helper_seconds, cell.utility, cell.examples["trait"]) == (
+        None,
+        None,
+        None,
+        [],
+    )
+    assert cell.version == "n/a" and cell.integrity == "unverified"
+    table = ranking_table(agg.ranking([cell], "teacher_forced"), "teacher_forced")
+    row = table.iloc[0]
+    assert row["rows kept"] == "n/a" and row["utility"] == "n/a" and row["helper s / cell"] == "n/a"
+
+
+def test_the_same_cell_twice_counts_once(tmp_path: Path) -> None:
+    arts = [artifact(s) for s in _spec("none", 0.3)]
+    write(tmp_path / "a", arts)
+    write(tmp_path / "b", arts[:1])
+    data = load([tmp_path / "a", tmp_path / "b"])
+    assert len(data.cells) == 2
+    assert [s.reason.split(" ")[0] for s in data.skipped] == ["duplicate"]
+
+
+# --- aggregation -----------------------------------------------------------------------------------
+
+
+def test_ranking_order_ties_and_reduction(tmp_path: Path) -> None:
+    specs = (
+        _spec("none", 0.30)
+        + _spec("crossbase", 0.0)
+        + _spec("paraphrase", 0.01)  # within noise of crossbase: must tie with it
+    )
+    arts = [artifact(s) for s in specs]
+    # A defense that changes nothing: the baseline's own scores under another name.
+    for s in _spec("none", 0.30):
+        art = artifact(s)
+        art["config"]["defense"] = art["defense"]["name"] = "banned"
+        arts.append(art)
+    write(tmp_path / "results" / "quick", arts)
+    data = load([tmp_path / "results"])
+    df = agg.ranking(data.cells, "teacher_forced")
+    by = df.set_index("name")
+    iv = {n: (by.loc[n, "ci_low_pp"], by.loc[n, "ci_high_pp"]) for n in by.index}
+    # The premise of the tie: the two CIs overlap, and both lie wholly below the leaky ones.
+    assert iv["crossbase"][1] >= iv["paraphrase"][0] and iv["paraphrase"][1] >= iv["crossbase"][0]
+    assert max(iv["crossbase"][1], iv["paraphrase"][1]) < min(iv["none"][0], iv["banned"][0])
+    assert list(df["name"][:2]) == ["crossbase", "paraphrase"]
+    assert list(df["rank"]) == ["=1", "=1", "=3", "=3"]
+    # Reduction = baseline residual - defense residual, ~0.30 pp for a defense that stops it.
+    assert by.loc["crossbase", "reduction_pp"] == pytest.approx(
+        by.loc["none", "residual_pp"] - by.loc["crossbase", "residual_pp"], abs=1e-9
+    )
+    assert 0.25 < by.loc["crossbase", "reduction_pp"] < 0.35
+    assert by.loc["crossbase", "reduction_ci_low_pp"] > 0
+    assert "reduction not significant" in by.loc["banned", "flags"]
+    assert "reduction not significant" not in by.loc["crossbase", "flags"]
+    assert np.isnan(by.loc["none", "reduction_pp"])
+
+
+def test_ranks_rule() -> None:
+    assert agg.ranks([(0, 1), (0.5, 2), (1.5, 3)]) == ["=1", "=1", "2"]
+    assert agg.ranks([(0, 0.1), (0.2, 0.3), (0.4, 0.5)]) == ["1", "2", "3"]
+    assert agg.ranks([None, (0, 1)]) == ["n/a", "1"]
+
+
+def test_groups_weigh_equally_not_cells(tmp_path: Path) -> None:
+    """Ten seeds of one trait must not drown one seed of another: averaged over traits, not cells."""
+    specs = _spec("none", 0.5, traits=["owl"], seeds=list(range(6))) + _spec(
+        "none", 0.1, traits=["cat"], seeds=[0]
+    )
+    data = _load(tmp_path, specs)
+    res = agg.pool(data.cells, "teacher_forced")
+    per_group = [
+        agg.pool([c for c in data.cells if c.trait == t], "teacher_forced")["diff_pp"]
+        for t in ("owl", "cat")
+    ]
+    assert res["diff_pp"] == pytest.approx(sum(per_group) / 2)
+    assert res["unit"] == "task×trait group" and res["n_cells"] == 7
+    # Cross-check against benchmark.stats directly: groups as the columns.
+    t = {}
+    c = {}
+    for trait in ("owl", "cat"):
+        cells = [x for x in data.cells if x.trait == trait]
+        ids = cells[0].scores["teacher_forced"][0]
+        for i, q in enumerate(ids):
+            t.setdefault(q, []).append(np.mean([x.scores["teacher_forced"][1][i] for x in cells]))
+            c.setdefault(q, []).append(np.mean([x.scores["teacher_forced"][2][i] for x in cells]))
+    assert res["ci_pp"] == pytest.approx(paired_leakage(t, c)["ci_pp"])
+
+
+def test_flags_few_rows_no_baseline_coverage_and_integrity(tmp_path: Path) -> None:
+    specs = (
+        _spec("none", 0.3)
+        + _spec("strict", 0.0, kept=0.05)
+        + _spec("partial", 0.1, traits=["owl", "cat"])
+    )
+    folder = tmp_path / "results" / "quick"
+    write(folder, [artifact(s) for s in specs])
+    # One artifact of "strict" edited after the fact.
+    bad = next(folder.glob("numbers__strict__owl__seed0__*.json"))
+    art = json.loads(bad.read_text())
+    art["scores"]["trait"][0]["teacher_forced"] = 0.0
+    bad.write_text(json.dumps(art))
+    data = load([tmp_path / "results"])
+
+    kept = agg.select(data.cells, agg.Filters())
+    failed = [c for c in data.cells if c.integrity == "failed"]
+    assert len(failed) == 1 and failed[0] not in kept
+    flags = agg.ranking(kept, "teacher_forced", failed).set_index("name")["flags"]
+    assert "keeps < 10% of rows" in flags["strict"]
+    assert "integrity check failed for 1 artifact(s) (excluded)" in flags["strict"]
+    assert "covers 1 of 2 task×trait groups" in flags["none"]
+    # The partial defense's reduction uses only the groups the baseline has (owl), so it exists.
+    assert "no baseline" not in flags["partial"]
+
+    with_failed = agg.select(data.cells, agg.Filters(include_failed=True))
+    flags = agg.ranking(with_failed, "teacher_forced").set_index("name")["flags"]
+    assert "(included)" in flags["strict"]
+
+    alone = [c for c in kept if c.defense != "none"]
+    assert "no baseline in this setup" in agg.ranking(alone, "teacher_forced")["flags"].iloc[0]
+
+
+def test_filters_by_suite_setup_task_and_trait(tmp_path: Path) -> None:
+    specs = (
+        _spec("none", 0.3, tasks=["numbers", "code"], traits=["owl", "cat"], seeds=[0])
+        + _spec("none", 0.3, suite="paper", seeds=[0])
+        + _spec("none", 0.3, teacher="system_prompt", seeds=[0])
+    )
+    data = _load(tmp_path, specs)
+    quick = agg.select(data.cells, agg.Filters(suite="quick"))
+    assert len(quick) == 5 and len({c.setup for c in quick}) == 2
+    labels = agg.setup_labels(quick)
+    finetuned = next(s for s, lab in labels.items() if lab == "teacher.type=finetuned")
+    f = agg.Filters(suite="quick", setup=finetuned, tasks=["code"], traits=["cat"])
+    (only,) = agg.select(data.cells, f)
+    assert (only.task, only.trait, only.suite) == ("code", "cat", "quick")
+    long = agg.per_task(agg.select(data.cells, agg.Filters(setup=finetuned)), "teacher_forced")
+    assert sorted(long["task"]) == ["code", "numbers"] and set(long["cells"]) == {2}
+
+
+def test_pareto_front() -> None:
+    leak = [0.0, 0.1, 0.05, 0.3, None, 0.0]
+    kept = [50.0, 100.0, 100.0, 100.0, 100.0, 50.0]
+    # (0.05, 100) beats (0.1, 100) and (0.3, 100); (0.0, 50) is not beaten on leakage.
+    assert agg.pareto_front(leak, kept) == [True, False, True, False, False, True]
+
+
+def test_synthetic_writer_refuses_the_repositorys_submissions() -> None:
+    with pytest.raises(ValueError, match="refusing"):
+        write(REPO / "submissions" / "x" / "results", [])

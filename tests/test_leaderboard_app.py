@@ -1,0 +1,124 @@
+"""The Streamlit app, driven headless with ``streamlit.testing.v1.AppTest``: ranking order and
+ties as displayed, flags, filters, the defense page, the skipped panel, no crash on bad input.
+Artifacts are synthetic (``leaderboard.synthetic``), written to a tmp dir."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from leaderboard.app import DIRS_ENV
+from leaderboard.synthetic import Spec, artifact, write
+
+APP = str(Path(__file__).resolve().parent.parent / "leaderboard" / "app.py")
+DEFENSES = {  # name: (true leakage pp, share of rows kept)
+    "none": (0.30, 1.0),
+    "crossbase": (0.0, 1.0),
+    "paraphrase": (0.0, 0.9),  # as good as crossbase: a tie
+    "strict": (0.10, 0.05),  # keeps too few rows
+}
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("lb") / "results"
+    arts = [
+        artifact(
+            Spec(
+                task, name, trait, seed, leak_pp=leak, noise_pp=0.15, kept=kept, helper_seconds=1.5
+            )
+        )
+        for name, (leak, kept) in DEFENSES.items()
+        for task in ("numbers", "code")
+        for trait in ("owl", "cat")
+        for seed in (0, 1)
+    ]
+    write(root / "quick", arts)
+    (root / "quick" / "broken.json").write_text('{"schema": "slb.results/1"')
+    partial = dict(arts[0], config=dict(arts[0]["config"], seed=7))
+    partial.pop("scores")
+    (root / "quick" / "partial.json").write_text(json.dumps(partial))
+    return root
+
+
+def _run(monkeypatch: pytest.MonkeyPatch, root: Path) -> AppTest:
+    monkeypatch.setenv(DIRS_ENV, str(root))
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def _table(at: AppTest, column: str) -> pd.DataFrame:
+    """The dataframe element that has ``column`` (the app shows several)."""
+    frames = [d.value for d in at.dataframe if column in d.value.columns]
+    assert frames, f"no table with a {column!r} column"
+    return frames[0]
+
+
+def test_ranking_ties_flags_and_skipped_panel(
+    monkeypatch: pytest.MonkeyPatch, results: Path
+) -> None:
+    at = _run(monkeypatch, results)
+    table = _table(at, "rank")
+    names = [d.split(" ")[0] for d in table["defense"]]
+    assert set(names[:2]) == {"crossbase", "paraphrase"} and names[2:] == ["strict", "none"]
+    assert list(table["rank"][:2]) == ["=1", "=1"]
+    assert list(table["rank"][2:]) == ["3", "4"]  # strict leaks less than none, clearly
+    flags = dict(zip(names, table["flags"], strict=True))
+    assert "keeps < 10% of rows" in flags["strict"]
+    assert flags["crossbase"] == "—"
+    assert (
+        table.set_index(table["defense"].str.split(" ").str[0]).loc["none", "reduction vs none, pp"]
+        == "n/a"
+    )
+
+    skipped = _table(at, "reason").set_index("file")["reason"]
+    by_name = {Path(f).name: r for f, r in skipped.items()}
+    assert set(by_name) == {"broken.json", "partial.json"}
+    assert "not readable JSON" in by_name["broken.json"]
+    assert "scores is missing" in by_name["partial.json"]
+    assert any("Skipped artifacts (2)" in e.label for e in at.expander)
+    assert [b.proto.label for b in at.get("download_button")] == ["Download table as CSV"]
+
+
+def test_filters_change_what_is_pooled(monkeypatch: pytest.MonkeyPatch, results: Path) -> None:
+    at = _run(monkeypatch, results)
+    assert set(_table(at, "rank")["cells"]) == {8}
+    at.sidebar.multiselect(key="tasks").set_value(["code"]).run()
+    table = _table(at, "rank")
+    assert set(table["cells"]) == {4} and set(table["tasks"]) == {"code"}
+    at.sidebar.multiselect(key="traits").set_value(["owl"]).run()
+    table = _table(at, "rank")
+    assert set(table["cells"]) == {2} and set(table["traits"]) == {"owl"}
+    at.sidebar.multiselect(key="tasks").set_value([]).run()
+    assert not at.exception
+    assert any("No results artifacts match" in i.value for i in at.info)
+
+
+def test_defense_page(monkeypatch: pytest.MonkeyPatch, results: Path) -> None:
+    at = _run(monkeypatch, results)
+    at.sidebar.radio(key="page").set_value("strict v1").run()
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["rank"] == "3" and metrics["rows kept"] == "5.0 %"
+    assert any("keeps < 10% of rows" in w.value for w in at.warning)
+    groups = _table(at, "seeds")
+    assert len(groups) == 4 and set(groups["seeds"]) == {"0, 1"}
+    examples = _table(at, "defended_completion")
+    assert "(dropped)" in set(examples["defended_completion"])
+    assert any("inspect view --log-dir" in c.value for c in at.code)
+    assert "Synthetic defense 'strict'" in " ".join(m.value for m in at.markdown)
+
+
+def test_no_usable_artifacts_does_not_crash(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "bad.json").write_text("[]")
+    at = _run(monkeypatch, tmp_path)
+    assert any("No usable results artifacts" in i.value for i in at.info)
+    reason = _table(at, "reason")["reason"].iloc[0]
+    assert "top level is a list" in reason
