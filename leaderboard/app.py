@@ -107,7 +107,7 @@ def page_choice(entries: list[str]) -> str:
 def leaderboard_page(
     rank: pd.DataFrame, per_task: pd.DataFrame, metric: str, f: agg.Filters
 ) -> None:
-    st.subheader("Ranking by residual leakage")
+    st.subheader(f"Ranking by residual leakage ({metric})")
     if rank.empty:
         st.info("No results artifacts match the filters.")
         return
@@ -118,7 +118,7 @@ def leaderboard_page(
         "setup, tasks and traits. **Ties:** rank = 1 + the number of defenses whose CI lies wholly "
         "below this one's, so defenses with overlapping CIs share a rank (shown `=k`)."
     )
-    st.dataframe(views.ranking_table(rank, metric), hide_index=True, key="ranking")
+    st.dataframe(views.ranking_table(rank), hide_index=True, key="ranking")
     st.download_button(
         "Download table as CSV",
         rank.to_csv(index=False).encode("utf-8"),

@@ -38,24 +38,24 @@ def num(v: Any, fmt: str = "{:.3g}") -> str:
     return NA if _missing(v) else fmt.format(v)
 
 
-def ranking_table(df: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """The ranking as shown: one text column per quantity, "n/a" where an artifact lacks it."""
-    out = pd.DataFrame(
+def with_ci(v: Any, lo: Any, hi: Any) -> str:
+    return NA if _missing(v) else f"{pp(v)} {ci(lo, hi)}"
+
+
+def ranking_table(df: pd.DataFrame) -> pd.DataFrame:
+    """The ranking as shown: one text column per quantity, "n/a" where an artifact lacks it; the
+    most read columns first so they fit without scrolling."""
+    cols = zip(df["residual_pp"], df["ci_low_pp"], df["ci_high_pp"], strict=True)
+    red = zip(
+        df["reduction_pp"], df["reduction_ci_low_pp"], df["reduction_ci_high_pp"], strict=True
+    )
+    return pd.DataFrame(
         {
             "rank": df["rank"],
             "defense": df["defense"],
-            f"residual leakage, pp ({metric})": df["residual_pp"].map(pp),
-            "95 % CI": [
-                ci(lo, hi) for lo, hi in zip(df["ci_low_pp"], df["ci_high_pp"], strict=True)
-            ],
-            "reduction vs none, pp": df["reduction_pp"].map(pp),
-            "reduction 95 % CI": [
-                ci(lo, hi)
-                for lo, hi in zip(
-                    df["reduction_ci_low_pp"], df["reduction_ci_high_pp"], strict=True
-                )
-            ],
-            "share of baseline removed": df["reduction_share"].map(pct),
+            "residual, pp [95 % CI]": [with_ci(*v) for v in cols],
+            "reduction vs none, pp [95 % CI]": [with_ci(*v) for v in red],
+            "% of baseline removed": df["reduction_share"].map(pct),
             "rows kept": df["rows_kept"].map(pct),
             "utility": df["utility"].map(num),
             "helper s / cell": df["helper_seconds_per_cell"].map(lambda v: num(v, "{:.1f}")),
@@ -68,7 +68,6 @@ def ranking_table(df: pd.DataFrame, metric: str) -> pd.DataFrame:
             "traits": df["traits"],
         }
     )
-    return out
 
 
 def group_table(df: pd.DataFrame) -> pd.DataFrame:
@@ -153,7 +152,8 @@ def pareto(df: pd.DataFrame, x: str, x_title: str) -> alt.LayerChart:
     data = df.copy()
     data["x"] = data[x] * (100 if x == "rows_kept" else 1)
     data = data[data["x"].notna() & data["residual_pp"].notna()]
-    data["on front"] = pareto_front(list(data["residual_pp"]), list(data["x"]))
+    front = pareto_front(list(data["residual_pp"]), list(data["x"]))
+    data["point"] = ["Pareto front" if f else "dominated" for f in front]
     data["flags"] = data["flags"].map(lambda f: f or "—")
     tips = [
         "defense",
@@ -174,12 +174,14 @@ def pareto(df: pd.DataFrame, x: str, x_title: str) -> alt.LayerChart:
     points = base.mark_circle(size=120).encode(
         y=alt.Y("residual_pp:Q", title="residual leakage, pp (trait − control)"),
         color=alt.Color(
-            "on front:N", scale=alt.Scale(domain=[True, False], range=["#d62728", "#7f7f7f"])
+            "point:N",
+            title=None,
+            scale=alt.Scale(domain=["Pareto front", "dominated"], range=["#d62728", "#7f7f7f"]),
         ),
         tooltip=tips,
     )
     front = (
-        alt.Chart(data[data["on front"]].sort_values("x"))
+        alt.Chart(data[data["point"] == "Pareto front"].sort_values("x"))
         .mark_line(strokeDash=[4, 3], color="#d62728")
         .encode(x="x:Q", y="residual_pp:Q")
     )

@@ -155,7 +155,7 @@ def test_optional_fields_absent_show_as_na() -> None:
         [],
     )
     assert cell.version == "n/a" and cell.integrity == "unverified"
-    table = ranking_table(agg.ranking([cell], "teacher_forced"), "teacher_forced")
+    table = ranking_table(agg.ranking([cell], "teacher_forced"))
     row = table.iloc[0]
     assert row["rows kept"] == "n/a" and row["utility"] == "n/a" and row["helper s / cell"] == "n/a"
 

@@ -72,7 +72,9 @@ def test_ranking_ties_flags_and_skipped_panel(
     assert "keeps < 10% of rows" in flags["strict"]
     assert flags["crossbase"] == "—"
     assert (
-        table.set_index(table["defense"].str.split(" ").str[0]).loc["none", "reduction vs none, pp"]
+        table.set_index(table["defense"].str.split(" ").str[0]).loc[
+            "none", "reduction vs none, pp [95 % CI]"
+        ]
         == "n/a"
     )
 
