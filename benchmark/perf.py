@@ -65,10 +65,10 @@ def main(n_rows: int = 64, model: str = "smollm2-135m") -> int:
         train(model, rows[:2], replace(cfg, batch_size=2), f"{d}/warmup")
         st = train(model, rows, cfg, f"{d}/batched")
         fast = st["train_tokens_per_epoch"] / st["train_seconds"]
-        st_trl = train(model, rows, replace(cfg, lean_loss=False), f"{d}/trl_loss")
+        st_trl = train(model, rows, cfg, f"{d}/trl_loss", lean_loss=False)
         trl = st_trl["train_tokens_per_epoch"] / st_trl["train_seconds"]
         n1 = max(4, n_rows // 4)
-        st1 = train(model, rows[:n1], replace(cfg, batch_size=1, lean_loss=False), f"{d}/naive")
+        st1 = train(model, rows[:n1], replace(cfg, batch_size=1), f"{d}/naive", lean_loss=False)
         slow = st1["train_tokens_per_epoch"] / st1["train_seconds"]
     print(
         f"training: batch 16 + completion-only LM head {fast:.0f} tokens/s, "

@@ -45,8 +45,6 @@ class TrainConfig:
     lr_scheduler: str = "linear"
     seed: int = 0
     bf16: bool = True  # autocast where the hardware has native bf16; ignored elsewhere
-    # Project through the LM head only at completion positions (same loss; see completion_loss_trainer).
-    lean_loss: bool = True
     # Training-side defenses can freeze layers or add regularisation through these:
     frozen_layers: tuple[int, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
@@ -94,8 +92,14 @@ def train(
     out_dir: Path,
     system: str | None = None,
     device: str | None = None,
+    lean_loss: bool = True,
 ) -> dict[str, Any]:
-    """Fine-tune ``base_ref`` on ``rows``; write the adapter (or model) to ``out_dir``; return stats."""
+    """Fine-tune ``base_ref`` on ``rows``; write the adapter (or model) to ``out_dir``; return stats.
+
+    ``lean_loss`` picks how the (identical) completion-only loss is computed — see
+    :func:`completion_loss_trainer`; it is an argument, not a config field, because it changes
+    speed, not the result, so it must not change stage hashes.
+    """
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM
@@ -153,7 +157,7 @@ def train(
         disable_tqdm=False,
         dataloader_num_workers=0,
     )
-    trainer_cls = completion_loss_trainer(SFTTrainer) if cfg.lean_loss else SFTTrainer
+    trainer_cls = completion_loss_trainer(SFTTrainer) if lean_loss else SFTTrainer
     trainer = trainer_cls(model=model, args=args, train_dataset=ds, processing_class=tok)
     t0 = time.time()
     result = trainer.train()
