@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import multiprocessing
 import os
 import signal
@@ -40,6 +41,7 @@ from defenses.context import DefenseContext
 from defenses.registry import Source, load_class, source_info
 from defenses.runner import DefenseError
 
+log = logging.getLogger(__name__)
 MAX_REPLY_BYTES = 2 << 30
 
 
@@ -255,6 +257,8 @@ class IsolatedDefense(Defense):
             if isinstance(reply.get("notes"), dict):
                 ctx.notes.update(reply["notes"])
         if not reply.get("ok"):
+            if reply.get("tb"):  # the plugin author's traceback, from the child
+                log.warning("defense %r %s failed in its child:\n%s", who, what, reply["tb"])
             raise DefenseError(f"defense {who!r}: {what} {reply.get('error')}", hook=op)
         reply["seconds"] = time.monotonic() - start
         return reply
