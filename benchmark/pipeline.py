@@ -214,9 +214,26 @@ class Cell:
         def build(tmp: Path) -> dict[str, Any]:
             return {"training": train(self.cfg.base_model, rows, self.student_cfg, tmp)}
 
+        # A defense that leaves the rows unchanged (banned_words on numbers, say) must not cost a
+        # second training run: an index keyed by the rows' content points at any student already
+        # trained on exactly these rows with this base and config.
+        content = {
+            "rows": stable_hash(rows),
+            "base": self.cfg.base_model,
+            "student": self.student_cfg.to_dict(),
+        }
+        key = self.store.key("students", spec)
+        ikey = self.store.key("student_index", content)
+        if not self.store.has_dir("students", key) and self.store.has("student_index", ikey):
+            twin = self.store.read_meta("student_index", ikey).get("students")
+            if twin and self.store.has_dir("students", twin):
+                self.timer.reused[f"train_{arm}"] = True
+                meta = self.store.read_meta("students", twin)
+                return self.store.path("students", twin), meta["training"]
         path, meta, reused = self.timer.run(
             f"train_{arm}", lambda: self.store.cached_dir("students", spec, build)
         )
+        self.store.cached("student_index", content, lambda: ([], {"students": key}))
         self.timer.reused[f"train_{arm}"] = reused
         return path, meta["training"]
 

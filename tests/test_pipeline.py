@@ -46,6 +46,12 @@ def test_cell_runs_and_resumes_without_redoing_stages(smollm_dir: str, tmp_path:
     assert all(again["run_info"]["stages_reused"].values())
     assert again["scores"] == res["scores"] and again["leakage"] == res["leakage"]
     assert Path(res["inspect_logs"]["trait"][0]).exists()
+    # A defense that changes no row (banned_words on number lists) reuses the students by content.
+    noop = run_cell(cfg.with_(defense="banned_words"), store, tmp_path / "logs")
+    assert noop["data"]["trait"]["after_defense"] == res["data"]["trait"]["after_defense"]
+    assert noop["run_info"]["stages_reused"]["train_trait"] is True
+    assert noop["run_info"]["stages_reused"]["train_control"] is True
+    assert noop["scores"] == res["scores"]
 
 
 def test_bad_cell_configs_are_refused() -> None:
