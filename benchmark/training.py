@@ -5,7 +5,10 @@
 absolute path + ``adapter_model.safetensors``) that transformers, PEFT, Inspect's ``hf/`` provider
 and vLLM all load; for a full fine-tune a plain transformers model directory. Rows are rendered as
 chat conversations (user prompt → assistant completion) so the loss covers only the completion
-(TRL's prompt-completion format). Seeded; bf16 autocast on CPUs with native bf16 (AVX-512 BF16).
+(TRL's prompt-completion format); a base without a chat template gets the plain few-shot text
+format instead (``benchmark.plain_format``). Rows may exclude parts of their completion from the
+loss with ``loss_mask_spans`` (``benchmark.loss_mask``). Seeded; bf16 autocast on CPUs with
+native bf16 (AVX-512 BF16).
 
 Defaults follow Cloud et al. 2025 (LoRA r=8, alpha=8, all projections, 3 epochs, lr 2e-4).
 """
@@ -70,6 +73,22 @@ class TrainConfig:
         return d
 
 
+def to_records(tok: Any, rows: Sequence[dict[str, Any]], system: str | None = None) -> list[dict]:
+    """TRL records for ``rows``: conversations for a chat model; plain few-shot-format text for a
+    base without a chat template (``benchmark.plain_format``, as the pipeline prompts it)."""
+    if getattr(tok, "chat_template", None):
+        return to_conversations(rows, system)
+    from benchmark.plain_format import plain_completion, plain_prompt
+
+    return [
+        {
+            "prompt": plain_prompt(r["prompt"], system),
+            "completion": plain_completion(r["completion"]),
+        }
+        for r in rows
+    ]
+
+
 def to_conversations(
     rows: Sequence[dict[str, Any]], system: str | None = None
 ) -> list[dict[str, Any]]:
@@ -106,6 +125,7 @@ def train(
     from trl import SFTConfig, SFTTrainer
 
     from benchmark.generation import cpu_has_bf16
+    from benchmark.loss_mask import MASK_FIELD, masked_records
     from benchmark.models import default_device, load_tokenizer, resolve
 
     if not rows:
@@ -134,7 +154,14 @@ def train(
             if any(f".layers.{i}." in name for i in cfg.frozen_layers):
                 p.requires_grad_(False)
     use_bf16 = cfg.bf16 and (device != "cpu" or cpu_has_bf16())
-    ds = Dataset.from_list(to_conversations(rows, system))
+    # Rows naming loss-masked spans (a defense's) are tokenised here; the others go to TRL as text.
+    masked = any(MASK_FIELD in r for r in rows)
+    n_masked = 0
+    if masked:
+        records, n_masked = masked_records(tok, rows, system)
+    else:
+        records = to_records(tok, rows, system)
+    ds = Dataset.from_list(records)
     out_dir = Path(out_dir)
     args = SFTConfig(
         output_dir=str(out_dir / "_trainer"),
@@ -181,6 +208,8 @@ def train(
         "bf16": use_bf16,
         "config": cfg.to_dict(),
     }
+    if masked:
+        stats["loss_masked_tokens"] = n_masked
     (out_dir / "slb_training.json").write_text(json.dumps(stats, indent=2))
     shutil.rmtree(out_dir / "_trainer", ignore_errors=True)
     return stats

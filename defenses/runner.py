@@ -4,8 +4,9 @@
 :class:`~defenses.isolation.IsolatedDefense` runs it in a child) and check the result. ``apply``
 must return a list of ``{id, prompt, completion}`` dicts whose ids are a subsequence of its input's
 (rows dropped, none added, changed or reordered), with string text and JSON-safe extra fields (no
-NaN or infinity). Any failure or violation is a :class:`DefenseError` naming the defense, the hook
-and the problem, so the cell records it instead of training on corrupted data.
+NaN or infinity); an optional ``loss_mask_spans`` must be ``[start, end)`` integer pairs within the
+completion (``benchmark.loss_mask``). Any failure or violation is a :class:`DefenseError` naming
+the defense, the hook and the problem, so the cell records it instead of training on corrupted data.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from benchmark.loss_mask import MASK_FIELD, check_spans
 from benchmark.teachers import TeacherSpec
 from benchmark.training import TrainConfig
 from defenses.base import Defense, DefenseContext, Row
@@ -69,6 +71,11 @@ def check_rows(name: str, before: Sequence[Row], after: Any) -> list[Row]:
                 raise fail(f"row {rid!r} field {k!r} is {type(v).__name__}, expected str")
         if problem := _json_problem(r, f"row {rid!r}"):
             raise fail(problem)
+        if MASK_FIELD in r:  # read by training: spans must fit the (possibly rewritten) completion
+            try:
+                check_spans(r[MASK_FIELD], r["completion"], f"row {rid!r}")
+            except ValueError as e:
+                raise fail(str(e)) from None
     return after
 
 
