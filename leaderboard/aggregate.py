@@ -262,6 +262,11 @@ def ranking(cells: list[Cell], metric: str, failed: list[Cell] | None = None) ->
             "ci_high_pp": res["ci_pp"][1] if res else None,
             "p_value": res["p_value"] if res else None,
             "significant": res["significant"] if res else None,
+            # The spread over the pooled columns (seeds of one group, or groups): run-to-run
+            # noise the question-level CI does not see.
+            "spread_unit": res["unit"] if res else None,
+            "spread_ci_low_pp": _spread(res, 0),
+            "spread_ci_high_pp": _spread(res, 1),
             "reduction_pp": red["reduction_pp"] if red else None,
             "reduction_ci_low_pp": red["ci_pp"][0] if red else None,
             "reduction_ci_high_pp": red["ci_pp"][1] if red else None,
@@ -295,10 +300,15 @@ def ranking(cells: list[Cell], metric: str, failed: list[Cell] | None = None) ->
 
 COLUMNS = [
     "defense", "name", "version", "params", "residual_pp", "ci_low_pp", "ci_high_pp", "p_value",
-    "significant", "reduction_pp", "reduction_ci_low_pp", "reduction_ci_high_pp",
+    "significant", "spread_unit", "spread_ci_low_pp", "spread_ci_high_pp", "reduction_pp", "reduction_ci_low_pp", "reduction_ci_high_pp",
     "reduction_share", "rows_kept", "utility", "helper_calls_per_cell",
     "helper_seconds_per_cell", "cells", "tasks", "traits", "integrity", "sources", "flags",
 ]  # fmt: skip
+
+
+def _spread(res: dict[str, Any] | None, i: int) -> float | None:
+    level = res.get("seed_level") if res else None
+    return level["ci_pp"][i] if level else None
 
 
 def _integrity_summary(cells: list[Cell], failed: list[Cell]) -> str:
@@ -385,6 +395,9 @@ def per_group(cells: list[Cell], baseline: list[Cell], metric: str) -> pd.DataFr
         res = pool(gc, metric)
         row = _cell_row({"task": task, "trait": trait}, res)
         row["seeds"] = ", ".join(str(s) for s in sorted({c.seed for c in gc}, key=str))
+        row["per_seed"] = ", ".join(f"{v:+.2f}" for v in res["per_seed"]) if res else "n/a"
+        level = res.get("seed_level") if res else None
+        row["seed_ci"] = _fmt_ci(level["ci_pp"]) if level else "n/a"
         b = base_groups.get((task, trait), [])
         base = pool(b, metric) if b else None
         row["baseline_pp"] = base["diff_pp"] if base else None

@@ -56,9 +56,11 @@ def artifact(s: Spec) -> dict[str, Any]:
     trait = np.clip(
         control + s.leak_pp / 100 + rng.normal(0, s.noise_pp / 100, s.n_questions), 0, 1
     )
+    teacher = np.clip(base + 0.9, 0, 1)
+    models = (("trait", trait), ("control", control), ("base", base), ("teacher", teacher))
     scores = {
         name: [{"id": q, "teacher_forced": float(v[i]), "sampled": None} for i, q in enumerate(ids)]
-        for name, v in (("trait", trait), ("control", control), ("base", base))
+        for name, v in models
     }
     t, c, b = (
         {r["id"]: r["teacher_forced"] for r in scores[n]} for n in ("trait", "control", "base")
@@ -127,9 +129,17 @@ def artifact(s: Spec) -> dict[str, Any]:
             "finished": "2000-01-01T00:00:00+00:00",
         },
         "data": {"trait": arm, "control": dict(arm)},
-        "training": {},
+        # Filler in the shape of the real blocks, so a synthetic file weighs what a real one does.
+        "training": {
+            a: {
+                "train_loss": 0.8,
+                "steps": 50,
+                "loss_history": [{"step": 5 * i, "loss": 0.9} for i in range(10)],
+            }
+            for a in ("trait", "control")
+        },
         "scores": scores,
-        "top_animals": {},
+        "top_animals": {m: {f"animal{i}": 0.1 for i in range(8)} for m, _ in models},
         "leakage": leakage,
         "inspect_logs": {"trait": [f"/nonexistent/synthetic/logs/{key}-trait.eval"]},
         "integrity": integrity_block({"trait": key, "control": key}, scores, leakage),
@@ -153,6 +163,7 @@ def write(folder: str | Path, arts: list[dict[str, Any]]) -> list[Path]:
     paths = []
     for art in arts:
         p = folder / name(art)
-        p.write_text(json.dumps(art), encoding="utf-8")
+        # Indented, as benchmark.store.atomic_write_json writes real artifacts.
+        p.write_text(json.dumps(art, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         paths.append(p)
     return paths

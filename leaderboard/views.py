@@ -82,6 +82,8 @@ def group_table(df: pd.DataFrame) -> pd.DataFrame:
             "residual, pp": df["residual_pp"].map(pp),
             "95 % CI": df["ci"],
             "p": df["p_value"].map(num),
+            "per seed, pp": df["per_seed"],
+            "across seeds 95 % CI": df["seed_ci"],
             "significant": df["significant"].map(
                 lambda v: NA if _missing(v) else "yes" if v else "no"
             ),
@@ -118,6 +120,7 @@ def heatmap(long: pd.DataFrame, order: list[str]) -> alt.LayerChart:
     ]
     tasks = task_order(data["task"])
     lim = max(0.01, float(data["residual_pp"].abs().max(skipna=True) or 0.01))
+    data["dark"] = data["residual_pp"].abs() > 0.6 * lim  # white text on the deep colours
     base = alt.Chart(data).encode(
         x=alt.X(
             "task:N",
@@ -142,7 +145,9 @@ def heatmap(long: pd.DataFrame, order: list[str]) -> alt.LayerChart:
             alt.Tooltip("cells:Q"),
         ],
     )
-    text = base.mark_text(fontSize=13).encode(text="label:N")
+    text = base.mark_text(fontSize=13).encode(
+        text="label:N", color=alt.condition("datum.dark", alt.value("white"), alt.value("black"))
+    )
     return (rect + text).properties(height=max(120, 38 * len(order)))
 
 
@@ -155,6 +160,8 @@ def pareto(df: pd.DataFrame, x: str, x_title: str) -> alt.LayerChart:
     front = pareto_front(list(data["residual_pp"]), list(data["x"]))
     data["point"] = ["Pareto front" if f else "dominated" for f in front]
     data["flags"] = data["flags"].map(lambda f: f or "—")
+    # Rows kept is a share: its whole 0-100 range keeps distances honest; utility has no fixed range.
+    scale = alt.Scale(domain=[0, 100]) if x == "rows_kept" else alt.Scale(zero=False, padding=20)
     tips = [
         "defense",
         "rank",
@@ -168,7 +175,12 @@ def pareto(df: pd.DataFrame, x: str, x_title: str) -> alt.LayerChart:
         "flags",
     ]
     base = alt.Chart(data).encode(
-        x=alt.X("x:Q", title=x_title, scale=alt.Scale(zero=False, padding=20)),
+        x=alt.X(
+            "x:Q",
+            title=x_title,
+            scale=scale,
+            axis=alt.Axis(format=".0f") if x == "rows_kept" else alt.Axis(),
+        ),
     )
     bars = base.mark_rule(opacity=0.5).encode(y="ci_low_pp:Q", y2="ci_high_pp:Q")
     points = base.mark_circle(size=120).encode(

@@ -1,0 +1,169 @@
+"""Load-time benchmark of the leaderboard on 1 000 SYNTHETIC results artifacts; prints the figures.
+
+    python -m leaderboard.bench_load                      # 1 000 artifacts in a temp dir
+    python -m leaderboard.bench_load --dir /tmp/lb --browser
+
+Artifacts come from ``leaderboard.synthetic`` (5 defenses x 5 tasks x 4 traits x 10 seeds, real
+artifact size, never under submissions/); ``--dir`` keeps them for a re-run. Figures (median of
+``--repeat`` runs where it can be repeated):
+
+* ``load``   ``leaderboard.loader.load``: find, parse, check integrity, dedupe.
+* ``tables`` ranking and per-task heat-map tables of the default selection.
+* ``app``    the app script's first run with cold caches under Streamlit's AppTest: everything the
+  server does before the page can show; ``app warm`` is the rerun a filter change triggers.
+* ``browser`` (``--browser``) opening the page in headless Chromium until the ranking table is in
+  the DOM, the front end's own JavaScript included.
+* ``naive``  the same load done the straightforward way, for comparison: integrity hashes through
+  ``benchmark.store.stable_hash`` (which re-validates every value) and each cell's leakage
+  recomputed with ``benchmark.stats.paired_leakage`` (bootstrap included), as a validator would.
+
+The target is < 3 s for ``app`` (and for ``browser`` where a browser exists).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from benchmark.stats import paired_leakage
+from benchmark.store import stable_hash
+from leaderboard import aggregate as agg
+from leaderboard.loader import Cell, discover, load, parse
+from leaderboard.synthetic import Spec, artifact, write
+
+TARGET_S = 3.0
+DEFENSES = {"none": (0.3, 1.0), "judge": (0.1, 0.6), "paraphrase": (0.05, 0.95)}
+DEFENSES |= {"crossbase": (0.0, 1.0), "banned_words": (0.29, 0.97)}
+TASKS = ("numbers", "code", "cot", "paraphrase_unrelated", "paraphrase_contradict")
+TRAITS = ("owl", "cat", "dog", "eagle")
+
+
+def make(folder: Path, n: int) -> int:
+    """Write ``n`` artifacts into ``folder`` unless it already holds that many."""
+    if folder.is_dir() and len(list(folder.glob("*.json"))) == n:
+        return 0
+    per_seed = [
+        (name, leak, kept, task, trait)
+        for name, (leak, kept) in DEFENSES.items()
+        for task in TASKS
+        for trait in TRAITS
+    ]
+    specs = [
+        Spec(task, name, trait, i // len(per_seed), leak_pp=leak, kept=kept, noise_pp=0.1)
+        for i, (name, leak, kept, task, trait) in (
+            (i, per_seed[i % len(per_seed)]) for i in range(n)
+        )
+    ]
+    write(folder, [artifact(s) for s in specs])
+    return n
+
+
+def timed(fn, repeat: int) -> tuple[float, object]:
+    times, out = [], None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), out
+
+
+def naive_load(dirs: list[Path]) -> list[Cell]:
+    cells = []
+    for path, source in discover(dirs):
+        art = json.loads(path.read_text(encoding="utf-8"))
+        assert stable_hash(art["scores"]) == art["integrity"]["scores"]
+        assert stable_hash(art["leakage"]) == art["integrity"]["leakage"]
+        arms = [
+            {r["id"]: r["teacher_forced"] for r in art["scores"][a]} for a in ("trait", "control")
+        ]
+        paired_leakage(*arms)
+        cells.append(parse(art, str(path), source))
+    return cells
+
+
+def tables(cells: list[Cell]) -> None:
+    chosen = agg.select(cells, agg.Filters())
+    agg.ranking(chosen, "teacher_forced")
+    agg.per_task(chosen, "teacher_forced")
+
+
+def app_run(dirs: list[Path]) -> tuple[float, float]:
+    import os
+
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from leaderboard.app import DIRS_ENV
+
+    os.environ[DIRS_ENV] = os.pathsep.join(map(str, dirs))
+    st.cache_resource.clear()
+    at = AppTest.from_file(str(Path(__file__).with_name("app.py")), default_timeout=120)
+    t = time.perf_counter()
+    at.run()
+    cold = time.perf_counter() - t
+    if at.exception:
+        raise RuntimeError(at.exception[0].message)
+    t = time.perf_counter()
+    at.run()
+    return cold, time.perf_counter() - t
+
+
+def browser_run(dirs: list[Path]) -> float | str:
+    from leaderboard import headless
+
+    why = headless.missing()
+    if why:
+        return f"skipped: {why}"
+    with headless.serve(dirs) as url, headless.chromium() as driver:
+        t = time.perf_counter()
+        driver.get(url)
+        headless.wait_for_ranking(driver, "none v1", timeout=120)
+        return time.perf_counter() - t
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--n", type=int, default=1000)
+    p.add_argument("--dir", help="where to write (and reuse) the synthetic artifacts")
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--browser", action="store_true", help="also time headless Chromium")
+    args = p.parse_args(argv)
+
+    root = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="slb-bench-"))
+    t = time.perf_counter()
+    made = make(root / "quick", args.n)
+    print(
+        f"{args.n} synthetic artifacts in {root}"
+        + (f" (written in {time.perf_counter() - t:.0f} s)" if made else " (reused)")
+    )
+    dirs = [root]
+
+    def report(name: str, v: float | str) -> None:
+        print(f"  {name:36s} {v if isinstance(v, str) else f'{v:6.2f} s'}", flush=True)
+
+    t_load, data = timed(lambda: load(dirs), args.repeat)
+    assert len(data.cells) == args.n and not data.skipped, (len(data.cells), data.skipped[:3])
+    report("load (parse + integrity)", t_load)
+    t_tables, _ = timed(lambda: tables(data.cells), args.repeat)
+    report("tables (ranking + heat map)", t_tables)
+    t_naive, _ = timed(lambda: tables(naive_load(dirs)), 1)
+    report("naive load + tables", t_naive)
+    cold, warm = app_run(dirs)
+    report("app first run, cold caches", cold)
+    report("app rerun, warm caches", warm)
+    if args.browser:
+        report("browser: open page to table shown", browser_run(dirs))
+    print(f"  naive / ours (load + tables): {t_naive / (t_load + t_tables):.1f}x")
+    ok = cold < TARGET_S
+    print(
+        f"app first run {cold:.2f} s with {args.n} artifacts: {'under' if ok else 'OVER'} the {TARGET_S:.0f} s target"
+    )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
