@@ -275,7 +275,7 @@ def ranking(cells: list[Cell], metric: str, failed: list[Cell] | None = None) ->
             "utility": _avg(ec, "utility"),
             "helper_calls_per_cell": _avg(ec, "helper_calls"),
             "helper_seconds_per_cell": _avg(ec, "helper_seconds"),
-            "cells": len(ec),
+            "cells": res["n_cells"] if res else 0,  # those with scores for this metric
             "tasks": ", ".join(task_order({c.task for c in ec})),
             "traits": ", ".join(sorted({c.trait for c in ec})),
             "integrity": _integrity_summary(ec, failed_by_entry.get(entry, [])),
@@ -312,7 +312,7 @@ def _spread(res: dict[str, Any] | None, i: int) -> float | None:
 
 
 def _integrity_summary(cells: list[Cell], failed: list[Cell]) -> str:
-    counts = defaultdict(int)
+    counts: dict[str, int] = defaultdict(int)
     for c in cells + failed:
         counts[c.integrity] += 1
     return ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
@@ -356,7 +356,8 @@ def pareto_front(leak: list[float | None], kept: list[float | None]) -> list[boo
     """True where no other point has leakage <= and kept >= with one of them strict (lower leakage
     and more rows kept are both better); points with a missing coordinate are never on it."""
     pts = [
-        (float(x), float(y)) if _ok(x) and _ok(y) else None for x, y in zip(leak, kept, strict=True)
+        (x, y) if x is not None and y is not None and _ok(x) and _ok(y) else None
+        for x, y in zip(leak, kept, strict=True)
     ]
     return [
         p is not None

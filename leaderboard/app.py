@@ -10,6 +10,7 @@ on the next rerun. ``?defense=<entry>`` in the URL opens that defense's page.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections import Counter
@@ -52,10 +53,12 @@ def loaded(dirs: tuple[str, ...], fp: tuple) -> Loaded:
 def tables(dirs: tuple[str, ...], fp: tuple, f: tuple, metric: str) -> dict[str, pd.DataFrame]:
     """Ranking and heat map of one filter selection; cached, so moving between pages is instant."""
     cells = loaded(dirs, fp).cells
-    filt = agg.Filters(*f)
+    suite, base, setup, tasks, traits, include = f
+    filt = agg.Filters(suite, base, setup, list(tasks), list(traits), include)
     chosen = agg.select(cells, filt)
-    failed = [] if filt.include_failed else agg.select(cells, agg.Filters(*f[:5], True))
-    failed = [c for c in failed if c.integrity == "failed"]
+    every = agg.select(cells, dataclasses.replace(filt, include_failed=True))
+    # Left out by the filter for failing the check; they still earn their defense a flag.
+    failed = [] if include else [c for c in every if c.integrity == "failed"]
     return {
         "ranking": agg.ranking(chosen, metric, failed),
         "per_task": agg.per_task(chosen, metric),

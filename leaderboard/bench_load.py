@@ -27,7 +27,9 @@ import json
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from benchmark.stats import paired_leakage
 from benchmark.store import stable_hash
@@ -36,6 +38,7 @@ from leaderboard.loader import Cell, discover, load, parse
 from leaderboard.synthetic import Spec, artifact, write
 
 TARGET_S = 3.0
+T = TypeVar("T")
 DEFENSES = {"none": (0.3, 1.0), "judge": (0.1, 0.6), "paraphrase": (0.05, 0.95)}
 DEFENSES |= {"crossbase": (0.0, 1.0), "banned_words": (0.29, 0.97)}
 TASKS = ("numbers", "code", "cot", "paraphrase_unrelated", "paraphrase_contradict")
@@ -62,8 +65,8 @@ def make(folder: Path, n: int) -> int:
     return n
 
 
-def timed(fn, repeat: int) -> tuple[float, object]:
-    times, out = [], None
+def timed(fn: Callable[[], T], repeat: int) -> tuple[float, T]:
+    times = []
     for _ in range(repeat):
         t = time.perf_counter()
         out = fn()

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -54,7 +54,7 @@ def _free_port() -> int:
 
 
 @contextmanager
-def serve(dirs: list[str | Path], timeout: float = 60) -> Iterator[str]:
+def serve(dirs: Sequence[str | Path], timeout: float = 60) -> Iterator[str]:
     """``streamlit run`` the app on ``dirs`` on a free port; yields its URL once it is healthy."""
     port = _free_port()
     cmd = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true"]
@@ -93,6 +93,8 @@ def chromium(width: int = 1600, height: int = 1500) -> Iterator[Any]:
     from selenium.webdriver.chrome.service import Service
 
     browser, driver_bin = binaries()
+    if browser is None or driver_bin is None:
+        raise RuntimeError(str(missing()))
     opts = webdriver.ChromeOptions()
     opts.binary_location = browser
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
@@ -115,7 +117,7 @@ def wait_for_ranking(driver: Any, expect: str, timeout: float = 45) -> str:
         got = tables[0].get_attribute("textContent") if tables else ""
         return got if expect in got else False
 
-    return WebDriverWait(driver, timeout).until(text)
+    return str(WebDriverWait(driver, timeout).until(text))
 
 
 def ranking_rows(driver: Any) -> list[list[str]]:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,7 +112,7 @@ class Loaded:
     submissions: dict[str, dict[str, Any]]  # source -> its submission metadata, if any
 
 
-def discover(dirs: list[str | Path]) -> list[tuple[Path, str]]:
+def discover(dirs: Sequence[str | Path]) -> list[tuple[Path, str]]:
     """``(artifact path, source label)`` for every candidate JSON under ``dirs``, sorted."""
     found: list[tuple[Path, str]] = []
     for d in dirs:
@@ -135,7 +136,7 @@ def _source(root: Path, rel: tuple[str, ...]) -> str:
     return root.name or str(root)
 
 
-def load(dirs: list[str | Path]) -> Loaded:
+def load(dirs: Sequence[str | Path]) -> Loaded:
     """Parse every artifact under ``dirs``; never raises for a bad file (it is skipped instead)."""
     cells: list[Cell] = []
     skipped: list[Skipped] = []
@@ -191,16 +192,16 @@ def parse(art: Any, path: str = "", source: str = "") -> Cell:
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise Skip(f"config.seed is {seed!r}, expected an integer")
     scores = _scores(_need(art, "scores", dict))
-    d = art.get("defense") if isinstance(art.get("defense"), dict) else {}
+    d = _dict(art.get("defense"))
     name = str(d.get("name") or cfg["defense"])
     version = str(d.get("version", "n/a"))
     params = d.get("params") if isinstance(d.get("params"), dict) else cfg.get("defense_params")
     params = params if isinstance(params, dict) else {}
     setup_config = _strip_cell(cfg)
     status, note = check_integrity(art, scores)
-    data = art.get("data") if isinstance(art.get("data"), dict) else {}
-    arms = [data.get(a) for a in ARMS if isinstance(data.get(a), dict)]
-    run_info = art.get("run_info") if isinstance(art.get("run_info"), dict) else {}
+    data = _dict(art.get("data"))
+    arms = [_dict(data.get(a)) for a in ARMS if isinstance(data.get(a), dict)]
+    run_info = _dict(art.get("run_info"))
     return Cell(
         path=path,
         source=source,
@@ -304,19 +305,16 @@ def check_integrity(art: dict[str, Any], scores: dict[str, Any]) -> tuple[str, s
                 continue
             if got != want:
                 problems.append(f"{key} hash {got} != stored {want}")
-    leakage = art.get("leakage") if isinstance(art.get("leakage"), dict) else {}
+    leakage = _dict(art.get("leakage"))
     for m, (_, t, c) in scores.items():
-        block = leakage.get(m)
-        stored = (
-            block.get("trait_vs_control", {}).get("diff_pp") if isinstance(block, dict) else None
-        )
-        if not isinstance(stored, (int, float)):
+        stored = _num(_dict(_dict(leakage.get(m)).get("trait_vs_control")).get("diff_pp"))
+        if stored is None:
             continue
         # Same arithmetic as benchmark.stats (mean over questions of trait - control), so only a
         # real edit of scores or leakage, not float noise, fails this.
-        got = 100.0 * float(np.mean(t - c))
-        if not math.isclose(got, stored, rel_tol=1e-9, abs_tol=1e-9):
-            problems.append(f"leakage.{m} diff_pp {stored:.4f} but scores give {got:.4f}")
+        diff = 100.0 * float(np.mean(t - c))
+        if not math.isclose(diff, stored, rel_tol=1e-9, abs_tol=1e-9):
+            problems.append(f"leakage.{m} diff_pp {stored:.4f} but scores give {diff:.4f}")
     if problems:
         return "failed", "; ".join(problems)
     if hashed:
@@ -343,6 +341,11 @@ def _hash(obj: Any) -> str:
         raise Skip(f"config cannot be hashed: {e}") from None
 
 
+def _dict(v: Any) -> dict[str, Any]:
+    """``v`` if it is a JSON object, else an empty one: optional blocks may be absent or odd."""
+    return v if isinstance(v, dict) else {}
+
+
 def _num(v: Any) -> float | None:
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
         return None
@@ -361,28 +364,16 @@ def _kept_share(arm: dict[str, Any]) -> float | None:
     if share is not None:
         return share
     after = _num(arm.get("after_defense"))
-    steps = (
-        (arm.get("filter_report") or {}).get("steps")
-        if isinstance(arm.get("filter_report"), dict)
-        else None
-    )
-    before = (
-        _num(steps[-1].get("kept"))
-        if isinstance(steps, list) and steps and isinstance(steps[-1], dict)
-        else None
-    )
+    steps = _dict(arm.get("filter_report")).get("steps")
+    last = _dict(steps[-1]) if isinstance(steps, list) and steps else {}
+    before = _num(last.get("kept"))
     if after is None or not before:
         return None
     return after / before
 
 
 def _sum_cost(arms: list[dict[str, Any]], key: str) -> float | None:
-    vals = [
-        _num(a.get("defense_cost", {}).get(key))
-        for a in arms
-        if isinstance(a.get("defense_cost"), dict)
-    ]
-    got = [v for v in vals if v is not None]
+    got = [v for a in arms if (v := _num(_dict(a.get("defense_cost")).get(key))) is not None]
     return sum(got) if got else None
 
 
@@ -407,7 +398,7 @@ def _logs(block: Any) -> dict[str, list[str]]:
     return {str(k): [str(p) for p in v] for k, v in block.items() if isinstance(v, list)}
 
 
-def _submission_meta(dirs: list[str | Path]) -> dict[str, dict[str, Any]]:
+def _submission_meta(dirs: Sequence[str | Path]) -> dict[str, dict[str, Any]]:
     """Metadata files of submissions (``submissions/<name>/submission.yaml``), read as data only."""
     out: dict[str, dict[str, Any]] = {}
     for d in dirs:

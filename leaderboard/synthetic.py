@@ -62,9 +62,7 @@ def artifact(s: Spec) -> dict[str, Any]:
         name: [{"id": q, "teacher_forced": float(v[i]), "sampled": None} for i, q in enumerate(ids)]
         for name, v in models
     }
-    t, c, b = (
-        {r["id"]: r["teacher_forced"] for r in scores[n]} for n in ("trait", "control", "base")
-    )
+    t, c, b = ({q: float(v[i]) for i, q in enumerate(ids)} for v in (trait, control, base))
     leakage = {
         "teacher_forced": {
             "trait_vs_control": paired_leakage(t, c),

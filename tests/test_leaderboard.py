@@ -160,6 +160,19 @@ def test_optional_fields_absent_show_as_na() -> None:
     assert row["rows kept"] == "n/a" and row["utility"] == "n/a" and row["helper s / cell"] == "n/a"
 
 
+def test_optional_blocks_of_the_wrong_type_do_not_crash() -> None:
+    art = json.loads(json.dumps(artifact(Spec("numbers", "none", "owl", 0))))
+    art["defense"] = "none"
+    art["data"] = {"trait": "?", "control": {"defense_cost": [], "filter_report": {"steps": 3}}}
+    art["leakage"] = {"teacher_forced": {"trait_vs_control": None}}
+    art["integrity"] = {"scores": art["integrity"]["scores"]}
+    art["inspect_logs"] = ["x"]
+    art["utility"] = {"score": "high"}
+    cell = parse(art)
+    assert cell.integrity == "ok" and cell.rows_kept is None and cell.helper_calls is None
+    assert cell.utility is None and cell.inspect_logs == {} and cell.defense_info == {}
+
+
 def test_the_same_cell_twice_counts_once(tmp_path: Path) -> None:
     arts = [artifact(s) for s in _spec("none", 0.3)]
     write(tmp_path / "a", arts)

@@ -5,6 +5,7 @@ Artifacts are synthetic (``leaderboard.synthetic``), written to a tmp dir."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -124,3 +125,23 @@ def test_no_usable_artifacts_does_not_crash(
     assert any("No usable results artifacts" in i.value for i in at.info)
     reason = _table(at, "reason")["reason"].iloc[0]
     assert "top level is a list" in reason
+
+
+def test_slb_leaderboard_starts_streamlit_on_the_app(monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
+    from benchmark import cli
+
+    seen = {}
+
+    def fake_call(cmd, env):
+        seen.update(cmd=cmd, dirs=env[DIRS_ENV])
+        return 0
+
+    monkeypatch.setattr(subprocess, "call", fake_call)
+    assert cli.main(["leaderboard", "a", "b", "--port", "8600", "--headless"]) == 0
+    assert seen["cmd"][1:4] == ["-m", "streamlit", "run"] and seen["cmd"][4] == APP
+    assert "8600" in seen["cmd"] and "--server.headless" in seen["cmd"]
+    assert seen["dirs"].split(os.pathsep) == ["a", "b"]
+    args = cli.build_parser().parse_args(["leaderboard"])
+    assert args.dirs == ["submissions", "results"]
