@@ -143,9 +143,9 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    """Start the Streamlit app on the artifacts in ``args.dirs`` (it reads them, runs no plugin)."""
+    """Start the Streamlit app on the artifacts in ``args.dirs`` (it reads them, runs no plugin).
+    The process becomes streamlit (exec), so a signal to it reaches the server, not a wrapper."""
     import os
-    import subprocess
 
     import leaderboard
 
@@ -155,7 +155,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     cmd += ["--browser.gatherUsageStats", "false"]
     if args.headless:
         cmd += ["--server.headless", "true"]
-    return subprocess.call(cmd, env=env)
+    os.execve(sys.executable, cmd, env)
+    return 0  # not reached
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -128,17 +128,14 @@ def test_no_usable_artifacts_does_not_crash(
 
 
 def test_slb_leaderboard_starts_streamlit_on_the_app(monkeypatch: pytest.MonkeyPatch) -> None:
-    import subprocess
-
     from benchmark import cli
 
     seen = {}
 
-    def fake_call(cmd, env):
+    def fake_exec(path, cmd, env):
         seen.update(cmd=cmd, dirs=env[DIRS_ENV])
-        return 0
 
-    monkeypatch.setattr(subprocess, "call", fake_call)
+    monkeypatch.setattr(os, "execve", fake_exec)
     assert cli.main(["leaderboard", "a", "b", "--port", "8600", "--headless"]) == 0
     assert seen["cmd"][1:4] == ["-m", "streamlit", "run"] and seen["cmd"][4] == APP
     assert "8600" in seen["cmd"] and "--server.headless" in seen["cmd"]
