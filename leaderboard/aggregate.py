@@ -16,6 +16,9 @@ Statistics (``benchmark.stats``; percentage points, trait student minus control 
 * *Reduction* = baseline residual − defense residual, on the groups both have, the baseline being
   the ``none`` defense's cells of the same setup. Per question: the baseline's group-averaged
   difference minus the defense's; 95 % t-interval over questions.
+* The tables need only the mean, CI, p-value, per-seed differences and ``significant`` of
+  ``paired_leakage``; :func:`summarize` computes exactly those (a test holds them equal) without
+  its bootstrap, 30x faster, which keeps the page quick with 1 000 artifacts.
 * *Ties*: an entry's rank is 1 + the number of entries whose whole CI lies below its own CI (they
   leak less, clearly). Entries whose CIs overlap are never ordered against each other this way;
   a rank shared by several entries is shown as "=k".
@@ -149,10 +152,11 @@ def _group_means(
     return out
 
 
-def pool(cells: list[Cell], metric: str) -> dict[str, Any] | None:
+def pool(cells: list[Cell], metric: str, full: bool = False) -> dict[str, Any] | None:
     """Residual leakage of ``cells`` (one entry, one setup), every (task, trait) group weighted
-    equally; ``paired_leakage``'s dict plus ``n_cells``, ``n_groups`` and ``unit`` (what its
-    ``per_seed`` entries are: seeds of one group, or groups). None if nothing can be pooled."""
+    equally; ``paired_leakage``'s dict (``full``) or the part of it tables show (:func:`summarize`)
+    plus ``n_cells``, ``n_groups`` and ``unit`` (what the ``per_seed`` entries are: seeds of one
+    group, or groups). None if nothing can be pooled."""
     groups = _by_group(c for c in cells if metric in c.scores)
     if not groups:
         return None
@@ -168,12 +172,42 @@ def pool(cells: list[Cell], metric: str) -> dict[str, Any] | None:
     if cols is None:
         return None
     ids, t_arr, c_arr = cols
-    res = paired_leakage(
-        {q: list(t_arr[i]) for i, q in enumerate(ids)},
-        {q: list(c_arr[i]) for i, q in enumerate(ids)},
-    )
+    if full:
+        res = paired_leakage(
+            {q: list(t_arr[i]) for i, q in enumerate(ids)},
+            {q: list(c_arr[i]) for i, q in enumerate(ids)},
+        )
+    else:
+        res = summarize(t_arr, c_arr)
     res.update(n_cells=sum(len(v) for v in groups.values()), n_groups=len(groups), unit=unit)
     return res
+
+
+def summarize(t: np.ndarray, c: np.ndarray) -> dict[str, Any]:
+    """``diff_pp``, ``ci_pp``, ``p_value``, ``significant``, ``per_seed`` and ``seed_level`` of
+    ``benchmark.stats.paired_leakage`` on (questions, seeds) arrays, computed the same way but
+    without its bootstrap, Wilcoxon and log-odds parts, which the heat map and per-group tables do
+    not show and which cost 30x more. A test holds the two equal."""
+    mean, ci, p = mean_ci(t.mean(axis=1) - c.mean(axis=1))
+    per_seed = (t - c).mean(axis=0)
+    seed_level = None
+    if per_seed.size >= 2:
+        s_mean, s_ci, s_p = mean_ci(per_seed)
+        seed_level = {
+            "mean_pp": 100 * s_mean,
+            "ci_pp": [100 * s_ci[0], 100 * s_ci[1]],
+            "p_value": s_p,
+            "n_positive": int(np.sum(per_seed > 0)),
+        }
+    agree = bool(np.all(np.sign(per_seed) == np.sign(mean)))
+    return {
+        "diff_pp": 100 * mean,
+        "ci_pp": [100 * ci[0], 100 * ci[1]],
+        "p_value": p,
+        "per_seed": [100 * float(v) for v in per_seed],
+        "seed_level": seed_level,
+        "significant": bool(p < 0.05 and (seed_level is None or agree)),
+    }
 
 
 def reduction(cells: list[Cell], baseline: list[Cell], metric: str) -> dict[str, Any] | None:
@@ -210,9 +244,12 @@ def mean_ci(x: np.ndarray, confidence: float = 0.95) -> tuple[float, tuple[float
     mean = float(np.mean(x))
     if x.size < 2 or np.ptp(x) <= 1e-12:  # no spread: the limits, as benchmark.stats reports them
         return mean, (mean, mean), 1.0 if abs(mean) <= 1e-12 else 0.0
-    res = stats.ttest_1samp(x, 0.0)
-    ci = res.confidence_interval(confidence)
-    return mean, (float(ci.low), float(ci.high)), float(res.pvalue)
+    # The one-sample t-test written out: scipy's ttest_1samp wrapper costs more than the maths.
+    n = x.size
+    se = float(np.std(x, ddof=1)) / math.sqrt(n)
+    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * se
+    p = float(2 * stats.t.sf(abs(mean) / se, n - 1))
+    return mean, (mean - half, mean + half), p
 
 
 # --- ranking -------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import dataclasses
 import json
 import os
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -21,10 +22,8 @@ import streamlit as st
 
 from leaderboard import aggregate as agg
 from leaderboard import views
-from leaderboard.loader import Cell, Loaded, discover, load
+from leaderboard.loader import DEFAULT_DIRS, DIRS_ENV, Cell, Loaded, discover, load
 
-DIRS_ENV = "SLB_LEADERBOARD_DIRS"
-DEFAULT_DIRS = ("submissions", "results")
 HOME = "Leaderboard"
 
 
@@ -49,20 +48,29 @@ def loaded(dirs: tuple[str, ...], fp: tuple) -> Loaded:
     return load(list(dirs))
 
 
+Key = tuple  # (suite, base model, setup, tasks, traits, include failed): hashable filters
+
+
+def filters(key: Key) -> agg.Filters:
+    suite, base, setup, tasks, traits, include = key
+    return agg.Filters(suite, base, setup, list(tasks), list(traits), include)
+
+
 @st.cache_resource(max_entries=64)
-def tables(dirs: tuple[str, ...], fp: tuple, f: tuple, metric: str) -> dict[str, pd.DataFrame]:
-    """Ranking and heat map of one filter selection; cached, so moving between pages is instant."""
+def ranking(dirs: tuple[str, ...], fp: tuple, key: Key, metric: str) -> pd.DataFrame:
+    """The ranking of one filter selection; cached, so moving between pages is instant."""
     cells = loaded(dirs, fp).cells
-    suite, base, setup, tasks, traits, include = f
-    filt = agg.Filters(suite, base, setup, list(tasks), list(traits), include)
-    chosen = agg.select(cells, filt)
-    every = agg.select(cells, dataclasses.replace(filt, include_failed=True))
+    f = filters(key)
+    every = agg.select(cells, dataclasses.replace(f, include_failed=True))
     # Left out by the filter for failing the check; they still earn their defense a flag.
-    failed = [] if include else [c for c in every if c.integrity == "failed"]
-    return {
-        "ranking": agg.ranking(chosen, metric, failed),
-        "per_task": agg.per_task(chosen, metric),
-    }
+    failed = [] if f.include_failed else [c for c in every if c.integrity == "failed"]
+    return agg.ranking(agg.select(cells, f), metric, failed)
+
+
+@st.cache_resource(max_entries=64)
+def heat(dirs: tuple[str, ...], fp: tuple, key: Key, metric: str) -> pd.DataFrame:
+    # Separate from the ranking so the table is on screen before this is computed.
+    return agg.per_task(agg.select(loaded(dirs, fp).cells, filters(key)), metric)
 
 
 def pick(label: str, options: list[str], key: str, default: str | None = None, fmt=str) -> str:
@@ -108,7 +116,7 @@ def page_choice(entries: list[str]) -> str:
 
 
 def leaderboard_page(
-    rank: pd.DataFrame, per_task: pd.DataFrame, metric: str, f: agg.Filters
+    rank: pd.DataFrame, per_task: Callable[[], pd.DataFrame], metric: str, f: agg.Filters
 ) -> None:
     st.subheader(f"Ranking by residual leakage ({metric})")
     if rank.empty:
@@ -129,10 +137,8 @@ def leaderboard_page(
         mime="text/csv",
         key="download",
     )
-    order = list(rank["defense"])
-    if not per_task.empty:
-        st.subheader("Residual leakage per task (pp; * = significant)")
-        st.altair_chart(views.heatmap(per_task, order))
+    st.subheader("Residual leakage per task (pp; * = significant)")
+    st.altair_chart(views.heatmap(per_task(), list(rank["defense"])))
     st.subheader("Leakage against cost")
     axis = st.radio("x axis", ["rows kept", "utility"], horizontal=True, key="pareto_x")
     col = "rows_kept" if axis == "rows kept" else "utility"
@@ -276,14 +282,15 @@ def main() -> None:
         tuple(f.traits or ()),
         f.include_failed,
     )
-    t = tables(dirs, fp, key, metric)
-    cells = agg.select(data.cells, f)
-    page = page_choice(list(t["ranking"]["defense"]))
+    rank = ranking(dirs, fp, key, metric)
+    page = page_choice(list(rank["defense"]))
     if page == HOME:
-        leaderboard_page(t["ranking"], t["per_task"], metric, f)
+        leaderboard_page(rank, lambda: heat(dirs, fp, key, metric), metric, f)
     else:
-        defense_page(page, cells, t["ranking"], metric, data)
+        defense_page(page, agg.select(data.cells, f), rank, metric, data)
     skipped_panel(data)
 
 
-main()
+# Streamlit (and AppTest) run this file as __main__; importing it runs nothing.
+if __name__ == "__main__":
+    main()

@@ -10,20 +10,23 @@ artifact size, never under submissions/); ``--dir`` keeps them for a re-run. Fig
 * ``load``   ``leaderboard.loader.load``: find, parse, check integrity, dedupe.
 * ``tables`` ranking and per-task heat-map tables of the default selection.
 * ``app``    the app script's first run with cold caches under Streamlit's AppTest: everything the
-  server does before the page can show; ``app warm`` is the rerun a filter change triggers.
+  server does for the first visitor before the page is complete; ``app warm`` is the rerun a
+  filter change triggers. Streamlit's own runtime start (once per server) is timed apart.
 * ``browser`` (``--browser``) opening the page in headless Chromium until the ranking table is in
-  the DOM, the front end's own JavaScript included.
+  the DOM, Streamlit's front end included: first visit (fresh profile, cold caches) and a second
+  one, each also on 2 artifacts to tell the front end's own time from the data's.
 * ``naive``  the same load done the straightforward way, for comparison: integrity hashes through
   ``benchmark.store.stable_hash`` (which re-validates every value) and each cell's leakage
   recomputed with ``benchmark.stats.paired_leakage`` (bootstrap included), as a validator would.
 
-The target is < 3 s for ``app`` (and for ``browser`` where a browser exists).
+The target is < 3 s for ``app``; the exit status is 1 when it is missed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -65,13 +68,16 @@ def make(folder: Path, n: int) -> int:
     return n
 
 
-def timed(fn: Callable[[], T], repeat: int) -> tuple[float, T]:
-    times = []
+def timed(fn: Callable[[], T], repeat: int) -> tuple[tuple[float, float], T]:
+    """Median (wall, CPU) seconds of ``repeat`` calls, and the last result. CPU time of this
+    process is what the work costs whatever else the machine runs; wall time is what one waits."""
+    walls, cpus = [], []
     for _ in range(repeat):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         out = fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), out
+        walls.append(time.perf_counter() - t)
+        cpus.append(time.process_time() - c)
+    return (statistics.median(walls), statistics.median(cpus)), out
 
 
 def naive_load(dirs: list[Path]) -> list[Cell]:
@@ -94,38 +100,52 @@ def tables(cells: list[Cell]) -> None:
     agg.per_task(chosen, "teacher_forced")
 
 
-def app_run(dirs: list[Path]) -> tuple[float, float]:
-    import os
-
+def app_run(
+    dirs: list[Path],
+) -> tuple[tuple[float, float], tuple[float, float], tuple[float, float]]:
+    """(runtime start, first page run with cold caches, rerun) under AppTest. The first AppTest
+    run in a process also starts Streamlit's runtime (it scans installed packages for components,
+    ~1 s), which a server does once when it starts, before anyone opens the page; so it is run
+    first on an empty folder and timed apart."""
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    from leaderboard.app import DIRS_ENV
+    from leaderboard.loader import DIRS_ENV
 
-    os.environ[DIRS_ENV] = os.pathsep.join(map(str, dirs))
+    app = str(Path(__file__).with_name("app.py"))
+
+    def run(folders: list[Path]) -> tuple[AppTest, tuple[float, float]]:
+        os.environ[DIRS_ENV] = os.pathsep.join(map(str, folders))
+        at = AppTest.from_file(app, default_timeout=120)
+        (wall, cpu), _ = timed(at.run, 1)
+        if at.exception:
+            raise RuntimeError(at.exception[0].message)
+        return at, (wall, cpu)
+
+    with tempfile.TemporaryDirectory() as empty:
+        _, start = run([Path(empty)])
     st.cache_resource.clear()
-    at = AppTest.from_file(str(Path(__file__).with_name("app.py")), default_timeout=120)
-    t = time.perf_counter()
-    at.run()
-    cold = time.perf_counter() - t
-    if at.exception:
-        raise RuntimeError(at.exception[0].message)
-    t = time.perf_counter()
-    at.run()
-    return cold, time.perf_counter() - t
+    at, cold = run(dirs)
+    warm, _ = timed(at.run, 1)
+    return start, cold, warm
 
 
-def browser_run(dirs: list[Path]) -> float | str:
+def browser_run(dirs: list[Path]) -> tuple[float, float] | str:
+    """Seconds from opening the page to the ranking table in the DOM: a first visit (fresh
+    browser profile, cold server caches) and a second one in the same browser."""
     from leaderboard import headless
 
     why = headless.missing()
     if why:
         return f"skipped: {why}"
+    times = []
     with headless.serve(dirs) as url, headless.chromium() as driver:
-        t = time.perf_counter()
-        driver.get(url)
-        headless.wait_for_ranking(driver, "none v1", timeout=120)
-        return time.perf_counter() - t
+        for _ in range(2):
+            t = time.perf_counter()
+            driver.get(url)
+            headless.wait_for_ranking(driver, "none v1", timeout=120)
+            times.append(time.perf_counter() - t)
+    return times[0], times[1]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,8 +165,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     dirs = [root]
 
-    def report(name: str, v: float | str) -> None:
-        print(f"  {name:36s} {v if isinstance(v, str) else f'{v:6.2f} s'}", flush=True)
+    def report(name: str, v: tuple[float, float] | float | str) -> None:
+        if isinstance(v, tuple):
+            v = f"{v[0]:6.2f} s  (CPU {v[1]:.2f} s)"
+        elif isinstance(v, float):
+            v = f"{v:6.2f} s"
+        print(f"  {name:36s} {v}", flush=True)
 
     t_load, data = timed(lambda: load(dirs), args.repeat)
     assert len(data.cells) == args.n and not data.skipped, (len(data.cells), data.skipped[:3])
@@ -155,15 +179,29 @@ def main(argv: list[str] | None = None) -> int:
     report("tables (ranking + heat map)", t_tables)
     t_naive, _ = timed(lambda: tables(naive_load(dirs)), 1)
     report("naive load + tables", t_naive)
-    cold, warm = app_run(dirs)
-    report("app first run, cold caches", cold)
+    start, cold_wc, warm = app_run(dirs)
+    report("streamlit runtime start (once)", start)
+    report("app first run, cold caches", cold_wc)
     report("app rerun, warm caches", warm)
     if args.browser:
-        report("browser: open page to table shown", browser_run(dirs))
-    print(f"  naive / ours (load + tables): {t_naive / (t_load + t_tables):.1f}x")
+        # The same page on 2 artifacts separates Streamlit's front end from our data work.
+        with tempfile.TemporaryDirectory() as small:
+            make(Path(small) / "quick", 2)
+            for label, folders in ((f"{args.n}", dirs), ("2", [Path(small)])):
+                got = browser_run(folders)
+                if isinstance(got, str):
+                    report("browser", got)
+                    break
+                report(f"browser, {label} artifacts: 1st visit", got[0])
+                report(f"browser, {label} artifacts: 2nd visit", got[1])
+    ratio = t_naive[1] / (t_load[1] + t_tables[1])
+    print(f"  naive / ours, CPU time of load + tables: {ratio:.1f}x")
+    print(f"  load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    cold = cold_wc[0]
     ok = cold < TARGET_S
+    verdict = "under" if ok else "OVER"
     print(
-        f"app first run {cold:.2f} s with {args.n} artifacts: {'under' if ok else 'OVER'} the {TARGET_S:.0f} s target"
+        f"app first run {cold:.2f} s with {args.n} artifacts: {verdict} the {TARGET_S:.0f} s target"
     )
     return 0 if ok else 1
 

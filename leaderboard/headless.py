@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from leaderboard.app import DIRS_ENV
+from leaderboard.loader import DIRS_ENV
 
 APP = Path(__file__).resolve().parent / "app.py"
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")

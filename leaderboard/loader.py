@@ -37,6 +37,8 @@ import numpy as np
 from benchmark.results import SCHEMA
 
 METRICS = ("teacher_forced", "sampled")
+DIRS_ENV = "SLB_LEADERBOARD_DIRS"  # os.pathsep-separated folders the app reads
+DEFAULT_DIRS = ("submissions", "results")
 ARMS = ("trait", "control")
 IGNORED_NAMES = {"summary.json"}
 IGNORED_DIRS = {"logs"}
@@ -249,42 +251,43 @@ def _need(obj: dict[str, Any], key: str, typ: type, where: str = "") -> Any:
 
 
 def _scores(block: dict[str, Any]) -> dict[str, tuple[tuple[str, ...], np.ndarray, np.ndarray]]:
-    per_arm: dict[str, list[Any]] = {a: _need(block, a, list, "scores.") for a in ARMS}
+    cols = {a: _columns(_need(block, a, list, "scores."), a) for a in ARMS}
     out = {}
     for m in METRICS:
-        vals = {a: _column(rows, m, a) for a, rows in per_arm.items()}
-        if not vals["trait"] and not vals["control"]:
+        tr, co = cols["trait"][m], cols["control"][m]
+        if not tr and not co:
             continue
         for arm, other in (("trait", "control"), ("control", "trait")):
-            if not vals[arm]:
+            if not cols[arm][m]:
                 raise Skip(f"scores.{arm} has no {m} values but scores.{other} has (partial run?)")
-        if set(vals["trait"]) != set(vals["control"]):
+        if tr.keys() != co.keys():
             raise Skip(f"scores.trait and scores.control cover different questions for {m}")
-        if len(vals["trait"]) < 2:
+        if len(tr) < 2:
             raise Skip(f"fewer than 2 scored questions for {m}")
-        ids = tuple(sorted(vals["trait"]))
-        t = np.array([vals["trait"][q] for q in ids])
-        c = np.array([vals["control"][q] for q in ids])
-        out[m] = (ids, t, c)
+        ids = tuple(sorted(tr))
+        out[m] = (ids, np.array([tr[q] for q in ids]), np.array([co[q] for q in ids]))
     if not out:
         raise Skip("no per-question scores for the trait and control students (partial run?)")
     return out
 
 
-def _column(rows: list[Any], metric: str, arm: str) -> dict[str, float]:
-    col: dict[str, float] = {}
+def _columns(rows: list[Any], arm: str) -> dict[str, dict[str, float]]:
+    """Per metric, question id -> score of one model; one pass over its rows (the hot loop of a
+    1 000-artifact load, hence exact type checks rather than isinstance)."""
+    cols: dict[str, dict[str, float]] = {m: {} for m in METRICS}
     for r in rows:
-        if not isinstance(r, dict) or not isinstance(r.get("id"), str):
+        q = r.get("id") if type(r) is dict else None
+        if type(q) is not str:
             raise Skip(f"scores.{arm} has a row without a string id")
-        v = r.get(metric)
-        if v is None:
-            continue
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
-            raise Skip(
-                f"scores.{arm} question {r['id']!r}: {metric} = {v!r}, expected a number in [0, 1]"
-            )
-        col[r["id"]] = float(v)
-    return col
+        for m, col in cols.items():
+            v = r.get(m)
+            if v is None:
+                continue
+            # bool is excluded by the exact type check; NaN fails the range check.
+            if (type(v) is not float and type(v) is not int) or not 0.0 <= v <= 1.0:
+                raise Skip(f"scores.{arm} question {q!r}: {m} = {v!r}, expected a number in [0, 1]")
+            col[q] = float(v)
+    return cols
 
 
 def check_integrity(art: dict[str, Any], scores: dict[str, Any]) -> tuple[str, str]:

@@ -49,7 +49,7 @@ def test_real_baseline_pools_to_the_suite_summary() -> None:
     assert {c.integrity for c in cells} <= {"ok", "unverified"}
     summary = json.loads((REAL / "summary.json").read_text())
     want = summary["pooled"][0]["leakage"]["teacher_forced"]
-    got = agg.pool(cells, "teacher_forced")
+    got = agg.pool(cells, "teacher_forced", full=True)
     assert got["diff_pp"] == pytest.approx(want["diff_pp"], rel=1e-9)
     assert got["ci_pp"] == pytest.approx(want["ci_pp"], rel=1e-9)
     assert got["per_seed"] == pytest.approx(want["per_seed"], rel=1e-9)
@@ -298,6 +298,29 @@ def test_filters_by_suite_setup_task_and_trait(tmp_path: Path) -> None:
     assert (only.task, only.trait, only.suite) == ("code", "cat", "quick")
     long = agg.per_task(agg.select(data.cells, agg.Filters(setup=finetuned)), "teacher_forced")
     assert sorted(long["task"]) == ["code", "numbers"] and set(long["cells"]) == {2}
+
+
+@pytest.mark.parametrize("seeds", [1, 3])
+@pytest.mark.parametrize("shift", [0.0, 0.002, -0.01])
+def test_summarize_equals_paired_leakage(seeds: int, shift: float) -> None:
+    rng = np.random.default_rng(seeds)
+    c = rng.uniform(0.01, 0.05, (50, seeds))
+    t = np.clip(c + shift + rng.normal(0, 0.003, (50, seeds)), 0, 1)
+    want = paired_leakage(
+        {f"q{i}": list(t[i]) for i in range(50)}, {f"q{i}": list(c[i]) for i in range(50)}
+    )
+    got = agg.summarize(t, c)
+    for key in ("diff_pp", "ci_pp", "p_value", "per_seed"):
+        assert got[key] == pytest.approx(want[key], rel=1e-9, abs=1e-12), key
+    assert got["significant"] == want["significant"]
+    if seeds > 1:
+        for key in ("mean_pp", "ci_pp", "p_value", "n_positive"):
+            assert got["seed_level"][key] == pytest.approx(want["seed_level"][key], rel=1e-9)
+    else:
+        assert got["seed_level"] is want["seed_level"] is None
+    # No spread at all: the limits, as benchmark.stats reports them.
+    same = agg.summarize(c, c)
+    assert same["p_value"] == paired_leakage({"a": 0.1, "b": 0.2}, {"a": 0.1, "b": 0.2})["p_value"]
 
 
 def test_pareto_front() -> None:

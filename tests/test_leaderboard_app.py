@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from leaderboard.app import DIRS_ENV
+from leaderboard.loader import DIRS_ENV
 from leaderboard.synthetic import Spec, artifact, write
 
 APP = str(Path(__file__).resolve().parent.parent / "leaderboard" / "app.py")
