@@ -57,7 +57,7 @@ class Cell:
         self.cfg = cfg
         self.store = store
         self.log_dir = Path(log_dir)
-        self.task = get_task(cfg.task, **cfg.task_params)
+        self.task = get_task(cfg.task, trait=cfg.trait, **cfg.task_params)
         from defenses.runner import run_teacher, run_training
 
         self.defense = get_defense(cfg.defense, **cfg.defense_params)
@@ -112,6 +112,8 @@ class Cell:
             "constrained": self.cfg.constrained,
             "max_new_tokens": self.task.max_new_tokens,
         }
+        if self.task.min_p > ts.sampling.min_p:  # never for numbers: its keys are unchanged
+            spec["task_min_p"] = self.task.min_p
 
         def compute() -> tuple[list[Row], dict[str, Any]]:
             from dataclasses import replace
@@ -124,6 +126,8 @@ class Cell:
                 ts.sampling,
                 seed=self.cfg.seed,
                 max_new_tokens=min(ts.sampling.max_new_tokens, self.task.max_new_tokens),
+                # A free-text task may raise min-p so a small teacher stays coherent at T=1.
+                min_p=max(ts.sampling.min_p, self.task.min_p),
             )
             system = (("system", teacher.system),) if teacher.system else ()
             reqs = [GenerationRequest(r["id"], (*system, ("user", r["prompt"]))) for r in prompts]
@@ -152,7 +156,8 @@ class Cell:
     def filter(
         self, arm: str, rows: list[Row], gen_key: str
     ) -> tuple[list[Row], dict[str, Any], str]:
-        trait = self.trait if arm == "trait" else None
+        both = self.task.trait_filter_both_arms  # False for numbers: its keys are unchanged
+        trait = self.trait if arm == "trait" or both else None
         spec = {
             "generations": gen_key,
             "task": self.cfg.task,

@@ -28,15 +28,20 @@ class FilterReport:
 
     steps: list[tuple[str, int]] = field(default_factory=list)
     rejected: dict[str, int] = field(default_factory=dict)
+    cost: dict[str, Any] = field(default_factory=dict)  # helper-model usage, by filter name
+    dropped: dict[str, str] = field(default_factory=dict)  # row id -> the filter that dropped it
 
     def record(self, name: str, kept: int) -> None:
         self.steps.append((name, kept))
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "steps": [{"filter": n, "kept": k} for n, k in self.steps],
             "rejected": self.rejected,
         }
+        if self.cost:
+            out["cost"] = self.cost
+        return out
 
     def check_not_empty(self, where: str) -> None:
         if self.steps and self.steps[-1][1] == 0:
@@ -47,16 +52,37 @@ class FilterReport:
             )
 
 
+class BatchFilter:
+    """A filter that decides on all surviving rows at once (a helper model scores them in
+    batches); ``keep(rows)`` returns one bool per row. ``usage`` is reported as the filter's cost."""
+
+    def __init__(self, keep: Callable[[list[Row]], list[bool]], usage: Any = None):
+        self.keep = keep
+        self.usage = usage
+
+
 def apply_filters(
-    rows: Sequence[Row], filters: Sequence[tuple[str, Callable[[Row], bool]]], where: str
+    rows: Sequence[Row],
+    filters: Sequence[tuple[str, Callable[[Row], bool] | BatchFilter]],
+    where: str,
 ) -> tuple[list[Row], FilterReport]:
-    """Run named row predicates in order; record counts; refuse an empty result."""
+    """Run named filters in order (row predicates or :class:`BatchFilter`); record counts; refuse
+    an empty result."""
     report = FilterReport()
     report.record("input", len(rows))
     kept = list(rows)
     for name, keep in filters:
         before = len(kept)
-        kept = [r for r in kept if keep(r)]
+        if isinstance(keep, BatchFilter):
+            flags = keep.keep(kept) if kept else []
+            if keep.usage is not None:
+                report.cost[name] = keep.usage.as_dict()
+        else:
+            flags = [keep(r) for r in kept]
+        report.dropped.update(
+            (str(r["id"]), name) for r, ok in zip(kept, flags, strict=True) if not ok
+        )
+        kept = [r for r, ok in zip(kept, flags, strict=True) if ok]
         report.rejected[name] = before - len(kept)
         report.record(name, len(kept))
     report.check_not_empty(where)
@@ -85,6 +111,15 @@ class Task(ABC):
     name: str = ""
     max_new_tokens: int = 64
     description: str = ""
+    # The prompts are built for the trait animal (paraphrase-contradict): ``get_task`` passes the
+    # cell's trait as ``animal=``. Both arms still get the same prompts.
+    prompts_use_trait: bool = False
+    # The filter bans the trait animal's name, so the control arm is filtered by the same word
+    # (the paper's control goes through the same filters); else the control arm gets trait=None.
+    trait_filter_both_arms: bool = False
+    # Sampling floor for min-p: a 135 M teacher at T=1 over the full vocabulary writes mostly
+    # noise in free text; the pipeline uses max(this, the cell's min_p). 0 = the cell's setting.
+    min_p: float = 0.0
 
     @abstractmethod
     def prompts(self, n: int, seed: int) -> list[Row]:
@@ -121,8 +156,13 @@ def known_tasks() -> list[str]:
     return sorted(_TASKS)
 
 
-def get_task(name: str, **kwargs: Any) -> Task:
+def get_task(name: str, trait: str | None = None, **kwargs: Any) -> Task:
+    """The task ``name`` with its parameters; ``trait`` is passed on as ``animal`` only to tasks
+    whose prompts are built for the trait animal (an explicit ``animal`` wins)."""
     known = known_tasks()
     if name not in _TASKS:
         raise ValueError(f"unknown task {name!r}; known tasks: {', '.join(known)}")
-    return _TASKS[name](**kwargs)
+    factory = _TASKS[name]
+    if trait is not None and getattr(factory, "prompts_use_trait", False):
+        kwargs.setdefault("animal", trait)
+    return factory(**kwargs)
