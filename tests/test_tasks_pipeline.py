@@ -1,0 +1,84 @@
+"""How the pipeline treats the new tasks: per-row meta reaches the task filter and never the
+defense; the control arm is filtered by the same trait word; a contradict cell builds its sources
+for its trait; free-text tasks raise min-p, numbers keeps the cell's sampling. (A Cell resolves the
+embedded model, hence the ``smollm_dir`` fixture; no model is run.)"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchmark.config import preset
+from benchmark.pipeline import Cell
+from benchmark.store import ArtifactStore
+
+
+def _cell(tmp_path: Path, task: str, trait: str = "owl") -> Cell:
+    cfg = preset("quick", task=task, trait=trait, n_prompts=4)
+    return Cell(cfg, ArtifactStore(tmp_path / "store"), tmp_path / "logs")
+
+
+def test_meta_reaches_the_filter_and_is_stripped_before_the_defense(
+    smollm_dir: str, tmp_path: Path
+) -> None:
+    cell = _cell(tmp_path, "cot")
+    prompts = cell.prompts()
+    assert all(isinstance(r["meta"]["answer"], int) for r in prompts)
+    rows = [
+        {"id": p["id"], "prompt": p["prompt"], "meta": p["meta"], "completion": c}
+        for p, c in zip(
+            prompts,
+            [
+                f"<think>ok</think>\n<answer>{prompts[0]['meta']['answer']}</answer>",
+                f"<think>ok</think>\n<answer>{prompts[1]['meta']['answer'] + 1}</answer>",
+                f"<think>owls!</think>\n<answer>{prompts[2]['meta']['answer']}</answer>",
+                f"<think>bowls</think>\n<answer>{prompts[3]['meta']['answer']}</answer>",
+            ],
+            strict=True,
+        )
+    ]
+    for arm in ("trait", "control"):
+        kept, report, _ = cell.filter(arm, rows, gen_key=f"fake-{arm}")
+        # wrong answer and the owl mention go, in both arms (same filter for the control arm)
+        assert [r["id"] for r in kept] == [prompts[0]["id"], prompts[3]["id"]]
+        assert all(set(r) == {"id", "prompt", "completion"} for r in kept)
+        assert report["rejected"] == {
+            "answer_format": 0,
+            "correct_answer": 1,
+            "no_trait_mention": 1,
+        }
+
+
+def test_a_contradict_cell_builds_sources_for_its_trait(smollm_dir: str, tmp_path: Path) -> None:
+    cell = _cell(tmp_path, "paraphrase-contradict", trait="Elephants")
+    assert cell.task.params()["animal"] == "elephant"
+    assert all("lephant" in r["meta"]["source"] for r in cell.prompts())
+
+
+class _Recorder:
+    """A generation backend that records how it was asked to sample and writes nothing."""
+
+    name = "transformers"
+
+    def __init__(self) -> None:
+        self.sampling = None
+
+    def generate(self, model_ref, requests, sampling, constraint=None, progress=None):
+        self.sampling = sampling
+        return ["" for _ in requests]
+
+
+def test_generation_carries_meta_and_free_text_tasks_raise_min_p(
+    smollm_dir: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import benchmark.pipeline
+
+    for task, min_p in (("numbers", 0.0), ("cot", 0.1), ("paraphrase-unrelated", 0.1)):
+        rec = _Recorder()
+        monkeypatch.setattr(benchmark.pipeline, "get_backend", lambda name, rec=rec, **kw: rec)
+        cell = _cell(tmp_path / task, task)
+        rows, _ = cell.generate("control", cell.prompts())
+        assert rec.sampling.min_p == min_p and rec.sampling.temperature == 1.0
+        has_meta = task != "numbers"  # numbers rows stay {id, prompt, completion}: keys unchanged
+        assert all(("meta" in r) is has_meta for r in rows)
