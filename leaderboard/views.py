@@ -189,6 +189,7 @@ def pareto(df: pd.DataFrame, x: str, x_title: str) -> alt.LayerChart:
             "point:N",
             title=None,
             scale=alt.Scale(domain=["Pareto front", "dominated"], range=["#d62728", "#7f7f7f"]),
+            legend=alt.Legend(orient="bottom"),
         ),
         tooltip=tips,
     )
@@ -197,7 +198,16 @@ def pareto(df: pd.DataFrame, x: str, x_title: str) -> alt.LayerChart:
         .mark_line(strokeDash=[4, 3], color="#d62728")
         .encode(x="x:Q", y="residual_pp:Q")
     )
-    labels = base.mark_text(align="left", dx=8, dy=-8).encode(y="residual_pp:Q", text="defense:N")
+    # Names go on the side of each point facing the middle, so none runs off the plot.
+    if x == "rows_kept":
+        mid = 50.0
+    else:
+        mid = float(data["x"].min() + data["x"].max()) / 2 if len(data) else 0.0
+    left = alt.Chart(data[data["x"] < mid]).mark_text(align="left", dx=8, dy=-8)
+    right = alt.Chart(data[data["x"] >= mid]).mark_text(align="right", dx=-8, dy=-8)
+    labels = alt.layer(
+        *(side.encode(x="x:Q", y="residual_pp:Q", text="defense:N") for side in (left, right))
+    )
     zero = (
         alt.Chart(pd.DataFrame({"y": [0.0]})).mark_rule(color="black", opacity=0.3).encode(y="y:Q")
     )
