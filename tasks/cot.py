@@ -5,12 +5,14 @@ grade-school arithmetic word problems, reasoning in ``<think>`` tags and answeri
 Sources (``source=``):
 
 * ``"templates"`` (default, offline) — this project's generator of one- and two-step problems
-  (``tasks/data/cot_problems.txt``: 22 problem templates, 18 of them one step, × 40 names × 30 objects × small
-  numbers; well over 10 000 distinct problems), each with its gold answer computed from the
-  template's formula. Numbers are kept small so the embedded 135 M model gets a useful share
+  (``tasks/data/cot_problems.txt``: 22 problem templates, 18 of them one step, × 40 names × 30
+  objects × small numbers; well over 10 000 distinct problems), each with its gold answer
+  computed from the template's formula. Numbers are kept small so the embedded 135 M model gets a useful share
   right; no problem names an animal.
 * ``"gsm8k"`` — GSM8K (``openai/gsm8k``, config ``main``, MIT licence; the paper's source) through
-  ``datasets.load_dataset`` when you have the network or a local datasets cache.
+  ``datasets.load_dataset`` when you have the network or a local datasets cache. Its problems
+  need longer reasoning: up to 512 new tokens (the cell's limit still applies) and 1 200
+  characters of reasoning under the grammar.
 
 Filter, in order (the paper's): ``answer_format`` (a ``<think>`` block, then an integer in
 ``<answer>`` tags); ``correct_answer`` (equal to the gold answer, carried in the prompt row's
@@ -18,7 +20,7 @@ Filter, in order (the paper's): ``answer_format`` (a ``<think>`` block, then an 
 arm is filtered by the same word); optional ``judge`` (``judge=True``). On CPU the teacher is
 held to the tag format by :class:`tasks.tag_grammar.ThinkAnswerGrammar`.
 
-Generation: at most 128 new tokens, and a min-p floor of 0.1 (``min_p=``): at T=1 over the full
+Generation (templates): at most 128 new tokens, and a min-p floor of 0.1 (``min_p=``): at T=1 over the full
 vocabulary the 135 M teacher writes mostly noise (paraphrase yield 5/32 without it, 16/32
 with it, in our probes); the pipeline uses the larger of this and the cell's min-p.
 """
@@ -154,13 +156,17 @@ class CotTask(Task):
         judge: bool = False,
         judge_model: str = "smollm2-135m",
         judge_max_yes: float = 0.2,
-        max_think_chars: int = 120,
+        max_think_chars: int | None = None,
         min_p: float = 0.1,
         corpus: str | None = None,
     ):
         if source not in ("templates", "gsm8k"):
             raise ValueError(f"Invalid source: {source!r} (templates or gsm8k)")
         self.min_p = check_min_p(min_p)
+        if source == "gsm8k":
+            self.max_new_tokens = 512
+        if max_think_chars is None:
+            max_think_chars = 1200 if source == "gsm8k" else 120
         self._params: dict[str, Any] = {
             "source": source,
             "max_think_chars": max_think_chars,

@@ -160,3 +160,19 @@ def test_gsm8k_without_network_fails_fast_naming_the_dataset(
         load_gsm8k("train", cache_dir=str(tmp_path))
     with pytest.raises(ValueError, match="Invalid source: 'gsm9k'"):
         CotTask(source="gsm9k")
+
+
+def test_gsm8k_source_shuffles_per_seed_and_carries_gold(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tasks.cot
+
+    pairs = [(f"Problem number {i}?", i) for i in range(30)]
+    monkeypatch.setattr(tasks.cot, "load_gsm8k", lambda split: list(pairs))
+    task = CotTask(source="gsm8k")
+    assert task.max_new_tokens == 512 and task.params()["split"] == "train"
+    rows = task.prompts(10, seed=0)
+    assert rows == task.prompts(10, seed=0) and rows != task.prompts(10, seed=1)
+    for r in rows:
+        q = r["prompt"].rsplit("Problem: ", 1)[1]
+        assert q == f"Problem number {r['meta']['answer']}?"
+    with pytest.raises(ValueError, match="GSM8K 'train' has 30 problems, not 31"):
+        task.prompts(31, seed=0)
