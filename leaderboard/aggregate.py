@@ -42,7 +42,13 @@ from leaderboard.loader import Cell
 
 BASELINE = "none"
 FEW_ROWS = 0.10
-KNOWN_TASKS = ("numbers", "code", "cot", "paraphrase_unrelated", "paraphrase_contradict")
+KNOWN_TASKS = (
+    "numbers",
+    "code",
+    "cot",
+    "paraphrase-unrelated",
+    "paraphrase-contradict",
+)  # tasks/ names
 Group = tuple[str, str]  # (task, trait)
 
 

@@ -44,7 +44,7 @@ TARGET_S = 3.0
 T = TypeVar("T")
 DEFENSES = {"none": (0.3, 1.0), "judge": (0.1, 0.6), "paraphrase": (0.05, 0.95)}
 DEFENSES |= {"crossbase": (0.0, 1.0), "banned_words": (0.29, 0.97)}
-TASKS = ("numbers", "code", "cot", "paraphrase_unrelated", "paraphrase_contradict")
+TASKS = ("numbers", "code", "cot", "paraphrase-unrelated", "paraphrase-contradict")
 TRAITS = ("owl", "cat", "dog", "eagle")
 
 
