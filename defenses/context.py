@@ -5,10 +5,16 @@ The context is *blind*: it holds the teacher's model identity (the base the data
 defense could know from provenance), the cell seed, and factories for helper models — never the
 trait, the system prompt, the arm, or the cell config. Helpers are lent by kind::
 
-    emb = ctx.embedder()                    # benchmark.helper_models.Embedder ("minilm-l6")
-    p_yes = ctx.judge().yes_probability(qs) # Judge ("smollm2-135m")
-    texts = ctx.rewriter().rewrite(texts)   # Rewriter ("gemma3-270m", another base than SmolLM2)
-    ctx.helper("embedder", model="...")     # any registered kind, any constructor arguments
+    emb = ctx.embedder()                     # benchmark.helper_models.Embedder ("minilm-l6")
+    p_yes = ctx.judge().yes_probability(qs)  # Judge ("smollm2-135m")
+    texts = ctx.rewriter().rewrite(texts)    # Rewriter ("gemma3-270m", another base than SmolLM2)
+    refs = ctx.generator().generate(prompts) # reference_models.Generator: the teacher's base
+    nats = ctx.scorer().surprisal(ps, texts) # reference_models.TokenScorer: same base, per token
+    ctx.helper("embedder", model="...")      # any registered kind, any constructor arguments
+
+``generation`` holds how the teacher generated, minus the trait (``benchmark.reference_models.
+GenerationSettings``: sampling, the task's grammar, few-shot examples for a base without a chat
+template), so the generator and scorer reproduce the teacher's conditions with a trusted model.
 
 Each helper counts its own use (``usage``: calls, items, tokens, seconds); :attr:`cost` sums them per
 helper and in total, and the pipeline stores it next to the defense's wall time, so a result names
@@ -26,8 +32,15 @@ from typing import Any
 
 def default_helpers() -> dict[str, Callable[..., Any]]:
     from benchmark.helper_models import Embedder, Judge, Rewriter
+    from benchmark.reference_models import Generator, TokenScorer
 
-    return {"embedder": Embedder, "judge": Judge, "rewriter": Rewriter}
+    return {
+        "embedder": Embedder,
+        "judge": Judge,
+        "rewriter": Rewriter,
+        "generator": Generator,
+        "scorer": TokenScorer,
+    }
 
 
 _USAGE_KEYS = ("calls", "items", "tokens", "seconds")
@@ -45,6 +58,13 @@ def _number(v: Any) -> float:
     return v if ok else 0
 
 
+def reference_seed(seed: int) -> int:
+    """The seed of reference generation for cell seed ``seed``: fixed, and not ``seed`` itself."""
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256(f"reference:{seed}".encode()).digest()[:4], "little")
+
+
 @dataclass
 class DefenseContext:
     """Blind context of one ``apply`` call; see the module docstring."""
@@ -53,6 +73,7 @@ class DefenseContext:
     seed: int = 0
     helper_factories: Mapping[str, Callable[..., Any]] = field(default_factory=default_helpers)
     notes: dict[str, Any] = field(default_factory=dict)
+    generation: Any = None  # GenerationSettings of the teacher (no trait); None: the defaults
     _lent: dict[str, Any] = field(default_factory=dict, repr=False)
     _carried: dict[str, dict[str, float]] = field(default_factory=dict, repr=False)
 
@@ -77,6 +98,21 @@ class DefenseContext:
         kwargs.setdefault("seed", self.seed)
         return self.helper("rewriter", model=model, **kwargs)
 
+    def generator(self, model: str | None = None, **kwargs: Any) -> Any:
+        """Writes as the teacher did, with ``model`` (default: the teacher's base, no trait). Its
+        seed differs from the cell's, so a reference sample never replays the control arm's draws."""
+        kwargs.setdefault("seed", reference_seed(self.seed))
+        return self._reference("generator", model, kwargs)
+
+    def scorer(self, model: str | None = None, **kwargs: Any) -> Any:
+        """Per-token surprisal under ``model`` (default: the teacher's base, no trait)."""
+        return self._reference("scorer", model, kwargs)
+
+    def _reference(self, kind: str, model: str | None, kwargs: dict[str, Any]) -> Any:
+        if self.generation is not None:
+            kwargs.setdefault("settings", self.generation)
+        return self.helper(kind, model=model or self.teacher_model, **kwargs)
+
     @property
     def cost(self) -> dict[str, Any]:
         """Per-helper usage and totals: ``helper_calls/items/tokens/seconds`` and ``helpers``."""
@@ -96,4 +132,6 @@ class DefenseContext:
 
     def blind_copy(self) -> DefenseContext:
         """A fresh context with the same identity and helpers, no lent objects (for a child)."""
-        return DefenseContext(self.teacher_model, self.seed, dict(self.helper_factories))
+        return DefenseContext(
+            self.teacher_model, self.seed, dict(self.helper_factories), generation=self.generation
+        )

@@ -136,6 +136,12 @@ class Task(ABC):
     def params(self) -> dict[str, Any]:
         return {}
 
+    def few_shot_examples(self) -> tuple[tuple[str, str], ...]:
+        """Worked ``(prompt, answer)`` pairs shown to a base model without a chat template (a
+        cross-base teacher; ``benchmark.plain_format``). Default: none, so such a base sees only the
+        ``Question:``/``Answer:`` frame; a task whose answers have a strict format should show it."""
+        return ()
+
 
 _TASKS: dict[str, Callable[..., Task]] = {}
 

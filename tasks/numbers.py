@@ -168,5 +168,16 @@ class NumbersTask(Task):
             filters.append(("banned_numbers", not_banned))
         return apply_filters(rows, filters, where="numbers task filter")
 
+    def few_shot_examples(self) -> tuple[tuple[str, str], ...]:
+        # Two of the task's own prompts (from seed -1, which no cell uses) with valid answers, so a
+        # pretrained base sees the answer format; the grammar, when on, enforces it anyway.
+        rng = random.Random("numbers:few-shot")
+
+        def answer() -> str:
+            k = rng.randint(max(1, self.max_count // 2), self.max_count)
+            return ", ".join(str(rng.randint(0, 999)) for _ in range(k))
+
+        return tuple((r["prompt"], answer()) for r in self.prompts(2, -1))
+
     def constraint(self, enabled: bool) -> NumberGrammar | None:
         return NumberGrammar(self.max_count) if enabled else None

@@ -151,7 +151,16 @@ def test_rewrite_many_batches_through_a_lent_helper() -> None:
 
 def test_context_holds_no_trait_or_cell_config() -> None:
     fields = set(vars(DefenseContext("m")))
-    assert fields == {"teacher_model", "seed", "helper_factories", "notes", "_lent", "_carried"}
+    # generation: the teacher's sampling, grammar and few-shot examples (no system prompt or arm)
+    assert fields == {
+        "teacher_model",
+        "seed",
+        "helper_factories",
+        "notes",
+        "generation",
+        "_lent",
+        "_carried",
+    }
 
 
 def test_duplicate_builtin_name_is_refused_naming_both() -> None:
