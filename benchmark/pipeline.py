@@ -98,9 +98,8 @@ class Cell:
         if tcfg.type == "system_prompt":
             return TraitTeacher(model, self.trait.system_prompt)
         spec = {"base": model, "animal": self.trait.animal, "teacher": asdict(tcfg)}
-        if not has_chat_template(
-            model
-        ):  # trained on plain-format text (chat bases: keys as before)
+        # A base without a chat template is trained in the plain format (chat bases: keys as before).
+        if not has_chat_template(model):
             spec["format"] = "plain"
 
         def build(tmp: Path) -> dict[str, Any]:
