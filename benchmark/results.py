@@ -1,10 +1,12 @@
 """The versioned results artifact of one cell (what the leaderboard reads).
 
 Schema ``slb.results/1``: ``config`` (the full cell config), ``run_info`` (git commit, package
-versions, host, timestamps, wall seconds per stage), ``data`` (rows generated / kept per filter /
-after the defense, valid yield with a Wilson CI, per arm), ``training`` (per arm), ``scores``
-(per-question scores of every evaluated model), ``leakage`` (trait vs control, and each student vs
-the base, per metric: ``benchmark.stats.paired_leakage``) and ``inspect_logs``.
+versions, host, timestamps, wall seconds per stage in this run, and ``stage_compute_seconds``: what
+each stage cost when it was computed, read from the store, so reused stages report their real
+cost), ``data`` (rows generated / kept per filter / after the defense, valid yield with a Wilson
+CI, per arm), ``training`` (per arm), ``scores`` (per-question scores of every evaluated model),
+``leakage`` (trait vs control, and each student vs the base, per metric:
+``benchmark.stats.paired_leakage``) and ``inspect_logs``.
 
 Added compatibly (readers of the first artifacts must treat them as optional; ``slb validate``
 warns when they are missing):
@@ -142,6 +144,7 @@ def build_results(
             "wall_seconds": round(wall, 2),
             "stage_seconds": cell.timer.seconds,
             "stages_reused": cell.timer.reused,
+            "stage_compute_seconds": cell.timer.compute,
         },
         "data": arms,
         "training": {arm: s["training"] for arm, s in students.items()},

@@ -44,6 +44,9 @@ def test_cell_runs_and_resumes_without_redoing_stages(smollm_dir: str, tmp_path:
     assert teacher > 5 * base
     again = run_cell(cfg, store, tmp_path / "logs")
     assert all(again["run_info"]["stages_reused"].values())
+    # reused stages still report what they cost when computed
+    assert again["run_info"]["stage_compute_seconds"] == res["run_info"]["stage_compute_seconds"]
+    assert again["run_info"]["stage_compute_seconds"]["train_trait"] > 1.0
     assert again["scores"] == res["scores"] and again["leakage"] == res["leakage"]
     assert Path(res["inspect_logs"]["trait"][0]).exists()
     # A defense that changes no row (banned_words on number lists) reuses the students by content.
