@@ -13,12 +13,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from benchmark.config import CellConfig
 from benchmark.generation import GenerationRequest, get_backend
+from benchmark.plain_format import cut_plain_output, has_chat_template, plain_prompt
+from benchmark.reference_models import GenerationSettings
 from benchmark.store import ArtifactStore, stable_hash
 from benchmark.teachers import TeacherSpec, TraitTeacher, train_trait_adapter
 from tasks.base import Row, Trait, get_task
@@ -96,6 +98,9 @@ class Cell:
         if tcfg.type == "system_prompt":
             return TraitTeacher(model, self.trait.system_prompt)
         spec = {"base": model, "animal": self.trait.animal, "teacher": asdict(tcfg)}
+        # A base without a chat template is trained in the plain format (chat bases: keys as before).
+        if not has_chat_template(model):
+            spec["format"] = "plain"
 
         def build(tmp: Path) -> dict[str, Any]:
             return {"training": train_trait_adapter(model, self.trait.animal, tcfg, tmp)}
@@ -106,9 +111,25 @@ class Cell:
         self.timer.reused["trait_teacher"] = reused
         return TraitTeacher(str(path), None)
 
+    def generation_settings(self) -> GenerationSettings:
+        """How the teachers generate, minus the trait (a defense's reference models copy it)."""
+        ts = self.teacher_spec
+        sampling = replace(
+            ts.sampling,
+            seed=self.cfg.seed,
+            max_new_tokens=min(ts.sampling.max_new_tokens, self.task.max_new_tokens),
+            # A free-text task may raise min-p so a small teacher stays coherent at T=1.
+            min_p=max(ts.sampling.min_p, self.task.min_p),
+        )
+        constraint = self.task.constraint(self.cfg.constrained)
+        return GenerationSettings(sampling, constraint, self.task.few_shot_examples(), ts.backend)
+
     def generate(self, arm: str, prompts: list[Row]) -> tuple[list[Row], str]:
         teacher = self.teacher(arm)
         ts = self.teacher_spec
+        # A base without a chat template (a cross-base teacher such as Gemma-3-270M pretrained) is
+        # prompted in the plain few-shot format; chat teachers' stage keys are unchanged.
+        plain = not has_chat_template(teacher.model_ref)
         spec = {
             "prompts": stable_hash(prompts),
             "teacher": teacher.model_ref,
@@ -118,25 +139,30 @@ class Cell:
             "constrained": self.cfg.constrained,
             "max_new_tokens": self.task.max_new_tokens,
         }
+        if plain:
+            spec["plain_format"] = {"shots": self.task.few_shot_examples()}
         if self.task.min_p > ts.sampling.min_p:  # never for numbers: its keys are unchanged
             spec["task_min_p"] = self.task.min_p
 
         def compute() -> tuple[list[Row], dict[str, Any]]:
-            from dataclasses import replace
-
             backend = get_backend(
                 ts.backend,
                 **({"batch_size": self.cfg.gen_batch_size} if ts.backend == "transformers" else {}),
             )
-            sampling = replace(
-                ts.sampling,
-                seed=self.cfg.seed,
-                max_new_tokens=min(ts.sampling.max_new_tokens, self.task.max_new_tokens),
-                # A free-text task may raise min-p so a small teacher stays coherent at T=1.
-                min_p=max(ts.sampling.min_p, self.task.min_p),
-            )
-            system = (("system", teacher.system),) if teacher.system else ()
-            reqs = [GenerationRequest(r["id"], (*system, ("user", r["prompt"]))) for r in prompts]
+            sampling = self.generation_settings().sampling
+            if plain:  # the trait's system text, if any, goes before the worked examples
+                shots = self.task.few_shot_examples()
+                reqs = [
+                    GenerationRequest(
+                        r["id"], raw_prompt=plain_prompt(r["prompt"], teacher.system, shots)
+                    )
+                    for r in prompts
+                ]
+            else:
+                system = (("system", teacher.system),) if teacher.system else ()
+                reqs = [
+                    GenerationRequest(r["id"], (*system, ("user", r["prompt"]))) for r in prompts
+                ]
             outs = backend.generate(
                 teacher.model_ref,
                 reqs,
@@ -144,6 +170,7 @@ class Cell:
                 self.task.constraint(self.cfg.constrained),
                 progress=_progress(f"generate[{arm}]", len(reqs)),
             )
+            outs = [cut_plain_output(o) for o in outs] if plain else outs
             # A task's per-row ``meta`` (a gold answer, a source sentence) rides along to its
             # filter; rows without it stay exactly as before, so cached artifacts are reused.
             rows = [
@@ -192,8 +219,13 @@ class Cell:
         spec = {"filtered": filt_key, "defense": self.defense.identity()}
 
         def compute() -> tuple[list[Row], dict[str, Any]]:
-            # Blind: the (possibly defense-changed) teacher's model identity and the seed only.
-            ctx = DefenseContext(teacher_model=self.teacher_spec.model, seed=self.cfg.seed)
+            # Blind: the (possibly defense-changed) teacher's model identity, the seed, and how the
+            # teachers sampled (grammar, few-shot examples) — no system prompt, adapter or arm.
+            ctx = DefenseContext(
+                teacher_model=self.teacher_spec.model,
+                seed=self.cfg.seed,
+                generation=self.generation_settings(),
+            )
             t0 = time.perf_counter()
             try:
                 out = run_apply(self.defense, rows, ctx)
