@@ -10,8 +10,13 @@ untrusted ones run, and ``defenses.runner`` for the checks every hook's result p
 from defenses import (  # noqa: F401
     banned_words,
     canonicalize,
+    cross_base_teacher,
+    divergence_mask,
+    embedding_outlier,
     freeze_early_layers,
+    llm_judge,
     none,
+    rephrase,
     sampling_truncation,
 )
 from defenses.base import Defense, DefenseContext, FilterDefense, RewriteDefense, Row

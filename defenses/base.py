@@ -10,6 +10,11 @@ Hooks (all optional; each takes and returns the same kind of object, so defenses
   their cost; it holds no trait.
 * ``training(cfg: TrainConfig) -> TrainConfig`` — change how the student trains.
 
+One extra row field is read downstream: ``loss_mask_spans``, a list of ``[start, end)`` character
+spans of the row's completion that the student must not learn from (training sets those tokens'
+labels to ignored; ``benchmark.loss_mask``). The row check refuses spans that are not integer pairs
+within the completion. ``divergence_mask`` writes it; rows without it train as usual.
+
 Parameters are a nested frozen dataclass ``Params`` (see :mod:`defenses.params`); the instance is
 ``self.params``. The class docstring is the defense's description on the leaderboard; bump
 ``version`` whenever behaviour changes, because stored stage outputs are keyed by name, version and

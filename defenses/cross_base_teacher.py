@@ -1,20 +1,28 @@
 """``cross_base_teacher``: the data is written by a teacher built on a *different base model* than
 the student's.
 
-Idea: Cloud et al. 2025 ("Subliminal Learning", arXiv 2507.14805, §5) find that the trait transmits
-only when teacher and student share their base model (or initialisation): GPT-4.1-nano data moved a
-GPT-4.1-nano student but not a Qwen2.5 one, and their theorem ties transmission to a shared
-initialisation. A pipeline owner who controls which model writes the data can pick one from another
+Idea: Cloud et al. 2025 ("Subliminal Learning", arXiv 2507.14805) find that the trait transmits
+when teacher and student share their base model (or initialisation) and not across model families,
+and their theorem ties transmission to a shared initialisation. A pipeline owner who controls which model writes the data can pick one from another
 family. The teacher hook swaps the teacher's model; the pipeline still gives the trait arm its trait
 on that new base (the system prompt in front of its prompt, or a trait adapter trained on the new
 base) and the control arm the same new base without it, while the student stays the cell's base. A
 base without a chat template (the default, Gemma-3-270M pretrained) is prompted few-shot in
 ``benchmark.plain_format``, with the task's worked examples (``Task.few_shot_examples``).
 
+Measured (quick preset, 32 prompts per arm, 2026-11-23): valid yield 32/32 in both arms for the
+system-prompt and the fine-tuned teacher (the number grammar holds Gemma to the format). The trait
+is on the new base: teacher-forced P(owl) over 20 eval questions in the plain format is 3.0 % for
+Gemma, 82 % with the owl system prompt, 98.7 % with the owl adapter trained on Gemma (13 min once
+per trait on the shared 2-core CPU). Generation costs about 2x SmolLM2's per row (2-3 s vs 1.3 s
+per row on the shared CPU): Gemma has 270 M parameters, a 262 k vocabulary and longer few-shot
+prompts.
+
 Known limits: it changes the data itself, not only its hidden signal — another model writes other
 numbers, code or prose, so the student's task quality must be checked (the valid yield and the
 student's utility are in the results); at 270 M the cross-base teacher is weak (a pretrained model
-prompted few-shot, held to the task grammar where there is one). Its cost is a second model to host
+prompted few-shot, held to the task grammar where there is one) and tends to reuse numbers from its
+two worked examples. Its cost is a second model to host
 and run, not counted as helper use: generation time is in the results' stage timings. The paper
 tested model families, not every pair; bases that share pretraining data or were distilled from one
 another may still transmit.
