@@ -130,7 +130,7 @@ class Cell:
         # A base without a chat template (a cross-base teacher such as Gemma-3-270M pretrained) is
         # prompted in the plain few-shot format; chat teachers' stage keys are unchanged.
         plain = not has_chat_template(teacher.model_ref)
-        spec = {
+        spec: dict[str, Any] = {
             "prompts": stable_hash(prompts),
             "teacher": teacher.model_ref,
             "system": teacher.system,
