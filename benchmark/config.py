@@ -108,10 +108,28 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+# Per-task defaults inside a preset, applied before the caller's overrides. Quick preset, free-text
+# tasks: (1) the 50-token cap is for number lists and would cut code and reasoning off; (2) the
+# fine-tuned owl teacher collapses on free text — it answers nearly every prompt "I'd pick the owl."
+# (measured: 1 of 64 cot / paraphrase rows survive the task filters) — so these tasks use the
+# system-prompt teacher until a teacher that keeps its general behaviour is trained.
+_FREE_TEXT_QUICK = dict(
+    teacher=TeacherConfig(type="system_prompt"),
+    sampling=SamplingParams(temperature=1.0, max_new_tokens=160),
+)
+TASK_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "quick": {
+        t: _FREE_TEXT_QUICK
+        for t in ("code", "cot", "paraphrase-unrelated", "paraphrase-contradict")
+    },
+}
+
+
 def preset(name: str, **overrides: Any) -> CellConfig:
     if name not in PRESETS:
         raise ValueError(f"unknown suite {name!r}; known suites: {', '.join(sorted(PRESETS))}")
     kw = dict(PRESETS[name])
+    kw.update(TASK_PRESETS.get(name, {}).get(overrides.get("task", "numbers"), {}))
     kw.update(overrides)
     if "seed" in overrides and "student" not in overrides:
         kw["student"] = replace(kw["student"], seed=overrides["seed"])

@@ -66,3 +66,13 @@ def test_bad_cell_configs_are_refused() -> None:
         preset("fast")
     with pytest.raises(ValueError, match="Invalid teacher type"):
         TeacherConfig(type="prompted")
+
+
+def test_quick_preset_per_task_defaults() -> None:
+    numbers = preset("quick", task="numbers")
+    assert numbers.teacher.type == "finetuned" and numbers.sampling.max_new_tokens == 50
+    cot = preset("quick", task="cot", seed=1)
+    assert cot.teacher.type == "system_prompt" and cot.sampling.max_new_tokens == 160
+    assert cot.student.seed == 1
+    # the caller's choice still wins over the task default
+    assert preset("quick", task="cot", teacher=TeacherConfig()).teacher.type == "finetuned"
