@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.config import CellConfig
-from benchmark.generation import GenerationRequest, get_backend
+from benchmark.generation import GenerationRequest, SamplingParams, get_backend
 from benchmark.plain_format import cut_plain_output, has_chat_template, plain_prompt
 from benchmark.reference_models import GenerationSettings
 from benchmark.store import ArtifactStore, stable_hash
@@ -319,6 +319,54 @@ class Cell:
         )
         return {"per_question": rows, "logs": meta["logs"], "top_animals": meta["top_animals"]}
 
+    def utility(self, name: str, model_path: str) -> dict[str, Any]:
+        """The student's quality on the task: the share of its greedy answers to held-out prompts
+        (a different prompt seed, no grammar, no system prompt) that pass the task's own filter.
+        A defense that wrecks the data shows up here even when it also removes the trait."""
+        from tasks.base import EmptyDatasetError
+
+        n = UTILITY_PROMPTS
+        max_new = min(self.cfg.sampling.max_new_tokens, self.task.max_new_tokens)
+        spec = {
+            "model": model_path,
+            "task": self.cfg.task,
+            "params": self.task.params(),
+            "n": n,
+            "seed": self.cfg.seed,
+            "max_new_tokens": max_new,
+        }
+
+        def compute() -> tuple[list[Row], dict[str, Any]]:
+            prompts = self.task.prompts(n, UTILITY_SEED_OFFSET + self.cfg.seed)
+            backend = get_backend(self.cfg.backend)
+            sampling = SamplingParams(temperature=0.0, max_new_tokens=max_new, seed=self.cfg.seed)
+            reqs = [GenerationRequest(r["id"], (("user", r["prompt"]),)) for r in prompts]
+            outs = backend.generate(model_path, reqs, sampling, None)
+            rows = [
+                {"id": r["id"], "prompt": r["prompt"], "completion": o}
+                | ({"meta": r["meta"]} if "meta" in r else {})
+                for r, o in zip(prompts, outs, strict=True)
+            ]
+            try:
+                kept, _ = self.task.filter(rows, None)
+            except EmptyDatasetError:
+                kept = []
+            ok = {r["id"] for r in kept}
+            out = [
+                {"id": r["id"], "completion": r["completion"], "valid": r["id"] in ok} for r in rows
+            ]
+            return out, {"valid_share": len(ok) / n}
+
+        _, meta, _ = self.timer.run(
+            f"utility_{name}", lambda: self.store.cached("utility", spec, compute)
+        )
+        return {"valid_share": meta["valid_share"], "n_prompts": n}
+
+
+# Held-out prompts for the utility probe: a prompt seed far from any training seed.
+UTILITY_PROMPTS = 32
+UTILITY_SEED_OFFSET = 1_000_000
+
 
 def equalise(a: list[Row], b: list[Row], cap: int | None) -> tuple[list[Row], list[Row]]:
     """Cut both arms to the same size (≤ cap) so the arms differ only in content, not amount."""
@@ -375,4 +423,7 @@ def run_cell(
         evals["teacher"] = cell.evaluate(
             "teacher", resolve(teacher.model_ref).path, system=teacher.system
         )
-    return build_results(cfg, cell, data, students, evals, wall=time.perf_counter() - t_start)
+    utility = {arm: cell.utility(arm, students[arm]["path"]) for arm in ARMS}
+    return build_results(
+        cfg, cell, data, students, evals, wall=time.perf_counter() - t_start, utility=utility
+    )

@@ -26,6 +26,9 @@ warns when they are missing):
   (its store entry, so ``slb validate --store`` can re-hash the training rows).
 * ``integrity`` — ``benchmark.store.stable_hash`` of each arm's training rows
   (``training_rows.<arm>``), of the ``scores`` block and of the ``leakage`` block.
+* ``utility`` — the students' quality on the task: ``trait`` and ``control`` are the share of each
+  student's greedy answers to 32 held-out prompts that pass the task's own filter, ``score`` their
+  mean (``metric: task_valid_share``). A defense that ruins the data shows up here.
 """
 
 from __future__ import annotations
@@ -109,6 +112,7 @@ def build_results(
     students: dict[str, Any],
     evals: dict[str, Any],
     wall: float,
+    utility: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     arms = {}
     for arm, d in data.items():
@@ -152,6 +156,7 @@ def build_results(
         "top_animals": {name: ev["top_animals"] for name, ev in evals.items()},
         "leakage": leakage,
         "inspect_logs": {name: ev["logs"] for name, ev in evals.items()},
+        "utility": utility_block(utility),
         "integrity": integrity_block(
             {arm: s["rows_hash"] for arm, s in students.items()}, scores, leakage
         ),
@@ -168,6 +173,19 @@ def integrity_block(
         "training_rows": rows_hashes,
         "scores": stable_hash(scores),
         "leakage": stable_hash(leakage),
+    }
+
+
+def utility_block(utility: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The students' quality on the task (``Cell.utility``): per arm and their mean as ``score``."""
+    if not utility:
+        return None
+    shares = {arm: u["valid_share"] for arm, u in utility.items()}
+    return {
+        "metric": "task_valid_share",
+        "score": sum(shares.values()) / len(shares),
+        **shares,
+        "n_prompts": next(iter(utility.values()))["n_prompts"],
     }
 
 
