@@ -127,7 +127,8 @@ def leaderboard_page(
         "selected tasks and traits (each weighted equally; seeds averaged per question), 95 % CI "
         "over eval questions. Reduction = the `none` baseline's residual − this one's, on the same "
         "setup, tasks and traits. **Ties:** rank = 1 + the number of defenses whose CI lies wholly "
-        "below this one's, so defenses with overlapping CIs share a rank (shown `=k`)."
+        "below this one's, so defenses with overlapping CIs share a rank (shown `=k`); for ranks "
+        "the CI is the wider of the question-level one and the one over seeds (run-to-run noise)."
     )
     st.dataframe(views.ranking_table(rank), hide_index=True, key="ranking")
     st.download_button(

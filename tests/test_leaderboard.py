@@ -333,3 +333,15 @@ def test_pareto_front() -> None:
 def test_synthetic_writer_refuses_the_repositorys_submissions() -> None:
     with pytest.raises(ValueError, match="refusing"):
         write(REPO / "submissions" / "x" / "results", [])
+
+
+def test_ranks_tie_when_seeds_disagree_even_if_question_cis_do_not_overlap(tmp_path: Path) -> None:
+    """Run-to-run noise: a defense whose seeds swing from +0.9 to +0.1 pp has a narrow CI over
+    questions but is not clearly worse than one at 0 pp; ordering them would be a false order."""
+    specs = [Spec(task="numbers", defense="swing", trait="owl", seed=s, leak_pp=v)
+             for s, v in ((0, 0.9), (1, 0.1))]  # fmt: skip
+    specs += _spec("steady", 0.0)
+    df = agg.ranking(_load(tmp_path, specs).cells, "teacher_forced").set_index("name")
+    assert df.loc["swing", "ci_low_pp"] > df.loc["steady", "ci_high_pp"]  # questions alone: apart
+    assert df.loc["swing", "spread_ci_low_pp"] < df.loc["steady", "ci_high_pp"]
+    assert df.loc["swing", "rank"] == df.loc["steady", "rank"] == "=1"
