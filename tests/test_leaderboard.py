@@ -45,9 +45,9 @@ def test_real_baseline_pools_to_the_suite_summary() -> None:
     """The leaderboard's pooling of the committed baseline reproduces slb suite's summary.json."""
     data = load([REPO / "submissions"])
     cells = [c for c in data.cells if Path(c.path).parent == REAL]
-    assert len(cells) == 3 and not data.skipped
-    assert {c.integrity for c in cells} <= {"ok", "unverified"}
     summary = json.loads((REAL / "summary.json").read_text())
+    assert len(cells) == len(summary["cells"]) >= 3 and not data.skipped
+    assert {c.integrity for c in cells} == {"ok"}
     want = summary["pooled"][0]["leakage"]["teacher_forced"]
     got = agg.pool(cells, "teacher_forced", full=True)
     assert got["diff_pp"] == pytest.approx(want["diff_pp"], rel=1e-9)
