@@ -12,7 +12,7 @@ the defense, the hook and the problem, so the cell records it instead of trainin
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from benchmark.loss_mask import MASK_FIELD, check_spans
@@ -92,28 +92,24 @@ def _guarded(defense: Defense, hook: str, call: Any) -> Any:
         ) from e
 
 
-def run_teacher(defense: Defense, spec: TeacherSpec) -> TeacherSpec:
-    out = _guarded(defense, "teacher", lambda: defense.teacher(spec))
-    if not isinstance(out, TeacherSpec):
+def _typed(defense: Defense, hook: str, fn: Callable[[], Any], expected: type) -> Any:
+    out = _guarded(defense, hook, fn)
+    if not isinstance(out, expected):
         raise DefenseError(
-            f"defense {defense.display_name()!r}: teacher() returned {type(out).__name__}, "
-            "expected a TeacherSpec",
-            hook="teacher",
+            f"defense {defense.display_name()!r}: {hook}() returned {type(out).__name__}, "
+            f"expected a {expected.__name__}",
+            hook=hook,
             defense=defense.display_name(),
         )
     return out
+
+
+def run_teacher(defense: Defense, spec: TeacherSpec) -> TeacherSpec:
+    return _typed(defense, "teacher", lambda: defense.teacher(spec), TeacherSpec)
 
 
 def run_training(defense: Defense, cfg: TrainConfig) -> TrainConfig:
-    out = _guarded(defense, "training", lambda: defense.training(cfg))
-    if not isinstance(out, TrainConfig):
-        raise DefenseError(
-            f"defense {defense.display_name()!r}: training() returned {type(out).__name__}, "
-            "expected a TrainConfig",
-            hook="training",
-            defense=defense.display_name(),
-        )
-    return out
+    return _typed(defense, "training", lambda: defense.training(cfg), TrainConfig)
 
 
 def run_apply(defense: Defense, rows: Sequence[Row], ctx: DefenseContext) -> list[Row]:

@@ -20,9 +20,8 @@ Filter, in order (the paper's): ``answer_format`` (a ``<think>`` block, then an 
 arm is filtered by the same word); optional ``judge`` (``judge=True``). On CPU the teacher is
 held to the tag format by :class:`tasks.tag_grammar.ThinkAnswerGrammar`.
 
-Generation (templates): at most 128 new tokens, and a min-p floor of 0.1 (``min_p=``): at T=1 over the full
-vocabulary the 135 M teacher writes mostly noise (paraphrase yield 5/32 without it, 16/32
-with it, in our probes); the pipeline uses the larger of this and the cell's min-p.
+Generation (templates): at most 128 new tokens, and a min-p floor of 0.1 (``min_p=``; why:
+``Task.min_p``).
 """
 
 from __future__ import annotations
