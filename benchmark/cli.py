@@ -59,7 +59,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         defense=args.defense,
         trait=args.trait,
         seed=args.seed,
-        defense_params=json.loads(args.defense_params),
+        defense_params=_json_object(args.defense_params, "--defense-params"),
+        task_params=_json_object(args.task_params, "--task-params"),
         **_overrides(args),
     )
     out_dir = Path(args.results) / cfg.suite
@@ -76,18 +77,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _json_object(text: str, flag: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{flag} is not valid JSON ({e}): {text!r}") from e
+    if not isinstance(value, dict):
+        raise ValueError(f"{flag} must be a JSON object, got {text!r}")
+    return value
+
+
 def cmd_suite(args: argparse.Namespace) -> int:
-    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
-    traits = args.traits.split(",") if args.traits else None
-    run_suite(
+    summary = run_suite(
         args.name,
         _store(args),
         Path(args.results),
-        seeds=seeds,
-        traits=traits,
+        seeds=_csv(args.seeds, int),
+        traits=_csv(args.traits),
+        tasks=_csv(args.tasks),
         overrides=_overrides(args),
     )
-    return 0
+    return 1 if summary["errors"] else 0
 
 
 def _csv(text: str | None, cast: Any = str) -> list[Any] | None:
@@ -181,6 +191,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--task", default="numbers")
     r.add_argument("--defense", default="none")
     r.add_argument("--defense-params", default="{}", help="JSON object of defense parameters")
+    r.add_argument(
+        "--task-params",
+        default="{}",
+        help='JSON object of task parameters, e.g. \'{"source": "gsm8k"}\'',
+    )
     r.add_argument("--trait", default="owl")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--suite", default="quick", help="preset the cell starts from")
@@ -192,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("name", choices=sorted(SUITES))
     s.add_argument("--seeds", help="comma-separated seeds (default: the suite's)")
     s.add_argument("--traits", help="comma-separated trait animals (default: the suite's)")
+    s.add_argument("--tasks", help="comma-separated tasks (default: the suite's)")
     common(s)
     s.set_defaults(fn=cmd_suite)
 

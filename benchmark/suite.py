@@ -123,6 +123,11 @@ def run_suite(
     if name not in SUITES:
         raise ValueError(f"unknown suite {name!r}; known suites: {', '.join(sorted(SUITES))}")
     spec = SUITES[name]
+    from tasks.base import known_tasks
+
+    for task in tasks or ():
+        if task not in known_tasks():
+            raise ValueError(f"unknown task {task!r}; known tasks: {', '.join(known_tasks())}")
     seeds = seeds if seeds is not None else spec["seeds"]
     traits = traits or spec["traits"]
     out_dir = Path(results_dir) / name

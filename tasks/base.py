@@ -10,6 +10,7 @@ unknown name and lists the known ones.
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -172,4 +173,12 @@ def get_task(name: str, trait: str | None = None, **kwargs: Any) -> Task:
     factory = _TASKS[name]
     if trait is not None and getattr(factory, "prompts_use_trait", False):
         kwargs.setdefault("animal", trait)
+    params = inspect.signature(factory).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        unknown = sorted(set(kwargs) - set(params))
+        if unknown:
+            raise ValueError(
+                f"unknown parameter(s) {', '.join(unknown)} for task {name!r}; "
+                f"its parameters: {', '.join(params) or '(none)'}"
+            )
     return factory(**kwargs)

@@ -19,6 +19,13 @@ ROWS = [{"id": f"r{i}", "prompt": "p", "completion": "1, 2"} for i in range(3)]
         (["run", "--defense", "magic"], "unknown defense 'magic'; known defenses: "),
         (["run", "--trait", "owl!"], "Invalid trait"),
         (["run", "--model", "./no/such/dir"], "unknown model './no/such/dir'"),
+        (["run", "--task-params", "[1]"], "--task-params must be a JSON object"),
+        (["run", "--defense-params", "{bad"], "--defense-params is not valid JSON"),
+        (
+            ["run", "--task", "cot", "--task-params", '{"sorce": "gsm8k"}'],
+            "unknown parameter(s) sorce for task 'cot'; its parameters: ",
+        ),
+        (["suite", "quick", "--tasks", "numbers,nums"], "unknown task 'nums'; known tasks: "),
     ],
 )
 def test_cli_input_errors_name_the_problem(argv, message, capsys, tmp_path) -> None:
