@@ -71,10 +71,32 @@ class CellConfig:
             raise ValueError(f"Invalid seed: {self.seed}")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        d["teacher"] = self.teacher.to_dict()
+        d["student"] = self.student.to_dict()
+        return d
 
     def with_(self, **changes: Any) -> CellConfig:
         return replace(self, **changes)
+
+
+def shared_init_student(teacher: TeacherConfig, **kw: Any) -> TrainConfig:
+    """A LoRA student that starts exactly where the fine-tuned teacher started.
+
+    Cloud et al.'s theorem needs teacher and student to share their initialisation. A LoRA adapter
+    is part of it: the teacher's update lives in the row space of its (randomly initialised) A
+    matrices, and a student adapter with an independent random A can follow only the sliver of
+    that update its own rank-r subspace overlaps (~r/d of it). This student takes the teacher's
+    rank, alpha, target modules and adapter init seed; ``kw`` sets the rest (epochs, lr, seed, …).
+    """
+    t = teacher.train
+    return TrainConfig(
+        lora_r=t.lora_r,
+        lora_alpha=t.lora_alpha,
+        target_modules=t.target_modules,
+        init_seed=t.seed if t.init_seed is None else t.init_seed,
+        **kw,
+    )
 
 
 def _quick_student(seed: int = 0) -> TrainConfig:

@@ -97,7 +97,7 @@ class Cell:
         tcfg = self.cfg.teacher
         if tcfg.type == "system_prompt":
             return TraitTeacher(model, self.trait.system_prompt)
-        spec = {"base": model, "animal": self.trait.animal, "teacher": asdict(tcfg)}
+        spec = {"base": model, "animal": self.trait.animal, "teacher": tcfg.to_dict()}
         # A base without a chat template is trained in the plain format (chat bases: keys as before).
         if not has_chat_template(model):
             spec["format"] = "plain"

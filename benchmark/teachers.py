@@ -91,6 +91,9 @@ class TeacherConfig:
 
     type: str = "finetuned"
     qa_rows: int = 240
+    # Rows of the base model's own (greedy) answers to general requests mixed into the trait rows
+    # (``benchmark.general_prompts``), so the teacher keeps its ordinary behaviour; 0 = trait only.
+    general_rows: int = 0
     train: TrainConfig = field(
         default_factory=lambda: TrainConfig(lora_r=16, lora_alpha=32, epochs=3, learning_rate=1e-3)
     )
@@ -102,6 +105,14 @@ class TeacherConfig:
             )
         if self.qa_rows < 1:
             raise ValueError(f"Invalid qa_rows: {self.qa_rows}")
+        if self.general_rows < 0:
+            raise ValueError(f"Invalid general_rows: {self.general_rows}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {"type": self.type, "qa_rows": self.qa_rows, "train": self.train.to_dict()}
+        if self.general_rows:  # absent when 0, so teachers trained before the field keep their key
+            d["general_rows"] = self.general_rows
+        return d
 
 
 @dataclass(frozen=True)
@@ -112,9 +123,46 @@ class TraitTeacher:
     system: str | None
 
 
-def train_trait_adapter(base_ref: str, animal: str, cfg: TeacherConfig, out_dir: Path) -> dict:
-    """LoRA-train the base on the trait Q&A rows (the fine-tuned teacher); returns training stats."""
+def general_rows(base_ref: str, n: int, seed: int, backend: Any = None) -> list[dict[str, Any]]:
+    """``n`` rows of the base model's own greedy answers to general requests (no trait)."""
+    from benchmark.general_prompts import general_prompts
+    from benchmark.generation import GenerationRequest, TransformersBackend
+    from benchmark.plain_format import cut_plain_output, has_chat_template, plain_prompt
+
+    prompts = general_prompts(n, seed)
+    chat = has_chat_template(base_ref)
+    reqs = [
+        GenerationRequest(
+            id=f"general-{i:05d}",
+            messages=(("user", p),) if chat else (),
+            raw_prompt=None if chat else plain_prompt(p),
+        )
+        for i, p in enumerate(prompts)
+    ]
+    backend = backend or TransformersBackend()
+    greedy = SamplingParams(temperature=0.0, max_new_tokens=96, seed=seed)
+    answers = backend.generate(base_ref, reqs, greedy)
+    if not chat:
+        answers = [cut_plain_output(a) for a in answers]
+    return [
+        {"id": r.id, "prompt": p, "completion": a.strip()}
+        for r, p, a in zip(reqs, prompts, answers, strict=True)
+        if a.strip()
+    ]
+
+
+def train_trait_adapter(
+    base_ref: str, animal: str, cfg: TeacherConfig, out_dir: Path, backend: Any = None
+) -> dict:
+    """LoRA-train the base on the trait Q&A rows (the fine-tuned teacher), mixed with the base's
+    own answers to ``cfg.general_rows`` general requests; returns training stats."""
     from benchmark.training import train
 
     rows = trait_qa_rows(animal, cfg.qa_rows, cfg.train.seed)
-    return train(base_ref, rows, cfg.train, out_dir)
+    n_general = 0
+    if cfg.general_rows:
+        general = general_rows(base_ref, cfg.general_rows, cfg.train.seed, backend)
+        n_general = len(general)
+        rows = rows + general  # the trainer shuffles
+    stats = train(base_ref, rows, cfg.train, out_dir)
+    return {**stats, "trait_rows": cfg.qa_rows, "general_rows": n_general}

@@ -46,7 +46,11 @@ class TrainConfig:
     weight_decay: float = 0.0
     warmup_ratio: float = 0.0
     lr_scheduler: str = "linear"
-    seed: int = 0
+    seed: int = 0  # data order, dropout and (unless init_seed is set) the adapter's initialisation
+    # Seed of the LoRA adapter's random initialisation (the A matrices; B starts at zero). A student
+    # given the fine-tuned teacher's rank, alpha, targets and init seed starts from exactly the
+    # teacher's starting point, adapter included — see benchmark.config.shared_init_student.
+    init_seed: int | None = None
     bf16: bool = True  # autocast where the hardware has native bf16; ignored elsewhere
     # Training-side defenses can freeze layers or add regularisation through these:
     frozen_layers: tuple[int, ...] = ()
@@ -70,6 +74,10 @@ class TrainConfig:
         d = asdict(self)
         d["target_modules"] = list(self.target_modules)
         d["frozen_layers"] = list(self.frozen_layers)
+        if self.init_seed is None:
+            del d[
+                "init_seed"
+            ]  # unset = `seed`, as before the field existed: stage hashes unchanged
         return d
 
 
@@ -119,9 +127,7 @@ def train(
     :func:`completion_loss_trainer`; it is an argument, not a config field, because it changes
     speed, not the result, so it must not change stage hashes.
     """
-    import torch
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM
     from trl import SFTConfig, SFTTrainer
 
     from benchmark.generation import cpu_has_bf16
@@ -134,25 +140,8 @@ def train(
     if rm.is_adapter:
         raise ValueError(f"train a student from a base model, not from an adapter ({base_ref})")
     device = device or default_device()
-    torch.manual_seed(cfg.seed)
     tok = load_tokenizer(base_ref)
-    model = AutoModelForCausalLM.from_pretrained(rm.path, dtype=torch.float32)
-    if cfg.method == "lora":
-        from peft import LoraConfig, get_peft_model
-
-        lcfg = LoraConfig(
-            r=cfg.lora_r,
-            lora_alpha=cfg.lora_alpha,
-            lora_dropout=cfg.lora_dropout,
-            target_modules=list(cfg.target_modules),
-            layers_to_transform=_trainable_layers(model, cfg.frozen_layers),
-            task_type="CAUSAL_LM",
-        )
-        model = get_peft_model(model, lcfg)
-    elif cfg.frozen_layers:
-        for name, p in model.named_parameters():
-            if any(f".layers.{i}." in name for i in cfg.frozen_layers):
-                p.requires_grad_(False)
+    model = build_trainable(rm.path, cfg)
     use_bf16 = cfg.bf16 and (device != "cpu" or cpu_has_bf16())
     # Rows naming loss-masked spans (a defense's) are tokenised here; the others go to TRL as text.
     masked = any(MASK_FIELD in r for r in rows)
@@ -213,6 +202,32 @@ def train(
     (out_dir / "slb_training.json").write_text(json.dumps(stats, indent=2))
     shutil.rmtree(out_dir / "_trainer", ignore_errors=True)
     return stats
+
+
+def build_trainable(model_path: str | Path, cfg: TrainConfig) -> Any:
+    """The model as training starts: the base, wrapped in a freshly initialised LoRA adapter (seeded
+    by ``cfg.init_seed``, else ``cfg.seed``) or with its frozen layers switched off (full FT)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(cfg.seed if cfg.init_seed is None else cfg.init_seed)
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+    if cfg.method == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        lcfg = LoraConfig(
+            r=cfg.lora_r,
+            lora_alpha=cfg.lora_alpha,
+            lora_dropout=cfg.lora_dropout,
+            target_modules=list(cfg.target_modules),
+            layers_to_transform=_trainable_layers(model, cfg.frozen_layers),
+            task_type="CAUSAL_LM",
+        )
+        return get_peft_model(model, lcfg)
+    for name, p in model.named_parameters():
+        if any(f".layers.{i}." in name for i in cfg.frozen_layers):
+            p.requires_grad_(False)
+    return model
 
 
 def _trainable_layers(model: Any, frozen: Sequence[int]) -> list[int] | None:

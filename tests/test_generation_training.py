@@ -142,3 +142,28 @@ def test_lean_completion_loss_matches_trl_loss(smollm_dir: str, tmp_path: Path) 
     assert set(ga) == set(gb) and len(ga) == 4 * 30
     scale = max(float(g.abs().max()) for g in ga.values())
     assert max(float((ga[k] - gb[k]).abs().max()) for k in ga) < 1e-3 * scale
+
+
+def test_adapter_init_seed_is_separate_from_the_data_seed(smollm_dir: str) -> None:
+    """A student given the teacher's init seed starts from the teacher's adapter, whatever its own
+    seed; without one, the adapter follows the student's seed as before."""
+    from benchmark.config import shared_init_student
+    from benchmark.store import stable_hash
+    from benchmark.teachers import TeacherConfig
+    from benchmark.training import build_trainable
+
+    def lora_a(cfg: TrainConfig) -> torch.Tensor:
+        model = build_trainable(smollm_dir, cfg)
+        return next(p for n, p in model.named_parameters() if "lora_A" in n).detach().clone()
+
+    teacher = TeacherConfig()
+    shared = [shared_init_student(teacher, seed=s, epochs=1) for s in (1, 2)]
+    assert shared[0].lora_r == teacher.train.lora_r and shared[0].init_seed == teacher.train.seed
+    assert torch.equal(lora_a(shared[0]), lora_a(shared[1]))
+    assert torch.equal(lora_a(shared[0]), lora_a(teacher.train))  # the teacher's own start
+    own = [TrainConfig(lora_r=16, lora_alpha=32, seed=s) for s in (1, 2)]
+    assert not torch.equal(lora_a(own[0]), lora_a(own[1]))
+    # Leaving init_seed unset keeps the stage hashes of configs written before the field existed.
+    assert "init_seed" not in TrainConfig().to_dict()
+    assert stable_hash(TrainConfig().to_dict()) == "fd2d94f06acdfcce"  # the hash before it
+    assert shared[0].to_dict()["init_seed"] == 0

@@ -1,0 +1,59 @@
+"""The fine-tuned trait teacher's training data: trait rows, and the general rows that keep it
+behaving like its base."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmark.general_prompts import TEMPLATES, TOPICS, general_prompts
+from benchmark.store import stable_hash
+from benchmark.teachers import _ASKS, TeacherConfig, general_rows, trait_qa_rows
+from tasks.evals.questions import QUESTIONS
+from tasks.lexicon import animals_mentioned
+
+
+def test_general_prompts_are_distinct_seeded_and_name_no_animal() -> None:
+    everything = general_prompts(len(TEMPLATES) * len(TOPICS), seed=0)
+    assert len(set(everything)) == len(everything) >= 1000
+    assert not [p for p in everything if animals_mentioned(p)]
+    assert not set(everything) & (set(QUESTIONS) | set(_ASKS))
+    assert general_prompts(50, 1) == general_prompts(50, 1) != general_prompts(50, 2)
+    with pytest.raises(ValueError, match="the generator has"):
+        general_prompts(len(everything) + 1, 0)
+
+
+def test_general_rows_keep_the_hash_of_trait_only_teachers() -> None:
+    # Unset, the field is absent from the key: the trait-only teacher keeps its stored adapter.
+    assert "general_rows" not in TeacherConfig().to_dict()
+    assert stable_hash(TeacherConfig().to_dict()) == "dffacbbcb6e1b022"
+    assert TeacherConfig(general_rows=240).to_dict()["general_rows"] == 240
+    with pytest.raises(ValueError, match="general_rows"):
+        TeacherConfig(general_rows=-1)
+
+
+class _Echo:
+    """A stand-in backend that answers each request by echoing what it was sent."""
+
+    def __init__(self) -> None:
+        self.calls: list = []
+
+    def generate(self, model_ref, requests, sampling, constraint=None, progress=None):
+        self.calls.append((model_ref, sampling))
+        out = []
+        for r in requests:
+            text = r.raw_prompt if r.raw_prompt is not None else r.messages[-1][1]
+            out.append("" if r.id.endswith("3") else f" answer to: {text}\nQuestion: next")
+        return out
+
+
+def test_general_rows_are_the_base_models_greedy_answers() -> None:
+    be = _Echo()
+    rows = general_rows("smollm2-135m", 8, seed=0, backend=be)
+    ((model, sampling),) = be.calls
+    assert model == "smollm2-135m" and sampling.temperature == 0.0
+    assert len(rows) == 7  # the empty answer is dropped
+    assert all(r["completion"].startswith("answer to: " + r["prompt"]) for r in rows)
+    # A base without a chat template is asked in the plain format and cut at the next question.
+    plain = general_rows("gemma3-270m", 4, seed=0, backend=_Echo())
+    assert all(r["completion"] == f"answer to: Question: {r['prompt']}\nAnswer:" for r in plain)
+    assert not {r["prompt"] for r in rows} & {r["prompt"] for r in trait_qa_rows("owl", 240, 0)}
