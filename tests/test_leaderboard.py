@@ -53,11 +53,13 @@ def test_real_baseline_pools_to_the_suite_summary() -> None:
     assert got["diff_pp"] == pytest.approx(want["diff_pp"], rel=1e-9)
     assert got["ci_pp"] == pytest.approx(want["ci_pp"], rel=1e-9)
     assert got["per_seed"] == pytest.approx(want["per_seed"], rel=1e-9)
-    # The system-prompt-teacher cells are another setup: never pooled with these.
-    setups = {c.setup for c in data.cells}
-    assert len(setups) == 2
+    # The system-prompt-teacher and shared-adapter-init cells are other setups: never pooled here.
     labels = agg.setup_labels(data.cells)
-    assert sorted(labels.values()) == ["teacher.type=finetuned", "teacher.type=system_prompt"]
+    by_folder = {Path(c.path).parent.name: labels[c.setup] for c in data.cells}
+    assert "teacher.type=finetuned" in by_folder["quick"]
+    assert "teacher.type=system_prompt" in by_folder["quick-system-prompt-teacher"]
+    assert "student.lora_r=16" in by_folder["quick-shared-adapter-init"]
+    assert len(set(by_folder.values())) == len(by_folder) == 3
 
 
 def test_content_hash_is_the_stores_stable_hash() -> None:
