@@ -19,7 +19,14 @@ from benchmark.stats import paired_leakage
 log = logging.getLogger(__name__)
 
 SUITES: dict[str, dict[str, Any]] = {
-    "quick": {"tasks": ["numbers"], "defenses": ["none"], "traits": ["owl"], "seeds": [0, 1, 2]},
+    # The five standard tasks. `slb suite quick --tasks numbers` is README command 1 (~90 min on 2
+    # CPU cores); all five tasks take several CPU hours per defense.
+    "quick": {
+        "tasks": ["numbers", "code", "cot", "paraphrase-unrelated", "paraphrase-contradict"],
+        "defenses": ["none"],
+        "traits": ["owl"],
+        "seeds": [0, 1, 2],
+    },
     "paper": {"tasks": ["numbers"], "defenses": ["none"], "traits": ["owl"], "seeds": [0, 1, 2]},
 }
 METRICS = ("teacher_forced", "sampled")
