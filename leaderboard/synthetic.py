@@ -20,9 +20,11 @@ from typing import Any
 
 import numpy as np
 
+from benchmark.config import preset
 from benchmark.results import SCHEMA, integrity_block
 from benchmark.stats import leakage_vs_base, paired_leakage
 from benchmark.store import stable_hash
+from benchmark.teachers import TeacherConfig
 
 BASE_MODEL = "synthetic-base"
 REPO_SUBMISSIONS = Path(__file__).resolve().parent.parent / "submissions"
@@ -42,7 +44,7 @@ class Spec:
     version: str = "1"
     params: dict[str, Any] = field(default_factory=dict)
     suite: str = "quick"
-    teacher: str = "finetuned"
+    teacher: str | None = None  # None: the suite preset's teacher for the task
     n_questions: int = 50
 
 
@@ -72,19 +74,13 @@ def artifact(s: Spec) -> dict[str, Any]:
     }
     generated = 800
     after = round(generated * s.kept)
-    config = {
-        "task": s.task,
-        "defense": s.defense,
-        "trait": s.trait,
-        "base_model": BASE_MODEL,
-        "seed": s.seed,
-        "n_prompts": generated,
-        "teacher": {"type": s.teacher, "train": {"seed": 0}},
-        "student": {"method": "lora", "lora_r": 8, "seed": s.seed},
-        "defense_params": s.params,
-        "task_params": {},
-        "suite": s.suite,
-    }
+    # The real preset's config (per-task knobs included), so setups group as real runs do.
+    overrides: dict[str, Any] = {"base_model": BASE_MODEL, "defense_params": s.params}
+    if s.teacher is not None:
+        overrides["teacher"] = TeacherConfig(type=s.teacher)
+    config = preset(
+        s.suite, task=s.task, defense=s.defense, trait=s.trait, seed=s.seed, **overrides
+    ).to_dict()
     arm = {
         "generated": generated,
         "valid": generated,

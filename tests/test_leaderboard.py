@@ -41,6 +41,31 @@ def _load(tmp_path: Path, specs: list[Spec]):
 # --- loader --------------------------------------------------------------------------------------
 
 
+def test_tasks_of_one_suite_share_a_setup(tmp_path: Path) -> None:
+    """The quick preset gives free-text tasks their own teacher, prompt count and token cap; those
+    per-task defaults must not split one suite run into a setup per task."""
+    from dataclasses import replace
+
+    from benchmark.config import preset
+    from benchmark.teachers import TeacherConfig
+
+    base = json.loads(next(REAL.glob("numbers__*seed0*.json")).read_text())
+
+    def cell(name: str, cfg) -> None:
+        (tmp_path / f"{name}.json").write_text(json.dumps({**base, "config": cfg.to_dict()}))
+
+    cell("numbers", preset("quick", task="numbers"))
+    cell("code", preset("quick", task="code"))
+    cell("cot", preset("quick", task="cot", seed=1))
+    # Changed away from the task's preset: another setup, even where it equals the suite-wide
+    # value (the fine-tuned teacher is numbers' default, not code's).
+    cell("code-ft", preset("quick", task="code", teacher=TeacherConfig()))
+    cell("code-n", replace(preset("quick", task="code"), n_prompts=300))
+    by_name = {Path(c.path).stem: c.setup for c in load([tmp_path]).cells}
+    assert by_name["numbers"] == by_name["code"] == by_name["cot"]
+    assert len({by_name["numbers"], by_name["code-ft"], by_name["code-n"]}) == 3
+
+
 def test_real_baseline_pools_to_the_suite_summary() -> None:
     """The leaderboard's pooling of the committed baseline reproduces slb suite's summary.json."""
     data = load([REPO / "submissions"])
