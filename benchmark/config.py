@@ -136,8 +136,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 # (measured: 1 of 64 cot / paraphrase rows survive the task filters) — so these tasks use the
 # system-prompt teacher until a teacher that keeps its general behaviour is trained.
 _FREE_TEXT_QUICK = dict(
-    # (3) 256 prompts: free-text rows are 3-5x longer than number lists; this keeps a cell under
-    # an hour on 2 cores (numbers: 800 prompts).
+    # (3) 256 prompts: free-text rows are 3-5x longer than number lists; a cell then took 6-24 min
+    # on 2 cores, two cells at a time (numbers: 800 prompts, ~25 min alone).
     n_prompts=256,
     teacher=TeacherConfig(type="system_prompt"),
     sampling=SamplingParams(temperature=1.0, max_new_tokens=160),
