@@ -80,7 +80,7 @@ class Cell:
     source: str
     suite: str
     base_model: str
-    setup: str  # hash of the config minus CELL_KEYS and every "seed": what may be pooled
+    setup: str  # hash of setups.setup_config_of(config): what may be pooled
     setup_config: dict[str, Any]
     task: str
     trait: str
