@@ -74,6 +74,7 @@ class CellConfig:
         d = asdict(self)
         d["teacher"] = self.teacher.to_dict()
         d["student"] = self.student.to_dict()
+        d["sampling"] = self.sampling.to_dict()
         return d
 
     def with_(self, **changes: Any) -> CellConfig:

@@ -5,17 +5,18 @@ completion string per request, in order. A request carries chat messages; for a 
 chat template (Gemma-3-270M pretrained) the caller passes ``raw_prompt`` instead.
 
 The transformers backend sorts requests by prompt length (less padding), decodes in batches, is
-seeded per batch (so results do not depend on how many batches ran before a resume), and accepts a
-*constraint*: a logits-level grammar that a small model can be held to (see
-``tasks.numbers.NumberGrammar``). A constraint maps the text generated so far to the set of allowed
-next-token ids (or ``None`` when only EOS is allowed).
+seeded per batch (so results do not depend on how many batches ran before a resume) or, with
+``SamplingParams.coupled``, per row (see there), and accepts a *constraint*: a logits-level
+grammar that a small model can be held to (see ``tasks.numbers.NumberGrammar``). A constraint
+maps the text generated so far to the set of allowed next-token ids (or ``None`` when only EOS is
+allowed).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,14 @@ class SamplingParams:
     min_p: float = 0.0
     max_new_tokens: int = 48
     seed: int = 0
+    # Per-row sampling noise (common random numbers): the t-th token of request ``id`` is drawn by
+    # Gumbel-max with noise that depends only on (seed, id, t), never on the batch. Two arms that
+    # write for the same prompts then share their noise, so wherever the trait teacher's next-token
+    # distribution matches the base's they write the same token, and the rows of the two arms
+    # differ mostly where the trait moved the distribution. Each arm is still an exact sample of its
+    # own model; only the trait − control difference gets less noisy. The vLLM backend always
+    # seeds per request (vLLM's seeded sampling is the same kind of coupling).
+    coupled: bool = False
 
     def __post_init__(self) -> None:
         if self.temperature < 0:
@@ -38,6 +47,12 @@ class SamplingParams:
             raise ValueError(f"Invalid min_p: {self.min_p} (must be in [0, 1))")
         if self.max_new_tokens < 1:
             raise ValueError(f"Invalid max_new_tokens: {self.max_new_tokens}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        if not self.coupled:  # absent when off, so generations made before the field keep their key
+            del d["coupled"]
+        return d
 
 
 @dataclass(frozen=True)
@@ -140,7 +155,14 @@ class TransformersBackend:
                 pad_token_id=tok.pad_token_id,
                 logits_processor=procs,
             )
-            if sampling.temperature > 0:
+            if sampling.temperature > 0 and sampling.coupled:
+                # Greedy decoding over warped scores plus per-row Gumbel noise = an exact sample.
+                procs.extend(_warpers(sampling))
+                procs.append(
+                    _RowGumbelNoise([_batch_seed(sampling.seed, requests[i].id) for i in idx])
+                )
+                kwargs.update(do_sample=False)
+            elif sampling.temperature > 0:
                 kwargs.update(do_sample=True, temperature=sampling.temperature, top_k=0)
                 if sampling.top_p < 1:
                     kwargs["top_p"] = sampling.top_p
@@ -166,6 +188,37 @@ def _batch_seed(seed: int, first_id: str) -> int:
     import hashlib
 
     return int.from_bytes(hashlib.sha256(f"{seed}:{first_id}".encode()).digest()[:4], "little")
+
+
+def _warpers(sampling: SamplingParams) -> list[Any]:
+    """The sampling warpers ``generate`` would add for ``do_sample=True``, in its order."""
+    from transformers import MinPLogitsWarper, TemperatureLogitsWarper, TopPLogitsWarper
+
+    out: list[Any] = []
+    if sampling.temperature != 1.0:
+        out.append(TemperatureLogitsWarper(sampling.temperature))
+    if sampling.top_p < 1:
+        out.append(TopPLogitsWarper(sampling.top_p))
+    if sampling.min_p > 0:
+        out.append(MinPLogitsWarper(sampling.min_p))
+    return out
+
+
+class _RowGumbelNoise:
+    """LogitsProcessor adding Gumbel noise from one generator per row (seeded by the row's id), so
+    the argmax is a sample from softmax(scores) whose noise depends on (seed, id, step) only."""
+
+    def __init__(self, seeds: Sequence[int]):
+        import torch
+
+        self.gens = [torch.Generator().manual_seed(s) for s in seeds]
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        u = torch.stack([torch.rand(scores.shape[-1], generator=g) for g in self.gens])
+        u = u.clamp_(min=torch.finfo(u.dtype).tiny)
+        return scores + (-torch.log(-torch.log(u))).to(scores.device, scores.dtype)
 
 
 _BF16: bool | None = None

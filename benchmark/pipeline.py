@@ -134,7 +134,7 @@ class Cell:
             "prompts": stable_hash(prompts),
             "teacher": teacher.model_ref,
             "system": teacher.system,
-            "sampling": asdict(ts.sampling) | {"seed": self.cfg.seed},
+            "sampling": ts.sampling.to_dict() | {"seed": self.cfg.seed},
             "backend": ts.backend,
             "constrained": self.cfg.constrained,
             "max_new_tokens": self.task.max_new_tokens,
