@@ -61,6 +61,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         seed=args.seed,
         defense_params=_json_object(args.defense_params, "--defense-params"),
         task_params=_json_object(args.task_params, "--task-params"),
+        settings=args.settings,
         **_overrides(args),
     )
     out_dir = Path(args.results) / cfg.suite
@@ -96,6 +97,7 @@ def cmd_suite(args: argparse.Namespace) -> int:
         traits=_csv(args.traits),
         tasks=_csv(args.tasks),
         overrides=_overrides(args),
+        settings=args.settings,
     )
     return 1 if summary["errors"] else 0
 
@@ -116,6 +118,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         tasks=_csv(args.tasks),
         traits=_csv(args.traits),
         overrides=_overrides(args),
+        settings=args.settings,
     )
     report = validate_submission(args.folder, _store(args))
     print(report.render())
@@ -186,6 +189,15 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--teacher", choices=["finetuned", "system_prompt"])
         sp.add_argument("--model", help="base model: embedded name, local dir or HF id")
         sp.add_argument("--backend", choices=["transformers", "vllm"])
+        sp.add_argument(
+            "--set",
+            dest="settings",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="set any config field, repeatable: teacher.general_rows=240, "
+            "sampling.coupled=true, student.lora_r=16 (JSON values; applied after the preset)",
+        )
 
     r = sub.add_parser("run", help="run one cell")
     r.add_argument("--task", default="numbers")

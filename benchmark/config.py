@@ -7,8 +7,10 @@ when the config is built, naming the field.
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from typing import Any
 
 from benchmark.generation import SamplingParams
@@ -151,7 +153,9 @@ TASK_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
-def preset(name: str, **overrides: Any) -> CellConfig:
+def preset(name: str, settings: Sequence[str] = (), **overrides: Any) -> CellConfig:
+    """The cell config of suite ``name`` for the given task, with ``overrides`` (top-level fields)
+    and then ``settings`` (``key.path=value`` strings, see :func:`apply_settings`) applied."""
     if name not in PRESETS:
         raise ValueError(f"unknown suite {name!r}; known suites: {', '.join(sorted(PRESETS))}")
     kw = dict(PRESETS[name])
@@ -159,4 +163,67 @@ def preset(name: str, **overrides: Any) -> CellConfig:
     kw.update(overrides)
     if "seed" in overrides and "student" not in overrides:
         kw["student"] = replace(kw["student"], seed=overrides["seed"])
-    return CellConfig(**kw)
+    return apply_settings(CellConfig(**kw), settings)
+
+
+def apply_settings(cfg: CellConfig, settings: Sequence[str]) -> CellConfig:
+    """Set nested config fields from ``key.path=value`` strings (the CLI's ``--set``), e.g.
+    ``teacher.general_rows=240``, ``sampling.coupled=true``, ``student.lora_r=16``.
+
+    The value is read as JSON when it parses (numbers, true/false, null, lists), else as a plain
+    string; it must fit the field's current type (an int field takes an int, a float field any
+    number, a tuple field a list). Unknown keys and wrong types are refused naming the setting and
+    the keys that exist; the config's own checks then run as for any other value.
+    """
+    for setting in settings:
+        key, sep, text = setting.partition("=")
+        if not sep or not key:
+            raise ValueError(
+                f"--set {setting!r}: expected KEY=VALUE, e.g. teacher.general_rows=240"
+            )
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        try:
+            cfg = _set_path(cfg, key.split("."), value, setting)
+        except ValueError as e:  # a config's own check: say which setting tripped it
+            msg = str(e) if str(e).startswith("--set") else f"--set {setting!r}: {e}"
+            raise ValueError(msg) from e
+    return cfg
+
+
+def _set_path(obj: Any, path: list[str], value: Any, setting: str) -> Any:
+    name, rest = path[0], path[1:]
+    names = [f.name for f in fields(obj)] if is_dataclass(obj) else []
+    if name not in names:
+        where = type(obj).__name__
+        raise ValueError(
+            f"--set {setting!r}: unknown key {name!r} in {where}; known: {', '.join(names)}"
+        )
+    current = getattr(obj, name)
+    if rest:
+        if not is_dataclass(current):
+            raise ValueError(f"--set {setting!r}: {name!r} has no sub-keys")
+        return replace(obj, **{name: _set_path(current, rest, value, setting)})
+    return replace(obj, **{name: _coerce(current, value, setting)})
+
+
+def _coerce(current: Any, value: Any, setting: str) -> Any:
+    if current is None or value is None or isinstance(current, dict):
+        return value
+    if is_dataclass(current):
+        raise ValueError(
+            f"--set {setting!r}: set its sub-keys (key.sub=value), not the whole block"
+        )
+    want: tuple[type, ...] = (type(current),)
+    if isinstance(current, float):
+        want = (int, float)
+    if isinstance(current, tuple) and isinstance(value, list):
+        value = tuple(value)
+    if isinstance(value, bool) != isinstance(current, bool) or not isinstance(value, want):
+        raise ValueError(
+            f"--set {setting!r}: expected type {type(current).__name__} "
+            f"(the field holds {current!r}), got {value!r}"
+        )
+    return float(value) if isinstance(current, float) else value

@@ -159,8 +159,10 @@ def submit(
     tasks: list[str] | None = None,
     traits: list[str] | None = None,
     overrides: dict[str, Any] | None = None,
+    settings: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Run ``suite`` for the submission's defense into ``<folder>/results/<suite>/``."""
+    """Run ``suite`` for the submission's defense into ``<folder>/results/<suite>/``
+    (``overrides`` / ``settings`` as for :func:`benchmark.suite.run_suite`)."""
     from benchmark.suite import run_suite
 
     sub, problems = load_submission(folder)
@@ -175,4 +177,5 @@ def submit(
         overrides={**(overrides or {}), "defense_params": sub.params},
         defenses=[sub.defense_ref()],
         tasks=tasks,
+        settings=settings,
     )

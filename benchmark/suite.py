@@ -119,9 +119,12 @@ def run_suite(
     overrides: dict[str, Any] | None = None,
     defenses: list[str] | None = None,
     tasks: list[str] | None = None,
+    settings: list[str] | None = None,
 ) -> dict[str, Any]:
     """Run every (task, defense, trait, seed) cell of suite ``name`` (or of the given ``tasks`` /
-    ``defenses`` / ``traits`` / ``seeds`` instead of the suite's) into ``results_dir/name/``. A
+    ``defenses`` / ``traits`` / ``seeds`` instead of the suite's) into ``results_dir/name/``;
+    ``overrides`` replace top-level config fields, then ``settings`` (``key.path=value``, see
+    :func:`benchmark.config.apply_settings`) apply to each cell's preset config. A
     failed cell is recorded in ``summary.json`` ``errors`` (with the stage, hook and arm when a
     defense failed) and the others still run; finished stages stay in the store."""
     from benchmark.pipeline import run_cell
@@ -150,6 +153,7 @@ def run_suite(
                         defense=defense,
                         trait=trait,
                         seed=seed,
+                        settings=settings or (),
                         **(overrides or {}),
                     )
                     cname = cell_name(cfg)

@@ -26,6 +26,12 @@ ROWS = [{"id": f"r{i}", "prompt": "p", "completion": "1, 2"} for i in range(3)]
             "unknown parameter(s) sorce for task 'cot'; its parameters: ",
         ),
         (["suite", "quick", "--tasks", "numbers,nums"], "unknown task 'nums'; known tasks: "),
+        (
+            ["run", "--set", "teacher.general_rowz=240"],
+            "--set 'teacher.general_rowz=240': unknown key 'general_rowz' in TeacherConfig; known: ",
+        ),
+        (["run", "--set", "sampling.coupled=yes"], "expected type bool"),
+        (["suite", "quick", "--set", "student.lora_r=0"], "--set 'student.lora_r=0': Invalid LoRA"),
     ],
 )
 def test_cli_input_errors_name_the_problem(argv, message, capsys, tmp_path) -> None:

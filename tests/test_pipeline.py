@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,38 @@ def test_quick_preset_per_task_defaults() -> None:
     assert cot.student.seed == 1
     # the caller's choice still wins over the task default
     assert preset("quick", task="cot", teacher=TeacherConfig()).teacher.type == "finetuned"
+
+
+def test_settings_set_nested_fields_on_top_of_the_preset() -> None:
+    """``--set key.path=value``: any config field, typed, after the task's preset and overrides."""
+    cfg = preset(
+        "quick",
+        task="cot",
+        seed=2,
+        settings=[
+            "teacher.general_rows=240",
+            "sampling.coupled=true",
+            'student.target_modules=["q_proj", "v_proj"]',
+            "student.learning_rate=5e-4",
+            "max_train_rows=100",
+            "task_params={}",
+        ],
+    )
+    assert cfg.teacher.type == "system_prompt" and cfg.teacher.general_rows == 240  # cot's teacher
+    assert cfg.sampling.coupled and cfg.sampling.max_new_tokens == 160
+    assert cfg.student.target_modules == ("q_proj", "v_proj") and cfg.student.seed == 2
+    assert cfg.student.learning_rate == 5e-4 and cfg.max_train_rows == 100
+    assert preset("quick", settings=["student.learning_rate=1e-3"]).student.learning_rate == 1e-3
+    assert preset("quick", settings=[]) == preset("quick")
+    for bad, message in [
+        ("teacher.general_rowz=1", "unknown key 'general_rowz' in TeacherConfig; known: type, "),
+        ("teacher.qa_rows=many", "expected type int (the field holds 240), got 'many'"),
+        ("student.lora_r=8.5", "expected type int"),
+        ("sampling.coupled=1", "expected type bool"),
+        ("sampling=1", "set its sub-keys"),
+        ("seed.x=1", "'seed' has no sub-keys"),
+        ("teacher.general_rows=-1", "--set 'teacher.general_rows=-1': Invalid general_rows: -1"),
+        ("general_rows", "expected KEY=VALUE"),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            preset("quick", settings=[bad])
