@@ -1,0 +1,166 @@
+"""Pooling loaded cells: residual leakage of one entry, reduction against the baseline.
+
+Plain functions on lists of :class:`leaderboard.loader.Cell`, used by ``leaderboard.aggregate``
+(ranking and tables); the statistics are described in that module's docstring.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from benchmark.stats import paired_leakage
+from leaderboard.loader import Cell
+
+Group = tuple[str, str]  # (task, trait)
+
+
+def _by_group(cells: Iterable[Cell]) -> dict[Group, list[Cell]]:
+    out: dict[Group, list[Cell]] = defaultdict(list)
+    for c in cells:
+        out[(c.task, c.trait)].append(c)
+    return out
+
+
+def _align(vecs: list[tuple[tuple[str, ...], np.ndarray]]) -> tuple[list[str], np.ndarray] | None:
+    """Stack per-question vectors on the question ids they all have: ``(ids, (questions, n))``;
+    None when fewer than 2 questions are shared (no interval is possible)."""
+    if not vecs:
+        return None
+    ids = set(vecs[0][0]).intersection(*(v[0] for v in vecs[1:]))
+    if len(ids) < 2:
+        return None
+    order = sorted(ids)
+    return order, np.column_stack([_pick(q, v, order) for q, v in vecs])
+
+
+def _pick(ids: tuple[str, ...], vals: np.ndarray, order: list[str]) -> np.ndarray:
+    if list(ids) == order:
+        return vals
+    pos = {q: i for i, q in enumerate(ids)}
+    return vals[[pos[q] for q in order]]
+
+
+def _columns(cells: list[Cell], metric: str) -> tuple[list[str], np.ndarray, np.ndarray] | None:
+    """Question ids shared by all cells and (questions, cells) trait / control score arrays."""
+    have = [c.scores[metric] for c in cells if metric in c.scores]
+    t = _align([(h[0], h[1]) for h in have])
+    c = _align([(h[0], h[2]) for h in have])
+    return None if t is None or c is None else (t[0], t[1], c[1])
+
+
+def _group_means(
+    cells: list[Cell], metric: str
+) -> dict[Group, tuple[tuple[str, ...], np.ndarray, np.ndarray]]:
+    """Per group: question ids and the seed-averaged trait and control score per question."""
+    out = {}
+    for g, gc in _by_group(cells).items():
+        cols = _columns(gc, metric)
+        if cols is not None:
+            out[g] = (tuple(cols[0]), cols[1].mean(axis=1), cols[2].mean(axis=1))
+    return out
+
+
+def pool(cells: list[Cell], metric: str, full: bool = False) -> dict[str, Any] | None:
+    """Residual leakage of ``cells`` (one entry, one setup), every (task, trait) group weighted
+    equally; ``paired_leakage``'s dict (``full``) or the part of it tables show (:func:`summarize`)
+    plus ``n_cells``, ``n_groups`` and ``unit`` (what the ``per_seed`` entries are: seeds of one
+    group, or groups). None if nothing can be pooled."""
+    groups = _by_group(c for c in cells if metric in c.scores)
+    if not groups:
+        return None
+    if len(groups) == 1:
+        cols = _columns(next(iter(groups.values())), metric)
+        unit = "seed"
+    else:
+        means = list(_group_means(cells, metric).values())
+        t = _align([(m[0], m[1]) for m in means])
+        c = _align([(m[0], m[2]) for m in means])
+        cols = None if t is None or c is None else (t[0], t[1], c[1])
+        unit = "task×trait group"
+    if cols is None:
+        return None
+    ids, t_arr, c_arr = cols
+    if full:
+        res = paired_leakage(
+            {q: list(t_arr[i]) for i, q in enumerate(ids)},
+            {q: list(c_arr[i]) for i, q in enumerate(ids)},
+        )
+    else:
+        res = summarize(t_arr, c_arr)
+    res.update(n_cells=sum(len(v) for v in groups.values()), n_groups=len(groups), unit=unit)
+    return res
+
+
+def summarize(t: np.ndarray, c: np.ndarray) -> dict[str, Any]:
+    """``diff_pp``, ``ci_pp``, ``p_value``, ``significant``, ``per_seed`` and ``seed_level`` of
+    ``benchmark.stats.paired_leakage`` on (questions, seeds) arrays, computed the same way but
+    without its bootstrap, Wilcoxon and log-odds parts, which the heat map and per-group tables do
+    not show and which cost 30x more. A test holds the two equal."""
+    mean, ci, p = mean_ci(t.mean(axis=1) - c.mean(axis=1))
+    per_seed = (t - c).mean(axis=0)
+    seed_level = None
+    if per_seed.size >= 2:
+        s_mean, s_ci, s_p = mean_ci(per_seed)
+        seed_level = {
+            "mean_pp": 100 * s_mean,
+            "ci_pp": [100 * s_ci[0], 100 * s_ci[1]],
+            "p_value": s_p,
+            "n_positive": int(np.sum(per_seed > 0)),
+        }
+    agree = bool(np.all(np.sign(per_seed) == np.sign(mean)))
+    return {
+        "diff_pp": 100 * mean,
+        "ci_pp": [100 * ci[0], 100 * ci[1]],
+        "p_value": p,
+        "per_seed": [100 * float(v) for v in per_seed],
+        "seed_level": seed_level,
+        "significant": bool(p < 0.05 and (seed_level is None or agree)),
+    }
+
+
+def reduction(cells: list[Cell], baseline: list[Cell], metric: str) -> dict[str, Any] | None:
+    """Baseline residual − defense residual over the groups both have (see module docstring)."""
+    mine, base = _group_means(cells, metric), _group_means(baseline, metric)
+    shared = sorted(set(mine) & set(base))
+    if not shared:
+        return None
+    # Each side: per question, the trait-control difference averaged over the shared groups.
+    d = _align([(mine[g][0], mine[g][1] - mine[g][2]) for g in shared])
+    b = _align([(base[g][0], base[g][1] - base[g][2]) for g in shared])
+    if d is None or b is None:
+        return None
+    both = _align([(tuple(d[0]), d[1].mean(axis=1)), (tuple(b[0]), b[1].mean(axis=1))])
+    if both is None:
+        return None
+    d_q, b_q = both[1][:, 0], both[1][:, 1]
+    mean, ci, p = mean_ci(b_q - d_q)
+    base_res = 100 * float(b_q.mean())
+    return {
+        "reduction_pp": 100 * mean,
+        "ci_pp": [100 * ci[0], 100 * ci[1]],
+        "p_value": p,
+        "significant": p < 0.05,
+        "baseline_pp": base_res,
+        # A share of the baseline only means something when the baseline itself leaks.
+        "share": (100 * mean) / base_res if base_res > 0 else None,
+        "groups": shared,
+    }
+
+
+def mean_ci(x: np.ndarray, confidence: float = 0.95) -> tuple[float, tuple[float, float], float]:
+    """Mean, t-interval and two-sided p-value (against 0) over the entries of ``x``."""
+    mean = float(np.mean(x))
+    if x.size < 2 or np.ptp(x) <= 1e-12:  # no spread: the limits, as benchmark.stats reports them
+        return mean, (mean, mean), 1.0 if abs(mean) <= 1e-12 else 0.0
+    # The one-sample t-test written out: scipy's ttest_1samp wrapper costs more than the maths.
+    n = x.size
+    se = float(np.std(x, ddof=1)) / math.sqrt(n)
+    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * se
+    p = float(2 * stats.t.sf(abs(mean) / se, n - 1))
+    return mean, (mean - half, mean + half), p
