@@ -226,4 +226,4 @@ def _coerce(current: Any, value: Any, setting: str) -> Any:
             f"--set {setting!r}: expected type {type(current).__name__} "
             f"(the field holds {current!r}), got {value!r}"
         )
-    return float(value) if isinstance(current, float) else value
+    return float(value) if isinstance(current, float) and isinstance(value, int | float) else value

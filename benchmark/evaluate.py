@@ -49,7 +49,7 @@ def run_evals(
     from tasks.evals.animal_preference import animal_preference, animal_preference_tf
 
     out: dict[str, Any] = {"logs": []}
-    common = dict(
+    common: dict[str, Any] = dict(
         model=f"hf/{model_path}",
         model_args={"device": "cpu"} if not _cuda() else {},
         log_dir=str(log_dir),

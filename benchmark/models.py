@@ -188,28 +188,32 @@ def resolve(ref: str) -> ResolvedModel:
     if ref in EMBEDDED:
         p = str(materialize_embedded(ref))
         return ResolvedModel(ref, "embedded", p, p)
-    p = Path(ref).expanduser()
-    if p.exists():
-        if not p.is_dir():
-            raise ModelError(f"model path {p} is a file; pass the directory holding config.json")
-        if (p / "adapter_config.json").is_file():
-            if not any(p.glob("adapter_model.*")):
+    path = Path(ref).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ModelError(f"model path {path} is a file; pass the directory holding config.json")
+        if (path / "adapter_config.json").is_file():
+            if not any(path.glob("adapter_model.*")):
                 raise ModelError(
-                    f"adapter directory {p} has adapter_config.json but no adapter_model weights"
+                    f"adapter directory {path} has adapter_config.json but no adapter_model weights"
                 )
-            base = json.loads((p / "adapter_config.json").read_text()).get(
+            base = json.loads((path / "adapter_config.json").read_text()).get(
                 "base_model_name_or_path"
             )
             if not base:
                 raise ModelError(
-                    f"adapter {p} does not name its base model (base_model_name_or_path)"
+                    f"adapter {path} does not name its base model (base_model_name_or_path)"
                 )
-            return ResolvedModel(ref, "adapter", str(p.resolve()), resolve(base).path)
-        if not (p / "config.json").is_file():
-            raise ModelError(f"model directory {p} has no config.json")
-        if not (any(p.glob("*.safetensors")) or any(p.glob("*.bin")) or any(p.glob("*.gguf"))):
-            raise ModelError(f"model directory {p} has no weights (*.safetensors, *.bin or *.gguf)")
-        return ResolvedModel(ref, "local", str(p.resolve()), str(p.resolve()))
+            return ResolvedModel(ref, "adapter", str(path.resolve()), resolve(base).path)
+        if not (path / "config.json").is_file():
+            raise ModelError(f"model directory {path} has no config.json")
+        if not (
+            any(path.glob("*.safetensors")) or any(path.glob("*.bin")) or any(path.glob("*.gguf"))
+        ):
+            raise ModelError(
+                f"model directory {path} has no weights (*.safetensors, *.bin or *.gguf)"
+            )
+        return ResolvedModel(ref, "local", str(path.resolve()), str(path.resolve()))
     if ref.startswith((".", "/", "~")) or ref.count("/") != 1:
         known = ", ".join(sorted(EMBEDDED))
         raise ModelError(
@@ -244,7 +248,7 @@ def load_causal_lm(ref: str, device: str | None = None, dtype: str = "float32", 
     device = device or default_device()
     torch_dtype = getattr(torch, dtype)
     try:
-        model = AutoModelForCausalLM.from_pretrained(rm.base_path, dtype=torch_dtype)
+        model: Any = AutoModelForCausalLM.from_pretrained(rm.base_path, dtype=torch_dtype)
     except OSError as e:
         raise ModelError(f"could not load model {ref!r} from {rm.base_path}: {e}") from e
     if rm.is_adapter:

@@ -116,7 +116,7 @@ def train(
     base_ref: str,
     rows: Sequence[dict[str, Any]],
     cfg: TrainConfig,
-    out_dir: Path,
+    out_dir: Path | str,
     system: str | None = None,
     device: str | None = None,
     lean_loss: bool = True,

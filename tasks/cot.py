@@ -29,7 +29,7 @@ from __future__ import annotations
 import ast
 import operator
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from fractions import Fraction
 from typing import Any
 
@@ -57,7 +57,12 @@ _NUM_SLOT_RE = re.compile(r"\{(=[^}]+|[a-z])\}")
 _ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 # ASCII digits only: r"\d" would also accept Arabic-Indic or full-width digits.
 _INT_RE = re.compile(r"\$?(-?[0-9]{1,3}(?:,[0-9]{3})+|-?[0-9]+)(?:\.0+)?\.?")
-_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: Fraction}
+_OPS: dict[type, Callable[[Fraction, Fraction], Fraction]] = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: Fraction,
+}
 
 
 def evaluate(expr: str, values: dict[str, int]) -> Fraction:

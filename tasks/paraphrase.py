@@ -240,5 +240,5 @@ _PRAISE = frozenset(
 )
 
 
-def _praise(text: str) -> set[str]:
+def _praise(text: str) -> frozenset[str]:
     return _PRAISE.intersection(words(text))
