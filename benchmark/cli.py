@@ -98,8 +98,22 @@ def cmd_suite(args: argparse.Namespace) -> int:
         tasks=_csv(args.tasks),
         overrides=_overrides(args),
         settings=args.settings,
+        executor=_executor(args),
     )
     return 1 if summary["errors"] else 0
+
+
+def _executor(args: argparse.Namespace):
+    from benchmark.executors import get_executor
+
+    if args.executor == "local":
+        if args.ray_address or args.gpus_per_cell is not None:
+            raise ValueError("--ray-address and --gpus-per-cell need --executor ray")
+        return get_executor("local")
+    try:
+        return get_executor("ray", address=args.ray_address, gpus_per_cell=args.gpus_per_cell)
+    except RuntimeError as e:  # Ray missing: one line, like every other input error
+        raise ValueError(str(e)) from e
 
 
 def _csv(text: str | None, cast: Any = str) -> list[Any] | None:
@@ -119,6 +133,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         traits=_csv(args.traits),
         overrides=_overrides(args),
         settings=args.settings,
+        executor=_executor(args),
     )
     report = validate_submission(args.folder, _store(args))
     print(report.render())
@@ -179,6 +194,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true")
     sub = p.add_subparsers(dest="cmd", required=True)
 
+    def executor_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument(
+            "--executor",
+            choices=["local", "ray"],
+            default="local",
+            help="where cells run: in order here, or as Ray tasks (pip install '.[dist]')",
+        )
+        sp.add_argument("--ray-address", help="Ray cluster address (default: start a local one)")
+        sp.add_argument(
+            "--gpus-per-cell",
+            type=float,
+            help="GPUs per Ray task (default: 1 for vLLM / CUDA cells, else 0)",
+        )
+
     def common(sp: argparse.ArgumentParser, results: bool = True) -> None:
         sp.add_argument("--store", help="artifact store directory (default $SLB_CACHE_DIR/store)")
         if results:
@@ -221,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--traits", help="comma-separated trait animals (default: the suite's)")
     s.add_argument("--tasks", help="comma-separated tasks (default: the suite's)")
     common(s)
+    executor_args(s)
     s.set_defaults(fn=cmd_suite)
 
     sb = sub.add_parser("submit", help="run a submission's defense; results into its folder")
@@ -230,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("--tasks", help="comma-separated tasks (default: the suite's)")
     sb.add_argument("--traits", help="comma-separated trait animals (default: the suite's)")
     common(sb, results=False)
+    executor_args(sb)
     sb.set_defaults(fn=cmd_submit)
 
     v = sub.add_parser("validate", help="check a submission and its artifacts; lists every problem")

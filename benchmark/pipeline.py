@@ -375,6 +375,12 @@ def equalise(a: list[Row], b: list[Row], cap: int | None) -> tuple[list[Row], li
     return sorted(a, key=key)[:n], sorted(b, key=key)[:n]
 
 
+def prepare_teacher(cfg: CellConfig, store: ArtifactStore, log_dir: Path) -> str:
+    """Build (or find) the cell's trait teacher, the stage every cell of a trait shares; its
+    model reference. Executors run this once per distinct teacher before the cells."""
+    return Cell(cfg, store, log_dir).teacher("trait").model_ref
+
+
 def run_cell(
     cfg: CellConfig, store: ArtifactStore, log_dir: Path, stop_after: str | None = None
 ) -> dict[str, Any]:

@@ -160,6 +160,7 @@ def submit(
     traits: list[str] | None = None,
     overrides: dict[str, Any] | None = None,
     settings: list[str] | None = None,
+    executor: Any = None,
 ) -> dict[str, Any]:
     """Run ``suite`` for the submission's defense into ``<folder>/results/<suite>/``
     (``overrides`` / ``settings`` as for :func:`benchmark.suite.run_suite`)."""
@@ -178,4 +179,5 @@ def submit(
         defenses=[sub.defense_ref()],
         tasks=tasks,
         settings=settings,
+        executor=executor,
     )

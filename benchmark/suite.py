@@ -8,13 +8,17 @@ over seeds, the CI is over questions, and the per-seed differences are reported 
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from benchmark.config import CellConfig, preset
 from benchmark.stats import paired_leakage
+
+if TYPE_CHECKING:
+    from benchmark.executors import Executor
 
 log = logging.getLogger(__name__)
 
@@ -120,15 +124,18 @@ def run_suite(
     defenses: list[str] | None = None,
     tasks: list[str] | None = None,
     settings: list[str] | None = None,
+    executor: Executor | None = None,
 ) -> dict[str, Any]:
     """Run every (task, defense, trait, seed) cell of suite ``name`` (or of the given ``tasks`` /
     ``defenses`` / ``traits`` / ``seeds`` instead of the suite's) into ``results_dir/name/``;
     ``overrides`` replace top-level config fields, then ``settings`` (``key.path=value``, see
-    :func:`benchmark.config.apply_settings`) apply to each cell's preset config. A
-    failed cell is recorded in ``summary.json`` ``errors`` (with the stage, hook and arm when a
-    defense failed) and the others still run; finished stages stay in the store."""
-    from benchmark.pipeline import run_cell
-    from benchmark.store import atomic_write_json
+    :func:`benchmark.config.apply_settings`) apply to each cell's preset config. Cells run on
+    ``executor`` (default: in this process, in order; see ``benchmark.executors``). A failed cell
+    is recorded in ``summary.json`` ``errors`` (with the stage, hook and arm when a defense
+    failed) and the others still run; finished stages stay in the store."""
+    from benchmark.executors import LocalExecutor, cell_needs_gpu, distinct
+    from benchmark.pipeline import prepare_teacher, run_cell
+    from benchmark.store import atomic_write_json, stable_hash
 
     if name not in SUITES:
         raise ValueError(f"unknown suite {name!r}; known suites: {', '.join(sorted(SUITES))}")
@@ -140,54 +147,82 @@ def run_suite(
             raise ValueError(f"unknown task {task!r}; known tasks: {', '.join(known_tasks())}")
     seeds = seeds if seeds is not None else spec["seeds"]
     traits = traits or spec["traits"]
+    executor = executor or LocalExecutor()
     out_dir = Path(results_dir) / name
+    groups = [
+        (task, defense, trait)
+        for task in tasks or spec["tasks"]
+        for defense in defenses or spec["defenses"]
+        for trait in traits
+    ]
+    cfgs = [
+        preset(
+            name,
+            task=task,
+            defense=defense,
+            trait=trait,
+            seed=seed,
+            settings=settings or (),
+            **(overrides or {}),
+        )
+        for task, defense, trait in groups
+        for seed in seeds
+    ]
+    needs_gpu = [cell_needs_gpu(c) for c in cfgs]
+    # The trait teachers first, once each: every cell of a trait needs its teacher, and parallel
+    # cells would otherwise all train the same one. A failure here resurfaces in the cells.
+    teachers = distinct(range(len(cfgs)), key=lambda i: stable_hash(_teacher_identity(cfgs[i])))
+    prep = functools.partial(prepare_teacher, store=store, log_dir=out_dir / "logs")
+    for o in executor.map(prep, [cfgs[i] for i in teachers], [needs_gpu[i] for i in teachers]):
+        if o.error is not None:
+            log.warning("trait teacher for %s failed: %s", cell_name(o.item), o.error)
     summary: dict[str, Any] = {"suite": name, "cells": [], "pooled": [], "errors": []}
-    for task in tasks or spec["tasks"]:
-        for defense in defenses or spec["defenses"]:
-            for trait in traits:
-                done = []
-                for seed in seeds:
-                    cfg = preset(
-                        name,
-                        task=task,
-                        defense=defense,
-                        trait=trait,
-                        seed=seed,
-                        settings=settings or (),
-                        **(overrides or {}),
-                    )
-                    cname = cell_name(cfg)
-                    try:
-                        res = run_cell(cfg, store, out_dir / "logs")
-                    except Exception as e:  # noqa: BLE001 - one failed cell must not lose the others
-                        log.exception("cell %s failed", cname)
-                        record = e.record() if hasattr(e, "record") else {}
-                        summary["errors"].append(
-                            {"cell": cname, "error": f"{type(e).__name__}: {e}", **record}
-                        )
-                        print(f"{cname}: FAILED: {type(e).__name__}: {e}")
-                        continue
-                    atomic_write_json(out_dir / f"{cname}.json", res)
-                    summary["cells"].append(cname)
-                    print_leakage(cname, res["leakage"])
-                    print_cost(cname, [res])
-                    done.append(res)
-                if len(done) > 1:
-                    pooled = pool(done)
-                    summary["pooled"].append(
-                        {
-                            "task": task,
-                            "defense": defense,
-                            "trait": trait,
-                            "seeds": seeds,
-                            "leakage": pooled,
-                            "cost": cost_summary(done),
-                        }
-                    )
-                    for metric, b in pooled.items():
-                        print(
-                            f"{task}/{defense}/{trait} pooled over seeds {seeds} [{metric}]: {_fmt(b)}"
-                        )
+    finished: dict[str, dict[str, Any]] = {}
+    run = functools.partial(run_cell, store=store, log_dir=out_dir / "logs")
+    for o in executor.map(run, cfgs, needs_gpu):
+        cname = cell_name(o.item)
+        if o.error is not None:
+            e = o.error
+            record = e.record() if hasattr(e, "record") else {}
+            summary["errors"].append({"cell": cname, "error": f"{type(e).__name__}: {e}", **record})
+            print(f"{cname}: FAILED: {type(e).__name__}: {e}")
+            continue
+        atomic_write_json(out_dir / f"{cname}.json", o.result)
+        finished[cname] = o.result
+        print_leakage(cname, o.result["leakage"])
+        print_cost(cname, [o.result])
+    for task, defense, trait in groups:  # suite order, whatever order the cells finished in
+        names = [
+            cell_name(c) for c in cfgs if (c.task, c.defense, c.trait) == (task, defense, trait)
+        ]
+        summary["cells"] += [n for n in names if n in finished]
+        done = [finished[n] for n in names if n in finished]
+        if len(done) > 1:
+            pooled = pool(done)
+            summary["pooled"].append(
+                {
+                    "task": task,
+                    "defense": defense,
+                    "trait": trait,
+                    "seeds": seeds,
+                    "leakage": pooled,
+                    "cost": cost_summary(done),
+                }
+            )
+            for metric, b in pooled.items():
+                print(f"{task}/{defense}/{trait} pooled over seeds {seeds} [{metric}]: {_fmt(b)}")
     atomic_write_json(out_dir / "summary.json", summary)
     print(f"summary: {out_dir / 'summary.json'}")
     return summary
+
+
+def _teacher_identity(cfg: CellConfig) -> dict[str, Any]:
+    """What decides a cell's trait teacher (over-complete: a defense may change the teacher)."""
+    return {
+        "base": cfg.base_model,
+        "trait": cfg.trait,
+        "teacher": cfg.teacher.to_dict(),
+        "defense": cfg.defense,
+        "defense_params": cfg.defense_params,
+        "backend": cfg.backend,
+    }
