@@ -28,6 +28,7 @@ Statistics (``benchmark.stats``; percentage points, trait student minus control 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections import defaultdict
@@ -83,8 +84,10 @@ def task_order(tasks: Iterable[str]) -> list[str]:
 
 
 def setup_labels(cells: Iterable[Cell]) -> dict[str, str]:
-    """A readable name per setup: the config knobs in which it differs from the other setups of
-    the same suite and base model (e.g. ``teacher.type=system_prompt``), or ``default``."""
+    """A readable name per setup: the config knobs in which it differs from its suite's current
+    preset (e.g. ``teacher.type=system_prompt``), ``default`` when it is that preset; for a suite
+    without a preset, the knobs in which it differs from the other setups of the same suite and
+    base model."""
     configs: dict[str, dict[str, str]] = {}
     scope: dict[str, tuple[str, str]] = {}
     for c in cells:
@@ -93,12 +96,28 @@ def setup_labels(cells: Iterable[Cell]) -> dict[str, str]:
             scope[c.setup] = (c.suite, c.base_model)
     labels = {}
     for s, flat in configs.items():
-        peers = [configs[o] for o in configs if scope[o] == scope[s]]
-        keys = sorted({k for p in peers for k in p} - {"suite", "base_model"})
-        differ = [k for k in keys if len({p.get(k) for p in peers}) > 1]
+        ref = _preset_setup(scope[s][0])
+        if ref is not None:
+            keys = sorted((set(flat) | set(ref)) - {"suite", "base_model"})
+            differ = [k for k in keys if flat.get(k) != ref.get(k)]
+        else:
+            peers = [configs[o] for o in configs if scope[o] == scope[s]]
+            keys = sorted({k for p in peers for k in p} - {"suite", "base_model"})
+            differ = [k for k in keys if len({p.get(k) for p in peers}) > 1]
         label = ", ".join(f"{k}={flat.get(k, 'n/a')}" for k in differ) or "default"
         labels[s] = label if len(label) <= 100 else f"{label[:90]}… [{s[:6]}]"
     return labels
+
+
+@functools.lru_cache(maxsize=16)
+def _preset_setup(suite: str) -> dict[str, str] | None:
+    """The flattened setup config of suite ``suite``'s current preset; None if there is none."""
+    from benchmark.config import PRESETS, preset
+    from leaderboard.setups import setup_config_of
+
+    if suite not in PRESETS:
+        return None
+    return _flatten(setup_config_of(preset(suite).to_dict()))
 
 
 def _flatten(obj: Any, prefix: str = "") -> dict[str, str]:

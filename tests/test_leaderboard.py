@@ -81,11 +81,19 @@ def test_real_baseline_pools_to_the_suite_summary() -> None:
     # The system-prompt-teacher and shared-adapter-init cells are other setups: never pooled here.
     labels = agg.setup_labels(data.cells)
     by_folder = {Path(c.path).parent.name: labels[c.setup] for c in data.cells}
-    assert "teacher.type=finetuned" in by_folder["quick"]
+    assert by_folder["quick"] == "default"  # the quick preset as it stands
     assert "teacher.type=system_prompt" in by_folder["quick-system-prompt-teacher"]
     assert "student.lora_r=16" in by_folder["quick-shared-adapter-init"]
-    named = ("quick", "quick-system-prompt-teacher", "quick-shared-adapter-init")
-    assert len({by_folder[f] for f in named}) == 3
+    assert by_folder["quick-general-teacher-coupled"] == (
+        "sampling.coupled=True, teacher.general_rows=240"
+    )
+    named = (
+        "quick",
+        "quick-system-prompt-teacher",
+        "quick-shared-adapter-init",
+        "quick-general-teacher-coupled",
+    )
+    assert len({by_folder[f] for f in named}) == len(named)
     # The free-text tasks of the same quick suite are the numbers cells' setup (per-task knobs).
     assert by_folder["quick-free-text"] == by_folder["quick"]
 
@@ -322,7 +330,9 @@ def test_filters_by_suite_setup_task_and_trait(tmp_path: Path) -> None:
     quick = agg.select(data.cells, agg.Filters(suite="quick"))
     assert len(quick) == 5 and len({c.setup for c in quick}) == 2
     labels = agg.setup_labels(quick)
-    finetuned = next(s for s, lab in labels.items() if lab == "teacher.type=finetuned")
+    # Labelled against the quick preset: its own teacher is "default", the other is named.
+    assert sorted(labels.values()) == ["default", "teacher.type=system_prompt"]
+    finetuned = next(s for s, lab in labels.items() if lab == "default")
     f = agg.Filters(suite="quick", setup=finetuned, tasks=["code"], traits=["cat"])
     (only,) = agg.select(data.cells, f)
     assert (only.task, only.trait, only.suite) == ("code", "cat", "quick")
