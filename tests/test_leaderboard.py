@@ -87,11 +87,15 @@ def test_real_baseline_pools_to_the_suite_summary() -> None:
     assert by_folder["quick-general-teacher-coupled"] == (
         "sampling.coupled=True, teacher.general_rows=240"
     )
+    assert by_folder["quick-system-prompt-coupled"] == (
+        "sampling.coupled=True, teacher.type=system_prompt"
+    )
     named = (
         "quick",
         "quick-system-prompt-teacher",
         "quick-shared-adapter-init",
         "quick-general-teacher-coupled",
+        "quick-system-prompt-coupled",
     )
     assert len({by_folder[f] for f in named}) == len(named)
     # The free-text tasks of the same quick suite are the numbers cells' setup (per-task knobs).
