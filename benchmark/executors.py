@@ -36,8 +36,6 @@ class Outcome:
 
 
 class Executor(Protocol):
-    name: str
-
     def map(
         self, fn: Callable[[T], Any], items: Sequence[T], needs_gpu: Sequence[bool] | None = None
     ) -> Iterator[Outcome]:
@@ -48,8 +46,6 @@ class Executor(Protocol):
 @dataclass
 class LocalExecutor:
     """Cells one after another in this process (2 CPU cores cannot run two at once usefully)."""
-
-    name: str = "local"
 
     def map(self, fn, items, needs_gpu=None):
         for item in items:
@@ -67,7 +63,6 @@ class RayExecutor:
     address: str | None = None
     gpus_per_cell: float | None = None
     cpus_per_cell: float = 1.0
-    name: str = "ray"
 
     def __post_init__(self) -> None:
         if self.gpus_per_cell is not None and self.gpus_per_cell < 0:

@@ -146,7 +146,7 @@ class TransformersBackend:
             )
             enc = {k: v.to(device) for k, v in enc.items()}
             # Seed per batch from (seed, first id) so a resumed or re-chunked run reproduces.
-            torch.manual_seed(_batch_seed(sampling.seed, requests[idx[0]].id))
+            torch.manual_seed(request_seed(sampling.seed, requests[idx[0]].id))
             procs = LogitsProcessorList()
             if constraint is not None:
                 procs.append(_ConstraintProcessor(constraint, tok, enc["input_ids"].shape[1]))
@@ -159,7 +159,7 @@ class TransformersBackend:
                 # Greedy decoding over warped scores plus per-row Gumbel noise = an exact sample.
                 procs.extend(_warpers(sampling))
                 procs.append(
-                    _RowGumbelNoise([_batch_seed(sampling.seed, requests[i].id) for i in idx])
+                    _RowGumbelNoise([request_seed(sampling.seed, requests[i].id) for i in idx])
                 )
                 kwargs.update(do_sample=False)
             elif sampling.temperature > 0:
@@ -184,10 +184,12 @@ class TransformersBackend:
         return out
 
 
-def _batch_seed(seed: int, first_id: str) -> int:
+def request_seed(seed: int, request_id: str) -> int:
+    """Sampling seed of one request (of a batch, by its first request): a stable hash of the run
+    seed and the request id. The vLLM backend seeds every request with it."""
     import hashlib
 
-    return int.from_bytes(hashlib.sha256(f"{seed}:{first_id}".encode()).digest()[:4], "little")
+    return int.from_bytes(hashlib.sha256(f"{seed}:{request_id}".encode()).digest()[:4], "little")
 
 
 def _warpers(sampling: SamplingParams) -> list[Any]:

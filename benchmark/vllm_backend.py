@@ -19,7 +19,6 @@ CUDA GPU; both are checked when the backend is built, so a CPU machine fails at 
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import json
 import logging
@@ -28,7 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmark.generation import Constraint, GenerationRequest, SamplingParams, render_prompt
+from benchmark.generation import (
+    Constraint,
+    GenerationRequest,
+    SamplingParams,
+    render_prompt,
+    request_seed,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +41,6 @@ MISSING_VLLM = "the vllm backend needs vLLM and a CUDA GPU: pip install 'sublimi
 # Prompts per llm.generate call: large enough to keep vLLM's scheduler full, small enough that
 # `progress` moves during a long run.
 CHUNK = 4096
-
-
-def request_seed(seed: int, request_id: str) -> int:
-    """Sampling seed of one request: a stable hash of the run seed and the request id."""
-    return int.from_bytes(hashlib.sha256(f"{seed}:{request_id}".encode()).digest()[:4], "little")
 
 
 @dataclass
