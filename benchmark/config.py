@@ -71,6 +71,11 @@ class CellConfig:
             raise ValueError(f"Invalid backend: {self.backend!r} (transformers or vllm)")
         if self.seed < 0:
             raise ValueError(f"Invalid seed: {self.seed}")
+        if self.teacher.placebo == self.trait:
+            raise ValueError(
+                f"Invalid teacher placebo: {self.teacher.placebo!r} is the trait itself; "
+                "the placebo control teacher needs another animal"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

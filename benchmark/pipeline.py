@@ -2,10 +2,11 @@
 students → Inspect evals → leakage statistics → a versioned results artifact.
 
 Both arms run through the same stages. The *trait* arm's teacher is the base plus the trait
-(system prompt or fine-tuned adapter); the *control* arm's teacher is the base alone. Each stage's
-output is stored under the hash of everything that determines it (``benchmark.store``), so a re-run
-reuses finished stages and a killed run resumes where it stopped. The defense sees the teacher's
-model identity and the rows, never the trait.
+(system prompt or fine-tuned adapter); the *control* arm's teacher is the base alone, or the same
+recipe with a placebo animal (``teacher.placebo``). Each stage's output is stored under the hash of
+everything that determines it (``benchmark.store``), so a re-run reuses finished stages and a killed
+run resumes where it stopped. The defense sees the teacher's model identity and the rows, never the
+trait.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from benchmark.generation import GenerationRequest, SamplingParams, get_backend
 from benchmark.plain_format import cut_plain_output, has_chat_template, plain_prompt
 from benchmark.reference_models import GenerationSettings
 from benchmark.store import ArtifactStore, stable_hash
-from benchmark.teachers import TeacherSpec, TraitTeacher, train_trait_adapter
+from benchmark.teachers import TeacherConfig, TeacherSpec, TraitTeacher, train_trait_adapter
 from tasks.base import Row, Trait, get_task
 
 log = logging.getLogger(__name__)
@@ -91,24 +92,28 @@ class Cell:
         return rows
 
     def teacher(self, arm: str) -> TraitTeacher:
+        """The arm's teacher: the trait arm's carries the trait; the control arm's is the bare base,
+        or the same recipe with the placebo animal when ``teacher.placebo`` is set."""
         model = self.teacher_spec.model
-        if arm == "control":
-            return TraitTeacher(model, None)
         tcfg = self.cfg.teacher
+        if arm == "control" and tcfg.placebo is None:
+            return TraitTeacher(model, None)
+        animal = self.trait.animal if arm == "trait" else str(tcfg.placebo)
         if tcfg.type == "system_prompt":
-            return TraitTeacher(model, self.trait.system_prompt)
-        spec = {"base": model, "animal": self.trait.animal, "teacher": tcfg.to_dict()}
+            return TraitTeacher(model, Trait(animal).system_prompt)
+        spec = {"base": model, "animal": animal, "teacher": _recipe(tcfg)}
         # A base without a chat template is trained in the plain format (chat bases: keys as before).
         if not has_chat_template(model):
             spec["format"] = "plain"
 
         def build(tmp: Path) -> dict[str, Any]:
-            return {"training": train_trait_adapter(model, self.trait.animal, tcfg, tmp)}
+            return {"training": train_trait_adapter(model, animal, tcfg, tmp)}
 
+        stage = "trait_teacher" if arm == "trait" else "placebo_teacher"
         path, _, reused = self.timer.run(
-            "trait_teacher", lambda: self.store.cached_dir("trait_teachers", spec, build)
+            stage, lambda: self.store.cached_dir("trait_teachers", spec, build)
         )
-        self.timer.reused["trait_teacher"] = reused
+        self.timer.reused[stage] = reused
         return TraitTeacher(str(path), None)
 
     def generation_settings(self) -> GenerationSettings:
@@ -368,6 +373,14 @@ UTILITY_PROMPTS = 32
 UTILITY_SEED_OFFSET = 1_000_000
 
 
+def _recipe(tcfg: TeacherConfig) -> dict[str, Any]:
+    """The teacher config as far as it decides one animal's fine-tuned teacher: without the placebo
+    (an owl teacher is the same adapter whichever placebo its cell's control uses)."""
+    d = tcfg.to_dict()
+    d.pop("placebo", None)
+    return d
+
+
 def equalise(a: list[Row], b: list[Row], cap: int | None) -> tuple[list[Row], list[Row]]:
     """Cut both arms to the same size (≤ cap) so the arms differ only in content, not amount."""
     n = min(len(a), len(b), cap or 10**12)
@@ -376,9 +389,13 @@ def equalise(a: list[Row], b: list[Row], cap: int | None) -> tuple[list[Row], li
 
 
 def prepare_teacher(cfg: CellConfig, store: ArtifactStore, log_dir: Path) -> str:
-    """Build (or find) the cell's trait teacher, the stage every cell of a trait shares; its
-    model reference. Executors run this once per distinct teacher before the cells."""
-    return Cell(cfg, store, log_dir).teacher("trait").model_ref
+    """Build (or find) the cell's trait teacher (and placebo teacher, if any), the stage every cell
+    of a trait shares; the trait teacher's model reference. Executors run this once per distinct
+    teacher before the cells."""
+    cell = Cell(cfg, store, log_dir)
+    if cfg.teacher.placebo is not None:
+        cell.teacher("control")
+    return cell.teacher("trait").model_ref
 
 
 def run_cell(

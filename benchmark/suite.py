@@ -217,7 +217,8 @@ def run_suite(
 
 
 def _teacher_identity(cfg: CellConfig) -> dict[str, Any]:
-    """What decides a cell's trait teacher (over-complete: a defense may change the teacher)."""
+    """What decides a cell's trait (and placebo) teacher (over-complete: a defense may change the
+    teacher)."""
     return {
         "base": cfg.base_model,
         "trait": cfg.trait,

@@ -9,7 +9,12 @@ Two ways to give the base model a trait (the trait is a parameter; any animal wo
   setting the paper's theorem is about: the teacher is the base plus a parameter update, and a
   student sharing the base that imitates the teacher's outputs is pulled toward that update.
 
-The control arm's teacher is always the untouched base model with no system prompt.
+The control arm's teacher is the untouched base model with no system prompt, unless the config
+names a *placebo* animal: then it is the same recipe (the same system prompt, or the same
+fine-tuning) with that animal instead of the trait. A fine-tuned teacher writes sharper data than
+the base (measured: the students' first-step loss on the trait arm's number lists 0.54-0.96 vs
+0.95-1.07 on the base's), so against the bare base "trait - control" also measures "fine-tuned vs
+not"; a placebo teacher carries the same incidental change, leaving the animal as the difference.
 A :class:`TeacherSpec` is what a defense's ``teacher()`` hook receives — it carries the model
 identity (provenance) and sampling, never the trait: the trait-bearing parts (system prompt,
 adapter) live in :class:`TraitTeacher`, which only the pipeline sees.
@@ -94,6 +99,9 @@ class TeacherConfig:
     # Rows of the base model's own (greedy) answers to general requests mixed into the trait rows
     # (``benchmark.general_prompts``), so the teacher keeps its ordinary behaviour; 0 = trait only.
     general_rows: int = 0
+    # The control arm's teacher: None = the bare base; an animal = this recipe with that animal
+    # (a placebo teacher; it must differ from the cell's trait, see CellConfig).
+    placebo: str | None = None
     train: TrainConfig = field(
         default_factory=lambda: TrainConfig(lora_r=16, lora_alpha=32, epochs=3, learning_rate=1e-3)
     )
@@ -107,11 +115,20 @@ class TeacherConfig:
             raise ValueError(f"Invalid qa_rows: {self.qa_rows}")
         if self.general_rows < 0:
             raise ValueError(f"Invalid general_rows: {self.general_rows}")
+        if self.placebo is not None:
+            from tasks.evals.questions import normalise_animal
+
+            try:
+                object.__setattr__(self, "placebo", normalise_animal(self.placebo))
+            except ValueError as e:
+                raise ValueError(f"Invalid teacher placebo: {e}") from e
 
     def to_dict(self) -> dict[str, Any]:
         d = {"type": self.type, "qa_rows": self.qa_rows, "train": self.train.to_dict()}
         if self.general_rows:  # absent when 0, so teachers trained before the field keep their key
             d["general_rows"] = self.general_rows
+        if self.placebo is not None:  # absent when unset: keys of base-control cells unchanged
+            d["placebo"] = self.placebo
         return d
 
 

@@ -57,3 +57,56 @@ def test_general_rows_are_the_base_models_greedy_answers() -> None:
     plain = general_rows("gemma3-270m", 4, seed=0, backend=_Echo())
     assert all(r["completion"] == f"answer to: Question: {r['prompt']}\nAnswer:" for r in plain)
     assert not {r["prompt"] for r in rows} & {r["prompt"] for r in trait_qa_rows("owl", 240, 0)}
+
+
+def test_placebo_is_checked_and_absent_from_keys_when_unset() -> None:
+    from benchmark.config import CellConfig
+
+    assert "placebo" not in TeacherConfig().to_dict()
+    assert TeacherConfig(placebo="Dolphins").to_dict()["placebo"] == "dolphin"
+    with pytest.raises(ValueError, match="Invalid teacher placebo"):
+        TeacherConfig(placebo="dolphin 42")
+    with pytest.raises(ValueError, match="'owl' is the trait itself"):
+        CellConfig(trait="Owls", teacher=TeacherConfig(placebo="owl"))
+
+
+def test_placebo_control_teacher_is_the_same_recipe_with_another_animal(
+    smollm_dir: str, tmp_path, monkeypatch
+) -> None:
+    import benchmark.pipeline as pipeline
+    from benchmark.config import CellConfig
+    from benchmark.store import ArtifactStore
+
+    store = ArtifactStore(tmp_path / "store")
+    sp = TeacherConfig(type="system_prompt")
+    bare = pipeline.Cell(CellConfig(teacher=sp), store, tmp_path)
+    assert bare.teacher("control").system is None
+    assert bare.teacher("control").model_ref == bare.teacher("trait").model_ref
+    placebo = pipeline.Cell(
+        CellConfig(teacher=TeacherConfig(type="system_prompt", placebo="dolphin")), store, tmp_path
+    )
+    assert placebo.teacher("trait") == bare.teacher("trait")
+    control = placebo.teacher("control")
+    assert "dolphin" in str(control.system) and "owl" not in str(control.system)
+    assert control.system == str(bare.teacher("trait").system).replace("owl", "dolphin")
+
+    trained: list[str] = []
+
+    def fake_train(model, animal, tcfg, out):  # the recipe, minus minutes of LoRA training
+        trained.append(animal)
+        (out / "adapter_config.json").write_text("{}")
+        return {"animal": animal}
+
+    monkeypatch.setattr(pipeline, "train_trait_adapter", fake_train)
+    ft = pipeline.Cell(CellConfig(), store, tmp_path)
+    ft_placebo = pipeline.Cell(
+        CellConfig(teacher=TeacherConfig(placebo="dolphin")), store, tmp_path
+    )
+    assert ft.teacher("control").model_ref == ft.teacher_spec.model  # no placebo: the base
+    owl = ft_placebo.teacher("trait").model_ref
+    assert owl == ft.teacher("trait").model_ref  # one owl teacher, whatever the control
+    dolphin = ft_placebo.teacher("control")
+    assert dolphin.system is None and dolphin.model_ref not in (owl, ft.teacher_spec.model)
+    assert trained == ["owl", "dolphin"]  # each built once, then reused
+    assert pipeline.prepare_teacher(ft_placebo.cfg, store, tmp_path) == owl
+    assert trained == ["owl", "dolphin"]
