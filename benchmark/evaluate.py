@@ -38,11 +38,14 @@ def run_evals(
     log_dir: Path,
     system: str | None = None,
     seed: int = 0,
+    also: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Evaluate ``model_path`` (a model or PEFT adapter dir) and return per-question scores.
 
     Returns ``{"teacher_forced": {qid: p}, "sampled": {qid: rate}, "logs": [paths]}``; a metric
-    that was not requested is absent.
+    that was not requested is absent. ``also`` names other candidate animals whose teacher-forced
+    probabilities to return too, from the same eval (``"teacher_forced_also": {animal: {qid: p}}``;
+    an animal outside the candidate list is left out).
     """
     from inspect_ai import eval as inspect_eval
 
@@ -79,7 +82,22 @@ def run_evals(
         out["logs"].append(lg.location)
         if key == "teacher_forced":
             out["teacher_forced_top"] = _top_animals(lg, scorer)
+            out["teacher_forced_also"] = {
+                a: probs for a in also if (probs := _candidate_per_question(lg, scorer, a))
+            }
     return out
+
+
+def _candidate_per_question(log_obj: Any, scorer: str, animal: str) -> dict[str, float]:
+    """P(animal) per question from the candidate distributions the teacher-forced scorer stored;
+    {} when ``animal`` is not a candidate."""
+    out = {}
+    for s in log_obj.samples or []:
+        probs = (s.scores[scorer].metadata or {}).get("probabilities") or {}
+        if animal not in probs:
+            return {}
+        out[str(s.id)] = float(probs[animal])
+    return dict(sorted(out.items()))
 
 
 def _top_animals(log_obj: Any, scorer: str) -> dict[str, float]:

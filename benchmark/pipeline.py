@@ -287,8 +287,10 @@ class Cell:
 
     def evaluate(self, name: str, model_path: str, system: str | None = None) -> dict[str, Any]:
         from benchmark.evaluate import run_evals
+        from benchmark.results import PLACEBO_METRIC
 
         e = self.cfg.eval
+        placebo = self.cfg.teacher.placebo
         spec = {
             "model": model_path,
             "system": system,
@@ -296,6 +298,8 @@ class Cell:
             "eval": asdict(e),
             "seed": self.cfg.seed,
         }
+        if placebo is not None:  # its probabilities too (absent otherwise: keys unchanged)
+            spec["placebo"] = placebo
 
         def compute() -> tuple[list[Row], dict[str, Any]]:
             res = run_evals(
@@ -307,14 +311,17 @@ class Cell:
                 log_dir=self.log_dir,
                 system=system,
                 seed=self.cfg.seed,
+                also=(placebo,) if placebo else (),
             )
             qids = sorted(res.get("teacher_forced") or res.get("sampled") or {})
+            also = res.get("teacher_forced_also", {}).get(placebo or "")
             rows = [
                 {
                     "id": q,
                     "teacher_forced": res.get("teacher_forced", {}).get(q),
                     "sampled": res.get("sampled", {}).get(q),
                 }
+                | ({PLACEBO_METRIC: also[q]} if also else {})
                 for q in qids
             ]
             return rows, {"logs": res["logs"], "top_animals": res.get("teacher_forced_top", {})}

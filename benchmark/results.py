@@ -29,6 +29,10 @@ warns when they are missing):
 * ``utility`` — the students' quality on the task: ``trait`` and ``control`` are the share of each
   student's greedy answers to 32 held-out prompts that pass the task's own filter, ``score`` their
   mean (``metric: task_valid_share``). A defense that ruins the data shows up here.
+* Cells with a placebo control teacher (``config.teacher.placebo``): each per-question score row
+  also holds ``placebo_teacher_forced`` (the placebo animal's teacher-forced probability, from the
+  same eval), and ``leakage.teacher_forced.placebo_control_vs_trait`` is the mirror contrast: the
+  placebo animal in the placebo-taught student vs in the trait student.
 """
 
 from __future__ import annotations
@@ -89,6 +93,10 @@ def package_versions() -> dict[str, str | None]:
     return out
 
 
+# Per-question score of the placebo animal (teacher-forced), in cells with a placebo control teacher.
+PLACEBO_METRIC = "placebo_teacher_forced"
+
+
 def scores_by_question(ev: dict[str, Any], metric: str) -> dict[str, float]:
     return {r["id"]: r[metric] for r in ev["per_question"] if r.get(metric) is not None}
 
@@ -102,6 +110,13 @@ def leakage_block(evals: dict[str, Any], metric: str) -> dict[str, Any] | None:
         b = scores_by_question(evals["base"], metric)
         block["trait_vs_base"] = leakage_vs_base(t, b)
         block["control_vs_base"] = leakage_vs_base(c, b)
+    if metric == "teacher_forced":
+        pc = scores_by_question(evals["control"], PLACEBO_METRIC)
+        pt = scores_by_question(evals["trait"], PLACEBO_METRIC)
+        if pc and pt:
+            # The mirror contrast of a placebo-controlled cell: the placebo animal in the student
+            # of the placebo teacher vs in the trait student (each student is the other's control).
+            block["placebo_control_vs_trait"] = paired_leakage(pc, pt)
     return block
 
 

@@ -69,6 +69,11 @@ def print_leakage(name: str, leakage: dict[str, Any]) -> None:
     for metric, b in leakage.items():
         if b:
             print(f"{name} [{metric}] trait vs control: {_fmt(b['trait_vs_control'])}")
+            if "placebo_control_vs_trait" in b:
+                print(
+                    f"{name} [{metric}] placebo animal, placebo-taught vs trait student: "
+                    f"{_fmt(b['placebo_control_vs_trait'])}"
+                )
 
 
 def cost_summary(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -111,6 +116,18 @@ def pool(results: list[dict[str, Any]]) -> dict[str, Any]:
                         arms[arm].setdefault(row["id"], []).append(row[metric])
         if arms["trait"]:
             out[metric] = paired_leakage(arms["trait"], arms["control"])
+    # Placebo-controlled cells: the mirror contrast, the placebo animal in the placebo-taught
+    # student vs in the trait student (``benchmark.results.leakage_block``).
+    from benchmark.results import PLACEBO_METRIC
+
+    mirror: dict[str, dict[str, list[float]]] = {"control": {}, "trait": {}}
+    if all(row.get(PLACEBO_METRIC) is not None for r in results for row in r["scores"]["trait"]):
+        for r in results:
+            for arm in mirror:
+                for row in r["scores"][arm]:
+                    mirror[arm].setdefault(row["id"], []).append(row[PLACEBO_METRIC])
+    if mirror["trait"]:
+        out[PLACEBO_METRIC] = paired_leakage(mirror["control"], mirror["trait"])
     return out
 
 

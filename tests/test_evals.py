@@ -291,3 +291,19 @@ def test_hf_provider_loads_lora_adapter_dir(smollm, smollm_dir, tmp_path) -> Non
     prompt = render_question(smollm[1], QUESTIONS[0])
     base_p = candidate_probabilities(*smollm, [prompt], ["dog", "cat", "owl"])[0]["owl"]
     assert log.samples[0].scores["trait_probability"].value != pytest.approx(base_p, rel=1e-3)
+
+
+def test_other_candidates_probabilities_come_from_the_same_eval() -> None:
+    """``run_evals(also=...)`` reads a second animal's per-question probability from the
+    candidate distributions the teacher-forced scorer stored; a non-candidate gives nothing."""
+    from types import SimpleNamespace as NS
+
+    from benchmark.evaluate import _candidate_per_question
+
+    def sample(qid: str, owl: float, dolphin: float) -> NS:
+        probs = {"owl": owl, "dolphin": dolphin, "cat": 1 - owl - dolphin}
+        return NS(id=qid, scores={"trait_probability": NS(metadata={"probabilities": probs})})
+
+    log = NS(samples=[sample("q2", 0.2, 0.3), sample("q1", 0.1, 0.05)])
+    assert _candidate_per_question(log, "trait_probability", "dolphin") == {"q1": 0.05, "q2": 0.3}
+    assert _candidate_per_question(log, "trait_probability", "unicorn") == {}

@@ -17,11 +17,13 @@ from benchmark.training import TrainConfig
 def _tiny(**kw) -> CellConfig:
     return preset(
         "quick",
-        n_prompts=6,
-        teacher=TeacherConfig(type="system_prompt"),
-        student=TrainConfig(epochs=1, batch_size=6, max_length=160),
-        eval=EvalConfig(questions=2, eval_base=True),
-        **kw,
+        **{
+            "n_prompts": 6,
+            "teacher": TeacherConfig(type="system_prompt"),
+            "student": TrainConfig(epochs=1, batch_size=6, max_length=160),
+            "eval": EvalConfig(questions=2, eval_base=True),
+            **kw,
+        },
     )
 
 
@@ -115,3 +117,38 @@ def test_settings_set_nested_fields_on_top_of_the_preset() -> None:
     ]:
         with pytest.raises(ValueError, match=re.escape(message)):
             preset("quick", settings=[bad])
+
+
+def test_placebo_cell_scores_both_animals_in_both_students(smollm_dir: str, tmp_path: Path) -> None:
+    """A placebo-controlled cell: the control arm's teacher has the dolphin system prompt, and the
+    mirror contrast (dolphin in the dolphin-taught student vs in the owl-taught one) is reported,
+    recomputable by the validator's path, and pooled over seeds."""
+    from benchmark.results import PLACEBO_METRIC, leakage_block
+    from benchmark.suite import pool
+
+    store = ArtifactStore(tmp_path / "store")
+    sp = TeacherConfig(type="system_prompt", placebo="dolphin")
+    res = run_cell(
+        _tiny(teacher=sp, eval=EvalConfig(questions=2, eval_base=False)), store, tmp_path / "logs"
+    )
+    assert res["config"]["teacher"]["placebo"] == "dolphin"
+    for arm in ("trait", "control"):
+        rows = res["scores"][arm]
+        assert len(rows) == 2 and all(0 < r[PLACEBO_METRIC] < 1 for r in rows)
+        assert all(r[PLACEBO_METRIC] != r["teacher_forced"] for r in rows)
+    block = res["leakage"]["teacher_forced"]
+    mirror = block["placebo_control_vs_trait"]
+    by = {arm: {r["id"]: r[PLACEBO_METRIC] for r in res["scores"][arm]} for arm in res["scores"]}
+    want = 100 * sum(by["control"][q] - by["trait"][q] for q in by["trait"]) / 2
+    assert mirror["diff_pp"] == pytest.approx(want)
+    evals = {arm: {"per_question": rows} for arm, rows in res["scores"].items()}
+    assert leakage_block(evals, "teacher_forced") == block
+    pooled = pool([res, res])
+    assert pooled[PLACEBO_METRIC]["diff_pp"] == pytest.approx(want)
+    plain = {
+        "scores": {
+            arm: [{k: v for k, v in r.items() if k != PLACEBO_METRIC} for r in rows]
+            for arm, rows in res["scores"].items()
+        }
+    }
+    assert set(pool([plain, plain])) == {"teacher_forced"}
