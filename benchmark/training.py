@@ -120,12 +120,17 @@ def train(
     system: str | None = None,
     device: str | None = None,
     lean_loss: bool = True,
+    attention: str = "auto",
 ) -> dict[str, Any]:
     """Fine-tune ``base_ref`` on ``rows``; write the adapter (or model) to ``out_dir``; return stats.
 
     ``lean_loss`` picks how the (identical) completion-only loss is computed — see
-    :func:`completion_loss_trainer`; it is an argument, not a config field, because it changes
-    speed, not the result, so it must not change stage hashes.
+    :func:`completion_loss_trainer`; ``attention`` the attention kernel (``"auto"``: eager on CPU,
+    where PyTorch's fused kernel is slower for short rows, the model's default elsewhere). They are
+    arguments, not config fields, because they change speed, not what is computed (the kernels
+    agree to float round-off), so they must not change stage hashes; the stats record both. Under
+    bf16 autocast a LoRA student's frozen base weights are stored in bf16, the precision autocast
+    would cast them to at every step anyway (same gradients, tested; no per-step casts).
     """
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
@@ -141,8 +146,9 @@ def train(
         raise ValueError(f"train a student from a base model, not from an adapter ({base_ref})")
     device = device or default_device()
     tok = load_tokenizer(base_ref)
-    model = build_trainable(rm.path, cfg)
     use_bf16 = cfg.bf16 and (device != "cpu" or cpu_has_bf16())
+    model = build_trainable(rm.path, cfg, attn_implementation=_attention(device, attention))
+    frozen_bf16 = use_bf16 and cfg.method == "lora" and store_frozen_in_bf16(model) > 0
     # Rows naming loss-masked spans (a defense's) are tokenised here; the others go to TRL as text.
     masked = any(MASK_FIELD in r for r in rows)
     n_masked = 0
@@ -195,6 +201,8 @@ def train(
             {"step": h["step"], "loss": h["loss"]} for h in trainer.state.log_history if "loss" in h
         ],
         "bf16": use_bf16,
+        "frozen_base_bf16": frozen_bf16,
+        "attention": model.config._attn_implementation if hasattr(model, "config") else None,
         "config": cfg.to_dict(),
     }
     if masked:
@@ -204,14 +212,17 @@ def train(
     return stats
 
 
-def build_trainable(model_path: str | Path, cfg: TrainConfig) -> Any:
+def build_trainable(
+    model_path: str | Path, cfg: TrainConfig, attn_implementation: str | None = None
+) -> Any:
     """The model as training starts: the base, wrapped in a freshly initialised LoRA adapter (seeded
     by ``cfg.init_seed``, else ``cfg.seed``) or with its frozen layers switched off (full FT)."""
     import torch
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(cfg.seed if cfg.init_seed is None else cfg.init_seed)
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+    kw = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32, **kw)
     if cfg.method == "lora":
         from peft import LoraConfig, get_peft_model
 
@@ -228,6 +239,30 @@ def build_trainable(model_path: str | Path, cfg: TrainConfig) -> Any:
         if any(f".layers.{i}." in name for i in cfg.frozen_layers):
             p.requires_grad_(False)
     return model
+
+
+def _attention(device: str, attention: str) -> str | None:
+    if attention not in ("auto", "eager", "sdpa"):
+        raise ValueError(f"Invalid attention: {attention!r} (auto, eager or sdpa)")
+    if attention == "auto":
+        return "eager" if device == "cpu" else None
+    return attention
+
+
+def store_frozen_in_bf16(model: Any) -> int:
+    """Store the frozen base weights of a LoRA model's adapted linear layers in bf16; the number of
+    weights converted. Only for training under bf16 autocast, which casts each of them to bf16 at
+    every use: the values the matmuls see are the same, the per-step casts are gone. Adapter
+    weights, norms, embeddings and the LM head keep float32."""
+    import torch
+
+    n = 0
+    for mod in model.modules():
+        base = getattr(mod, "base_layer", None)
+        if isinstance(base, torch.nn.Linear) and not base.weight.requires_grad:
+            base.weight.data = base.weight.data.to(torch.bfloat16)
+            n += base.weight.numel()
+    return n
 
 
 def _trainable_layers(model: Any, frozen: Sequence[int]) -> list[int] | None:
