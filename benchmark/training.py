@@ -121,6 +121,7 @@ def train(
     device: str | None = None,
     lean_loss: bool = True,
     attention: str = "auto",
+    frozen_bf16: bool = True,
 ) -> dict[str, Any]:
     """Fine-tune ``base_ref`` on ``rows``; write the adapter (or model) to ``out_dir``; return stats.
 
@@ -129,8 +130,9 @@ def train(
     where PyTorch's fused kernel is slower for short rows, the model's default elsewhere). They are
     arguments, not config fields, because they change speed, not what is computed (the kernels
     agree to float round-off), so they must not change stage hashes; the stats record both. Under
-    bf16 autocast a LoRA student's frozen base weights are stored in bf16, the precision autocast
-    would cast them to at every step anyway (same gradients, tested; no per-step casts).
+    bf16 autocast a LoRA student's frozen base weights are stored in bf16 (``frozen_bf16``), the
+    precision autocast would cast them to at every step anyway (same gradients, tested; no
+    per-step casts).
     """
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
@@ -148,7 +150,8 @@ def train(
     tok = load_tokenizer(base_ref)
     use_bf16 = cfg.bf16 and (device != "cpu" or cpu_has_bf16())
     model = build_trainable(rm.path, cfg, attn_implementation=_attention(device, attention))
-    frozen_bf16 = use_bf16 and cfg.method == "lora" and store_frozen_in_bf16(model) > 0
+    frozen_bf16 = frozen_bf16 and use_bf16 and cfg.method == "lora"
+    frozen_bf16 = frozen_bf16 and store_frozen_in_bf16(model) > 0
     # Rows naming loss-masked spans (a defense's) are tokenised here; the others go to TRL as text.
     masked = any(MASK_FIELD in r for r in rows)
     n_masked = 0
