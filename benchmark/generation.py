@@ -109,6 +109,9 @@ class TransformersBackend:
     device: str | None = None
     dtype: str = "float32"
     autocast_bf16: bool = True
+    # Under bf16 autocast, keep the linear layers' weights in bf16 instead of casting them at every
+    # decoding step: the matmuls see the same values, so the output is the same (tested).
+    bf16_weights: bool = True
     name: str = "transformers"
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -133,6 +136,8 @@ class TransformersBackend:
             constraint.bind(tok)
         device = next(model.parameters()).device
         use_autocast = self.autocast_bf16 and device.type == "cpu" and cpu_has_bf16()
+        if use_autocast and self.bf16_weights:
+            linear_weights_to_bf16(model)
         for b0 in range(0, len(order), self.batch_size):
             idx = order[b0 : b0 + self.batch_size]
             # A rendered chat prompt already holds its special tokens; a raw few-shot prompt (a
@@ -182,6 +187,28 @@ class TransformersBackend:
             if progress:
                 progress(len(idx))
         return out
+
+
+def linear_weights_to_bf16(model: Any) -> int:
+    """Store every linear layer's weight of ``model`` in bf16 (once; the number converted), for
+    inference under bf16 autocast only, which casts each to bf16 at every use anyway. A LM head
+    tied to the input embedding gets its own bf16 copy; embeddings and norms stay float32."""
+    import torch
+
+    if getattr(model, "_slb_linear_bf16", False):
+        return 0
+    emb = model.get_input_embeddings().weight
+    n = 0
+    for mod in model.modules():
+        if isinstance(mod, torch.nn.Linear) and mod.weight.dtype == torch.float32:
+            w = mod.weight
+            if w is emb:  # tied: untie, so the embedding lookup keeps its float32 values
+                mod.weight = torch.nn.Parameter(w.detach().to(torch.bfloat16), requires_grad=False)
+            else:
+                w.data = w.data.to(torch.bfloat16)
+            n += w.numel()
+    model._slb_linear_bf16 = True
+    return n
 
 
 def request_seed(seed: int, request_id: str) -> int:

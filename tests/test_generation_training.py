@@ -36,6 +36,29 @@ def test_constrained_generation_is_valid_and_seeded(smollm_dir: str) -> None:
     assert other != out
 
 
+def test_bf16_weights_give_the_same_generations(smollm_dir: str) -> None:
+    """Storing the linear weights in bf16 (the speed path under CPU bf16 autocast) changes no
+    output: autocast casts them to bf16 at every step anyway. The tied LM head gets its own copy;
+    the embedding stays float32."""
+    from benchmark.generation import cpu_has_bf16
+
+    if not cpu_has_bf16():
+        pytest.skip("no native bf16 on this CPU: autocast (and this path) is off")
+    task = NumbersTask()
+    sp = SamplingParams(max_new_tokens=20, seed=3, coupled=True)
+    outs = {}
+    for bf16 in (False, True):
+        be = TransformersBackend(batch_size=4, bf16_weights=bf16)
+        outs[bf16] = be.generate("smollm2-135m", _requests(4), sp, task.constraint(True))
+        model, _ = be._load("smollm2-135m")
+        emb, head = model.get_input_embeddings().weight, model.get_output_embeddings().weight
+        assert emb.dtype == torch.float32
+        assert head.dtype == (torch.bfloat16 if bf16 else torch.float32)
+        q = model.model.layers[0].self_attn.q_proj.weight
+        assert q.dtype == (torch.bfloat16 if bf16 else torch.float32)
+    assert outs[True] == outs[False]
+
+
 def test_unknown_backend_and_bad_sampling() -> None:
     with pytest.raises(ValueError, match="unknown generation backend 'tgi'"):
         get_backend("tgi")
