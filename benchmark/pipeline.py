@@ -23,7 +23,7 @@ from benchmark.generation import GenerationRequest, SamplingParams, get_backend
 from benchmark.plain_format import cut_plain_output, has_chat_template, plain_prompt
 from benchmark.reference_models import GenerationSettings
 from benchmark.store import ArtifactStore, stable_hash
-from benchmark.teachers import TeacherConfig, TeacherSpec, TraitTeacher, train_trait_adapter
+from benchmark.teachers import TeacherSpec, TraitTeacher, train_trait_adapter
 from tasks.base import Row, Trait, get_task
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ class Cell:
         animal = self.trait.animal if arm == "trait" else str(tcfg.placebo)
         if tcfg.type == "system_prompt":
             return TraitTeacher(model, Trait(animal).system_prompt)
-        spec = {"base": model, "animal": animal, "teacher": _recipe(tcfg)}
+        spec = {"base": model, "animal": animal, "teacher": tcfg.recipe()}
         # A base without a chat template is trained in the plain format (chat bases: keys as before).
         if not has_chat_template(model):
             spec["format"] = "plain"
@@ -378,14 +378,6 @@ class Cell:
 # Held-out prompts for the utility probe: a prompt seed far from any training seed.
 UTILITY_PROMPTS = 32
 UTILITY_SEED_OFFSET = 1_000_000
-
-
-def _recipe(tcfg: TeacherConfig) -> dict[str, Any]:
-    """The teacher config as far as it decides one animal's fine-tuned teacher: without the placebo
-    (an owl teacher is the same adapter whichever placebo its cell's control uses)."""
-    d = tcfg.to_dict()
-    d.pop("placebo", None)
-    return d
 
 
 def equalise(a: list[Row], b: list[Row], cap: int | None) -> tuple[list[Row], list[Row]]:

@@ -131,6 +131,13 @@ class TeacherConfig:
             d["placebo"] = self.placebo
         return d
 
+    def recipe(self) -> dict[str, Any]:
+        """The config as far as it decides one animal's fine-tuned teacher: without the placebo (an
+        owl teacher is the same adapter whichever placebo its cell's control uses)."""
+        d = self.to_dict()
+        d.pop("placebo", None)
+        return d
+
 
 @dataclass(frozen=True)
 class TraitTeacher:
