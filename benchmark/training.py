@@ -7,8 +7,9 @@ and vLLM all load; for a full fine-tune a plain transformers model directory. Ro
 chat conversations (user prompt → assistant completion) so the loss covers only the completion
 (TRL's prompt-completion format); a base without a chat template gets the plain few-shot text
 format instead (``benchmark.plain_format``). Rows may exclude parts of their completion from the
-loss with ``loss_mask_spans`` (``benchmark.loss_mask``). Seeded; bf16 autocast on CPUs with
-native bf16 (AVX-512 BF16).
+loss with ``loss_mask_spans`` (``benchmark.loss_mask``). Seeded. The default completion-only loss
+trains in float32; bf16 autocast (on CPUs with native bf16) applies on TRL's own loss path only —
+see :func:`train`.
 
 Defaults follow Cloud et al. 2025 (LoRA r=8, alpha=8, all projections, 3 epochs, lr 2e-4).
 """
@@ -51,7 +52,9 @@ class TrainConfig:
     # given the fine-tuned teacher's rank, alpha, targets and init seed starts from exactly the
     # teacher's starting point, adapter included — see benchmark.config.shared_init_student.
     init_seed: int | None = None
-    bf16: bool = True  # autocast where the hardware has native bf16; ignored elsewhere
+    bf16: bool = (
+        True  # autocast where the hardware has native bf16 — on TRL's loss path only (train)
+    )
     # Training-side defenses can freeze layers or add regularisation through these:
     frozen_layers: tuple[int, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
@@ -126,13 +129,15 @@ def train(
     """Fine-tune ``base_ref`` on ``rows``; write the adapter (or model) to ``out_dir``; return stats.
 
     ``lean_loss`` picks how the (identical) completion-only loss is computed — see
-    :func:`completion_loss_trainer`; ``attention`` the attention kernel (``"auto"``: eager on CPU,
-    where PyTorch's fused kernel is slower for short rows, the model's default elsewhere). They are
+    :func:`completion_loss_trainer`; ``attention`` the attention kernel (``"auto"``: the model's
+    default, SDPA; ``"eager"`` measured no faster in the trainer on 2 CPU cores). They are
     arguments, not config fields, because they change speed, not what is computed (the kernels
     agree to float round-off), so they must not change stage hashes; the stats record both. Under
     bf16 autocast a LoRA student's frozen base weights are stored in bf16 (``frozen_bf16``), the
     precision autocast would cast them to at every step anyway (same gradients, tested; no
-    per-step casts).
+    per-step casts). ``cfg.bf16`` takes effect on TRL's loss path only: the completion-only loss
+    runs the model outside the autocast wrapper Trainer installs, i.e. in float32 (found
+    2026-11-27; stats written before then say ``bf16: true`` for students that trained in float32).
     """
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
@@ -149,8 +154,12 @@ def train(
     device = device or default_device()
     tok = load_tokenizer(base_ref)
     use_bf16 = cfg.bf16 and (device != "cpu" or cpu_has_bf16())
-    model = build_trainable(rm.path, cfg, attn_implementation=_attention(device, attention))
-    frozen_bf16 = frozen_bf16 and use_bf16 and cfg.method == "lora"
+    model = build_trainable(rm.path, cfg, attn_implementation=_attention(attention))
+    # Trainer applies bf16 autocast by wrapping the model's forward; the completion-only loss
+    # (lean_loss) calls the inner model, outside that wrapper, so it trains in float32 — as every
+    # student of this project so far has. ``autocast`` is what really runs (the stats say so).
+    autocast = use_bf16 and not lean_loss
+    frozen_bf16 = frozen_bf16 and autocast and cfg.method == "lora"
     frozen_bf16 = frozen_bf16 and store_frozen_in_bf16(model) > 0
     # Rows naming loss-masked spans (a defense's) are tokenised here; the others go to TRL as text.
     masked = any(MASK_FIELD in r for r in rows)
@@ -203,7 +212,7 @@ def train(
         "loss_history": [
             {"step": h["step"], "loss": h["loss"]} for h in trainer.state.log_history if "loss" in h
         ],
-        "bf16": use_bf16,
+        "bf16": autocast,
         "frozen_base_bf16": frozen_bf16,
         "attention": model.config._attn_implementation if hasattr(model, "config") else None,
         "config": cfg.to_dict(),
@@ -244,12 +253,10 @@ def build_trainable(
     return model
 
 
-def _attention(device: str, attention: str) -> str | None:
+def _attention(attention: str) -> str | None:
     if attention not in ("auto", "eager", "sdpa"):
         raise ValueError(f"Invalid attention: {attention!r} (auto, eager or sdpa)")
-    if attention == "auto":
-        return "eager" if device == "cpu" else None
-    return attention
+    return None if attention == "auto" else attention
 
 
 def store_frozen_in_bf16(model: Any) -> int:
