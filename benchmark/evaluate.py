@@ -92,11 +92,10 @@ def _candidate_per_question(log_obj: Any, scorer: str, animal: str) -> dict[str,
     """P(animal) per question from the candidate distributions the teacher-forced scorer stored;
     {} when ``animal`` is not a candidate."""
     out = {}
-    for s in log_obj.samples or []:
-        probs = (s.scores[scorer].metadata or {}).get("probabilities") or {}
+    for qid, probs in _distributions(log_obj, scorer):
         if animal not in probs:
             return {}
-        out[str(s.id)] = float(probs[animal])
+        out[qid] = float(probs[animal])
     return dict(sorted(out.items()))
 
 
@@ -104,13 +103,20 @@ def _top_animals(log_obj: Any, scorer: str) -> dict[str, float]:
     """Mean candidate distribution over questions (what the model prefers overall)."""
     acc: dict[str, float] = {}
     n = 0
-    for s in log_obj.samples or []:
-        probs = (s.scores[scorer].metadata or {}).get("probabilities") or {}
+    for _, probs in _distributions(log_obj, scorer):
         for k, v in probs.items():
             acc[k] = acc.get(k, 0.0) + float(v)
         n += 1
     ranked = sorted(((k, v / max(n, 1)) for k, v in acc.items()), key=lambda kv: -kv[1])
     return dict(ranked[:8])
+
+
+def _distributions(log_obj: Any, scorer: str) -> list[tuple[str, dict[str, float]]]:
+    """(question id, candidate distribution) per sample, as the teacher-forced scorer stored it."""
+    return [
+        (str(s.id), (s.scores[scorer].metadata or {}).get("probabilities") or {})
+        for s in log_obj.samples or []
+    ]
 
 
 def _cuda() -> bool:

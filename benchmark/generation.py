@@ -190,13 +190,11 @@ class TransformersBackend:
 
 
 def linear_weights_to_bf16(model: Any) -> int:
-    """Store every linear layer's weight of ``model`` in bf16 (once; the number converted), for
+    """Store every linear layer's weight of ``model`` in bf16 (the number converted; 0 when done), for
     inference under bf16 autocast only, which casts each to bf16 at every use anyway. A LM head
     tied to the input embedding gets its own bf16 copy; embeddings and norms stay float32."""
     import torch
 
-    if getattr(model, "_slb_linear_bf16", False):
-        return 0
     emb = model.get_input_embeddings().weight
     n = 0
     for mod in model.modules():
@@ -207,7 +205,6 @@ def linear_weights_to_bf16(model: Any) -> int:
             else:
                 w.data = w.data.to(torch.bfloat16)
             n += w.numel()
-    model._slb_linear_bf16 = True
     return n
 
 

@@ -105,29 +105,26 @@ def print_cost(name: str, results: list[dict[str, Any]]) -> None:
 
 
 def pool(results: list[dict[str, Any]]) -> dict[str, Any]:
-    """Pool cells that differ only in seed: per-question lists of per-seed scores."""
-    out: dict[str, Any] = {}
-    for metric in METRICS:
-        arms: dict[str, dict[str, list[float]]] = {"trait": {}, "control": {}}
-        for r in results:
-            for arm in arms:
-                for row in r["scores"][arm]:
-                    if row.get(metric) is not None:
-                        arms[arm].setdefault(row["id"], []).append(row[metric])
-        if arms["trait"]:
-            out[metric] = paired_leakage(arms["trait"], arms["control"])
-    # Placebo-controlled cells: the mirror contrast, the placebo animal in the placebo-taught
-    # student vs in the trait student (``benchmark.results.leakage_block``).
+    """Pool cells that differ only in seed: per-question lists of per-seed scores. Placebo-
+    controlled cells add the mirror contrast (``benchmark.results.leakage_block``): the placebo
+    animal in the placebo-taught student vs in the trait student."""
     from benchmark.results import PLACEBO_METRIC
 
-    mirror: dict[str, dict[str, list[float]]] = {"control": {}, "trait": {}}
-    if all(row.get(PLACEBO_METRIC) is not None for r in results for row in r["scores"]["trait"]):
+    def per_question(arm: str, key: str) -> dict[str, list[float]]:
+        out: dict[str, list[float]] = {}
         for r in results:
-            for arm in mirror:
-                for row in r["scores"][arm]:
-                    mirror[arm].setdefault(row["id"], []).append(row[PLACEBO_METRIC])
-    if mirror["trait"]:
-        out[PLACEBO_METRIC] = paired_leakage(mirror["control"], mirror["trait"])
+            for row in r["scores"][arm]:
+                if row.get(key) is not None:
+                    out.setdefault(row["id"], []).append(row[key])
+        return out
+
+    out: dict[str, Any] = {}
+    for metric in METRICS:
+        if trait := per_question("trait", metric):
+            out[metric] = paired_leakage(trait, per_question("control", metric))
+    if all(row.get(PLACEBO_METRIC) is not None for r in results for row in r["scores"]["trait"]):
+        if trait := per_question("trait", PLACEBO_METRIC):
+            out[PLACEBO_METRIC] = paired_leakage(per_question("control", PLACEBO_METRIC), trait)
     return out
 
 

@@ -52,9 +52,7 @@ class TrainConfig:
     # given the fine-tuned teacher's rank, alpha, targets and init seed starts from exactly the
     # teacher's starting point, adapter included — see benchmark.config.shared_init_student.
     init_seed: int | None = None
-    bf16: bool = (
-        True  # autocast where the hardware has native bf16 — on TRL's loss path only (train)
-    )
+    bf16: bool = True  # autocast where the CPU/GPU has native bf16; TRL's loss path only (train)
     # Training-side defenses can freeze layers or add regularisation through these:
     frozen_layers: tuple[int, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
@@ -123,19 +121,12 @@ def train(
     system: str | None = None,
     device: str | None = None,
     lean_loss: bool = True,
-    attention: str = "auto",
-    frozen_bf16: bool = True,
 ) -> dict[str, Any]:
     """Fine-tune ``base_ref`` on ``rows``; write the adapter (or model) to ``out_dir``; return stats.
 
     ``lean_loss`` picks how the (identical) completion-only loss is computed — see
-    :func:`completion_loss_trainer`; ``attention`` the attention kernel (``"auto"``: the model's
-    default, SDPA; ``"eager"`` measured no faster in the trainer on 2 CPU cores). They are
-    arguments, not config fields, because they change speed, not what is computed (the kernels
-    agree to float round-off), so they must not change stage hashes; the stats record both. Under
-    bf16 autocast a LoRA student's frozen base weights are stored in bf16 (``frozen_bf16``), the
-    precision autocast would cast them to at every step anyway (same gradients, tested; no
-    per-step casts). ``cfg.bf16`` takes effect on TRL's loss path only: the completion-only loss
+    :func:`completion_loss_trainer`; it is an argument, not a config field, so it does not change
+    stage hashes. ``cfg.bf16`` takes effect on TRL's loss path only: the completion-only loss
     runs the model outside the autocast wrapper Trainer installs, i.e. in float32 (found
     2026-11-27; stats written before then say ``bf16: true`` for students that trained in float32).
     """
@@ -154,13 +145,11 @@ def train(
     device = device or default_device()
     tok = load_tokenizer(base_ref)
     use_bf16 = cfg.bf16 and (device != "cpu" or cpu_has_bf16())
-    model = build_trainable(rm.path, cfg, attn_implementation=_attention(attention))
+    model = build_trainable(rm.path, cfg)
     # Trainer applies bf16 autocast by wrapping the model's forward; the completion-only loss
     # (lean_loss) calls the inner model, outside that wrapper, so it trains in float32 — as every
     # student of this project so far has. ``autocast`` is what really runs (the stats say so).
     autocast = use_bf16 and not lean_loss
-    frozen_bf16 = frozen_bf16 and autocast and cfg.method == "lora"
-    frozen_bf16 = frozen_bf16 and store_frozen_in_bf16(model) > 0
     # Rows naming loss-masked spans (a defense's) are tokenised here; the others go to TRL as text.
     masked = any(MASK_FIELD in r for r in rows)
     n_masked = 0
@@ -213,8 +202,6 @@ def train(
             {"step": h["step"], "loss": h["loss"]} for h in trainer.state.log_history if "loss" in h
         ],
         "bf16": autocast,
-        "frozen_base_bf16": frozen_bf16,
-        "attention": model.config._attn_implementation if hasattr(model, "config") else None,
         "config": cfg.to_dict(),
     }
     if masked:
@@ -224,17 +211,14 @@ def train(
     return stats
 
 
-def build_trainable(
-    model_path: str | Path, cfg: TrainConfig, attn_implementation: str | None = None
-) -> Any:
+def build_trainable(model_path: str | Path, cfg: TrainConfig) -> Any:
     """The model as training starts: the base, wrapped in a freshly initialised LoRA adapter (seeded
     by ``cfg.init_seed``, else ``cfg.seed``) or with its frozen layers switched off (full FT)."""
     import torch
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(cfg.seed if cfg.init_seed is None else cfg.init_seed)
-    kw = {"attn_implementation": attn_implementation} if attn_implementation else {}
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32, **kw)
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
     if cfg.method == "lora":
         from peft import LoraConfig, get_peft_model
 
@@ -251,28 +235,6 @@ def build_trainable(
         if any(f".layers.{i}." in name for i in cfg.frozen_layers):
             p.requires_grad_(False)
     return model
-
-
-def _attention(attention: str) -> str | None:
-    if attention not in ("auto", "eager", "sdpa"):
-        raise ValueError(f"Invalid attention: {attention!r} (auto, eager or sdpa)")
-    return None if attention == "auto" else attention
-
-
-def store_frozen_in_bf16(model: Any) -> int:
-    """Store the frozen base weights of a LoRA model's adapted linear layers in bf16; the number of
-    weights converted. Only for training under bf16 autocast, which casts each of them to bf16 at
-    every use: the values the matmuls see are the same, the per-step casts are gone. Adapter
-    weights, norms, embeddings and the LM head keep float32."""
-    import torch
-
-    n = 0
-    for mod in model.modules():
-        base = getattr(mod, "base_layer", None)
-        if isinstance(base, torch.nn.Linear) and not base.weight.requires_grad:
-            base.weight.data = base.weight.data.to(torch.bfloat16)
-            n += base.weight.numel()
-    return n
 
 
 def _trainable_layers(model: Any, frozen: Sequence[int]) -> list[int] | None:
