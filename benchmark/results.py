@@ -38,6 +38,7 @@ warns when they are missing):
 from __future__ import annotations
 
 import datetime as dt
+import os
 import platform
 import subprocess
 from importlib.metadata import PackageNotFoundError, version
@@ -63,6 +64,8 @@ PACKAGES = (
 
 
 def git_commit() -> str | None:
+    """HEAD of the checkout (``+dirty`` with uncommitted changes to tracked files); where the code
+    runs from a copy without ``.git`` (a container image, a remote machine), ``$SLB_GIT_COMMIT``."""
     try:
         root = Path(__file__).resolve().parent.parent
         out = subprocess.run(
@@ -77,10 +80,21 @@ def git_commit() -> str | None:
         return (
             out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
             if out.returncode == 0
-            else None
+            else os.environ.get("SLB_GIT_COMMIT")
         )
     except (OSError, subprocess.SubprocessError):
-        return None
+        return os.environ.get("SLB_GIT_COMMIT")
+
+
+def device_info() -> str:
+    """What the cell computed on: ``cuda: <GPU name> xN`` or ``cpu: N threads`` (results from
+    different hardware differ numerically; the leaderboard and readers can tell them apart)."""
+    import torch
+
+    if torch.cuda.is_available():
+        n = torch.cuda.device_count()
+        return f"cuda: {torch.cuda.get_device_name(0)}" + (f" x{n}" if n > 1 else "")
+    return f"cpu: {torch.get_num_threads()} threads"
 
 
 def package_versions() -> dict[str, str | None]:
@@ -159,6 +173,7 @@ def build_results(
             "packages": package_versions(),
             "python": platform.python_version(),
             "host": platform.node(),
+            "device": device_info(),
             "finished": dt.datetime.now(dt.timezone.utc).isoformat(),
             "wall_seconds": round(wall, 2),
             "stage_seconds": cell.timer.seconds,

@@ -35,6 +35,7 @@ def test_cell_runs_and_resumes_without_redoing_stages(smollm_dir: str, tmp_path:
     res = run_cell(cfg, store, tmp_path / "logs")
     # generation was not redone after the "kill": both arms reused
     assert res["run_info"]["stages_reused"]["generate_trait"] is True
+    assert res["run_info"]["device"].startswith(("cpu: ", "cuda: "))
     assert res["run_info"]["stages_reused"]["generate_control"] is True
     assert res["run_info"]["stages_reused"]["train_trait"] is False
     tv = res["leakage"]["teacher_forced"]["trait_vs_control"]
@@ -152,3 +153,21 @@ def test_placebo_cell_scores_both_animals_in_both_students(smollm_dir: str, tmp_
         }
     }
     assert set(pool([plain, plain])) == {"teacher_forced"}
+
+
+def test_git_commit_outside_a_checkout_comes_from_the_environment(monkeypatch):
+    """A copy of the code without .git (a container, a remote GPU machine) records the commit the
+    caller names in $SLB_GIT_COMMIT instead of nothing; a checkout records its own HEAD."""
+    import subprocess
+
+    from benchmark import results
+
+    assert results.git_commit() not in (None, "from-env")  # this test runs in a checkout
+    monkeypatch.setenv("SLB_GIT_COMMIT", "from-env")
+
+    def no_repo(*a, **k):
+        return subprocess.CompletedProcess(a, 128, stdout="", stderr="not a git repository")
+
+    monkeypatch.setattr(results.subprocess, "run", no_repo)
+    assert results.git_commit() == "from-env"
+    assert results.device_info().startswith("cpu: ") or results.device_info().startswith("cuda: ")
