@@ -197,11 +197,14 @@ def parse(art: Any, path: str = "", source: str = "") -> Cell:
     version = str(d.get("version", "n/a"))
     params = d.get("params") if isinstance(d.get("params"), dict) else cfg.get("defense_params")
     params = params if isinstance(params, dict) else {}
+    run_info = _dict(art.get("run_info"))
     setup_config = setup_config_of(cfg)
+    hardware = _hardware(run_info)
+    if hardware != "cpu":  # GPU numerics differ from the CPU suite's: never pooled with it
+        setup_config = {**setup_config, "hardware": hardware}
     status, note = check_integrity(art, scores)
     data = _dict(art.get("data"))
     arms = [_dict(data.get(a)) for a in ARMS if isinstance(data.get(a), dict)]
-    run_info = _dict(art.get("run_info"))
     return Cell(
         path=path,
         source=source,
@@ -230,6 +233,12 @@ def parse(art: Any, path: str = "", source: str = "") -> Cell:
         finished=str(run_info.get("finished")) if run_info.get("finished") else None,
         config_hash=_hash({"config": cfg, "defense": [name, version, params]}),
     )
+
+
+def _hardware(run_info: dict[str, Any]) -> str:
+    """``cpu`` or ``cuda`` from ``run_info.device`` (``"cuda: NVIDIA H200"``); artifacts written
+    before the field existed all ran on CPU."""
+    return str(run_info.get("device") or "cpu").split(":")[0].strip() or "cpu"
 
 
 def entry_label(name: str, version: str, params: dict[str, Any]) -> str:

@@ -185,6 +185,20 @@ def test_integrity_ok_unverified_and_failed() -> None:
     assert parse(forged).integrity == "failed"
 
 
+def test_gpu_cells_form_their_own_setup() -> None:
+    """A cell computed on a GPU has other numerics than the CPU suite: it gets its own setup, named
+    by the hardware, and is never pooled with the same config run on CPU (old artifacts without
+    ``run_info.device`` read as CPU)."""
+    art = json.loads(json.dumps(artifact(Spec("numbers", "none", "owl", 0))))
+    cpu = parse(art)
+    art["run_info"]["device"] = "cpu: 2 threads"
+    assert parse(art).setup == cpu.setup
+    art["run_info"]["device"] = "cuda: NVIDIA H200"
+    gpu = parse(art)
+    assert gpu.setup != cpu.setup and gpu.setup_config["hardware"] == "cuda"
+    assert agg.setup_labels([cpu, gpu])[gpu.setup].endswith("hardware=cuda")
+
+
 def test_optional_fields_absent_show_as_na() -> None:
     art = json.loads(json.dumps(artifact(Spec("numbers", "none", "owl", 0))))
     for key in ("defense", "data", "run_info", "inspect_logs", "integrity", "utility", "leakage"):
