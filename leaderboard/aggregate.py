@@ -104,7 +104,7 @@ def setup_labels(cells: Iterable[Cell]) -> dict[str, str]:
             peers = [configs[o] for o in configs if scope[o] == scope[s]]
             keys = sorted({k for p in peers for k in p} - {"suite", "base_model"})
             differ = [k for k in keys if len({p.get(k) for p in peers}) > 1]
-        label = ", ".join(f"{k}={flat.get(k, 'n/a')}" for k in differ) or "default"
+        label = ", ".join(f"{k}={flat.get(k, 'unset')}" for k in differ) or "default"
         labels[s] = label if len(label) <= 100 else f"{label[:90]}… [{s[:6]}]"
     return labels
 

@@ -81,17 +81,22 @@ def test_real_baseline_pools_to_the_suite_summary() -> None:
     # The system-prompt-teacher and shared-adapter-init cells are other setups: never pooled here.
     labels = agg.setup_labels(data.cells)
     by_folder = {Path(c.path).parent.name: labels[c.setup] for c in data.cells}
-    assert by_folder["quick"] == "default"  # the quick preset as it stands
+    # The quick preset as it stands has a placebo control teacher; the first baseline had none.
+    assert by_folder["quick"] == "teacher.placebo=unset"
+    assert by_folder["quick-placebo"] == "default"
+    assert by_folder["quick-placebo-h200"] == "gen_batch_size=256, hardware=cuda"
     assert "teacher.type=system_prompt" in by_folder["quick-system-prompt-teacher"]
     assert "student.lora_r=16" in by_folder["quick-shared-adapter-init"]
     assert by_folder["quick-general-teacher-coupled"] == (
-        "sampling.coupled=True, teacher.general_rows=240"
+        "sampling.coupled=True, teacher.general_rows=240, teacher.placebo=unset"
     )
     assert by_folder["quick-system-prompt-coupled"] == (
-        "sampling.coupled=True, teacher.type=system_prompt"
+        "sampling.coupled=True, teacher.placebo=unset, teacher.type=system_prompt"
     )
     named = (
         "quick",
+        "quick-placebo",
+        "quick-placebo-h200",
         "quick-system-prompt-teacher",
         "quick-shared-adapter-init",
         "quick-general-teacher-coupled",
@@ -99,7 +104,7 @@ def test_real_baseline_pools_to_the_suite_summary() -> None:
     )
     assert len({by_folder[f] for f in named}) == len(named)
     # The free-text tasks of the same quick suite are the numbers cells' setup (per-task knobs).
-    assert by_folder["quick-free-text"] == by_folder["quick"]
+    assert by_folder["quick-free-text"] == by_folder["quick-placebo"]
 
 
 def test_content_hash_is_the_stores_stable_hash() -> None:
@@ -349,7 +354,10 @@ def test_filters_by_suite_setup_task_and_trait(tmp_path: Path) -> None:
     assert len(quick) == 5 and len({c.setup for c in quick}) == 2
     labels = agg.setup_labels(quick)
     # Labelled against the quick preset: its own teacher is "default", the other is named.
-    assert sorted(labels.values()) == ["default", "teacher.type=system_prompt"]
+    assert sorted(labels.values()) == [
+        "default",
+        "teacher.placebo=unset, teacher.type=system_prompt",
+    ]
     finetuned = next(s for s, lab in labels.items() if lab == "default")
     f = agg.Filters(suite="quick", setup=finetuned, tasks=["code"], traits=["cat"])
     (only,) = agg.select(data.cells, f)

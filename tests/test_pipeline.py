@@ -85,6 +85,23 @@ def test_quick_preset_per_task_defaults() -> None:
     assert preset("quick", task="cot", teacher=TeacherConfig()).teacher.type == "finetuned"
 
 
+def test_quick_numbers_control_is_a_placebo_teacher_never_the_trait() -> None:
+    """The quick numbers cell's control teacher is the owl recipe with a placebo animal; a cell
+    whose trait is that animal gets the next one; the free-text tasks (system-prompt teacher) and
+    an explicit teacher keep the bare base as control; --set can turn the placebo off."""
+    assert preset("quick", task="numbers").teacher.placebo == "dolphin"
+    assert preset("quick", trait="Dolphins").teacher.placebo == "owl"
+    assert preset("quick", trait="cat").teacher.placebo == "dolphin"
+    assert preset("quick", task="code").teacher.placebo is None
+    assert preset("quick", teacher=TeacherConfig()).teacher.placebo is None
+    assert preset("quick", settings=["teacher.placebo=null"]).teacher.placebo is None
+    assert preset("paper").teacher.placebo is None
+    with pytest.raises(ValueError, match="Invalid teacher placebo"):
+        preset("quick", trait="dolphin", settings=["teacher.placebo=dolphin"])
+    with pytest.raises(ValueError, match="Invalid trait"):
+        preset("quick", trait="owl 42")
+
+
 def test_settings_set_nested_fields_on_top_of_the_preset() -> None:
     """``--set key.path=value``: any config field, typed, after the task's preset and overrides."""
     cfg = preset(
