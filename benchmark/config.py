@@ -113,8 +113,8 @@ def _quick_student(seed: int = 0) -> TrainConfig:
     )
 
 
-# The quick preset's placebo animal: the first of these that is not the cell's trait.
-QUICK_PLACEBOS = ("dolphin", "owl")
+# A preset's placebo animal stands unless it is the cell's trait; then the first of these that is not.
+PLACEBO_ALTERNATES = ("dolphin", "owl")
 
 PRESETS: dict[str, dict[str, Any]] = {
     # Runs on 2 CPU cores with the embedded model; see README "Results" for what it measures.
@@ -124,7 +124,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         base_model="smollm2-135m",
         # Fine-tuned owl teacher; the control arm's teacher is the same recipe with a placebo
         # animal, so both arms carry the same incidental fine-tuning (README "Results").
-        teacher=TeacherConfig(placebo=QUICK_PLACEBOS[0]),
+        teacher=TeacherConfig(placebo="dolphin"),
         student=_quick_student(),
         sampling=SamplingParams(temperature=1.0, max_new_tokens=50),
         eval=EvalConfig(questions=50, samples_per_question=0),
@@ -176,20 +176,20 @@ def preset(name: str, settings: Sequence[str] = (), **overrides: Any) -> CellCon
         kw["student"] = replace(kw["student"], seed=overrides["seed"])
     teacher = kw.get("teacher")
     if "teacher" not in overrides and teacher is not None and teacher.placebo is not None:
-        kw["teacher"] = replace(teacher, placebo=_placebo_for(str(kw.get("trait", "owl"))))
+        kw["teacher"] = replace(teacher, placebo=_placebo_for(teacher.placebo, kw.get("trait")))
     return apply_settings(CellConfig(**kw), settings)
 
 
-def _placebo_for(trait: str) -> str:
-    """The preset's placebo animal for ``trait``: never the trait itself (a bad trait is left for
-    CellConfig to refuse, naming it)."""
+def _placebo_for(placebo: str, trait: Any) -> str:
+    """The preset's ``placebo``, or an alternate where it is the cell's trait (a bad trait is left
+    for CellConfig to refuse, naming it)."""
     from tasks.evals.questions import normalise_animal
 
     try:
-        trait = normalise_animal(trait)
+        trait = normalise_animal(str(trait or CellConfig.trait))
     except ValueError:
-        return QUICK_PLACEBOS[0]
-    return next(a for a in QUICK_PLACEBOS if a != trait)
+        return placebo
+    return placebo if placebo != trait else next(a for a in PLACEBO_ALTERNATES if a != trait)
 
 
 def apply_settings(cfg: CellConfig, settings: Sequence[str]) -> CellConfig:
