@@ -1,6 +1,6 @@
 """Pool loaded cells into the leaderboard's numbers: ranking, ties, reduction, flags, per-task tables.
 
-Plain functions on lists of :class:`leaderboard.loader.Cell` (no Streamlit), so they are tested
+Plain functions on lists of :class:`leaderboard.artifact.Cell` (no Streamlit), so they are tested
 directly; the pooling statistics themselves are in ``leaderboard.pooling``. ``ranking(cells, metric)``
 returns one row per defense *entry* (name, version, params).
 Cells are only ever pooled within one *setup* (same suite, base model and every config knob but
@@ -38,7 +38,7 @@ from typing import Any
 
 import pandas as pd
 
-from leaderboard.loader import Cell
+from leaderboard.artifact import Cell
 from leaderboard.pooling import Group, _by_group, mean_ci, pool, reduction, summarize
 
 __all__ = ["mean_ci", "pool", "reduction", "summarize"]  # pooling, re-exported for callers

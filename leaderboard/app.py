@@ -22,7 +22,8 @@ import streamlit as st
 
 from leaderboard import aggregate as agg
 from leaderboard import views
-from leaderboard.loader import DEFAULT_DIRS, DIRS_ENV, Cell, Loaded, discover, load
+from leaderboard.artifact import Cell
+from leaderboard.loader import DEFAULT_DIRS, DIRS_ENV, Loaded, discover, load
 
 HOME = "Leaderboard"
 

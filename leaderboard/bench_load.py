@@ -37,7 +37,8 @@ from typing import TypeVar
 from benchmark.stats import paired_leakage
 from benchmark.store import stable_hash
 from leaderboard import aggregate as agg
-from leaderboard.loader import Cell, discover, load, parse
+from leaderboard.artifact import Cell, parse
+from leaderboard.loader import discover, load
 from leaderboard.synthetic import Spec, artifact, write
 
 TARGET_S = 3.0

@@ -1,6 +1,6 @@
 """Pooling loaded cells: residual leakage of one entry, reduction against the baseline.
 
-Plain functions on lists of :class:`leaderboard.loader.Cell`, used by ``leaderboard.aggregate``
+Plain functions on lists of :class:`leaderboard.artifact.Cell`, used by ``leaderboard.aggregate``
 (ranking and tables); the statistics are described in that module's docstring.
 """
 
@@ -15,7 +15,7 @@ import numpy as np
 from scipy import stats
 
 from benchmark.stats import paired_leakage
-from leaderboard.loader import Cell
+from leaderboard.artifact import Cell
 
 Group = tuple[str, str]  # (task, trait)
 

@@ -13,7 +13,8 @@ import pytest
 from benchmark.stats import paired_leakage
 from benchmark.store import stable_hash
 from leaderboard import aggregate as agg
-from leaderboard.loader import content_hash, load, parse
+from leaderboard.artifact import content_hash, parse
+from leaderboard.loader import load
 from leaderboard.synthetic import Spec, artifact, write
 from leaderboard.views import ranking_table
 
