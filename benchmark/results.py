@@ -33,6 +33,9 @@ warns when they are missing):
   also holds ``placebo_teacher_forced`` (the placebo animal's teacher-forced probability, from the
   same eval), and ``leakage.teacher_forced.placebo_control_vs_trait`` is the mirror contrast: the
   placebo animal in the placebo-taught student vs in the trait student.
+  ``leakage.teacher_forced.own_animal`` (added later; older placebo artifacts lack it) is the
+  primary statistic of such cells: the mean of the two contrasts on the log-odds scale
+  (``benchmark.stats.own_animal_leakage``).
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from benchmark.stats import leakage_vs_base, paired_leakage, rate_ci
+from benchmark.stats import leakage_vs_base, own_animal_leakage, paired_leakage, rate_ci
 from benchmark.store import stable_hash
 
 SCHEMA = "slb.results/1"
@@ -109,6 +112,8 @@ def package_versions() -> dict[str, str | None]:
 
 # Per-question score of the placebo animal (teacher-forced), in cells with a placebo control teacher.
 PLACEBO_METRIC = "placebo_teacher_forced"
+# Key of the placebo cell's primary statistic in ``leakage.teacher_forced`` (and in suite pools).
+OWN_ANIMAL = "own_animal"
 
 
 def scores_by_question(ev: dict[str, Any], metric: str) -> dict[str, float]:
@@ -131,6 +136,7 @@ def leakage_block(evals: dict[str, Any], metric: str) -> dict[str, Any] | None:
             # The mirror contrast of a placebo-controlled cell: the placebo animal in the student
             # of the placebo teacher vs in the trait student (each student is the other's control).
             block["placebo_control_vs_trait"] = paired_leakage(pc, pt)
+            block[OWN_ANIMAL] = own_animal_leakage(t, c, pt, pc)
     return block
 
 

@@ -14,6 +14,8 @@ Questions are the unit of the main interval, as in Cloud et al. (2025): seeds ar
 question first, then a t-interval is taken over questions. Because the training run is the true
 unit of replication, a per-seed breakdown (``per_seed``, ``seed_level``) is reported beside it.
 :func:`bootstrap_ci` cross-checks the t-interval; :func:`rate_ci` is a Wilson interval for yields.
+:func:`own_animal_leakage` is the statistic of cells whose control teacher carries a placebo animal:
+the mean of the trait-animal and the placebo-animal contrasts on the log-odds scale.
 """
 
 from __future__ import annotations
@@ -253,3 +255,99 @@ def leakage_vs_base(
     wide = (b_ids, np.repeat(b, s.shape[1], axis=1))
     s, b = _pair((s_ids, s), wide, ("student", "base"))
     return _leakage(s, b, confidence=confidence, eps=eps, reference="base")
+
+
+def own_animal_leakage(
+    trait_in_trait: Scores,
+    trait_in_control: Scores,
+    placebo_in_trait: Scores,
+    placebo_in_control: Scores,
+    *,
+    confidence: float = 0.95,
+    eps: float = 1e-4,
+) -> dict[str, Any]:
+    """Each student's pull toward its own teacher's animal, in a cell whose control teacher is the
+    trait teacher's recipe with a placebo animal (``teacher.placebo``).
+
+    The four mappings (question id -> score or per-seed scores, as for :func:`paired_leakage`) are
+    the trait animal's and the placebo animal's scores in the trait-taught and the placebo-taught
+    student. Per question (seeds averaged first) the statistic is the mean of the two contrasts,
+
+        ½·[(logit tT − logit tC) + (logit pC − logit pT)]  (t/p: trait/placebo animal; T/C: student)
+
+    which is also ½·Δ[logit P(trait animal) − logit P(placebo animal)] between the two students.
+    Anything the number data does to *every* animal's log-odds alike (fine-tuning on numbers lowers
+    them all) cancels, so what is left is each student leaning toward its own teacher's animal.
+
+    Returned keys: ``log_odds_diff``, ``log_odds_ci``, ``log_odds_p_value`` (the primary scale,
+    t over questions), ``odds_ratio`` (and CI); ``diff_pp``, ``ci_pp``, ``p_value`` (the same mean
+    of the two contrasts in percentage points); ``per_seed`` (pp) and ``per_seed_log_odds`` (each
+    seed's statistic, mean over questions); ``seed_level`` (with >= 2 seeds, a t over the per-seed
+    log-odds values: ``mean``, ``ci``, ``p_value``, ``n_positive``); ``components``: the two
+    contrasts' log-odds means; ``significant``: ``log_odds_p_value < 1 - confidence`` and, with
+    >= 2 seeds, every seed's log-odds value has the sign of the mean.
+    """
+    _check_confidence(confidence)
+    if not 0.0 < eps < 0.5:
+        raise ValueError(f"eps must be in (0, 0.5), got {eps!r}")
+    names = ("trait animal in trait student", "trait animal in control student")
+    tt, tc = _pair(_matrix(trait_in_trait, names[0]), _matrix(trait_in_control, names[1]), names)
+    pnames = ("placebo animal in trait student", "placebo animal in control student")
+    pt, pc = _pair(
+        _matrix(placebo_in_trait, pnames[0]), _matrix(placebo_in_control, pnames[1]), pnames
+    )
+    if sorted(trait_in_trait) != sorted(placebo_in_trait):
+        raise ValueError(
+            "the trait animal's and the placebo animal's scores cover different questions"
+        )
+    if tt.shape[1] != pt.shape[1]:
+        raise ValueError(
+            f"seed counts differ: trait animal {tt.shape[1]}, placebo animal {pt.shape[1]}"
+        )
+
+    def lo(a: np.ndarray) -> np.ndarray:
+        return _logit(a, eps)
+
+    n_q, n_s = tt.shape
+    mean = {k: v.mean(axis=1) for k, v in dict(tt=tt, tc=tc, pt=pt, pc=pc).items()}
+    trait_lo = lo(mean["tt"]) - lo(mean["tc"])
+    placebo_lo = lo(mean["pc"]) - lo(mean["pt"])
+    lo_q = (trait_lo + placebo_lo) / 2
+    pp_q = ((mean["tt"] - mean["tc"]) + (mean["pc"] - mean["pt"])) / 2
+    lo_mean, lo_ci, lo_p = _t_summary(lo_q, confidence)
+    pp_mean, pp_ci, pp_p = _t_summary(pp_q, confidence)
+
+    seed_lo = (((lo(tt) - lo(tc)) + (lo(pc) - lo(pt))) / 2).mean(axis=0)
+    seed_pp = (((tt - tc) + (pc - pt)) / 2).mean(axis=0)
+    seed_level = None
+    if n_s >= 2:
+        s_mean, s_ci, s_p = _t_summary(seed_lo, confidence)
+        seed_level = {
+            "mean": s_mean,
+            "ci": s_ci,
+            "p_value": s_p,
+            "n_positive": int(np.sum(seed_lo > 0)),
+        }
+    agree = bool(np.all(np.sign(seed_lo) == np.sign(lo_mean)))
+    return {
+        "reference": "own animal",
+        "confidence": confidence,
+        "n_questions": int(n_q),
+        "n_seeds": int(n_s),
+        "log_odds_diff": lo_mean,
+        "log_odds_ci": lo_ci,
+        "log_odds_p_value": lo_p,
+        "odds_ratio": math.exp(lo_mean),
+        "odds_ratio_ci": [math.exp(v) for v in lo_ci],
+        "diff_pp": 100 * pp_mean,
+        "ci_pp": [100 * v for v in pp_ci],
+        "p_value": pp_p,
+        "components": {
+            "trait_animal_log_odds": float(trait_lo.mean()),
+            "placebo_animal_log_odds": float(placebo_lo.mean()),
+        },
+        "per_seed": [100 * float(v) for v in seed_pp],
+        "per_seed_log_odds": [float(v) for v in seed_lo],
+        "seed_level": seed_level,
+        "significant": bool(lo_p < 1.0 - confidence and (seed_level is None or agree)),
+    }

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from benchmark.config import CellConfig, preset
-from benchmark.stats import paired_leakage
+from benchmark.stats import own_animal_leakage, paired_leakage
 
 if TYPE_CHECKING:
     from benchmark.executors import Executor
@@ -53,6 +53,8 @@ def defense_label(ref: str) -> str:
 
 
 def _fmt(block: dict[str, Any]) -> str:
+    if block.get("reference") == "own animal":
+        return _fmt_own(block)
     lo, hi = block["ci_pp"]
     s = (
         f"{block['diff_pp']:+.2f} pp [95% CI {lo:+.2f}, {hi:+.2f}], p={block['p_value']:.3g}; "
@@ -65,6 +67,23 @@ def _fmt(block: dict[str, Any]) -> str:
     return s + (" — significant" if block["significant"] else " — not significant")
 
 
+def _fmt_own(block: dict[str, Any]) -> str:
+    lo, hi = block["log_odds_ci"]
+    comp = block["components"]
+    s = (
+        f"log-odds {block['log_odds_diff']:+.3f} [95% CI {lo:+.3f}, {hi:+.3f}], "
+        f"p={block['log_odds_p_value']:.3g} (trait animal {comp['trait_animal_log_odds']:+.3f}, "
+        f"placebo animal {comp['placebo_animal_log_odds']:+.3f}); {block['diff_pp']:+.2f} pp"
+    )
+    if block.get("seed_level"):
+        lvl = block["seed_level"]
+        s += (
+            f"; per seed {', '.join(f'{d:+.3f}' for d in block['per_seed_log_odds'])} "
+            f"(over seeds p={lvl['p_value']:.3g})"
+        )
+    return s + (" — significant" if block["significant"] else " — not significant")
+
+
 def print_leakage(name: str, leakage: dict[str, Any]) -> None:
     for metric, b in leakage.items():
         if b:
@@ -74,6 +93,8 @@ def print_leakage(name: str, leakage: dict[str, Any]) -> None:
                     f"{name} [{metric}] placebo animal, placebo-taught vs trait student: "
                     f"{_fmt(b['placebo_control_vs_trait'])}"
                 )
+            if "own_animal" in b:
+                print(f"{name} [{metric}] own animal (mean of both): {_fmt(b['own_animal'])}")
 
 
 def cost_summary(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -107,8 +128,9 @@ def print_cost(name: str, results: list[dict[str, Any]]) -> None:
 def pool(results: list[dict[str, Any]]) -> dict[str, Any]:
     """Pool cells that differ only in seed: per-question lists of per-seed scores. Placebo-
     controlled cells add the mirror contrast (``benchmark.results.leakage_block``): the placebo
-    animal in the placebo-taught student vs in the trait student."""
-    from benchmark.results import PLACEBO_METRIC
+    animal in the placebo-taught student vs in the trait student, and ``own_animal``, the mean of
+    the two contrasts on the log-odds scale (their primary statistic)."""
+    from benchmark.results import OWN_ANIMAL, PLACEBO_METRIC
 
     def per_question(arm: str, key: str) -> dict[str, list[float]]:
         out: dict[str, list[float]] = {}
@@ -124,7 +146,14 @@ def pool(results: list[dict[str, Any]]) -> dict[str, Any]:
             out[metric] = paired_leakage(trait, per_question("control", metric))
     if all(row.get(PLACEBO_METRIC) is not None for r in results for row in r["scores"]["trait"]):
         if trait := per_question("trait", PLACEBO_METRIC):
-            out[PLACEBO_METRIC] = paired_leakage(per_question("control", PLACEBO_METRIC), trait)
+            control = per_question("control", PLACEBO_METRIC)
+            out[PLACEBO_METRIC] = paired_leakage(control, trait)
+            out[OWN_ANIMAL] = own_animal_leakage(
+                per_question("trait", "teacher_forced"),
+                per_question("control", "teacher_forced"),
+                trait,
+                control,
+            )
     return out
 
 

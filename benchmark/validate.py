@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmark.results import SCHEMA, leakage_block
+from benchmark.results import OWN_ANIMAL, SCHEMA, leakage_block
 from benchmark.store import stable_hash
 from benchmark.submission import Submission, load_submission
 
@@ -162,7 +162,17 @@ def _check_leakage(art: dict[str, Any], where: str, report: Report) -> None:
         except (KeyError, ValueError, TypeError) as e:
             report.problems.append(f"{where}: leakage.{metric} cannot be recomputed: {e}")
             continue
+        _added_later(stored, fresh, f"{where}: leakage.{metric}", report)
         report.problems += diff_numbers(stored, fresh, f"{where}: leakage.{metric}")
+
+
+def _added_later(stored: Any, fresh: Any, where: str, report: Report) -> None:
+    """Drop from ``fresh`` the statistic that artifacts written before it existed lack (a warning,
+    not a problem: their stored numbers are still checked)."""
+    if isinstance(stored, dict) and isinstance(fresh, dict):
+        if OWN_ANIMAL in fresh and OWN_ANIMAL not in stored:
+            del fresh[OWN_ANIMAL]
+            report.warnings.append(f"{where}: no {OWN_ANIMAL} statistic (artifact predates it)")
 
 
 def validate_artifact(
@@ -204,6 +214,7 @@ def _check_summary(path: Path, arts: dict[str, dict], report: Report) -> None:
             == (p["task"], p["defense"], p["trait"])
         ]
         fresh = pool(cells) if len(cells) > 1 else {}
+        _added_later(p["leakage"], fresh, f"{path}: pooled {p['defense']}", report)
         report.problems += diff_numbers(p["leakage"], fresh, f"{path}: pooled {p['defense']}")
         if "cost" in p and len(cells) > 1:
             report.problems += diff_numbers(p["cost"], cost_summary(cells), f"{path}: cost")

@@ -141,7 +141,7 @@ def test_placebo_cell_scores_both_animals_in_both_students(smollm_dir: str, tmp_
     """A placebo-controlled cell: the control arm's teacher has the dolphin system prompt, and the
     mirror contrast (dolphin in the dolphin-taught student vs in the owl-taught one) is reported,
     recomputable by the validator's path, and pooled over seeds."""
-    from benchmark.results import PLACEBO_METRIC, leakage_block
+    from benchmark.results import OWN_ANIMAL, PLACEBO_METRIC, leakage_block
     from benchmark.suite import pool
 
     store = ArtifactStore(tmp_path / "store")
@@ -163,6 +163,12 @@ def test_placebo_cell_scores_both_animals_in_both_students(smollm_dir: str, tmp_
     assert leakage_block(evals, "teacher_forced") == block
     pooled = pool([res, res])
     assert pooled[PLACEBO_METRIC]["diff_pp"] == pytest.approx(want)
+    # The primary statistic: the mean of the owl and the mirror contrast, on the log-odds scale.
+    own = block[OWN_ANIMAL]
+    halves = block["trait_vs_control"]["log_odds_diff"] + mirror["log_odds_diff"]
+    assert own["log_odds_diff"] == pytest.approx(halves / 2)
+    assert pooled[OWN_ANIMAL]["log_odds_diff"] == pytest.approx(halves / 2)
+    assert pooled[OWN_ANIMAL]["per_seed_log_odds"] == pytest.approx([halves / 2] * 2)
     plain = {
         "scores": {
             arm: [{k: v for k, v in r.items() if k != PLACEBO_METRIC} for r in rows]

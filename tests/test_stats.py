@@ -238,3 +238,82 @@ def test_float_round_off_is_not_an_effect() -> None:
     res = paired_leakage(*_arms(trait, control))
     assert res["p_value"] == 1.0 and res["wilcoxon_p"] is None
     assert res["significant"] is False
+
+
+def _own_arms(rng: np.random.Generator, n_q: int = 12, n_s: int = 2) -> list[dict]:
+    """Four (questions, seeds) score sets: trait animal in trait / control student, placebo animal
+    in trait / control student; the trait student leans to the trait animal and vice versa."""
+    base = rng.uniform(0.005, 0.03, size=(n_q, 1))
+    tt = base * rng.uniform(1.1, 1.6, size=(n_q, n_s))
+    tc = base * rng.uniform(0.8, 1.2, size=(n_q, n_s))
+    pt = base * rng.uniform(0.8, 1.2, size=(n_q, n_s))
+    pc = base * rng.uniform(1.0, 1.5, size=(n_q, n_s))
+    ids = [f"q{i:02d}" for i in range(n_q)]
+    return [{q: row.tolist() for q, row in zip(ids, a, strict=True)} for a in (tt, tc, pt, pc)]
+
+
+def test_own_animal_matches_an_independent_computation() -> None:
+    from benchmark.stats import own_animal_leakage
+
+    arms = _own_arms(np.random.default_rng(3))
+    tt, tc, pt, pc = (np.array(list(a.values())) for a in arms)
+    logit = lambda p: np.log(p / (1 - p))  # noqa: E731 - no clipping needed: all in (0.004, 0.05)
+    per_q = (logit(tt.mean(1)) - logit(tc.mean(1)) + logit(pc.mean(1)) - logit(pt.mean(1))) / 2
+    ref = stats.ttest_1samp(per_q, 0.0)
+    ci = ref.confidence_interval(0.95)
+    per_seed = ((logit(tt) - logit(tc) + logit(pc) - logit(pt)) / 2).mean(axis=0)
+    res = own_animal_leakage(*arms)
+    assert res["log_odds_diff"] == pytest.approx(per_q.mean())
+    assert res["log_odds_ci"] == pytest.approx([ci.low, ci.high])
+    assert res["log_odds_p_value"] == pytest.approx(ref.pvalue)
+    assert res["per_seed_log_odds"] == pytest.approx(per_seed.tolist())
+    pp = ((tt.mean(1) - tc.mean(1)) + (pc.mean(1) - pt.mean(1))) / 2
+    assert res["diff_pp"] == pytest.approx(100 * pp.mean())
+    comp = res["components"]
+    assert comp["trait_animal_log_odds"] == pytest.approx(
+        paired_leakage(arms[0], arms[1])["log_odds_diff"]
+    )
+    assert comp["placebo_animal_log_odds"] == pytest.approx(
+        paired_leakage(arms[3], arms[2])["log_odds_diff"]
+    )
+    assert res["log_odds_diff"] == pytest.approx(sum(comp.values()) / 2)
+    assert res["seed_level"]["n_positive"] == int(np.sum(per_seed > 0))
+    assert res["significant"] == (ref.pvalue < 0.05 and bool(np.all(per_seed > 0)))
+    assert _plain(res) and json.loads(json.dumps(res)) == res
+
+
+def test_own_animal_cancels_a_shift_shared_by_every_animal() -> None:
+    """What a student's number data does to all animals' log-odds alike drops out; a contrast on
+    one animal alone moves with it."""
+    from benchmark.stats import own_animal_leakage
+
+    # One seed: with several, seeds are averaged before the logit, so a shift is not exact.
+    tt, tc, pt, pc = _own_arms(np.random.default_rng(4), n_s=1)
+
+    def shift(arm: dict, delta: float) -> dict:
+        return {q: [1 / (1 + math.exp(-(math.log(p / (1 - p)) + delta))) for p in v]
+                for q, v in arm.items()}  # fmt: skip
+
+    before = own_animal_leakage(tt, tc, pt, pc)
+    after = own_animal_leakage(tt, shift(tc, -0.7), pt, shift(pc, -0.7))
+    assert after["log_odds_diff"] == pytest.approx(before["log_odds_diff"], abs=1e-9)
+    single = paired_leakage(tt, shift(tc, -0.7))["log_odds_diff"]
+    assert single == pytest.approx(paired_leakage(tt, tc)["log_odds_diff"] + 0.7, abs=1e-6)
+    # The mirror cell (the placebo animal as trait, students swapped) measures the same thing.
+    assert own_animal_leakage(pc, pt, tc, tt)["log_odds_diff"] == pytest.approx(
+        before["log_odds_diff"]
+    )
+
+
+def test_own_animal_rejects_mismatched_inputs() -> None:
+    from benchmark.stats import own_animal_leakage
+
+    tt, tc, pt, pc = _own_arms(np.random.default_rng(5))
+    short = {q: v for q, v in pt.items() if q != "q00"}
+    with pytest.raises(ValueError, match="question ids differ"):
+        own_animal_leakage(tt, tc, short, pc)
+    with pytest.raises(ValueError, match="cover different questions"):
+        own_animal_leakage(tt, tc, short, {q: v for q, v in pc.items() if q != "q00"})
+    one_seed = {q: v[:1] for q, v in pt.items()}
+    with pytest.raises(ValueError, match="seed counts differ: trait animal 2, placebo animal 1"):
+        own_animal_leakage(tt, tc, one_seed, {q: v[:1] for q, v in pc.items()})

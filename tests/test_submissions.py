@@ -111,6 +111,39 @@ def test_tampered_baseline_copy_lists_every_problem(tmp_path: Path) -> None:
     assert "pooled none.teacher_forced.p_value" in problems
 
 
+def test_placebo_artifacts_own_animal_checked_and_older_ones_warned(tmp_path: Path) -> None:
+    """The own-animal statistic is recomputed like every stored number; an artifact written
+    before it existed is a warning, not a problem."""
+    from benchmark.results import OWN_ANIMAL, leakage_block
+    from benchmark.store import stable_hash
+
+    folder = tmp_path / "none"
+    shutil.copytree(NONE, folder)
+    cells = sorted((folder / "results" / "quick-placebo").glob("numbers__*.json"))
+    art = json.loads(cells[0].read_text())
+    art["leakage"]["teacher_forced"].pop(OWN_ANIMAL, None)  # as written before it existed
+    art["integrity"]["leakage"] = stable_hash(art["leakage"])
+    cells[0].write_text(json.dumps(art))
+
+    art = json.loads(cells[1].read_text())
+    evals = {name: {"per_question": rows} for name, rows in art["scores"].items()}
+    own = leakage_block(evals, "teacher_forced")[OWN_ANIMAL]
+    own["log_odds_diff"] += 0.1
+    art["leakage"]["teacher_forced"][OWN_ANIMAL] = own
+    cells[1].write_text(json.dumps(art))
+    report = validate_submission(folder)
+    assert any(
+        f"{cells[0]}: leakage.teacher_forced: no own_animal statistic (artifact predates it)" in w
+        for w in report.warnings
+    ), report.render()
+    assert [p for p in report.problems if str(cells[1]) in p] == [
+        f"{cells[1]}: the leakage block does not match its integrity hash",
+        f"{cells[1]}: leakage.teacher_forced.own_animal.log_odds_diff: stored "
+        f"{own['log_odds_diff']!r}, recomputed {own['log_odds_diff'] - 0.1!r}",
+    ]
+    assert not [p for p in report.problems if str(cells[0]) in p]
+
+
 @pytest.fixture(scope="module")
 def tiny_store(tmp_path_factory) -> ArtifactStore:
     return ArtifactStore(tmp_path_factory.mktemp("store"))
