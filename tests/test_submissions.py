@@ -144,6 +144,31 @@ def test_placebo_artifacts_own_animal_checked_and_older_ones_warned(tmp_path: Pa
     assert not [p for p in report.problems if str(cells[0]) in p]
 
 
+def test_training_rows_from_other_hardware_are_unverified_not_failed(tmp_path: Path) -> None:
+    """Stage keys name the config, not the hardware: a GPU artifact's rows can differ from a CPU
+    store's entry under the same key, which the validator says instead of calling it tampering."""
+    from benchmark.validate import Report, _check_integrity
+
+    cell = next((NONE / "results" / "quick-placebo").glob("numbers__*seed0*.json"))
+    art = json.loads(cell.read_text())
+
+    class OtherRows:
+        def has(self, stage: str, key: str) -> bool:
+            return True
+
+        def read_rows(self, stage: str, key: str) -> list[dict]:
+            return [{"id": "x", "prompt": "p", "completion": key}]
+
+    for device, bucket in [("cuda: NVIDIA H200", "warnings"), ("cpu: 2 threads", "problems")]:
+        art["run_info"]["device"] = device
+        report = Report()
+        _check_integrity(art, "cell", report, OtherRows())
+        hits = [m for m in getattr(report, bucket) if "training rows" in m]
+        assert len(hits) == 2, (device, report.render())
+        other = "problems" if bucket == "warnings" else "warnings"
+        assert not [m for m in getattr(report, other) if "training rows" in m]
+
+
 @pytest.fixture(scope="module")
 def tiny_store(tmp_path_factory) -> ArtifactStore:
     return ArtifactStore(tmp_path_factory.mktemp("store"))
