@@ -14,6 +14,11 @@ Statistics (``benchmark.stats``; percentage points, trait student minus control 
   seed-averaged scores of each group are averaged over groups (the groups take the place of seeds
   in ``paired_leakage``); the CI is again over questions. Its ``significant`` also asks that every
   group points the same way.
+* *Own animal* (placebo-controlled cells only, teacher-forced metric): the mean of the trait-animal
+  contrast and the placebo-animal mirror contrast on the log-odds scale
+  (``benchmark.stats.own_animal_leakage``), pooled over seeds or groups like the residual, on the
+  groups whose cells have a placebo teacher. It is the primary test that trait transfer happened
+  in such a setup; ranks still use the residual.
 * *Reduction* = baseline residual − defense residual, on the groups both have, the baseline being
   the ``none`` defense's cells of the same setup. Per question: the baseline's group-averaged
   difference minus the defense's; 95 % t-interval over questions.
@@ -39,9 +44,23 @@ from typing import Any
 import pandas as pd
 
 from leaderboard.artifact import Cell
-from leaderboard.pooling import Group, _by_group, mean_ci, pool, reduction, summarize
+from leaderboard.pooling import (
+    Group,
+    _by_group,
+    mean_ci,
+    own_animal,
+    pool,
+    reduction,
+    summarize,
+)
 
-__all__ = ["mean_ci", "pool", "reduction", "summarize"]  # pooling, re-exported for callers
+__all__ = [
+    "mean_ci",
+    "own_animal",
+    "pool",
+    "reduction",
+    "summarize",
+]  # pooling, re-exported for callers
 
 BASELINE = "none"
 FEW_ROWS = 0.10
@@ -163,6 +182,7 @@ def ranking(cells: list[Cell], metric: str, failed: list[Cell] | None = None) ->
     rows = []
     for entry, ec in entries.items():
         res = pool(ec, metric)
+        own = own_animal(ec) if metric == "teacher_forced" else None
         red = None if ec[0].defense == BASELINE else reduction(ec, baseline, metric)
         groups = set(_by_group(ec))
         kept = _avg(ec, "rows_kept")
@@ -181,6 +201,11 @@ def ranking(cells: list[Cell], metric: str, failed: list[Cell] | None = None) ->
             "spread_unit": res["unit"] if res else None,
             "spread_ci_low_pp": _spread(res, 0),
             "spread_ci_high_pp": _spread(res, 1),
+            # Placebo-controlled cells: each student's pull to its own teacher's animal (log-odds).
+            "own_animal_log_odds": own["log_odds_diff"] if own else None,
+            "own_animal_ci_low": own["log_odds_ci"][0] if own else None,
+            "own_animal_ci_high": own["log_odds_ci"][1] if own else None,
+            "own_animal_significant": own["significant"] if own else None,
             "reduction_pp": red["reduction_pp"] if red else None,
             "reduction_ci_low_pp": red["ci_pp"][0] if red else None,
             "reduction_ci_high_pp": red["ci_pp"][1] if red else None,
@@ -224,7 +249,9 @@ def ranking(cells: list[Cell], metric: str, failed: list[Cell] | None = None) ->
 
 COLUMNS = [
     "defense", "name", "version", "params", "residual_pp", "ci_low_pp", "ci_high_pp", "p_value",
-    "significant", "spread_unit", "spread_ci_low_pp", "spread_ci_high_pp", "reduction_pp", "reduction_ci_low_pp", "reduction_ci_high_pp",
+    "significant", "spread_unit", "spread_ci_low_pp", "spread_ci_high_pp",
+    "own_animal_log_odds", "own_animal_ci_low", "own_animal_ci_high", "own_animal_significant",
+    "reduction_pp", "reduction_ci_low_pp", "reduction_ci_high_pp",
     "reduction_share", "rows_kept", "utility", "helper_calls_per_cell",
     "helper_seconds_per_cell", "cells", "tasks", "traits", "integrity", "sources", "flags",
 ]  # fmt: skip

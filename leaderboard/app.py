@@ -181,6 +181,15 @@ def defense_page(
         "reduction vs none, pp", views.pp(row["reduction_pp"]) if row is not None else views.NA
     )
     c4.metric("rows kept", views.pct(row["rows_kept"]) if row is not None else views.NA)
+    if row is not None and not views._missing(row.get("own_animal_log_odds")):
+        st.markdown(
+            "**Own animal** (each student's pull to its own teacher's animal, log-odds; the "
+            "primary test of transfer with a placebo control teacher): "
+            + views.log_odds_ci(
+                row["own_animal_log_odds"], row["own_animal_ci_low"], row["own_animal_ci_high"]
+            )
+            + (" — significant" if row["own_animal_significant"] else " — not significant")
+        )
     if row is not None and row["flags"]:
         st.warning(f"Flags: {row['flags']}")
     st.markdown(

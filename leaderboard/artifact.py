@@ -32,6 +32,9 @@ from benchmark.results import SCHEMA
 from leaderboard.setups import setup_config_of
 
 METRICS = ("teacher_forced", "sampled")
+# The placebo animal's teacher-forced score (cells with a placebo control teacher): not a metric of
+# its own, it feeds the own-animal statistic (``benchmark.stats.own_animal_leakage``).
+PLACEBO = "placebo_teacher_forced"
 ARMS = ("trait", "control")
 
 
@@ -73,6 +76,8 @@ class Cell:
     params: dict[str, Any]
     entry: str  # the defense identity shown as one leaderboard row: name, version, params
     scores: dict[str, tuple[tuple[str, ...], np.ndarray, np.ndarray]]
+    # Placebo-controlled cells: (question ids, placebo animal in trait student, in control student).
+    placebo: tuple[tuple[str, ...], np.ndarray, np.ndarray] | None
     integrity: str  # ok / unverified / failed
     integrity_note: str = ""
     rows_kept: float | None = None  # share of rows the defense let through (mean of the arms)
@@ -100,6 +105,9 @@ def parse(art: Any, path: str = "", source: str = "") -> Cell:
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise Skip(f"config.seed is {seed!r}, expected an integer")
     scores = _scores(_need(art, "scores", dict))
+    placebo = scores.pop(PLACEBO, None)
+    if placebo is not None and placebo[0] != scores.get("teacher_forced", ((),))[0]:
+        raise Skip(f"{PLACEBO} covers other questions than teacher_forced")
     d = _dict(art.get("defense"))
     name = str(d.get("name") or cfg["defense"])
     version = str(d.get("version", "n/a"))
@@ -128,6 +136,7 @@ def parse(art: Any, path: str = "", source: str = "") -> Cell:
         params=params,
         entry=entry_label(name, version, params),
         scores=scores,
+        placebo=placebo,
         integrity=status,
         integrity_note=note,
         rows_kept=_mean([_kept_share(a) for a in arms]),
@@ -168,7 +177,7 @@ def _need(obj: dict[str, Any], key: str, typ: type, where: str = "") -> Any:
 def _scores(block: dict[str, Any]) -> dict[str, tuple[tuple[str, ...], np.ndarray, np.ndarray]]:
     cols = {a: _columns(_need(block, a, list, "scores."), a) for a in ARMS}
     out = {}
-    for m in METRICS:
+    for m in (*METRICS, PLACEBO):
         tr, co = cols["trait"][m], cols["control"][m]
         if not tr and not co:
             continue
@@ -189,7 +198,7 @@ def _scores(block: dict[str, Any]) -> dict[str, tuple[tuple[str, ...], np.ndarra
 def _columns(rows: list[Any], arm: str) -> dict[str, dict[str, float]]:
     """Per metric, question id -> score of one model; one pass over its rows (the hot loop of a
     1 000-artifact load, hence exact type checks rather than isinstance)."""
-    cols: dict[str, dict[str, float]] = {m: {} for m in METRICS}
+    cols: dict[str, dict[str, float]] = {m: {} for m in (*METRICS, PLACEBO)}
     for r in rows:
         q = r.get("id") if type(r) is dict else None
         if type(q) is not str:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from benchmark.stats import paired_leakage
+from benchmark.stats import own_animal_leakage, paired_leakage
 from leaderboard.artifact import Cell
 
 Group = tuple[str, str]  # (task, trait)
@@ -94,6 +94,47 @@ def pool(cells: list[Cell], metric: str, full: bool = False) -> dict[str, Any] |
     else:
         res = summarize(t_arr, c_arr)
     res.update(n_cells=sum(len(v) for v in groups.values()), n_groups=len(groups), unit=unit)
+    return res
+
+
+def own_animal(cells: list[Cell]) -> dict[str, Any] | None:
+    """The own-animal statistic of placebo-controlled ``cells`` (one entry, one setup): each
+    student's pull toward its own teacher's animal, ``benchmark.stats.own_animal_leakage`` on the
+    teacher-forced scores, pooled like :func:`pool` (seeds of one group, or groups weighted
+    equally) over the cells that have the placebo animal's scores (in the quick preset: the
+    numbers task; its free-text tasks have a bare-base control). None if no cell has them."""
+    cells = [c for c in cells if c.placebo is not None and "teacher_forced" in c.scores]
+    if not cells:
+        return None
+    # Per group, four (questions, seeds) arrays: trait animal in trait / control student, placebo
+    # animal in trait / control student.
+    Aligned = tuple[list[str], np.ndarray]
+    per_group: list[list[Aligned]] = []
+    for gc in _by_group(cells).values():
+        tf = [c.scores["teacher_forced"] for c in gc]
+        pl = [c.placebo for c in gc if c.placebo is not None]
+        arrays = [
+            _align([(h[0], h[1]) for h in tf]),
+            _align([(h[0], h[2]) for h in tf]),
+            _align([(h[0], h[1]) for h in pl]),
+            _align([(h[0], h[2]) for h in pl]),
+        ]
+        if any(a is None for a in arrays):
+            return None
+        per_group.append([a for a in arrays if a is not None])
+    four: list[Aligned | None] = list(per_group[0])
+    unit = "seed"
+    if len(per_group) > 1:  # the groups take the place of seeds, each its seed-averaged scores
+        unit = "task×trait group"
+        four = [
+            _align([(tuple(g[i][0]), g[i][1].mean(axis=1)) for g in per_group]) for i in range(4)
+        ]
+    done = [a for a in four if a is not None]
+    if len(done) < 4 or any(a[0] != done[0][0] for a in done):
+        return None
+    tt, tc, pt, pc = ({q: list(a[1][i]) for i, q in enumerate(a[0])} for a in done)
+    res = own_animal_leakage(tt, tc, pt, pc)
+    res.update(n_cells=len(cells), n_groups=len(per_group), unit=unit)
     return res
 
 

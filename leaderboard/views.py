@@ -49,7 +49,7 @@ def ranking_table(df: pd.DataFrame) -> pd.DataFrame:
     red = zip(
         df["reduction_pp"], df["reduction_ci_low_pp"], df["reduction_ci_high_pp"], strict=True
     )
-    return pd.DataFrame(
+    table = pd.DataFrame(
         {
             "rank": df["rank"],
             "defense": df["defense"],
@@ -68,6 +68,19 @@ def ranking_table(df: pd.DataFrame) -> pd.DataFrame:
             "traits": df["traits"],
         }
     )
+    if df["own_animal_log_odds"].notna().any():  # placebo-controlled setups only
+        own = zip(
+            df["own_animal_log_odds"],
+            df["own_animal_ci_low"],
+            df["own_animal_ci_high"],
+            strict=True,
+        )
+        table.insert(3, "own animal, log-odds [95 % CI]", [log_odds_ci(*v) for v in own])
+    return table
+
+
+def log_odds_ci(v: Any, lo: Any, hi: Any) -> str:
+    return NA if _missing(v) else f"{v:+.3f} [{lo:+.3f}, {hi:+.3f}]"
 
 
 def group_table(df: pd.DataFrame) -> pd.DataFrame:

@@ -205,6 +205,56 @@ def test_gpu_cells_form_their_own_setup() -> None:
     assert agg.setup_labels([cpu, gpu])[gpu.setup].endswith("hardware=cuda")
 
 
+def test_own_animal_of_placebo_cells_matches_the_suite_pool() -> None:
+    """Placebo-controlled cells carry the placebo animal's scores; the ranking's own-animal column
+    is ``slb suite``'s pooled statistic over them, and cells without a placebo teacher (other
+    tasks of the same setup) neither change it nor show one of their own."""
+    from benchmark.suite import pool as suite_pool
+
+    arts = [
+        json.loads(p.read_text())
+        for p in sorted((REAL.parent / "quick-placebo").glob("numbers__*.json"))
+    ]
+    assert len(arts) == 3
+    cells = [parse(a) for a in arts]
+    assert all(
+        c.placebo is not None and c.placebo[0] == c.scores["teacher_forced"][0] for c in cells
+    )
+    want = suite_pool(arts)["own_animal"]
+    row = agg.ranking(cells, "teacher_forced").iloc[0]
+    assert row["own_animal_log_odds"] == pytest.approx(want["log_odds_diff"])
+    assert [row["own_animal_ci_low"], row["own_animal_ci_high"]] == pytest.approx(
+        want["log_odds_ci"]
+    )
+    assert row["own_animal_significant"] == want["significant"]
+    shown = ranking_table(agg.ranking(cells, "teacher_forced"))
+    assert (
+        shown["own animal, log-odds [95 % CI]"]
+        .iloc[0]
+        .startswith(f"{want['log_odds_diff']:+.3f} [")
+    )
+    # Two groups weigh equally, each its seed-averaged scores: a copy under another trait leaves
+    # the per-question means, and so the statistic, unchanged.
+    from leaderboard.pooling import own_animal
+
+    cats = [parse({**a, "config": {**a["config"], "trait": "cat"}}) for a in arts]
+    two = own_animal(cells + cats)
+    assert two is not None and two["unit"] == "task×trait group" and two["n_groups"] == 2
+    assert two["log_odds_diff"] == pytest.approx(want["log_odds_diff"])
+    plain = parse(artifact(Spec("code", "none", "owl", 0)))
+    assert plain.placebo is None
+    mixed = agg.ranking([*cells, plain], "teacher_forced").iloc[0]
+    assert mixed["own_animal_log_odds"] == pytest.approx(want["log_odds_diff"])
+    assert agg.ranking([plain], "teacher_forced").iloc[0]["own_animal_log_odds"] is None
+    assert "own animal, log-odds [95 % CI]" not in ranking_table(
+        agg.ranking([plain], "teacher_forced")
+    )
+    assert (
+        agg.ranking(cells, "sampled").empty
+        or agg.ranking(cells, "sampled")["own_animal_log_odds"].isna().all()
+    )
+
+
 def test_optional_fields_absent_show_as_na() -> None:
     art = json.loads(json.dumps(artifact(Spec("numbers", "none", "owl", 0))))
     for key in ("defense", "data", "run_info", "inspect_logs", "integrity", "utility", "leakage"):

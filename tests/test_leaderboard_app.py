@@ -117,6 +117,24 @@ def test_defense_page(monkeypatch: pytest.MonkeyPatch, results: Path) -> None:
     assert "Synthetic defense 'strict'" in " ".join(m.value for m in at.markdown)
 
 
+def test_placebo_setup_shows_the_own_animal_statistic(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The real placebo-controlled baseline: the ranking gets an own-animal column and the
+    defense page names the statistic with its CI and verdict."""
+    import shutil
+
+    real = Path(APP).parent.parent / "submissions" / "none" / "results" / "quick-placebo"
+    shutil.copytree(real, tmp_path / "results" / "quick-placebo")
+    at = _run(monkeypatch, tmp_path / "results")
+    ranking = _table(at, "own animal, log-odds [95 % CI]")
+    assert ranking["own animal, log-odds [95 % CI]"].iloc[0].startswith("+0.2")
+    at.sidebar.radio(key="page").set_value("none v1").run()
+    assert not at.exception
+    text = " ".join(m.value for m in at.markdown)
+    assert "**Own animal**" in text and "— significant" in text
+
+
 def test_no_usable_artifacts_does_not_crash(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
