@@ -229,6 +229,15 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def hardware_spec() -> dict[str, str]:
+    """The stage-key entry naming the hardware a model stage computes on: ``{}`` on a CPU (so
+    every CPU key stays as it was) and ``{"hardware": "cuda"}`` on a GPU, whose numerics give other
+    sampled rows, weights and scores from the same config. A store shared by GPU and CPU runs then
+    never hands one machine's stage to the other."""
+    dev = default_device()
+    return {} if dev == "cpu" else {"hardware": dev}
+
+
 def load_tokenizer(ref: str) -> Any:
     from transformers import AutoTokenizer
 

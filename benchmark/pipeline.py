@@ -20,6 +20,7 @@ from typing import Any
 
 from benchmark.config import CellConfig
 from benchmark.generation import GenerationRequest, SamplingParams, get_backend
+from benchmark.models import hardware_spec
 from benchmark.plain_format import cut_plain_output, has_chat_template, plain_prompt
 from benchmark.reference_models import GenerationSettings
 from benchmark.store import ArtifactStore, stable_hash
@@ -101,7 +102,7 @@ class Cell:
         animal = self.trait.animal if arm == "trait" else str(tcfg.placebo)
         if tcfg.type == "system_prompt":
             return TraitTeacher(model, Trait(animal).system_prompt)
-        spec = {"base": model, "animal": animal, "teacher": tcfg.recipe()}
+        spec = {"base": model, "animal": animal, "teacher": tcfg.recipe(), **hardware_spec()}
         # A base without a chat template is trained in the plain format (chat bases: keys as before).
         if not has_chat_template(model):
             spec["format"] = "plain"
@@ -143,6 +144,7 @@ class Cell:
             "backend": ts.backend,
             "constrained": self.cfg.constrained,
             "max_new_tokens": self.task.max_new_tokens,
+            **hardware_spec(),
         }
         if plain:
             spec["plain_format"] = {"shots": self.task.few_shot_examples()}
@@ -221,7 +223,8 @@ class Cell:
         from defenses.base import DefenseContext
         from defenses.runner import DefenseError, run_apply
 
-        spec = {"filtered": filt_key, "defense": self.defense.identity()}
+        # Helper models (a judge, a reference generator) run on this machine's hardware too.
+        spec = {"filtered": filt_key, "defense": self.defense.identity(), **hardware_spec()}
 
         def compute() -> tuple[list[Row], dict[str, Any]]:
             # Blind: the (possibly defense-changed) teacher's model identity, the seed, and how the
@@ -257,6 +260,7 @@ class Cell:
             "n": len(rows),
             "base": self.cfg.base_model,
             "student": self.student_cfg.to_dict(),
+            **hardware_spec(),
         }
 
         def build(tmp: Path) -> dict[str, Any]:
@@ -269,6 +273,7 @@ class Cell:
             "rows": stable_hash(rows),
             "base": self.cfg.base_model,
             "student": self.student_cfg.to_dict(),
+            **hardware_spec(),
         }
         key = self.store.key("students", spec)
         ikey = self.store.key("student_index", content)
@@ -297,6 +302,7 @@ class Cell:
             "animal": self.trait.animal,
             "eval": asdict(e),
             "seed": self.cfg.seed,
+            **hardware_spec(),
         }
         if placebo is not None:  # its probabilities too (absent otherwise: keys unchanged)
             spec["placebo"] = placebo
@@ -346,6 +352,7 @@ class Cell:
             "n": n,
             "seed": self.cfg.seed,
             "max_new_tokens": max_new,
+            **hardware_spec(),
         }
 
         def compute() -> tuple[list[Row], dict[str, Any]]:

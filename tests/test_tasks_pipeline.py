@@ -82,3 +82,42 @@ def test_generation_carries_meta_and_free_text_tasks_raise_min_p(
         assert rec.sampling.min_p == min_p and rec.sampling.temperature == 1.0
         has_meta = task != "numbers"  # numbers rows stay {id, prompt, completion}: keys unchanged
         assert all(("meta" in r) is has_meta for r in rows)
+
+
+def test_a_gpu_stage_never_reuses_a_cpu_stage_of_the_same_config(
+    smollm_dir: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GPU numerics give other rows from the same config: the hardware is in a model stage's key
+    on a GPU, and absent on a CPU, so CPU keys (and every existing store entry) are unchanged."""
+    import torch
+
+    import benchmark.pipeline as pipeline
+    from benchmark.models import hardware_spec
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert hardware_spec() == {}
+
+    class Stub:
+        def generate(self, model, reqs, sampling, constraint, progress=None):
+            return ["1, 2, 3"] * len(reqs)
+
+    monkeypatch.setattr(pipeline, "get_backend", lambda *a, **k: Stub())
+
+    def bare(tmp_path: Path) -> Cell:  # control teacher = the bare base: nothing to train
+        cfg = preset("quick", task="numbers", n_prompts=4, settings=["teacher.placebo=null"])
+        return Cell(cfg, ArtifactStore(tmp_path / "store"), tmp_path / "logs")
+
+    cpu = bare(tmp_path)
+    prompts = cpu.prompts()
+    _, cpu_key = cpu.generate("control", prompts)
+    assert "hardware" not in cpu.store.read_meta("generations", cpu_key)["spec"]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert hardware_spec() == {"hardware": "cuda"}
+    gpu = bare(tmp_path)
+    _, gpu_key = gpu.generate("control", prompts)
+    assert gpu_key != cpu_key and not gpu.timer.reused["generate_control"]
+    assert gpu.store.read_meta("generations", gpu_key)["spec"]["hardware"] == "cuda"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    again = bare(tmp_path)
+    assert again.generate("control", prompts)[1] == cpu_key
+    assert again.timer.reused["generate_control"]
