@@ -68,7 +68,7 @@ def test_sampling_dict_omits_the_flag_when_off() -> None:
     assert "coupled" not in SamplingParams().to_dict()
     assert SamplingParams(coupled=True).to_dict()["coupled"] is True
     # The committed results carry these names: the first quick preset (bare-base control,
-    # submissions/none/results/quick/) and the current one (submissions/none/results/quick-placebo/).
+    # submissions/none/results/quick-bare-control/) and the current one (.../results/quick/).
     base_control = preset("quick", task="numbers", seed=0, settings=["teacher.placebo=null"])
     assert cell_name(base_control) == "numbers__none__owl__seed0__90de8d8a"
     assert cell_name(preset("quick", seed=0)) == "numbers__none__owl__seed0__042c225b"

@@ -19,7 +19,7 @@ from leaderboard.synthetic import Spec, artifact, write
 from leaderboard.views import ranking_table
 
 REPO = Path(__file__).resolve().parent.parent
-REAL = REPO / "submissions" / "none" / "results" / "quick"
+REAL = REPO / "submissions" / "none" / "results" / "quick-bare-control"
 
 
 def _spec(defense: str, leak: float, **kw) -> list[Spec]:
@@ -83,8 +83,8 @@ def test_real_baseline_pools_to_the_suite_summary() -> None:
     labels = agg.setup_labels(data.cells)
     by_folder = {Path(c.path).parent.name: labels[c.setup] for c in data.cells}
     # The quick preset as it stands has a placebo control teacher; the first baseline had none.
-    assert by_folder["quick"] == "teacher.placebo=unset"
-    assert by_folder["quick-placebo"] == "default"
+    assert by_folder["quick-bare-control"] == "teacher.placebo=unset"
+    assert by_folder["quick"] == "default"
     assert by_folder["quick-placebo-h200"] == "gen_batch_size=256, hardware=cuda"
     assert "teacher.type=system_prompt" in by_folder["quick-system-prompt-teacher"]
     assert "student.lora_r=16" in by_folder["quick-shared-adapter-init"]
@@ -95,8 +95,8 @@ def test_real_baseline_pools_to_the_suite_summary() -> None:
         "sampling.coupled=True, teacher.placebo=unset, teacher.type=system_prompt"
     )
     named = (
+        "quick-bare-control",
         "quick",
-        "quick-placebo",
         "quick-placebo-h200",
         "quick-system-prompt-teacher",
         "quick-shared-adapter-init",
@@ -105,7 +105,7 @@ def test_real_baseline_pools_to_the_suite_summary() -> None:
     )
     assert len({by_folder[f] for f in named}) == len(named)
     # The free-text tasks of the same quick suite are the numbers cells' setup (per-task knobs).
-    assert by_folder["quick-free-text"] == by_folder["quick-placebo"]
+    assert by_folder["quick-free-text"] == by_folder["quick"]
 
 
 def test_content_hash_is_the_stores_stable_hash() -> None:
@@ -212,8 +212,7 @@ def test_own_animal_of_placebo_cells_matches_the_suite_pool() -> None:
     from benchmark.suite import pool as suite_pool
 
     arts = [
-        json.loads(p.read_text())
-        for p in sorted((REAL.parent / "quick-placebo").glob("numbers__*.json"))
+        json.loads(p.read_text()) for p in sorted((REAL.parent / "quick").glob("numbers__*.json"))
     ]
     assert len(arts) == 3
     cells = [parse(a) for a in arts]

@@ -124,7 +124,7 @@ def test_placebo_setup_shows_the_own_animal_statistic(
     defense page names the statistic with its CI and verdict."""
     import shutil
 
-    real = Path(APP).parent.parent / "submissions" / "none" / "results" / "quick-placebo"
+    real = Path(APP).parent.parent / "submissions" / "none" / "results" / "quick"
     shutil.copytree(real, tmp_path / "results" / "quick-placebo")
     at = _run(monkeypatch, tmp_path / "results")
     ranking = _table(at, "own animal, log-odds [95 % CI]")

@@ -96,12 +96,12 @@ def test_baseline_artifacts_validate_with_predates_warnings() -> None:
 def test_tampered_baseline_copy_lists_every_problem(tmp_path: Path) -> None:
     folder = tmp_path / "none"
     shutil.copytree(NONE, folder)
-    cell = next((folder / "results" / "quick").glob("numbers__*seed0*.json"))
+    cell = next((folder / "results" / "quick-bare-control").glob("numbers__*seed0*.json"))
     art = json.loads(cell.read_text())
     art["leakage"]["teacher_forced"]["trait_vs_control"]["diff_pp"] += 0.5
     art["config"]["defense_params"] = {"strength": 2}
     cell.write_text(json.dumps(art))
-    summary = folder / "results" / "quick" / "summary.json"
+    summary = folder / "results" / "quick-bare-control" / "summary.json"
     s = json.loads(summary.read_text())
     s["pooled"][0]["leakage"]["teacher_forced"]["p_value"] = 0.5
     summary.write_text(json.dumps(s))
@@ -119,7 +119,7 @@ def test_placebo_artifacts_own_animal_checked_and_older_ones_warned(tmp_path: Pa
 
     folder = tmp_path / "none"
     shutil.copytree(NONE, folder)
-    cells = sorted((folder / "results" / "quick-placebo").glob("numbers__*.json"))
+    cells = sorted((folder / "results" / "quick").glob("numbers__*.json"))
     art = json.loads(cells[0].read_text())
     art["leakage"]["teacher_forced"].pop(OWN_ANIMAL, None)  # as written before it existed
     art["integrity"]["leakage"] = stable_hash(art["leakage"])
@@ -149,7 +149,7 @@ def test_training_rows_from_other_hardware_are_unverified_not_failed(tmp_path: P
     store's entry under the same key, which the validator says instead of calling it tampering."""
     from benchmark.validate import Report, _check_integrity
 
-    cell = next((NONE / "results" / "quick-placebo").glob("numbers__*seed0*.json"))
+    cell = next((NONE / "results" / "quick").glob("numbers__*seed0*.json"))
     art = json.loads(cell.read_text())
 
     class OtherRows:
