@@ -19,8 +19,10 @@ Statistics (``benchmark.stats``; percentage points, trait student minus control 
   (``benchmark.stats.own_animal_leakage``), pooled over seeds or groups like the residual, on the
   groups whose cells have a placebo teacher. It is the primary test that trait transfer happened
   in such a setup; ranks still use the residual.
-* *Reduction* = baseline residual − defense residual, on the groups both have, the baseline being
-  the ``none`` defense's cells of the same setup. Per question: the baseline's group-averaged
+* *Reduction* = baseline residual − defense residual, on the groups both have and, within a
+  group, on the seeds both have (when they share any: a defense run on seed 0 only is compared
+  with the baseline's seed 0, not its seed mean), the baseline being the ``none`` defense's
+  cells of the same setup. Per question: the baseline's group-averaged
   difference minus the defense's; 95 % t-interval over questions.
 * The tables need only the mean, CI, p-value, per-seed differences and ``significant`` of
   ``paired_leakage``; :func:`summarize` computes exactly those (a test holds them equal) without
@@ -300,6 +302,8 @@ def _flags(
             flags.append("no baseline in this setup")
         elif not red["significant"]:
             flags.append("reduction not significant")
+        if red is not None and not red.get("seed_matched", True):
+            flags.append("reduction not seed-matched (no seed shared with the baseline)")
     bad = [c for c in ec if c.integrity == "failed"]
     if bad:
         flags.append(f"integrity check failed for {len(bad)} artifact(s) (included)")

@@ -165,8 +165,32 @@ def summarize(t: np.ndarray, c: np.ndarray) -> dict[str, Any]:
     }
 
 
+def _matched_seeds(cells: list[Cell], baseline: list[Cell]) -> tuple[list[Cell], list[Cell], bool]:
+    """Both sides cut, per (task, trait) group, to the seeds both have, when they share any: a
+    seed fixes the prompts and the sampling and training seeds, so a seed-matched comparison
+    cancels most run-to-run noise (a defense that leaves the rows unchanged then shows exactly 0).
+    Groups without a shared seed keep all their seeds; the flag says whether every group matched."""
+    mine, base = _by_group(cells), _by_group(baseline)
+    out_m: list[Cell] = []
+    out_b: list[Cell] = []
+    matched = True
+    for g in set(mine) | set(base):
+        m, b = mine.get(g, []), base.get(g, [])
+        shared = {c.seed for c in m} & {c.seed for c in b}
+        if shared:
+            m = [c for c in m if c.seed in shared]
+            b = [c for c in b if c.seed in shared]
+        elif m and b:
+            matched = False
+        out_m += m
+        out_b += b
+    return out_m, out_b, matched
+
+
 def reduction(cells: list[Cell], baseline: list[Cell], metric: str) -> dict[str, Any] | None:
-    """Baseline residual − defense residual over the groups both have (see module docstring)."""
+    """Baseline residual − defense residual over the groups both have, on the seeds both have
+    where they share any (see module docstring)."""
+    cells, baseline, matched = _matched_seeds(cells, baseline)
     mine, base = _group_means(cells, metric), _group_means(baseline, metric)
     shared = sorted(set(mine) & set(base))
     if not shared:
@@ -191,6 +215,7 @@ def reduction(cells: list[Cell], baseline: list[Cell], metric: str) -> dict[str,
         # A share of the baseline only means something when the baseline itself leaks.
         "share": (100 * mean) / base_res if base_res > 0 else None,
         "groups": shared,
+        "seed_matched": matched,
     }
 
 

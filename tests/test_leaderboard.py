@@ -329,6 +329,23 @@ def test_ranking_order_ties_and_reduction(tmp_path: Path) -> None:
     assert np.isnan(by.loc["none", "reduction_pp"])
 
 
+def test_reduction_compares_the_seeds_both_have(tmp_path: Path) -> None:
+    """A defense run on seed 0 only is compared with the baseline's seed 0, not with the mean of
+    its seeds: a defense that leaves the rows (and so the students) unchanged then reduces by
+    exactly 0, whatever the baseline's other seeds did. Without a shared seed it falls back to
+    all seeds, and says so."""
+    specs = _spec("none", 0.30, seeds=[0, 1, 2], noise_pp=0.3)
+    arts = [artifact(s) for s in specs]
+    same = json.loads(json.dumps(arts[0]))  # none's seed 0 under another name
+    same["config"]["defense"] = same["defense"]["name"] = "banned"
+    other = [artifact(s) for s in _spec("late", 0.30, seeds=[7], noise_pp=0.3)]
+    write(tmp_path / "results" / "quick", [*arts, same, *other])
+    by = agg.ranking(load([tmp_path / "results"]).cells, "teacher_forced").set_index("name")
+    assert by.loc["banned", "reduction_pp"] == pytest.approx(0.0, abs=1e-12)
+    assert "seed-matched" not in by.loc["banned", "flags"]
+    assert "reduction not seed-matched" in by.loc["late", "flags"]
+
+
 def test_ranks_rule() -> None:
     assert agg.ranks([(0, 1), (0.5, 2), (1.5, 3)]) == ["=1", "=1", "2"]
     assert agg.ranks([(0, 0.1), (0.2, 0.3), (0.4, 0.5)]) == ["1", "2", "3"]
