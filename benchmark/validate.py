@@ -154,8 +154,9 @@ def _check_integrity(art: dict[str, Any], where: str, report: Report, store: Any
         if integ.get("training_rows", {}).get(arm) == stable_hash(rows):
             continue
         if device.startswith("cuda"):
-            # Stage keys name the config, not the hardware, and a GPU samples other rows than a CPU
-            # from the same config: this store's rows may be another machine's run of this cell.
+            # GPU artifacts written before stage keys named the hardware (models.hardware_spec)
+            # share their keys with CPU runs of the same config, whose rows differ: this store's
+            # rows may be another machine's run of this cell.
             report.warnings.append(
                 f"{where}: {arm} training rows differ from this store's entry for the same key; "
                 f"the artifact ran on {device}, so the store's rows may come from other hardware "
