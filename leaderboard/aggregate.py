@@ -297,6 +297,10 @@ def _flags(
         flags.append("baseline leakage not significant")
     elif res["significant"] and res["diff_pp"] < 0:
         flags.append("residual significantly below 0 (trait moved away: still a signal)")
+    if res is not None and not res.get("seed_level"):
+        # One run per group and one group: nothing measures run-to-run noise, which on the quick
+        # preset exceeds the question-level CI (a null cell differs "significantly" over questions).
+        flags.append("one run: rank from the question-level CI only")
     if not is_base:
         if red is None:
             flags.append("no baseline in this setup")

@@ -344,6 +344,8 @@ def test_reduction_compares_the_seeds_both_have(tmp_path: Path) -> None:
     assert by.loc["banned", "reduction_pp"] == pytest.approx(0.0, abs=1e-12)
     assert "seed-matched" not in by.loc["banned", "flags"]
     assert "reduction not seed-matched" in by.loc["late", "flags"]
+    # Three seeds measure run-to-run noise; one does not, and the entry says so.
+    assert "one run" in by.loc["late", "flags"] and "one run" not in by.loc["none", "flags"]
 
 
 def test_ranks_rule() -> None:

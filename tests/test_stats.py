@@ -317,3 +317,21 @@ def test_own_animal_rejects_mismatched_inputs() -> None:
     one_seed = {q: v[:1] for q, v in pt.items()}
     with pytest.raises(ValueError, match="seed counts differ: trait animal 2, placebo animal 1"):
         own_animal_leakage(tt, tc, one_seed, {q: v[:1] for q, v in pc.items()})
+
+
+def test_printed_verdict_says_when_one_run_cannot_see_run_noise() -> None:
+    """One run's question-level test is no test of run-to-run noise; the suite's line says so."""
+    from benchmark.suite import _fmt
+
+    rng = np.random.default_rng(0)
+    control = rng.uniform(0.1, 0.5, size=(50, 3))
+    trait = control + 0.05 + rng.normal(0.0, 0.005, size=control.shape)
+    one = paired_leakage(*_arms(trait[:, :1], control[:, :1]))
+    three = paired_leakage(*_arms(trait, control))
+    assert one["significant"] and three["significant"]
+    assert _fmt(one).endswith(
+        "significant over questions (one run: run-to-run noise not in this test)"
+    )
+    assert _fmt(three).endswith(" — significant")
+    flat = paired_leakage(*_arms(control[:, :1], control[:, :1]))
+    assert _fmt(flat).endswith(" — not significant")
