@@ -257,6 +257,16 @@ def leakage_vs_base(
     return _leakage(s, b, confidence=confidence, eps=eps, reference="base")
 
 
+def own_animal_per_question(
+    tt: np.ndarray, tc: np.ndarray, pt: np.ndarray, pc: np.ndarray, *, eps: float = 1e-4
+) -> np.ndarray:
+    """The own-animal statistic per question, on aligned (questions, seeds) score arrays (trait /
+    placebo animal in the trait / control student): seeds averaged first, then
+    ½·[(logit tT − logit tC) + (logit pC − logit pT)] (see :func:`own_animal_leakage`)."""
+    m = [np.asarray(a, dtype=float).reshape(len(a), -1).mean(axis=1) for a in (tt, tc, pt, pc)]
+    return ((_logit(m[0], eps) - _logit(m[1], eps)) + (_logit(m[3], eps) - _logit(m[2], eps))) / 2
+
+
 def own_animal_leakage(
     trait_in_trait: Scores,
     trait_in_control: Scores,
@@ -312,7 +322,7 @@ def own_animal_leakage(
     mean = {k: v.mean(axis=1) for k, v in dict(tt=tt, tc=tc, pt=pt, pc=pc).items()}
     trait_lo = lo(mean["tt"]) - lo(mean["tc"])
     placebo_lo = lo(mean["pc"]) - lo(mean["pt"])
-    lo_q = (trait_lo + placebo_lo) / 2
+    lo_q = own_animal_per_question(tt, tc, pt, pc, eps=eps)
     pp_q = ((mean["tt"] - mean["tc"]) + (mean["pc"] - mean["pt"])) / 2
     lo_mean, lo_ci, lo_p = _t_summary(lo_q, confidence)
     pp_mean, pp_ci, pp_p = _t_summary(pp_q, confidence)

@@ -119,10 +119,23 @@ def page_choice(entries: list[str]) -> str:
 def leaderboard_page(
     rank: pd.DataFrame, per_task: Callable[[], pd.DataFrame], metric: str, f: agg.Filters
 ) -> None:
-    st.subheader(f"Ranking by residual leakage ({metric})")
+    by_own = not rank.empty and rank["ranked_by"].iloc[0] == agg.RANKED_BY_OWN
+    st.subheader(
+        f"Ranking by the own-animal statistic ({metric})"
+        if by_own
+        else f"Ranking by residual leakage ({metric})"
+    )
     if rank.empty:
         st.info("No results artifacts match the filters.")
         return
+    if by_own:
+        st.caption(
+            "This setup has a placebo control teacher, so it ranks by the own-animal statistic: "
+            "the mean, on the log-odds scale, of the trait animal's contrast (trait − control "
+            "student) and the placebo animal's mirror contrast — each student's pull to its own "
+            "teacher's animal. Its reduction is the `none` baseline's statistic minus this one's, "
+            "per question, on the seeds both have."
+        )
     st.caption(
         "Residual leakage = trait student − control student, percentage points, averaged over the "
         "selected tasks and traits (each weighted equally; seeds averaged per question), 95 % CI "
@@ -189,6 +202,16 @@ def defense_page(
                 row["own_animal_log_odds"], row["own_animal_ci_low"], row["own_animal_ci_high"]
             )
             + (" — significant" if row["own_animal_significant"] else " — not significant")
+            + (
+                "; reduction vs none "
+                + views.log_odds_ci(
+                    row["own_reduction_log_odds"],
+                    row["own_reduction_ci_low"],
+                    row["own_reduction_ci_high"],
+                )
+                if not views._missing(row.get("own_reduction_log_odds"))
+                else ""
+            )
         )
     if row is not None and row["flags"]:
         st.warning(f"Flags: {row['flags']}")

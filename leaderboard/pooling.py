@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from benchmark.stats import own_animal_leakage, paired_leakage
+from benchmark.stats import own_animal_leakage, own_animal_per_question, paired_leakage
 from leaderboard.artifact import Cell
 
 Group = tuple[str, str]  # (task, trait)
@@ -103,39 +103,75 @@ def own_animal(cells: list[Cell]) -> dict[str, Any] | None:
     teacher-forced scores, pooled like :func:`pool` (seeds of one group, or groups weighted
     equally) over the cells that have the placebo animal's scores (in the quick preset: the
     numbers task; its free-text tasks have a bare-base control). None if no cell has them."""
+    arrays = _own_arrays(cells)
+    if arrays is None:
+        return None
+    ids, four, unit, n_cells, n_groups = arrays
+    tt, tc, pt, pc = ({q: list(a[i]) for i, q in enumerate(ids)} for a in four)
+    res = own_animal_leakage(tt, tc, pt, pc)
+    res.update(n_cells=n_cells, n_groups=n_groups, unit=unit)
+    return res
+
+
+def _own_arrays(
+    cells: list[Cell],
+) -> tuple[list[str], list[np.ndarray], str, int, int] | None:
+    """Question ids, the four aligned (questions, columns) arrays of :func:`own_animal` (trait
+    animal in trait / control student, placebo animal in trait / control student; the columns are
+    seeds of one group, or the groups' seed means), the column unit and the cell and group counts."""
     cells = [c for c in cells if c.placebo is not None and "teacher_forced" in c.scores]
     if not cells:
         return None
-    # Per group, four (questions, seeds) arrays: trait animal in trait / control student, placebo
-    # animal in trait / control student.
-    Aligned = tuple[list[str], np.ndarray]
-    per_group: list[list[Aligned]] = []
+    per_group: list[list[tuple[list[str], np.ndarray]]] = []
     for gc in _by_group(cells).values():
         tf = [c.scores["teacher_forced"] for c in gc]
         pl = [c.placebo for c in gc if c.placebo is not None]
-        arrays = [
+        arrays = [  # tt, tc, pt, pc
             _align([(h[0], h[1]) for h in tf]),
             _align([(h[0], h[2]) for h in tf]),
             _align([(h[0], h[1]) for h in pl]),
             _align([(h[0], h[2]) for h in pl]),
         ]
-        if any(a is None for a in arrays):
+        done = [a for a in arrays if a is not None]
+        if len(done) < 4:
             return None
-        per_group.append([a for a in arrays if a is not None])
-    four: list[Aligned | None] = list(per_group[0])
-    unit = "seed"
-    if len(per_group) > 1:  # the groups take the place of seeds, each its seed-averaged scores
-        unit = "task×trait group"
-        four = [
+        per_group.append(done)
+    if len(per_group) == 1:
+        four, unit = per_group[0], "seed"
+    else:  # the groups take the place of seeds, each its seed-averaged scores
+        means = [
             _align([(tuple(g[i][0]), g[i][1].mean(axis=1)) for g in per_group]) for i in range(4)
         ]
-    done = [a for a in four if a is not None]
-    if len(done) < 4 or any(a[0] != done[0][0] for a in done):
+        four = [a for a in means if a is not None]
+        unit = "task×trait group"
+    if len(four) < 4 or any(a[0] != four[0][0] for a in four):
         return None
-    tt, tc, pt, pc = ({q: list(a[1][i]) for i, q in enumerate(a[0])} for a in done)
-    res = own_animal_leakage(tt, tc, pt, pc)
-    res.update(n_cells=len(cells), n_groups=len(per_group), unit=unit)
-    return res
+    return four[0][0], [a[1] for a in four], unit, len(cells), len(per_group)
+
+
+def own_reduction(cells: list[Cell], baseline: list[Cell]) -> dict[str, Any] | None:
+    """Baseline own-animal statistic − the defense's (log-odds), on the seeds both have where they
+    share any, as :func:`reduction` does for the residual; t over questions. None unless both
+    sides have placebo-controlled cells of the same groups."""
+    cells, baseline, matched = _matched_seeds(cells, baseline)
+    groups = set(_by_group(c for c in cells if c.placebo is not None))
+    if not groups or not groups <= set(_by_group(c for c in baseline if c.placebo is not None)):
+        return None
+    baseline = [c for c in baseline if (c.task, c.trait) in groups]
+    mine, base = _own_arrays(cells), _own_arrays(baseline)
+    if mine is None or base is None:
+        return None
+    both = _align([(tuple(side[0]), own_animal_per_question(*side[1])) for side in (mine, base)])
+    if both is None:
+        return None
+    mean, ci, p = mean_ci(both[1][:, 1] - both[1][:, 0])
+    return {
+        "reduction_log_odds": mean,
+        "ci": [ci[0], ci[1]],
+        "p_value": p,
+        "significant": p < 0.05,
+        "seed_matched": matched,
+    }
 
 
 def summarize(t: np.ndarray, c: np.ndarray) -> dict[str, Any]:

@@ -76,6 +76,15 @@ def ranking_table(df: pd.DataFrame) -> pd.DataFrame:
             strict=True,
         )
         table.insert(3, "own animal, log-odds [95 % CI]", [log_odds_ci(*v) for v in own])
+        own_red = zip(
+            df["own_reduction_log_odds"],
+            df["own_reduction_ci_low"],
+            df["own_reduction_ci_high"],
+            strict=True,
+        )
+        table.insert(
+            4, "own-animal reduction, log-odds [95 % CI]", [log_odds_ci(*v) for v in own_red]
+        )
     return table
 
 

@@ -480,3 +480,61 @@ def test_ranks_tie_when_seeds_disagree_even_if_question_cis_do_not_overlap(tmp_p
     assert df.loc["swing", "ci_low_pp"] > df.loc["steady", "ci_high_pp"]  # questions alone: apart
     assert df.loc["swing", "spread_ci_low_pp"] < df.loc["steady", "ci_high_pp"]
     assert df.loc["swing", "rank"] == df.loc["steady", "rank"] == "=1"
+
+
+def test_placebo_setup_ranks_by_the_own_animal_statistic() -> None:
+    """With a placebo control teacher every entry has the own-animal statistic, and the ranking
+    uses it: a defense that only cancels the trait animal's contrast (the dolphin contrast stays)
+    has a residual near 0 -- it would tie for first by the residual -- but still ranks behind one
+    that cancels both. Its own-animal reduction is seed-matched against the baseline."""
+    from dataclasses import replace
+
+    arts = [
+        json.loads(p.read_text()) for p in sorted((REAL.parent / "quick").glob("numbers__*.json"))
+    ]
+    base = [parse(a) for a in arts]
+
+    def variant(name: str, seeds: list[int], cancel_placebo: bool) -> list:
+        out = []
+        for c in base:
+            if c.seed not in seeds:
+                continue
+            ids, _, control = c.scores["teacher_forced"]
+            pids, p_trait, p_control = c.placebo
+            out.append(
+                replace(
+                    c,
+                    defense=name,
+                    entry=f"{name} v1",
+                    # The trait student's owl score becomes the control student's: no owl contrast.
+                    scores={**c.scores, "teacher_forced": (ids, control.copy(), control)},
+                    placebo=(pids, p_control.copy() if cancel_placebo else p_trait, p_control),
+                )
+            )
+        return out
+
+    cells = base + variant("owl_only", [0, 1, 2], False) + variant("both", [0, 1, 2], True)
+    df = agg.ranking(cells, "teacher_forced")
+    by = df.set_index("name")
+    assert set(df["ranked_by"]) == {agg.RANKED_BY_OWN}
+    assert (
+        abs(by.loc["owl_only", "residual_pp"]) < 1e-9 and abs(by.loc["both", "residual_pp"]) < 1e-9
+    )
+    assert abs(by.loc["both", "own_animal_log_odds"]) < 1e-9
+    assert by.loc["owl_only", "own_animal_log_odds"] > 0.05
+    assert list(df["name"]) == ["both", "owl_only", "none"]
+    # owl_only's own-animal statistic swings between seeds (its run-level CI includes 0): a tie.
+    assert list(df["rank"]) == ["=1", "=1", "2"]
+    # Reduction in own-animal log-odds: baseline's minus the defense's, per question.
+    assert by.loc["both", "own_reduction_log_odds"] == pytest.approx(
+        by.loc["none", "own_animal_log_odds"]
+    )
+    assert by.loc["both", "own_reduction_ci_low"] > 0
+    # Seed-matched: one seed of "both" is compared with the baseline's same seed.
+    one = agg.ranking(base + variant("both", [0], True), "teacher_forced").set_index("name")
+    seed0 = agg.ranking([c for c in base if c.seed == 0], "teacher_forced").iloc[0]
+    assert one.loc["both", "own_reduction_log_odds"] == pytest.approx(seed0["own_animal_log_odds"])
+    assert "one run" in one.loc["both", "flags"]
+    # A setup without the placebo teacher keeps ranking by the residual.
+    plain = parse(artifact(Spec("numbers", "none", "owl", 0)))
+    assert agg.ranking([plain], "teacher_forced")["ranked_by"].iloc[0] == agg.RANKED_BY_RESIDUAL

@@ -129,6 +129,9 @@ def test_placebo_setup_shows_the_own_animal_statistic(
     at = _run(monkeypatch, tmp_path / "results")
     ranking = _table(at, "own animal, log-odds [95 % CI]")
     assert ranking["own animal, log-odds [95 % CI]"].iloc[0].startswith("+0.2")
+    # Every entry is placebo-controlled, so the page ranks by the own-animal statistic.
+    assert any("own-animal statistic" in h.value for h in at.subheader)
+    assert "own-animal reduction, log-odds [95 % CI]" in ranking.columns
     at.sidebar.radio(key="page").set_value("none v1").run()
     assert not at.exception
     text = " ".join(m.value for m in at.markdown)
