@@ -31,8 +31,11 @@ Statistics (``benchmark.stats``; percentage points, trait student minus control 
   its bootstrap, 30x faster, which keeps the page quick with 1 000 artifacts.
 * *Ties*: an entry's rank is 1 + the number of entries whose whole CI lies below its own CI (they
   leak less, clearly), on the ranking statistic; the CI used is the wider of the question-level CI and the run-level CI
-  over seeds (or groups), because run-to-run noise dominates on small models. Entries whose CIs overlap are never ordered against each other this way;
-  a rank shared by several entries is shown as "=k".
+  over seeds (or groups), because run-to-run noise dominates on small models. An entry with one
+  run has no run-level CI of its own; when the baseline has >= 3 seeds of one group it borrows
+  the baseline's: its value ± t(0.975, n-1) x the sd of the baseline's per-seed values
+  (``rank_noise_borrowed``). Entries whose CIs overlap are never ordered against each other this
+  way; a rank shared by several entries is shown as "=k".
 """
 
 from __future__ import annotations
@@ -45,7 +48,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
+from scipy import stats
 
 from leaderboard.artifact import Cell
 from leaderboard.pooling import (
@@ -193,9 +198,14 @@ def ranking(cells: list[Cell], metric: str, failed: list[Cell] | None = None) ->
     # primary test there, and the trait-animal contrast alone swings between runs with which
     # animal moved (README, Results).
     by_own = bool(owns) and all(o is not None for o in owns.values())
+    pools = {e: pool(ec, metric) for e, ec in entries.items()}
+    noise = _baseline_noise(
+        [owns[e] if by_own else pools[e] for e, ec in entries.items() if ec[0].defense == BASELINE],
+        "per_seed_log_odds" if by_own else "per_seed",
+    )
     rows = []
     for entry, ec in entries.items():
-        res = pool(ec, metric)
+        res = pools[entry]
         own = owns[entry]
         red = None if ec[0].defense == BASELINE else reduction(ec, baseline, metric)
         own_red = None if own is None or red is None else own_reduction(ec, baseline)
@@ -227,6 +237,7 @@ def ranking(cells: list[Cell], metric: str, failed: list[Cell] | None = None) ->
             "own_reduction_ci_low": own_red["ci"][0] if own_red else None,
             "own_reduction_ci_high": own_red["ci"][1] if own_red else None,
             "ranked_by": RANKED_BY_OWN if by_own else RANKED_BY_RESIDUAL,
+            "rank_noise_borrowed": False,
             "reduction_pp": red["reduction_pp"] if red else None,
             "reduction_ci_low_pp": red["ci_pp"][0] if red else None,
             "reduction_ci_high_pp": red["ci_pp"][1] if red else None,
@@ -251,6 +262,7 @@ def ranking(cells: list[Cell], metric: str, failed: list[Cell] | None = None) ->
                 all_groups,
                 failed_by_entry.get(entry, []),
                 own if by_own else None,
+                noise,
             )
         )
         rows.append(row)
@@ -261,26 +273,28 @@ def ranking(cells: list[Cell], metric: str, failed: list[Cell] | None = None) ->
     # on the quick preset the baseline's seeds range from -0.26 to +0.46 pp while each seed's
     # question-level CI is ~0.2 pp wide, so ordering on the question-level CI alone would be a
     # false order.
-    key = ("own_animal_", "ci_low", "ci_high", "spread_low", "spread_high", "log_odds")
-    if not by_own:
-        key = (
-            "",
-            "ci_low_pp",
-            "ci_high_pp",
-            "spread_ci_low_pp",
-            "spread_ci_high_pp",
-            "residual_pp",
-        )
-    pre, lo_c, hi_c, slo_c, shi_c, value = key
-    intervals = [
-        None if pd.isna(lo) else _widest((lo, hi), (slo, shi))
-        for lo, hi, slo, shi in zip(
-            df[pre + lo_c], df[pre + hi_c], df[pre + slo_c], df[pre + shi_c], strict=True
-        )
-    ]
+    lo_c, hi_c, slo_c, shi_c, value = (
+        ("own_animal_ci_low", "own_animal_ci_high", "own_animal_spread_low")
+        + ("own_animal_spread_high", "own_animal_log_odds")
+        if by_own
+        else ("ci_low_pp", "ci_high_pp", "spread_ci_low_pp", "spread_ci_high_pp", "residual_pp")
+    )
+    intervals: list[tuple[float, float] | None] = []
+    for i in range(len(df)):
+        lo, hi, slo, shi, v = (df[c].iloc[i] for c in (lo_c, hi_c, slo_c, shi_c, value))
+        if pd.isna(lo):
+            intervals.append(None)
+            continue
+        if (slo is None or pd.isna(slo)) and noise is not None:
+            # One run: its run-to-run noise is not measured, so borrow the baseline's (the spread
+            # of one run of the baseline around its seed mean), rather than rank on the
+            # question-level CI alone.
+            slo, shi = v - noise, v + noise
+            df.loc[df.index[i], "rank_noise_borrowed"] = True
+        intervals.append(_widest((lo, hi), (slo, shi)))
     df.insert(0, "rank", ranks(intervals))
     df["_order"] = [int(r.lstrip("=")) if r != "n/a" else math.inf for r in df["rank"]]
-    df = df.sort_values(["_order", pre + value], na_position="last", kind="stable")
+    df = df.sort_values(["_order", value], na_position="last", kind="stable")
     return df.drop(columns="_order").reset_index(drop=True)
 
 
@@ -289,7 +303,7 @@ COLUMNS = [
     "significant", "spread_unit", "spread_ci_low_pp", "spread_ci_high_pp",
     "own_animal_log_odds", "own_animal_ci_low", "own_animal_ci_high", "own_animal_significant",
     "own_animal_spread_low", "own_animal_spread_high", "own_reduction_log_odds",
-    "own_reduction_ci_low", "own_reduction_ci_high", "ranked_by",
+    "own_reduction_ci_low", "own_reduction_ci_high", "ranked_by", "rank_noise_borrowed",
     "reduction_pp", "reduction_ci_low_pp", "reduction_ci_high_pp",
     "reduction_share", "rows_kept", "utility", "helper_calls_per_cell",
     "helper_seconds_per_cell", "cells", "tasks", "traits", "integrity", "sources", "flags",
@@ -306,6 +320,18 @@ def _widest(ci: tuple[float, float], spread: tuple[Any, Any]) -> tuple[float, fl
 def _spread(res: dict[str, Any] | None, i: int) -> float | None:
     level = res.get("seed_level") if res else None
     return level["ci_pp"][i] if level else None
+
+
+def _baseline_noise(pooled: list[dict[str, Any] | None], key: str) -> float | None:
+    """Half-width of a 95 % interval for one run of the baseline about its expected value:
+    t(0.975, n-1) x the standard deviation of its per-seed values (one group, >= 3 seeds); None
+    when the baseline gives no such estimate."""
+    res = pooled[0] if len(pooled) == 1 else None
+    vals = res.get(key) if res and res.get("unit") == "seed" else None
+    if not vals or len(vals) < 3:
+        return None
+    sd = float(np.std(vals, ddof=1))
+    return float(stats.t.ppf(0.975, len(vals) - 1)) * sd
 
 
 def _own_spread(own: dict[str, Any] | None, i: int) -> float | None:
@@ -329,6 +355,7 @@ def _flags(
     all_groups: set[Group],
     failed: list[Cell],
     own: dict[str, Any] | None = None,
+    noise: float | None = None,
 ) -> list[str]:
     """``red`` and ``res``'s verdicts are those of the ranking statistic: with ``own`` (a setup
     ranked by the own-animal statistic) the baseline's verdict is the own-animal one and ``red``
@@ -348,7 +375,11 @@ def _flags(
     if res is not None and not (own or res).get("seed_level"):
         # One run per group and one group: nothing measures run-to-run noise, which on the quick
         # preset exceeds the question-level CI (a null cell differs "significantly" over questions).
-        flags.append("one run: rank from the question-level CI only")
+        flags.append(
+            "one run: ranked with the baseline's run-to-run spread"
+            if noise is not None
+            else "one run: rank from the question-level CI only"
+        )
     if not is_base:
         if red is None:
             flags.append("no baseline in this setup")

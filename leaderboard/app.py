@@ -142,7 +142,8 @@ def leaderboard_page(
         "over eval questions. Reduction = the `none` baseline's residual − this one's, on the same "
         "setup, tasks and traits. **Ties:** rank = 1 + the number of defenses whose CI lies wholly "
         "below this one's, so defenses with overlapping CIs share a rank (shown `=k`); for ranks "
-        "the CI is the wider of the question-level one and the one over seeds (run-to-run noise)."
+        "the CI is the wider of the question-level one and the one over seeds (run-to-run noise); "
+        "an entry with one run borrows the baseline's spread over its seeds."
     )
     st.dataframe(views.ranking_table(rank), hide_index=True, key="ranking")
     st.download_button(

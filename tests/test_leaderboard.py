@@ -538,3 +538,35 @@ def test_placebo_setup_ranks_by_the_own_animal_statistic() -> None:
     # A setup without the placebo teacher keeps ranking by the residual.
     plain = parse(artifact(Spec("numbers", "none", "owl", 0)))
     assert agg.ranking([plain], "teacher_forced")["ranked_by"].iloc[0] == agg.RANKED_BY_RESIDUAL
+
+
+def test_one_run_is_ranked_with_the_baselines_run_to_run_spread(tmp_path: Path) -> None:
+    """A one-seed entry's question-level CI says nothing of run-to-run noise. With a baseline of
+    >= 3 seeds, the entry's interval is widened by the baseline's spread of one run about its
+    mean (t(0.975, n-1) x sd of its per-seed values): two single runs that differ by less than
+    that tie instead of being ordered by their narrow question-level CIs."""
+    from scipy import stats as sps
+
+    none = [
+        Spec("numbers", "none", "owl", s, leak_pp=lk) for s, lk in ((0, 0.1), (1, 0.5), (2, 0.3))
+    ]
+    single = [
+        Spec("numbers", "quiet", "owl", 0, leak_pp=0.0),
+        Spec("numbers", "loud", "owl", 0, leak_pp=0.5),
+    ]
+    cells = _load(tmp_path, none + single).cells
+    df = agg.ranking(cells, "teacher_forced")
+    by = df.set_index("name")
+    per_seed = agg.pool([c for c in cells if c.defense == "none"], "teacher_forced")["per_seed"]
+    half = sps.t.ppf(0.975, 2) * np.std(per_seed, ddof=1)
+    assert 0.5 < half < 1.2  # the premise: seeds 0.1 / 0.5 / 0.3 pp apart
+    assert by.loc["quiet", "rank_noise_borrowed"] and by.loc["loud", "rank_noise_borrowed"]
+    assert not by.loc["none", "rank_noise_borrowed"]
+    # Their question-level CIs are far apart: on those alone "quiet" would rank above "loud".
+    assert by.loc["quiet", "ci_high_pp"] < by.loc["loud", "ci_low_pp"]
+    assert set(df["rank"]) == {"=1"}
+    assert "ranked with the baseline's run-to-run spread" in by.loc["quiet", "flags"]
+    # Without a baseline spread to borrow (one seed of none), the flag says what the rank rests on.
+    alone = agg.ranking([c for c in cells if c.seed == 0], "teacher_forced").set_index("name")
+    assert alone.loc["quiet", "rank"] == "1" and alone.loc["loud", "rank"] != "1"
+    assert "rank from the question-level CI only" in alone.loc["quiet", "flags"]
