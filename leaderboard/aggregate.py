@@ -30,9 +30,9 @@ Statistics (``benchmark.stats``; percentage points, trait student minus control 
   ``paired_leakage``; :func:`summarize` computes exactly those (a test holds them equal) without
   its bootstrap, 30x faster, which keeps the page quick with 1 000 artifacts.
 * *Ties*: an entry's rank is 1 + the number of entries whose whole CI lies below its own CI (they
-  leak less, clearly), on the ranking statistic; the CI used is the wider of the question-level CI and the run-level CI
-  over seeds (or groups), because run-to-run noise dominates on small models. An entry with one
-  run has no run-level CI of its own; when the baseline has >= 3 seeds of one group it borrows
+  leak less, clearly), on the ranking statistic; the CI used is the wider of the question-level
+  CI and the run-level CI over seeds (or groups), because run-to-run noise dominates on small
+  models. An entry with one run has no run-level CI of its own; when the baseline has >= 3 seeds of one group it borrows
   the baseline's: its value ± t(0.975, n-1) x the sd of the baseline's per-seed values
   (``rank_noise_borrowed``). Entries whose CIs overlap are never ordered against each other this
   way; a rank shared by several entries is shown as "=k".
