@@ -32,15 +32,14 @@ Statistics (``benchmark.stats``; percentage points, trait student minus control 
 * *Ties*: an entry's rank is 1 + the number of entries whose whole CI lies below its own CI (they
   leak less, clearly), on the ranking statistic; the CI used is the wider of the question-level
   CI and the run-level CI over seeds (or groups), because run-to-run noise dominates on small
-  models. An entry with one run has no run-level CI of its own; when the baseline has >= 3 seeds of one group it borrows
-  the baseline's: its value ± t(0.975, n-1) x the sd of the baseline's per-seed values
-  (``rank_noise_borrowed``). Entries whose CIs overlap are never ordered against each other this
+  models. An entry with one run has no run-level CI of its own; when the baseline has >= 3
+  seeds of one group it borrows the baseline's: its value ± t(0.975, n-1) x the sd of the
+  baseline's per-seed values (``rank_noise_borrowed``). Entries whose CIs overlap are never ordered against each other this
   way; a rank shared by several entries is shown as "=k".
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 from collections import defaultdict
@@ -114,52 +113,6 @@ def task_order(tasks: Iterable[str]) -> list[str]:
     """The five standard tasks in their usual order, then any others alphabetically."""
     ts = set(tasks)
     return [t for t in KNOWN_TASKS if t in ts] + sorted(ts - set(KNOWN_TASKS))
-
-
-def setup_labels(cells: Iterable[Cell]) -> dict[str, str]:
-    """A readable name per setup: the config knobs in which it differs from its suite's current
-    preset (e.g. ``teacher.type=system_prompt``), ``default`` when it is that preset; for a suite
-    without a preset, the knobs in which it differs from the other setups of the same suite and
-    base model."""
-    configs: dict[str, dict[str, str]] = {}
-    scope: dict[str, tuple[str, str]] = {}
-    for c in cells:
-        if c.setup not in configs:
-            configs[c.setup] = _flatten(c.setup_config)
-            scope[c.setup] = (c.suite, c.base_model)
-    labels = {}
-    for s, flat in configs.items():
-        ref = _preset_setup(scope[s][0])
-        if ref is not None:
-            keys = sorted((set(flat) | set(ref)) - {"suite", "base_model"})
-            differ = [k for k in keys if flat.get(k) != ref.get(k)]
-        else:
-            peers = [configs[o] for o in configs if scope[o] == scope[s]]
-            keys = sorted({k for p in peers for k in p} - {"suite", "base_model"})
-            differ = [k for k in keys if len({p.get(k) for p in peers}) > 1]
-        label = ", ".join(f"{k}={flat.get(k, 'unset')}" for k in differ) or "default"
-        labels[s] = label if len(label) <= 100 else f"{label[:90]}… [{s[:6]}]"
-    return labels
-
-
-@functools.lru_cache(maxsize=16)
-def _preset_setup(suite: str) -> dict[str, str] | None:
-    """The flattened setup config of suite ``suite``'s current preset; None if there is none."""
-    from benchmark.config import PRESETS, preset
-    from leaderboard.setups import setup_config_of
-
-    if suite not in PRESETS:
-        return None
-    return _flatten(setup_config_of(preset(suite).to_dict()))
-
-
-def _flatten(obj: Any, prefix: str = "") -> dict[str, str]:
-    if isinstance(obj, dict):
-        out: dict[str, str] = {}
-        for k, v in obj.items():
-            out.update(_flatten(v, f"{prefix}{k}."))
-        return out
-    return {prefix[:-1]: json.dumps(obj) if isinstance(obj, list) else str(obj)}
 
 
 # --- ranking -------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from leaderboard import aggregate as agg
 from leaderboard import views
 from leaderboard.artifact import Cell
 from leaderboard.loader import DEFAULT_DIRS, DIRS_ENV, Loaded, discover, load
+from leaderboard.setups import setup_labels
 
 HOME = "Leaderboard"
 
@@ -85,7 +86,7 @@ def sidebar(cells: list[Cell]) -> tuple[agg.Filters, str]:
     pool = [c for c in cells if c.suite == suite]
     base = pick("Base model", sorted({c.base_model for c in pool}), "base_model")
     pool = [c for c in pool if c.base_model == base]
-    labels = agg.setup_labels(pool)
+    labels = setup_labels(pool)
     # The setup with most cells first: that is where the comparisons are.
     by_size = [s for s, _ in Counter(c.setup for c in pool).most_common()]
     setup = pick("Setup (cells are pooled only within one)", by_size, "setup", fmt=labels.get)

@@ -3,13 +3,18 @@
 Cells are pooled or compared only within one setup. :func:`setup_config_of` drops the keys that
 say which cell or replicate this is (``CELL_KEYS`` and every ``seed``) and reads a knob that the
 suite sets per task (``benchmark.config.TASK_PRESETS``) as part of the task, not of the setup.
+:func:`setup_labels` names each setup by the knobs in which it differs from its suite's preset.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from leaderboard.artifact import Cell
 
 # Keys that say which cell or which replicate this is, not how the experiment was set up; the rest
 # of the config must match for cells to be pooled or compared.
@@ -71,3 +76,48 @@ def _strip_cell(obj: Any, top: bool = True) -> Any:
     if isinstance(obj, list):
         return [_strip_cell(v, False) for v in obj]
     return obj
+
+
+def setup_labels(cells: Iterable[Cell]) -> dict[str, str]:
+    """A readable name per setup: the config knobs in which it differs from its suite's current
+    preset (e.g. ``teacher.type=system_prompt``), ``default`` when it is that preset; for a suite
+    without a preset, the knobs in which it differs from the other setups of the same suite and
+    base model."""
+    configs: dict[str, dict[str, str]] = {}
+    scope: dict[str, tuple[str, str]] = {}
+    for c in cells:
+        if c.setup not in configs:
+            configs[c.setup] = _flatten(c.setup_config)
+            scope[c.setup] = (c.suite, c.base_model)
+    labels = {}
+    for s, flat in configs.items():
+        ref = _preset_setup(scope[s][0])
+        if ref is not None:
+            keys = sorted((set(flat) | set(ref)) - {"suite", "base_model"})
+            differ = [k for k in keys if flat.get(k) != ref.get(k)]
+        else:
+            peers = [configs[o] for o in configs if scope[o] == scope[s]]
+            keys = sorted({k for p in peers for k in p} - {"suite", "base_model"})
+            differ = [k for k in keys if len({p.get(k) for p in peers}) > 1]
+        label = ", ".join(f"{k}={flat.get(k, 'unset')}" for k in differ) or "default"
+        labels[s] = label if len(label) <= 100 else f"{label[:90]}… [{s[:6]}]"
+    return labels
+
+
+@functools.lru_cache(maxsize=16)
+def _preset_setup(suite: str) -> dict[str, str] | None:
+    """The flattened setup config of suite ``suite``'s current preset; None if there is none."""
+    from benchmark.config import PRESETS, preset
+
+    if suite not in PRESETS:
+        return None
+    return _flatten(setup_config_of(preset(suite).to_dict()))
+
+
+def _flatten(obj: Any, prefix: str = "") -> dict[str, str]:
+    if isinstance(obj, dict):
+        out: dict[str, str] = {}
+        for k, v in obj.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: json.dumps(obj) if isinstance(obj, list) else str(obj)}

@@ -15,6 +15,7 @@ from benchmark.store import stable_hash
 from leaderboard import aggregate as agg
 from leaderboard.artifact import content_hash, parse
 from leaderboard.loader import load
+from leaderboard.setups import setup_labels
 from leaderboard.synthetic import Spec, artifact, write
 from leaderboard.views import ranking_table
 
@@ -80,7 +81,7 @@ def test_real_baseline_pools_to_the_suite_summary() -> None:
     assert got["ci_pp"] == pytest.approx(want["ci_pp"], rel=1e-9)
     assert got["per_seed"] == pytest.approx(want["per_seed"], rel=1e-9)
     # The system-prompt-teacher and shared-adapter-init cells are other setups: never pooled here.
-    labels = agg.setup_labels(data.cells)
+    labels = setup_labels(data.cells)
     by_folder = {Path(c.path).parent.name: labels[c.setup] for c in data.cells}
     # The quick preset as it stands has a placebo control teacher; the first baseline had none.
     assert by_folder["quick-bare-control"] == "teacher.placebo=unset"
@@ -202,7 +203,7 @@ def test_gpu_cells_form_their_own_setup() -> None:
     art["run_info"]["device"] = "cuda: NVIDIA H200"
     gpu = parse(art)
     assert gpu.setup != cpu.setup and gpu.setup_config["hardware"] == "cuda"
-    assert agg.setup_labels([cpu, gpu])[gpu.setup].endswith("hardware=cuda")
+    assert setup_labels([cpu, gpu])[gpu.setup].endswith("hardware=cuda")
 
 
 def test_own_animal_of_placebo_cells_matches_the_suite_pool() -> None:
@@ -421,7 +422,7 @@ def test_filters_by_suite_setup_task_and_trait(tmp_path: Path) -> None:
     data = _load(tmp_path, specs)
     quick = agg.select(data.cells, agg.Filters(suite="quick"))
     assert len(quick) == 5 and len({c.setup for c in quick}) == 2
-    labels = agg.setup_labels(quick)
+    labels = setup_labels(quick)
     # Labelled against the quick preset: its own teacher is "default", the other is named.
     assert sorted(labels.values()) == [
         "default",
