@@ -140,6 +140,14 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return 0 if report.ok and not summary["errors"] else 1
 
 
+def cmd_pool(args: argparse.Namespace) -> int:
+    from benchmark.suite import pool_results
+
+    for d in args.dirs:
+        pool_results(Path(d))
+    return 0
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from benchmark.validate import validate_submission
 
@@ -267,6 +275,13 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("folder", help="submission folder with submission.yaml")
     v.add_argument("--store", help="artifact store to re-hash training rows from (default: if any)")
     v.set_defaults(fn=cmd_validate)
+
+    po = sub.add_parser(
+        "pool",
+        help="rewrite a results folder's summary.json pooling every cell in it over its seeds",
+    )
+    po.add_argument("dirs", nargs="+", help="results folders (e.g. submissions/x/results/quick)")
+    po.set_defaults(fn=cmd_pool)
 
     pf = sub.add_parser("perf", help="generation/training throughput against naive loops")
     pf.add_argument("--rows", type=int, default=64)

@@ -9,6 +9,7 @@ over seeds, the CI is over questions, and the per-seed differences are reported 
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import re
 from pathlib import Path
@@ -34,6 +35,7 @@ SUITES: dict[str, dict[str, Any]] = {
     "paper": {"tasks": ["numbers"], "defenses": ["none"], "traits": ["owl"], "seeds": [0, 1, 2]},
 }
 METRICS = ("teacher_forced", "sampled")
+CELL_COORDINATES = ("task", "defense", "trait", "seed")
 
 
 def cell_name(cfg: CellConfig) -> str:
@@ -253,22 +255,92 @@ def run_suite(
         summary["cells"] += [n for n in names if n in finished]
         done = [finished[n] for n in names if n in finished]
         if len(done) > 1:
-            pooled = pool(done)
-            summary["pooled"].append(
-                {
-                    "task": task,
-                    "defense": defense,
-                    "trait": trait,
-                    "seeds": seeds,
-                    "leakage": pooled,
-                    "cost": cost_summary(done),
-                }
-            )
-            for metric, b in pooled.items():
-                print(f"{task}/{defense}/{trait} pooled over seeds {seeds} [{metric}]: {_fmt(b)}")
+            summary["pooled"].append(_pooled_entry(task, defense, trait, seeds, done))
     atomic_write_json(out_dir / "summary.json", summary)
     print(f"summary: {out_dir / 'summary.json'}")
     return summary
+
+
+def _pooled_entry(
+    task: str, defense: str, trait: str, seeds: list[Any], done: list[dict[str, Any]]
+) -> dict[str, Any]:
+    pooled = pool(done)
+    for metric, b in pooled.items():
+        print(f"{task}/{defense}/{trait} pooled over seeds {seeds} [{metric}]: {_fmt(b)}")
+    return {
+        "task": task,
+        "defense": defense,
+        "trait": trait,
+        "seeds": seeds,
+        "leakage": pooled,
+        "cost": cost_summary(done),
+    }
+
+
+def pool_results(out_dir: Path) -> dict[str, Any]:
+    """Rewrite ``out_dir/summary.json`` from every cell results file in ``out_dir``: cells whose
+    configs differ only in their seeds pool together (each invocation of ``slb suite`` or ``slb
+    submit`` pools only its own seeds, so seeds run at different times or on different machines
+    into one folder are pooled here). Errors recorded for cells that still have no results file
+    are kept. A file that is not a cell result is a ValueError naming it; nothing is written."""
+    from benchmark.store import atomic_write_json, stable_hash
+
+    out_dir = Path(out_dir)
+    files = sorted(p for p in out_dir.glob("*.json") if p.name != "summary.json")
+    if not files:
+        raise ValueError(f"no cell results (*.json besides summary.json) in {out_dir}")
+    groups: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    bad = []
+    for f in files:
+        try:
+            r = json.loads(f.read_text())
+        except (OSError, ValueError) as e:
+            bad.append(f"{f.name}: unreadable ({type(e).__name__}: {e})")
+            continue
+        cfg = r.get("config") if isinstance(r, dict) else None
+        missing = [k for k in CELL_COORDINATES if not isinstance(cfg, dict) or k not in cfg]
+        if missing or not isinstance(r.get("scores"), dict):
+            bad.append(f"{f.name}: not a cell result (no config {', '.join(missing) or 'scores'})")
+            continue
+        groups.setdefault(stable_hash(_without_seeds(cfg)), []).append((f.stem, r))
+    if bad:
+        raise ValueError(f"cannot pool {out_dir}:\n  " + "\n  ".join(bad))
+    old: dict[str, Any] = {}
+    if (out_dir / "summary.json").is_file():
+        try:
+            old = json.loads((out_dir / "summary.json").read_text())
+        except ValueError:
+            log.warning("%s/summary.json is not JSON; its errors are not carried over", out_dir)
+    names = {name for g in groups.values() for name, _ in g}
+    suites = sorted({str(r["config"].get("suite")) for g in groups.values() for _, r in g})
+    summary: dict[str, Any] = {
+        "suite": suites[0] if len(suites) == 1 else suites,
+        "cells": [],
+        "pooled": [],
+        "errors": [e for e in old.get("errors", []) if e.get("cell") not in names],
+    }
+    for g in sorted(groups.values(), key=lambda g: min(name for name, _ in g)):
+        g.sort(key=lambda nr: str(nr[1]["config"]["seed"]))
+        summary["cells"] += [name for name, _ in g]
+        if len(g) > 1:
+            cfg = g[0][1]["config"]
+            seeds = [r["config"]["seed"] for _, r in g]
+            done = [r for _, r in g]
+            summary["pooled"].append(
+                _pooled_entry(cfg["task"], cfg["defense"], cfg["trait"], seeds, done)
+            )
+    atomic_write_json(out_dir / "summary.json", summary)
+    print(f"summary: {out_dir / 'summary.json'} ({len(files)} cells, {len(groups)} setups)")
+    return summary
+
+
+def _without_seeds(obj: Any) -> Any:
+    """A config with every ``seed`` key dropped: what two replicates of one cell share."""
+    if isinstance(obj, dict):
+        return {k: _without_seeds(v) for k, v in obj.items() if k != "seed"}
+    if isinstance(obj, list):
+        return [_without_seeds(v) for v in obj]
+    return obj
 
 
 def _teacher_identity(cfg: CellConfig) -> dict[str, Any]:

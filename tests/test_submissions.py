@@ -238,3 +238,36 @@ def test_submit_then_validate_end_to_end(tiny_store, tmp_path, smollm_dir, monke
 def test_every_shipped_submission_is_well_formed(folder: str) -> None:
     sub, problems = load_submission(ROOT / "submissions" / folder)
     assert not problems and sub.name == folder
+
+
+def test_pool_rebuilds_the_summary_of_seeds_run_separately(tmp_path: Path, capsys) -> None:
+    """`slb pool`: the baseline's three seeds, copied into a folder as if each had been run by
+    its own `slb submit` (each leaves a summary of its own seed only), pool to exactly the summary
+    one invocation over all three wrote. A replicate of another setup pools apart; a file that
+    is not a cell result is an error naming it, and the summary is left as it was."""
+    real = NONE / "results" / "quick"
+    want = json.loads((real / "summary.json").read_text())
+    out = tmp_path / "quick"
+    out.mkdir()
+    for f in sorted(real.glob("numbers__*.json")):
+        shutil.copy(f, out / f.name)
+    stale = {"suite": "quick", "cells": [want["cells"][2]], "pooled": [], "errors": []}
+    stale["errors"] = [{"cell": "numbers__none__owl__seed7__deadbeef", "error": "X: killed"}]
+    (out / "summary.json").write_text(json.dumps(stale))
+    other = sorted((NONE / "results" / "quick-bare-control").glob("numbers__*seed[01]__*.json"))
+    for f in other:
+        shutil.copy(f, out / f.name)
+    assert main(["pool", str(out)]) == 0
+    got = json.loads((out / "summary.json").read_text())
+    ours = [p for p in got["pooled"] if p["seeds"] == [0, 1, 2]]
+    assert len(ours) == 1 and ours[0]["leakage"] == want["pooled"][0]["leakage"]
+    assert ours[0]["cost"] == want["pooled"][0]["cost"]
+    assert set(want["cells"]) <= set(got["cells"]) and len(got["cells"]) == 5
+    assert [p["seeds"] for p in got["pooled"] if p is not ours[0]] == [[0, 1]]  # bare control
+    assert got["errors"] == stale["errors"]  # that cell still has no results file
+    assert "pooled over seeds [0, 1, 2]" in capsys.readouterr().out
+    before = (out / "summary.json").read_text()
+    (out / "notes.json").write_text('{"hello": 1}')
+    assert main(["pool", str(out)]) == 2
+    assert "notes.json: not a cell result" in capsys.readouterr().err
+    assert (out / "summary.json").read_text() == before
