@@ -120,9 +120,12 @@ def page_choice(entries: list[str]) -> str:
 def leaderboard_page(
     rank: pd.DataFrame, per_task: Callable[[], pd.DataFrame], metric: str, f: agg.Filters
 ) -> None:
-    by_own = not rank.empty and rank["ranked_by"].iloc[0] == agg.RANKED_BY_OWN
+    ranked_by = rank["ranked_by"].iloc[0] if not rank.empty else agg.RANKED_BY_RESIDUAL
+    by_own = ranked_by in (agg.RANKED_BY_OWN, agg.RANKED_BY_OWN_REDUCTION)
     st.subheader(
-        f"Ranking by the own-animal statistic ({metric})"
+        f"Ranking by the own-animal reduction against none ({metric})"
+        if ranked_by == agg.RANKED_BY_OWN_REDUCTION
+        else f"Ranking by the own-animal statistic ({metric})"
         if by_own
         else f"Ranking by residual leakage ({metric})"
     )
@@ -136,6 +139,14 @@ def leaderboard_page(
             "student) and the placebo animal's mirror contrast — each student's pull to its own "
             "teacher's animal. Its reduction is the `none` baseline's statistic minus this one's, "
             "per question, on the seeds both have."
+            + (
+                " With the baseline present, entries rank by that reduction (the baseline at 0), "
+                "paired over the seeds both have: run-to-run noise the seeds share cancels, and "
+                "an entry ranks ahead of `none` only when its reduction's interval (the wider of "
+                "the one over questions and the one over seeds) is clear of 0."
+                if ranked_by == agg.RANKED_BY_OWN_REDUCTION
+                else ""
+            )
         )
     st.caption(
         "Residual leakage = trait student − control student, percentage points, averaged over the "
@@ -205,12 +216,7 @@ def defense_page(
             )
             + (" — significant" if row["own_animal_significant"] else " — not significant")
             + (
-                "; reduction vs none "
-                + views.log_odds_ci(
-                    row["own_reduction_log_odds"],
-                    row["own_reduction_ci_low"],
-                    row["own_reduction_ci_high"],
-                )
+                "; reduction vs none " + views.own_reduction_text(row)
                 if not views._missing(row.get("own_reduction_log_odds"))
                 else ""
             )

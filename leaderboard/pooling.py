@@ -151,26 +151,68 @@ def _own_arrays(
 
 def own_reduction(cells: list[Cell], baseline: list[Cell]) -> dict[str, Any] | None:
     """Baseline own-animal statistic − the defense's (log-odds), on the seeds both have where they
-    share any, as :func:`reduction` does for the residual; t over questions. None unless both
-    sides have placebo-controlled cells of the same groups."""
+    share any, as :func:`reduction` does for the residual; t over questions. With >= 2 matched
+    columns (seeds of one group, or groups) also ``seed_level``: the same difference per column,
+    paired, t over columns -- the run-to-run noise both sides share (same prompts, same teacher
+    samples, same training seed) cancels, so this is the test of "the defense lowers leakage".
+    ``significant`` needs the question-level test and, where it exists, the run-level one. None
+    unless both sides have placebo-controlled cells of the same groups."""
     cells, baseline, matched = _matched_seeds(cells, baseline)
     groups = set(_by_group(c for c in cells if c.placebo is not None))
     if not groups or not groups <= set(_by_group(c for c in baseline if c.placebo is not None)):
         return None
     baseline = [c for c in baseline if (c.task, c.trait) in groups]
-    mine, base = _own_arrays(cells), _own_arrays(baseline)
+
+    # One column order on both sides (seeds, or groups), so that columns pair up.
+    def key(c: Cell) -> tuple[str, str, str]:
+        return (c.task, c.trait, str(c.seed))
+
+    mine, base = _own_arrays(sorted(cells, key=key)), _own_arrays(sorted(baseline, key=key))
     if mine is None or base is None:
         return None
     both = _align([(tuple(side[0]), own_animal_per_question(*side[1])) for side in (mine, base)])
     if both is None:
         return None
     mean, ci, p = mean_ci(both[1][:, 1] - both[1][:, 0])
+    runs = _paired_runs(mine, base) if matched else None
     return {
         "reduction_log_odds": mean,
         "ci": [ci[0], ci[1]],
         "p_value": p,
-        "significant": p < 0.05,
+        "seed_level": runs,
+        "significant": bool(p < 0.05 and (runs is None or runs["p_value"] < 0.05)),
         "seed_matched": matched,
+    }
+
+
+def _paired_runs(
+    mine: tuple[list[str], list[np.ndarray], str, int, int],
+    base: tuple[list[str], list[np.ndarray], str, int, int],
+) -> dict[str, Any] | None:
+    """Per matched column, the baseline's own-animal statistic (mean over questions) minus the
+    defense's; mean, t-interval and p over the columns. None with fewer than 2 columns or when the
+    two sides' columns do not pair up."""
+    n = mine[1][0].shape[1]
+    if n < 2 or base[1][0].shape[1] != n or mine[2] != base[2]:
+        return None
+
+    def per_column(side: tuple[list[str], list[np.ndarray], str, int, int]) -> np.ndarray:
+        return np.column_stack(
+            [own_animal_per_question(*(a[:, j] for a in side[1])) for j in range(n)]
+        )
+
+    both = _align([(tuple(mine[0]), per_column(mine)), (tuple(base[0]), per_column(base))])
+    if both is None:
+        return None
+    per_run = (both[1][:, n:] - both[1][:, :n]).mean(axis=0)
+    mean, ci, p = mean_ci(per_run)
+    return {
+        "mean": mean,
+        "ci": [ci[0], ci[1]],
+        "p_value": p,
+        "n": n,
+        "unit": mine[2],
+        "per_run": [float(v) for v in per_run],
     }
 
 

@@ -76,20 +76,28 @@ def ranking_table(df: pd.DataFrame) -> pd.DataFrame:
             strict=True,
         )
         table.insert(3, "own animal, log-odds [95 % CI]", [log_odds_ci(*v) for v in own])
-        own_red = zip(
-            df["own_reduction_log_odds"],
-            df["own_reduction_ci_low"],
-            df["own_reduction_ci_high"],
-            strict=True,
-        )
         table.insert(
-            4, "own-animal reduction, log-odds [95 % CI]", [log_odds_ci(*v) for v in own_red]
+            4,
+            "own-animal reduction, log-odds [95 % CI; over seeds]",
+            [own_reduction_text(r) for _, r in df.iterrows()],
         )
     return table
 
 
 def log_odds_ci(v: Any, lo: Any, hi: Any) -> str:
     return NA if _missing(v) else f"{v:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+
+
+def own_reduction_text(row: Any) -> str:
+    """The own-animal reduction with its question-level CI and, where >= 2 seeds pair up with
+    the baseline's, its CI over those seeds."""
+    text = log_odds_ci(
+        row["own_reduction_log_odds"], row["own_reduction_ci_low"], row["own_reduction_ci_high"]
+    )
+    lo, hi = row.get("own_reduction_spread_low"), row.get("own_reduction_spread_high")
+    if text != NA and not _missing(lo) and not _missing(hi):
+        text += f"; over seeds [{lo:+.3f}, {hi:+.3f}]"
+    return text
 
 
 def group_table(df: pd.DataFrame) -> pd.DataFrame:

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from benchmark.stats import paired_leakage
@@ -515,17 +516,30 @@ def test_placebo_setup_ranks_by_the_own_animal_statistic() -> None:
         return out
 
     cells = base + variant("owl_only", [0, 1, 2], False) + variant("both", [0, 1, 2], True)
+    # Without the baseline the setup ranks by the statistic itself.
+    alone = agg.ranking([c for c in cells if c.defense != "none"], "teacher_forced")
+    assert set(alone["ranked_by"]) == {agg.RANKED_BY_OWN}
+    assert list(alone["name"]) == ["both", "owl_only"]
+    # owl_only's own-animal statistic swings between seeds (its run-level CI includes 0): a tie.
+    assert list(alone["rank"]) == ["=1", "=1"]
+    # With it, by the seed-matched reduction against it.
     df = agg.ranking(cells, "teacher_forced")
     by = df.set_index("name")
-    assert set(df["ranked_by"]) == {agg.RANKED_BY_OWN}
+    assert set(df["ranked_by"]) == {agg.RANKED_BY_OWN_REDUCTION}
     assert (
         abs(by.loc["owl_only", "residual_pp"]) < 1e-9 and abs(by.loc["both", "residual_pp"]) < 1e-9
     )
     assert abs(by.loc["both", "own_animal_log_odds"]) < 1e-9
     assert by.loc["owl_only", "own_animal_log_odds"] > 0.05
     assert list(df["name"]) == ["both", "owl_only", "none"]
-    # owl_only's own-animal statistic swings between seeds (its run-level CI includes 0): a tie.
+    # "both" removes the baseline's whole statistic in every seed: paired over the 3 seeds its
+    # reduction is clear of 0, so the baseline ranks behind it; owl_only's interval reaches 0 (a
+    # tie with the baseline) and overlaps both's (a tie with both).
+    assert by.loc["both", "own_reduction_spread_low"] > 0
+    assert by.loc["owl_only", "own_reduction_spread_low"] < 0
     assert list(df["rank"]) == ["=1", "=1", "2"]
+    assert "reduction not significant" in by.loc["owl_only", "flags"]
+    assert pd.isna(by.loc["none", "own_reduction_log_odds"])
     # Reduction in own-animal log-odds: baseline's minus the defense's, per question.
     assert by.loc["both", "own_reduction_log_odds"] == pytest.approx(
         by.loc["none", "own_animal_log_odds"]
@@ -539,6 +553,56 @@ def test_placebo_setup_ranks_by_the_own_animal_statistic() -> None:
     # A setup without the placebo teacher keeps ranking by the residual.
     plain = parse(artifact(Spec("numbers", "none", "owl", 0)))
     assert agg.ranking([plain], "teacher_forced")["ranked_by"].iloc[0] == agg.RANKED_BY_RESIDUAL
+
+
+def test_a_consistent_paired_reduction_ranks_ahead_of_the_baseline() -> None:
+    """Run-to-run noise the seeds share cancels in the seed-matched reduction: a defense that
+    halves the baseline's pull in every seed has an own-animal interval over seeds that overlaps
+    the baseline's (unpaired, a tie), yet its paired reduction is clear of 0, so it ranks ahead.
+    One that moves the scores by seed-specific noise of the same size does not."""
+    from dataclasses import replace
+
+    arts = [
+        json.loads(p.read_text()) for p in sorted((REAL.parent / "quick").glob("numbers__*.json"))
+    ]
+    base = [parse(a) for a in arts]
+
+    def variant(name: str, move: list[float]) -> list:
+        """The trait student's owl and the control student's dolphin scores moved toward the
+        other arm's by ``move[seed]`` of the gap (0 keeps the cell, 1 closes the contrast)."""
+        out = []
+        for c in base:
+            ids, trait, control = c.scores["teacher_forced"]
+            pids, p_trait, p_control = c.placebo
+            k = move[int(c.seed)]
+            out.append(
+                replace(
+                    c,
+                    defense=name,
+                    entry=f"{name} v1",
+                    scores={
+                        **c.scores,
+                        "teacher_forced": (ids, control + (1 - k) * (trait - control), control),
+                    },
+                    placebo=(pids, p_trait, p_trait + (1 - k) * (p_control - p_trait)),
+                )
+            )
+        return out
+
+    cells = base + variant("halves", [0.5, 0.5, 0.5]) + variant("noise", [0.6, -0.6, 0.0])
+    by = agg.ranking(cells, "teacher_forced").set_index("name")
+    # Unpaired, halves and the baseline overlap over seeds...
+    assert by.loc["halves", "own_animal_spread_high"] > by.loc["none", "own_animal_spread_low"]
+    # ...paired, halves's reduction is clear of 0 and noise's is not.
+    assert by.loc["halves", "own_reduction_spread_low"] > 0
+    assert (
+        by.loc["noise", "own_reduction_spread_low"]
+        < 0
+        < by.loc["noise", "own_reduction_spread_high"]
+    )
+    assert by.loc["halves", "rank"] == "=1" and by.loc["none", "rank"] == "2"
+    assert "reduction not significant" in by.loc["noise", "flags"]
+    assert "reduction not significant" not in by.loc["halves", "flags"]
 
 
 def test_one_run_is_ranked_with_the_baselines_run_to_run_spread(tmp_path: Path) -> None:

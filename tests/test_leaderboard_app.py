@@ -131,11 +131,28 @@ def test_placebo_setup_shows_the_own_animal_statistic(
     assert ranking["own animal, log-odds [95 % CI]"].iloc[0].startswith("+0.2")
     # Every entry is placebo-controlled, so the page ranks by the own-animal statistic.
     assert any("own-animal statistic" in h.value for h in at.subheader)
-    assert "own-animal reduction, log-odds [95 % CI]" in ranking.columns
+    assert "own-animal reduction, log-odds [95 % CI; over seeds]" in ranking.columns
     at.sidebar.radio(key="page").set_value("none v1").run()
     assert not at.exception
     text = " ".join(m.value for m in at.markdown)
     assert "**Own animal**" in text and "— significant" in text
+
+
+def test_placebo_setup_with_the_baseline_ranks_by_the_paired_reduction(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The real GPU replicates (five seeds each of none and canonicalize): the page ranks by the
+    seed-matched own-animal reduction and shows its CI over the paired seeds."""
+    import shutil
+
+    subs = Path(APP).parent.parent / "submissions"
+    for name in ("none", "canonicalize"):
+        shutil.copytree(subs / name / "results" / "quick-placebo-h200", tmp_path / name)
+    at = _run(monkeypatch, tmp_path)
+    assert any("own-animal reduction against none" in h.value for h in at.subheader)
+    ranking = _table(at, "own-animal reduction, log-odds [95 % CI; over seeds]")
+    col = list(ranking["own-animal reduction, log-odds [95 % CI; over seeds]"])
+    assert any("; over seeds [" in v for v in col)
 
 
 def test_no_usable_artifacts_does_not_crash(
