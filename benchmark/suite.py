@@ -320,7 +320,7 @@ def pool_results(out_dir: Path) -> dict[str, Any]:
         "errors": [e for e in old.get("errors", []) if e.get("cell") not in names],
     }
     for g in sorted(groups.values(), key=lambda g: min(name for name, _ in g)):
-        g.sort(key=lambda nr: str(nr[1]["config"]["seed"]))
+        g.sort(key=lambda nr: _seed_order(nr[1]["config"]["seed"]))
         summary["cells"] += [name for name, _ in g]
         if len(g) > 1:
             cfg = g[0][1]["config"]
@@ -332,6 +332,13 @@ def pool_results(out_dir: Path) -> dict[str, Any]:
     atomic_write_json(out_dir / "summary.json", summary)
     print(f"summary: {out_dir / 'summary.json'} ({len(files)} cells, {len(groups)} setups)")
     return summary
+
+
+def _seed_order(seed: Any) -> tuple[int, float, str]:
+    """Integer seeds in numeric order (2 before 10), anything else after them by its text."""
+    if isinstance(seed, int) and not isinstance(seed, bool):
+        return (0, float(seed), "")
+    return (1, 0.0, str(seed))
 
 
 def _without_seeds(obj: Any) -> Any:
