@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SUITES: dict[str, dict[str, Any]] = {
-    # The five standard tasks. `slb suite quick --tasks numbers` is README command 1 (~90 min on 2
+    # The five standard tasks. `slb suite quick --tasks numbers` is README command 1 (90-120 min on 2
     # CPU cores); all five tasks take several CPU hours per defense.
     "quick": {
         "tasks": ["numbers", "code", "cot", "paraphrase-unrelated", "paraphrase-contradict"],
