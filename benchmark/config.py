@@ -164,6 +164,16 @@ TASK_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
+def without_seeds(obj: Any) -> Any:
+    """A config dict (or any part of one) with every ``seed`` key dropped, at any depth: what the
+    replicates of one cell share (pooling in ``slb pool`` and on the leaderboard)."""
+    if isinstance(obj, dict):
+        return {k: without_seeds(v) for k, v in obj.items() if k != "seed"}
+    if isinstance(obj, list):
+        return [without_seeds(v) for v in obj]
+    return obj
+
+
 def preset(name: str, settings: Sequence[str] = (), **overrides: Any) -> CellConfig:
     """The cell config of suite ``name`` for the given task, with ``overrides`` (top-level fields)
     and then ``settings`` (``key.path=value`` strings, see :func:`apply_settings`) applied."""

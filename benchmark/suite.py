@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from benchmark.config import CellConfig, preset
+from benchmark.config import CellConfig, preset, without_seeds
 from benchmark.stats import own_animal_leakage, paired_leakage
 
 if TYPE_CHECKING:
@@ -302,7 +302,7 @@ def pool_results(out_dir: Path) -> dict[str, Any]:
         if missing or not isinstance(r.get("scores"), dict):
             bad.append(f"{f.name}: not a cell result (no config {', '.join(missing) or 'scores'})")
             continue
-        groups.setdefault(stable_hash(_without_seeds(cfg)), []).append((f.stem, r))
+        groups.setdefault(stable_hash(without_seeds(cfg)), []).append((f.stem, r))
     if bad:
         raise ValueError(f"cannot pool {out_dir}:\n  " + "\n  ".join(bad))
     old: dict[str, Any] = {}
@@ -339,15 +339,6 @@ def _seed_order(seed: Any) -> tuple[int, float, str]:
     if isinstance(seed, int) and not isinstance(seed, bool):
         return (0, float(seed), "")
     return (1, 0.0, str(seed))
-
-
-def _without_seeds(obj: Any) -> Any:
-    """A config with every ``seed`` key dropped: what two replicates of one cell share."""
-    if isinstance(obj, dict):
-        return {k: _without_seeds(v) for k, v in obj.items() if k != "seed"}
-    if isinstance(obj, list):
-        return [_without_seeds(v) for v in obj]
-    return obj
 
 
 def _teacher_identity(cfg: CellConfig) -> dict[str, Any]:

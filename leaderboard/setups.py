@@ -1,8 +1,9 @@
 """What a cell's *setup* is: its config minus the cell coordinates, read relative to its suite.
 
 Cells are pooled or compared only within one setup. :func:`setup_config_of` drops the keys that
-say which cell or replicate this is (``CELL_KEYS`` and every ``seed``) and reads a knob that the
-suite sets per task (``benchmark.config.TASK_PRESETS``) as part of the task, not of the setup.
+say which cell or replicate this is (``CELL_KEYS``, and every ``seed`` through
+``benchmark.config.without_seeds``, as ``slb pool`` does) and reads a knob that the suite sets per
+task (``benchmark.config.TASK_PRESETS``) as part of the task, not of the setup.
 :func:`setup_labels` names each setup by the knobs in which it differs from its suite's preset.
 """
 
@@ -12,6 +13,8 @@ import functools
 import json
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
+
+from benchmark.config import without_seeds
 
 if TYPE_CHECKING:
     from leaderboard.artifact import Cell
@@ -59,23 +62,15 @@ def _task_defaults_as_suite(cfg: dict[str, Any]) -> dict[str, Any]:
     for k, by_task, suite_wide in knobs:
         if k not in out:
             continue
-        if _canon(_strip_cell(out[k], False)) == by_task:
+        if _canon(without_seeds(out[k])) == by_task:
             out[k] = json.loads(suite_wide)
         else:  # tagged, so it cannot pass for the suite-wide value (or another task's default)
             out[k] = {"set for this task": out[k]}
     return out
 
 
-def _strip_cell(obj: Any, top: bool = True) -> Any:
-    if isinstance(obj, dict):
-        return {
-            k: _strip_cell(v, False)
-            for k, v in obj.items()
-            if k != "seed" and not (top and k in CELL_KEYS)
-        }
-    if isinstance(obj, list):
-        return [_strip_cell(v, False) for v in obj]
-    return obj
+def _strip_cell(cfg: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in without_seeds(cfg).items() if k not in CELL_KEYS}
 
 
 def setup_labels(cells: Iterable[Cell]) -> dict[str, str]:
