@@ -238,34 +238,36 @@ def ranking(cells: list[Cell], metric: str, failed: list[Cell] | None = None) ->
     )  # fmt: skip
     if by_reduction:
         df["ranked_by"] = RANKED_BY_OWN_REDUCTION
-        # Lower is better below: the reduction's negative, the baseline at exactly 0.
-        df["_rank_value"] = -df["own_reduction_log_odds"].astype(float).where(~is_base, 0.0)
-        df["_rank_lo"] = -df["own_reduction_ci_high"].astype(float)
-        df["_rank_hi"] = -df["own_reduction_ci_low"].astype(float)
-        df["_rank_slo"] = -df["own_reduction_spread_high"].astype(float)
-        df["_rank_shi"] = -df["own_reduction_spread_low"].astype(float)
     # Ranks use the wider of the question-level CI and the run-level CI over seeds (or groups):
     # on the quick preset the baseline's seeds range from -0.26 to +0.46 pp while each seed's
     # question-level CI is ~0.2 pp wide, so ordering on the question-level CI alone would be a
     # false order.
     lo_c, hi_c, slo_c, shi_c, value = (
-        ("_rank_lo", "_rank_hi", "_rank_slo", "_rank_shi", "_rank_value")
+        ("own_reduction_ci_low", "own_reduction_ci_high", "own_reduction_spread_low")
+        + ("own_reduction_spread_high", "own_reduction_log_odds")
         if by_reduction
         else ("own_animal_ci_low", "own_animal_ci_high", "own_animal_spread_low")
         + ("own_animal_spread_high", "own_animal_log_odds")
         if by_own
         else ("ci_low_pp", "ci_high_pp", "spread_ci_low_pp", "spread_ci_high_pp", "residual_pp")
     )
+    # ranks() puts the lowest first: leakage is better low, a reduction high, so it is negated
+    # (and the baseline is its reference point, exactly 0).
+    sign = -1.0 if by_reduction else 1.0
+    df["_value"] = sign * pd.to_numeric(df[value]).where(~(is_base & by_reduction), 0.0)
     intervals: list[tuple[float, float] | None] = []
     for i in range(len(df)):
-        lo, hi, slo, shi, v = (df[c].iloc[i] for c in (lo_c, hi_c, slo_c, shi_c, value))
+        lo, hi, slo, shi, v = (df[c].iloc[i] for c in (lo_c, hi_c, slo_c, shi_c, "_value"))
         if by_reduction and is_base.iloc[i]:
-            intervals.append((0.0, 0.0))  # the reference point itself
+            intervals.append((0.0, 0.0))
             continue
         if pd.isna(lo):
             intervals.append(None)
             continue
-        if (slo is None or pd.isna(slo)) and noise is not None:
+        lo, hi = (lo, hi) if sign > 0 else (-hi, -lo)
+        if slo is not None and not pd.isna(slo):
+            slo, shi = (slo, shi) if sign > 0 else (-shi, -slo)
+        elif noise is not None:
             # One run: its run-to-run noise is not measured, so borrow the baseline's (the spread
             # of one run of the baseline around its seed mean), rather than rank on the
             # question-level CI alone.
@@ -274,7 +276,7 @@ def ranking(cells: list[Cell], metric: str, failed: list[Cell] | None = None) ->
         intervals.append(_widest((lo, hi), (slo, shi)))
     df.insert(0, "rank", ranks(intervals))
     df["_order"] = [int(r.lstrip("=")) if r != "n/a" else math.inf for r in df["rank"]]
-    df = df.sort_values(["_order", value], na_position="last", kind="stable")
+    df = df.sort_values(["_order", "_value"], na_position="last", kind="stable")
     return df[["rank", *COLUMNS]].reset_index(drop=True)
 
 
