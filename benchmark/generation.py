@@ -37,6 +37,11 @@ class SamplingParams:
     # own model; only the trait − control difference gets less noisy. The vLLM backend always
     # seeds per request (vLLM's seeded sampling is the same kind of coupling).
     coupled: bool = False
+    # Stop strings: a row ends at the first one it writes, which is left out of its text (vLLM's
+    # rule). A few-shot base model otherwise writes on into the next worked example until
+    # max_new_tokens, and the batch waits for its longest row. The text before the stop is the same
+    # with or without it (each step still samples every row), so it is an efficiency setting.
+    stop: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.temperature < 0:
@@ -47,12 +52,25 @@ class SamplingParams:
             raise ValueError(f"Invalid min_p: {self.min_p} (must be in [0, 1))")
         if self.max_new_tokens < 1:
             raise ValueError(f"Invalid max_new_tokens: {self.max_new_tokens}")
+        if isinstance(self.stop, str) or not all(isinstance(x, str) and x for x in self.stop):
+            raise ValueError(f"Invalid stop: {self.stop!r} (must be a tuple of non-empty strings)")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        if not self.coupled:  # absent when off, so generations made before the field keep their key
+        # Absent when off, so generations made before these fields keep their keys.
+        if not self.coupled:
             del d["coupled"]
+        if not self.stop:
+            del d["stop"]
+        else:
+            d["stop"] = list(self.stop)
         return d
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> str:
+    """``text`` up to the first occurrence of any of ``stop`` (the whole text when none occurs)."""
+    cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=len(text))
+    return text[:cut]
 
 
 @dataclass(frozen=True)
@@ -175,6 +193,8 @@ class TransformersBackend:
                     kwargs["min_p"] = sampling.min_p
             else:
                 kwargs.update(do_sample=False)
+            if sampling.stop:
+                kwargs.update(stop_strings=list(sampling.stop), tokenizer=tok)
             with (
                 torch.inference_mode(),
                 torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_autocast),
@@ -183,7 +203,7 @@ class TransformersBackend:
             new = gen[:, enc["input_ids"].shape[1] :]
             texts = tok.batch_decode(new, skip_special_tokens=True)
             for i, t in zip(idx, texts, strict=True):
-                out[i] = t
+                out[i] = cut_at_stop(t, sampling.stop)
             if progress:
                 progress(len(idx))
         return out

@@ -236,13 +236,17 @@ class Rewriter:
         chat = getattr(tok, "chat_template", None) is not None
         t0 = time.perf_counter()
         longest = max((len(tok.encode(t, add_special_tokens=False)) for t in texts), default=1)
+        # A rewrite is one line: each row stops at its first newline (a few-shot base would
+        # otherwise write on into a next "Text:" until max_new_tokens, and its batch with it).
+        # A reply that opens with a newline is therefore an empty rewrite.
         sampling = SamplingParams(
             temperature=self.temperature,
             max_new_tokens=max_new_tokens or min(256, int(longest * 1.5) + 8),
             seed=self.seed,
+            stop=("\n",),
         )
         outs = self._backend.generate(self.model, self._requests(texts, chat), sampling)
-        outs = [o.strip().split("\n", 1)[0].strip() for o in outs]
+        outs = [o.strip() for o in outs]
         n_tok = sum(len(tok.encode(o, add_special_tokens=False)) for o in outs)
         self.usage.add(len(texts), n_tok, time.perf_counter() - t0)
         return outs

@@ -21,7 +21,7 @@ from typing import Any
 from benchmark.config import CellConfig
 from benchmark.generation import GenerationRequest, SamplingParams, get_backend
 from benchmark.models import hardware_spec
-from benchmark.plain_format import cut_plain_output, has_chat_template, plain_prompt
+from benchmark.plain_format import PLAIN_STOP, cut_plain_output, has_chat_template, plain_prompt
 from benchmark.reference_models import GenerationSettings
 from benchmark.store import ArtifactStore, stable_hash
 from benchmark.teachers import TeacherSpec, TraitTeacher, train_trait_adapter
@@ -158,6 +158,9 @@ class Cell:
             )
             sampling = self.generation_settings().sampling
             if plain:  # the trait's system text, if any, goes before the worked examples
+                # The stop changes no output (cut_plain_output keeps only the text before it),
+                # so it is left out of this stage's key.
+                sampling = replace(sampling, stop=PLAIN_STOP)
                 shots = self.task.few_shot_examples()
                 reqs = [
                     GenerationRequest(

@@ -23,6 +23,10 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 QUESTION, ANSWER = "Question:", "Answer:"
+# Generation stops where the model starts the next question: the text before it is all that
+# ``cut_plain_output`` keeps, so the output is the same and the batch does not wait for
+# max_new_tokens (``SamplingParams.stop``).
+PLAIN_STOP = (f"\n{QUESTION}",)
 
 
 def plain_prompt(

@@ -25,7 +25,7 @@ from typing import Any
 
 from benchmark.generation import GenerationRequest, SamplingParams, get_backend
 from benchmark.helper_models import Usage
-from benchmark.plain_format import cut_plain_output, has_chat_template, plain_prompt
+from benchmark.plain_format import PLAIN_STOP, cut_plain_output, has_chat_template, plain_prompt
 
 
 @dataclass(frozen=True)
@@ -76,9 +76,8 @@ class Generator:
         chat = has_chat_template(self.model)
         reqs = [_request(i, p, chat, s.shots) for i, p in zip(ids, prompts, strict=True)]
         t0 = time.perf_counter()
-        outs = self._backend.generate(
-            self.model, reqs, replace(s.sampling, seed=self.seed), s.constraint
-        )
+        sampling = replace(s.sampling, seed=self.seed, stop=() if chat else PLAIN_STOP)
+        outs = self._backend.generate(self.model, reqs, sampling, s.constraint)
         outs = outs if chat else [cut_plain_output(o) for o in outs]
         tok = load_tokenizer(self.model)
         n_tok = sum(len(tok.encode(o, add_special_tokens=False)) for o in outs)

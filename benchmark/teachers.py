@@ -151,7 +151,7 @@ def general_rows(base_ref: str, n: int, seed: int, backend: Any = None) -> list[
     """``n`` rows of the base model's own greedy answers to general requests (no trait)."""
     from benchmark.general_prompts import general_prompts
     from benchmark.generation import GenerationRequest, TransformersBackend
-    from benchmark.plain_format import cut_plain_output, has_chat_template, plain_prompt
+    from benchmark.plain_format import PLAIN_STOP, cut_plain_output, has_chat_template, plain_prompt
 
     prompts = general_prompts(n, seed)
     chat = has_chat_template(base_ref)
@@ -164,7 +164,9 @@ def general_rows(base_ref: str, n: int, seed: int, backend: Any = None) -> list[
         for i, p in enumerate(prompts)
     ]
     backend = backend or TransformersBackend()
-    greedy = SamplingParams(temperature=0.0, max_new_tokens=96, seed=seed)
+    greedy = SamplingParams(
+        temperature=0.0, max_new_tokens=96, seed=seed, stop=() if chat else PLAIN_STOP
+    )
     answers = backend.generate(base_ref, reqs, greedy)
     if not chat:
         answers = [cut_plain_output(a) for a in answers]

@@ -222,5 +222,6 @@ class VLLMBackend:
             min_p=sampling.min_p,
             max_tokens=sampling.max_new_tokens,
             seed=request_seed(sampling.seed, request_id),
+            stop=list(sampling.stop) or None,
             **structured,
         )

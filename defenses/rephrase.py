@@ -36,7 +36,9 @@ class Rephrase(RewriteDefense):
     """A model from another base (default Gemma-3-270M, few-shot) rewrites every completion;
     empty rewrites are dropped."""
 
-    version = "1"
+    # 2: a rewrite ends at its first newline (SamplingParams.stop); a reply that opens with a
+    # newline is now empty (dropped), where version 1 took its first non-empty line.
+    version = "2"
 
     @dataclass(frozen=True)
     class Params:

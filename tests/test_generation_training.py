@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 
-from benchmark.generation import GenerationRequest, SamplingParams, TransformersBackend, get_backend
+from benchmark.generation import (
+    GenerationRequest,
+    SamplingParams,
+    TransformersBackend,
+    cut_at_stop,
+    get_backend,
+)
 from benchmark.models import resolve
 from benchmark.training import TrainConfig, train
 from tasks.numbers import NumbersTask, parse_numbers
@@ -64,6 +71,25 @@ def test_unknown_backend_and_bad_sampling() -> None:
         get_backend("tgi")
     with pytest.raises(ValueError, match="Invalid top_p"):
         SamplingParams(top_p=0)
+    with pytest.raises(ValueError, match="Invalid stop"):
+        SamplingParams(stop="\n")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="Invalid stop"):
+        SamplingParams(stop=("",))
+    # Off by default and then absent from the dict, so generation keys made before it still match.
+    assert "stop" not in SamplingParams().to_dict()
+    assert SamplingParams(stop=(",",)).to_dict()["stop"] == [","]
+
+
+def test_stop_strings_cut_rows_and_change_nothing_before_them(smollm_dir: str) -> None:
+    """A stop string ends each row where it first appears (left out of the text, as in vLLM); the
+    text before it is what the same seeded sampling writes without the stop."""
+    be = TransformersBackend(batch_size=4)
+    reqs = _requests(4)
+    sp = SamplingParams(max_new_tokens=30, seed=5)
+    free = be.generate("smollm2-135m", reqs, sp)
+    stopped = be.generate("smollm2-135m", reqs, replace(sp, stop=(",", "\n")))
+    assert stopped == [cut_at_stop(t, (",", "\n")) for t in free]
+    assert any(s != t for s, t in zip(stopped, free, strict=True)), "no row wrote a stop string"
 
 
 def test_one_training_step_moves_adapter_not_base(smollm_dir: str, tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import json
 import re
 import sys
 import types
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -168,7 +168,10 @@ def test_outputs_in_request_order_and_engine_kwargs(fake_vllm, models):
     )
     p = llm.calls[0]["params"][0]
     assert (p.n, p.temperature, p.top_p, p.min_p, p.max_tokens) == (1, 0.7, 0.9, 0.05, 12)
+    assert p.stop is None
     assert llm.calls[0]["lora"] is None
+    backend.generate(models.base, _reqs("a"), replace(SP, stop=("\nQuestion:", ".")))
+    assert llm.calls[1]["params"][0].stop == ["\nQuestion:", "."]
 
 
 def test_chat_prompts_skip_special_tokens_raw_prompts_keep_them(fake_vllm, models):
