@@ -18,8 +18,11 @@ is not re-checked by the task filter (a number list can come back as something e
 lists it mostly copies the input (its few-shot examples show a list copied, and a list has no other
 wording), so on the numbers task it is close to no defense: of 64 real number rows per arm, 53
 (trait) and 43 (control) came back verbatim, the others changed (mostly a number dropped), none
-empty. A rewriter that shares the teacher's base would defeat the purpose; pick ``model``
-accordingly. Cost: one Gemma generation per row, 2.3-2.6 s per row on the shared 2-core CPU.
+empty; on the quick preset's 800 rows per arm 555 and 563 came back verbatim, 4 and 2 empty
+(seed 0: own animal +0.285 log-odds against ``none``'s +0.336; README, Results). A rewriter that
+shares the teacher's base would defeat the purpose; pick ``model`` accordingly. Cost: one Gemma
+generation per row: 2.3-2.6 s per row on the shared 2-core CPU before rows stopped at their first
+newline, ~1 s since (quick preset: 1 537 s for 1 600 rows).
 """
 
 from __future__ import annotations
