@@ -67,6 +67,14 @@ class SamplingParams:
         return d
 
 
+def progress_bar(desc: str, total: int) -> Callable[[int], None]:
+    """A tqdm bar over ``total`` rows; its update function is what ``Backend.generate`` takes as
+    ``progress``."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="row", leave=False).update
+
+
 def cut_at_stop(text: str, stop: Sequence[str]) -> str:
     """``text`` up to the first occurrence of any of ``stop`` (the whole text when none occurs)."""
     cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=len(text))

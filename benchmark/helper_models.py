@@ -228,7 +228,7 @@ class Rewriter:
         return reqs
 
     def rewrite(self, texts: Sequence[str], max_new_tokens: int | None = None) -> list[str]:
-        from benchmark.generation import SamplingParams, TransformersBackend
+        from benchmark.generation import SamplingParams, TransformersBackend, progress_bar
 
         if self._backend is None:
             self._backend = TransformersBackend(batch_size=self.batch_size)
@@ -245,7 +245,12 @@ class Rewriter:
             seed=self.seed,
             stop=("\n",),
         )
-        outs = self._backend.generate(self.model, self._requests(texts, chat), sampling)
+        outs = self._backend.generate(
+            self.model,
+            self._requests(texts, chat),
+            sampling,
+            progress=progress_bar(f"rewrite[{self.model}]", len(texts)),
+        )
         outs = [o.strip() for o in outs]
         n_tok = sum(len(tok.encode(o, add_special_tokens=False)) for o in outs)
         self.usage.add(len(texts), n_tok, time.perf_counter() - t0)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.config import CellConfig
-from benchmark.generation import GenerationRequest, SamplingParams, get_backend
+from benchmark.generation import GenerationRequest, SamplingParams, get_backend, progress_bar
 from benchmark.models import hardware_spec
 from benchmark.plain_format import PLAIN_STOP, cut_plain_output, has_chat_template, plain_prompt
 from benchmark.reference_models import GenerationSettings
@@ -47,13 +47,6 @@ class StageTimer:
         if isinstance(meta, dict) and isinstance(meta.get("wall_seconds"), (int, float)):
             self.compute[name] = round(float(meta["wall_seconds"]), 3)
         return out
-
-
-def _progress(desc: str, total: int) -> Callable[[int], None]:
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=total, desc=desc, unit="row", leave=False)
-    return bar.update
 
 
 class Cell:
@@ -178,7 +171,7 @@ class Cell:
                 reqs,
                 sampling,
                 self.task.constraint(self.cfg.constrained),
-                progress=_progress(f"generate[{arm}]", len(reqs)),
+                progress=progress_bar(f"generate[{arm}]", len(reqs)),
             )
             outs = [cut_plain_output(o) for o in outs] if plain else outs
             # A task's per-row ``meta`` (a gold answer, a source sentence) rides along to its

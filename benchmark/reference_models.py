@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from benchmark.generation import GenerationRequest, SamplingParams, get_backend
+from benchmark.generation import GenerationRequest, SamplingParams, get_backend, progress_bar
 from benchmark.helper_models import Usage
 from benchmark.plain_format import PLAIN_STOP, cut_plain_output, has_chat_template, plain_prompt
 
@@ -77,7 +77,13 @@ class Generator:
         reqs = [_request(i, p, chat, s.shots) for i, p in zip(ids, prompts, strict=True)]
         t0 = time.perf_counter()
         sampling = replace(s.sampling, seed=self.seed, stop=() if chat else PLAIN_STOP)
-        outs = self._backend.generate(self.model, reqs, sampling, s.constraint)
+        outs = self._backend.generate(
+            self.model,
+            reqs,
+            sampling,
+            s.constraint,
+            progress=progress_bar(f"reference[{self.model}]", len(reqs)),
+        )
         outs = outs if chat else [cut_plain_output(o) for o in outs]
         tok = load_tokenizer(self.model)
         n_tok = sum(len(tok.encode(o, add_special_tokens=False)) for o in outs)
