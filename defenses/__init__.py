@@ -2,7 +2,8 @@
 
 ``get_defense(ref, **params)`` returns a defense by built-in name, entry point name
 (group ``subliminal_bench.defenses``) or ``path/to/file.py:ClassName``; see ``defenses.base`` for
-the interface, ``defenses.registry`` for where defenses come from, ``defenses.isolation`` for how
+the interface, ``defenses.loading`` for where defense classes come from, ``defenses.registry``
+to get one, ``defenses.isolation`` for how
 untrusted ones run, and ``defenses.runner`` for the checks every hook's result passes.
 """
 
@@ -20,13 +21,8 @@ from defenses import (  # noqa: F401
     sampling_truncation,
 )
 from defenses.base import Defense, DefenseContext, FilterDefense, RewriteDefense, Row
-from defenses.registry import (
-    ENTRY_POINT_GROUP,
-    get_defense,
-    known_defenses,
-    load_defense,
-    register_defense,
-)
+from defenses.loading import ENTRY_POINT_GROUP, known_defenses, register_defense
+from defenses.registry import get_defense, load_defense
 
 __all__ = [
     "ENTRY_POINT_GROUP",

@@ -3,7 +3,7 @@
 Idea: Cloud et al. 2025 ("Subliminal Learning", arXiv 2507.14805) filter the teacher's code and
 chain-of-thought data for references to the trait before training the student — and show that the
 trait still transmits through what the filter keeps. Their filter knows the trait. A defender does
-not, so this version bans *every* animal word: a row goes if ``tasks.lexicon.animals_mentioned``
+not, so this version bans *every* animal word: a row goes if ``benchmark.core.lexicon.animals_mentioned``
 finds any animal in its completion (whole words, plurals and variants, camelCase split, Unicode
 normalised; the same rule the task filters use), plus any ``extra_words`` given.
 
@@ -18,8 +18,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from benchmark.core.lexicon import animals_mentioned, words
 from defenses.base import FilterDefense, Row
-from defenses.registry import register_defense
+from defenses.loading import register_defense
 
 
 @register_defense("banned_words")
@@ -40,8 +41,6 @@ class BannedWords(FilterDefense):
         )
 
     def keep(self, row: Row) -> bool:
-        from tasks.lexicon import animals_mentioned, words
-
         text = row["completion"]
         if animals_mentioned(text, ambiguous=self.params.ambiguous):
             return False

@@ -12,7 +12,7 @@ Hooks (all optional; each takes and returns the same kind of object, so defenses
 
 One extra row field is read downstream: ``loss_mask_spans``, a list of ``[start, end)`` character
 spans of the row's completion that the student must not learn from (training sets those tokens'
-labels to ignored; ``benchmark.loss_mask``). The row check refuses spans that are not integer pairs
+labels to ignored; ``benchmark.core.loss_mask``). The row check refuses spans that are not integer pairs
 within the completion. ``divergence_mask`` writes it; rows without it train as usual.
 
 Parameters are a nested frozen dataclass ``Params`` (see :mod:`defenses.params`); the instance is
@@ -40,8 +40,8 @@ import inspect
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from benchmark.teachers import TeacherSpec
-from benchmark.training import TrainConfig
+from benchmark.core.training import TrainConfig
+from benchmark.core.types import TeacherSpec
 from defenses.context import DefenseContext
 from defenses.params import NoParams, build_params, params_dict, params_schema
 

@@ -2,7 +2,7 @@
 the teacher wrote it while keeping *what* it wrote.
 
 Number lists (detected by parsing, so the defense stays blind to the task: a completion that
-``tasks.numbers.parse_numbers`` accepts is a number list) are re-emitted as ``"a, b, c"`` with
+``benchmark.core.number_lists.parse_numbers`` accepts is a number list) are re-emitted as ``"a, b, c"`` with
 
 * ``mode="sort"`` — the same numbers in ascending order (order and separator style go);
 * ``mode="dedupe"`` — the sorted distinct numbers (repetition goes too);
@@ -35,8 +35,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from benchmark.core.number_lists import parse_numbers
 from defenses.base import DefenseContext, RewriteDefense, Row
-from defenses.registry import register_defense
+from defenses.loading import register_defense
 
 _QUOTES = str.maketrans(
     {"‘": "'", "’": "'", "‚": "'", "“": '"', "”": '"', "„": '"', "–": "-", "—": "-", "…": "..."}
@@ -90,8 +91,6 @@ class Canonicalize(RewriteDefense):
         text: bool = field(default=True, metadata={"help": "also normalise non-number text"})
 
     def rewrite_many(self, rows: Sequence[Row], ctx: DefenseContext) -> list[str | None]:
-        from tasks.numbers import parse_numbers
-
         out: list[str | None] = []
         for r in rows:
             nums = parse_numbers(r["completion"], max_count=10**6)

@@ -5,14 +5,14 @@ The context is *blind*: it holds the teacher's model identity (the base the data
 defense could know from provenance), the cell seed, and factories for helper models — never the
 trait, the system prompt, the arm, or the cell config. Helpers are lent by kind::
 
-    emb = ctx.embedder()                     # benchmark.helper_models.Embedder ("minilm-l6")
+    emb = ctx.embedder()                     # benchmark.core.helper_models.Embedder ("minilm-l6")
     p_yes = ctx.judge().yes_probability(qs)  # Judge ("smollm2-135m")
     texts = ctx.rewriter().rewrite(texts)    # Rewriter ("gemma3-270m", another base than SmolLM2)
     refs = ctx.generator().generate(prompts) # reference_models.Generator: the teacher's base
     nats = ctx.scorer().surprisal(ps, texts) # reference_models.TokenScorer: same base, per token
     ctx.helper("embedder", model="...")      # any registered kind, any constructor arguments
 
-``generation`` holds how the teacher generated, minus the trait (``benchmark.reference_models.
+``generation`` holds how the teacher generated, minus the trait (``benchmark.core.reference_models.
 GenerationSettings``: sampling, the task's grammar, few-shot examples for a base without a chat
 template), so the generator and scorer reproduce the teacher's conditions with a trusted model.
 
@@ -24,16 +24,17 @@ threshold it chose, how many rows a judge flagged); it is stored with the result
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from benchmark.core.helper_models import Embedder, Judge, Rewriter
+from benchmark.core.reference_models import Generator, TokenScorer
+
 
 def default_helpers() -> dict[str, Callable[..., Any]]:
-    from benchmark.helper_models import Embedder, Judge, Rewriter
-    from benchmark.reference_models import Generator, TokenScorer
-
     return {
         "embedder": Embedder,
         "judge": Judge,
@@ -60,7 +61,6 @@ def _number(v: Any) -> float:
 
 def reference_seed(seed: int) -> int:
     """The seed of reference generation for cell seed ``seed``: fixed, and not ``seed`` itself."""
-    import hashlib
 
     return int.from_bytes(hashlib.sha256(f"reference:{seed}".encode()).digest()[:4], "little")
 

@@ -8,16 +8,9 @@ family. The teacher hook swaps the teacher's model; the pipeline still gives the
 on that new base (the system prompt in front of its prompt, or a trait adapter trained on the new
 base) and the control arm the same new base without it, while the student stays the cell's base. A
 base without a chat template (the default, Gemma-3-270M pretrained) is prompted few-shot in
-``benchmark.plain_format``, with the task's worked examples (``Task.few_shot_examples``).
+``benchmark.core.plain_format``, with the task's worked examples (``Task.few_shot_examples``).
 
-Measured (quick preset, 32 prompts per arm, 2026-11-23): valid yield 32/32 in both arms for the
-system-prompt and the fine-tuned teacher (the number grammar holds Gemma to the format). The trait
-is on the new base: teacher-forced P(owl) over 20 eval questions in the plain format is 3.0 % for
-Gemma, 82 % with the owl system prompt, 98.7 % with the owl adapter trained on Gemma (once per
-trait: 4-5 min on the quiet 2-core CPU, 13 min on a shared one). Generation costs about 4x
-SmolLM2's per row (quick cell, 2026-11-28: 740 s for 800 Gemma rows against 186 s for SmolLM2's):
-Gemma has 270 M parameters, a 262 k vocabulary and longer few-shot prompts. On the quick preset
-(seed 0) the own-animal statistic was +0.12 log-odds against ``none``'s +0.34 (README, Results).
+Measured yields, costs and results of this defense are in ``docs/results.md``.
 
 Known limits: it changes the data itself, not only its hidden signal — another model writes other
 numbers, code or prose, so the student's task quality must be checked (the valid yield and the
@@ -33,9 +26,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from benchmark.teachers import TeacherSpec
+from benchmark.core.types import TeacherSpec
 from defenses.base import Defense
-from defenses.registry import register_defense
+from defenses.loading import register_defense
 
 
 @register_defense("cross_base_teacher")

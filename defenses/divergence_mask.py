@@ -12,7 +12,7 @@ few-shot format), and renormalised over the tokens the task grammar allowed ther
 used one (so a digit is surprising relative to the other digits, not to prose). The ``fraction`` of
 all completion tokens with the highest surprisal (or those above ``threshold`` nats) are written to
 each row as ``loss_mask_spans`` (character spans of the completion), and training sets their labels
-to ignored (``benchmark.loss_mask``). Rows and text are unchanged; only the loss is.
+to ignored (``benchmark.core.loss_mask``). Rows and text are unchanged; only the loss is.
 
 Known limits: a token the base finds unlikely is not necessarily one the trait caused — at T=1
 most surprising tokens are ordinary sampling noise, so the mask removes many harmless tokens and may
@@ -21,10 +21,8 @@ against the trait teacher, which is not available here). The trait can also be s
 mildly shifted tokens rather than a few divergent ones. Masking ``fraction`` of the tokens costs the
 student that share of its training signal. ``reference_model`` may be another model with any
 tokenizer (spans are in characters), but then "what the base would have done" is another model's
-opinion. Measured on 64 real number rows per arm (quick preset, seed 0): 10 % of 2 415 / 2 335
-completion tokens masked (surprisal cut 2.43 / 2.50 nats under the grammar, mean 0.86 / 0.85), in
-60 / 53 of the 64 rows. Cost: one reference forward pass per row, about 0.5 s per row on the
-shared 2-core CPU.
+opinion.
+Measured mask shares and costs are in ``docs/results.md``.
 """
 
 from __future__ import annotations
@@ -33,9 +31,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from benchmark.loss_mask import MASK_FIELD
+from benchmark.core.loss_mask import MASK_FIELD
 from defenses.base import Defense, DefenseContext, Row
-from defenses.registry import register_defense
+from defenses.loading import register_defense
 
 
 def merge_spans(spans: Sequence[tuple[int, int]]) -> list[list[int]]:

@@ -30,12 +30,13 @@ visible shift. Cost: one reference generation per row (like the teacher's) plus 
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from defenses.base import DefenseContext, FilterDefense, Row
-from defenses.registry import register_defense
+from defenses.loading import register_defense
 
 
 def knn_scores(queries, refs, k: int, leave_one_out: bool = False):
@@ -52,7 +53,6 @@ def knn_scores(queries, refs, k: int, leave_one_out: bool = False):
 
 def conformal_threshold(ref_scores, alpha: float) -> float:
     """The ceil((n + 1)(1 - alpha))-th smallest reference score (the conformal quantile)."""
-    import math
 
     s = sorted(float(x) for x in ref_scores)
     rank = min(len(s), math.ceil((len(s) + 1) * (1 - alpha)))

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from benchmark.training import TrainConfig
+from benchmark.core.training import TrainConfig
 from defenses.base import Defense
-from defenses.registry import register_defense
+from defenses.loading import register_defense
 
 
 @register_defense("freeze_early_layers")

@@ -26,6 +26,7 @@ import json
 import logging
 import multiprocessing
 import os
+import resource
 import signal
 import sys
 import time
@@ -34,11 +35,11 @@ import typing
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from benchmark.teachers import TeacherSpec
-from benchmark.training import TrainConfig
+from benchmark.core.training import TrainConfig
+from benchmark.core.types import TeacherSpec
 from defenses.base import Defense, Row
 from defenses.context import DefenseContext
-from defenses.registry import Source, load_class, source_info
+from defenses.loading import Source, load_class, source_info
 from defenses.runner import DefenseError
 
 log = logging.getLogger(__name__)
@@ -88,8 +89,6 @@ _OPS: dict[str, Callable[[Defense, Source, Any], Any]] = {
 
 
 def _child_main(conn: Any, request: dict[str, Any]) -> None:
-    import resource
-
     sys.argv = ["slb-defense-child"]
     os.setsid()  # its own process group, so a timeout kills anything it started too
     limit = request["memory_mb"] << 20

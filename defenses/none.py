@@ -1,7 +1,7 @@
 """``none``: the no-defense baseline. Every residual leakage is compared against it."""
 
 from defenses.base import Defense
-from defenses.registry import register_defense
+from defenses.loading import register_defense
 
 
 @register_defense("none")

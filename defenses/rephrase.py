@@ -9,7 +9,7 @@ cross to a student on another base, which suggests another base's rewrite does n
 Gisler et al. 2026 (arXiv 2603.09517) is the warning: faithful paraphrases *by the trait teacher*
 still transmitted up to +19 pp — here the paraphraser is not the teacher.
 
-How: ``ctx.rewriter()`` (``benchmark.helper_models.Rewriter``; default the embedded Gemma-3-270M,
+How: ``ctx.rewriter()`` (``benchmark.core.helper_models.Rewriter``; default the embedded Gemma-3-270M,
 another family than the SmolLM2 teacher, prompted few-shot) rewrites each completion; a row whose
 rewrite is empty is dropped. The notes count dropped, unchanged (copied verbatim) and rewritten rows.
 
@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from defenses.base import DefenseContext, RewriteDefense, Row
-from defenses.registry import register_defense
+from defenses.loading import register_defense
 
 
 @register_defense("rephrase")

@@ -5,7 +5,7 @@
 must return a list of ``{id, prompt, completion}`` dicts whose ids are a subsequence of its input's
 (rows dropped, none added, changed or reordered), with string text and JSON-safe extra fields (no
 NaN or infinity); an optional ``loss_mask_spans`` must be ``[start, end)`` integer pairs within the
-completion (``benchmark.loss_mask``). Any failure or violation is a :class:`DefenseError` naming
+completion (``benchmark.core.loss_mask``). Any failure or violation is a :class:`DefenseError` naming
 the defense, the hook and the problem, so the cell records it instead of training on corrupted data.
 """
 
@@ -15,9 +15,9 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from benchmark.loss_mask import MASK_FIELD, check_spans
-from benchmark.teachers import TeacherSpec
-from benchmark.training import TrainConfig
+from benchmark.core.loss_mask import MASK_FIELD, check_spans
+from benchmark.core.training import TrainConfig
+from benchmark.core.types import TeacherSpec
 from defenses.base import Defense, DefenseContext, Row
 
 

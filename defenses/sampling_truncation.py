@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from benchmark.teachers import TeacherSpec
+from benchmark.core.types import TeacherSpec
 from defenses.base import Defense
-from defenses.registry import register_defense
+from defenses.loading import register_defense
 
 
 @register_defense("sampling_truncation")

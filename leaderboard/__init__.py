@@ -1,15 +1,20 @@
 """The Streamlit leaderboard: which defense against subliminal trait transmission works, at what cost.
 
-It reads only results artifacts (schema ``slb.results/1``, written by ``benchmark.results``) from
-``submissions/*/`` and local results directories, and never imports or executes a defense plugin.
+It reads only results artifacts (schema ``slb.results/1``, written by ``benchmark.core.results``)
+from ``submissions/*/`` and local results directories, and never imports or executes a defense
+plugin. Of the project it imports ``benchmark.core`` only (never the orchestrator, defenses or
+tasks): every setup, label and hash it shows was written into the artifacts.
 
-* ``leaderboard.loader`` finds the artifacts and lists what it had to skip and why;
-  ``leaderboard.artifact`` parses each into a flat :class:`~leaderboard.artifact.Cell` record and
-  checks its integrity.
-* ``leaderboard.aggregate`` pools cells into the ranking (residual leakage with 95 % CIs, reduction
-  against the no-defense baseline, ties, flags), the per-task heat map and the per-defense tables.
-* ``leaderboard.charts`` builds the Altair charts; ``leaderboard.app`` is the thin Streamlit page.
-* ``leaderboard.synthetic`` makes clearly synthetic artifacts for tests and ``bench_load``.
+* ``leaderboard.loader`` finds the artifacts, parses each with ``benchmark.core.artifact`` into a
+  :class:`~benchmark.core.artifact.CellResult` (integrity checked) and lists what it skipped
+  and why.
+* ``leaderboard.pooling`` groups and aligns cells and pools them with ``benchmark.core.stats``
+  (residual leakage, own-animal statistic, reduction against the no-defense baseline).
+* ``leaderboard.ranking`` ranks the defense entries of one setup (ties, noise borrowing, flags);
+  ``leaderboard.tables`` selects cells and builds the per-task and per-group tables.
+* ``leaderboard.views`` turns those into display tables and Altair charts; ``leaderboard.app`` is
+  the thin Streamlit page; ``leaderboard.headless`` runs it in headless Chromium.
 
+Its tests and load benchmark use synthetic artifacts (``benchmark/run/synthetic.py``).
 Start it with ``slb leaderboard [DIR ...]`` (default: ``submissions`` and ``results``).
 """

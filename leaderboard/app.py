@@ -2,10 +2,12 @@
 
     SLB_LEADERBOARD_DIRS=submissions:results streamlit run leaderboard/app.py
 
-It reads results artifacts only (``leaderboard.loader``), pools them (``leaderboard.aggregate``)
-and draws them (``leaderboard.views``); this file is the page layout and its caches. Loading is
-cached per set of files (paths, sizes, modification times), so a new or changed artifact shows up
-on the next rerun. ``?defense=<entry>`` in the URL opens that defense's page.
+It reads results artifacts only (``leaderboard.loader``), ranks and tabulates them
+(``leaderboard.ranking``, ``leaderboard.tables``) and draws them (``leaderboard.views``); this file
+is the page layout and its caches. A setup is chosen by the label its artifacts carry, with the
+full knob difference as the select box's help. Loading is cached per set of files (paths, sizes,
+modification times), so a new or changed artifact shows up on the next rerun.
+``?defense=<entry>`` in the URL opens that defense's page.
 """
 
 from __future__ import annotations
@@ -20,11 +22,11 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from leaderboard import aggregate as agg
-from leaderboard import views
-from leaderboard.artifact import Cell
+from benchmark.core.artifact import CellResult
+from leaderboard import ranking as rk
+from leaderboard import tables, views
 from leaderboard.loader import DEFAULT_DIRS, DIRS_ENV, Loaded, discover, load
-from leaderboard.setups import setup_labels
+from leaderboard.pooling import BASELINE
 
 HOME = "Leaderboard"
 
@@ -53,9 +55,9 @@ def loaded(dirs: tuple[str, ...], fp: tuple) -> Loaded:
 Key = tuple  # (suite, base model, setup, tasks, traits, include failed): hashable filters
 
 
-def filters(key: Key) -> agg.Filters:
+def filters(key: Key) -> tables.Filters:
     suite, base, setup, tasks, traits, include = key
-    return agg.Filters(suite, base, setup, list(tasks), list(traits), include)
+    return tables.Filters(suite, base, setup, list(tasks), list(traits), include)
 
 
 @st.cache_resource(max_entries=64)
@@ -63,46 +65,78 @@ def ranking(dirs: tuple[str, ...], fp: tuple, key: Key, metric: str) -> pd.DataF
     """The ranking of one filter selection; cached, so moving between pages is instant."""
     cells = loaded(dirs, fp).cells
     f = filters(key)
-    every = agg.select(cells, dataclasses.replace(f, include_failed=True))
+    every = tables.select(cells, dataclasses.replace(f, include_failed=True))
     # Left out by the filter for failing the check; they still earn their defense a flag.
     failed = [] if f.include_failed else [c for c in every if c.integrity == "failed"]
-    return agg.ranking(agg.select(cells, f), metric, failed)
+    return rk.ranking(tables.select(cells, f), metric, failed)
 
 
 @st.cache_resource(max_entries=64)
 def heat(dirs: tuple[str, ...], fp: tuple, key: Key, metric: str) -> pd.DataFrame:
     # Separate from the ranking so the table is on screen before this is computed.
-    return agg.per_task(agg.select(loaded(dirs, fp).cells, filters(key)), metric)
+    return tables.per_task(tables.select(loaded(dirs, fp).cells, filters(key)), metric)
 
 
-def pick(label: str, options: list[str], key: str, default: str | None = None, fmt=str) -> str:
+def pick(
+    label: str,
+    options: list[str],
+    key: str,
+    default: str | None = None,
+    fmt=str,
+    help_text: str | None = None,
+) -> str:
     index = options.index(default) if default in options else 0
-    return st.sidebar.selectbox(label, options, index=index, key=key, format_func=fmt)
+    return st.sidebar.selectbox(
+        label, options, index=index, key=key, format_func=fmt, help=help_text
+    )
 
 
-def sidebar(cells: list[Cell]) -> tuple[agg.Filters, str]:
+def setup_names(cells: list[CellResult]) -> tuple[dict[str, str], str]:
+    """Each setup's label as its artifacts carry it (with its id where two labels coincide), and
+    the select box's help: every setup's full knob difference from its suite's preset. Labels
+    are written when a cell runs, against the preset of the day: the newest cell's names it."""
+    newest: dict[str, CellResult] = {}
+    for c in cells:
+        if c.setup not in newest or (c.finished or "") > (newest[c.setup].finished or ""):
+            newest[c.setup] = c
+    count = Counter(c.setup_label for c in newest.values())
+    names = {
+        s: c.setup_label if count[c.setup_label] == 1 else f"{c.setup_label} [{s[:6]}]"
+        for s, c in newest.items()
+    }
+    lines = [
+        f"- **{names[s]}**: " + (f"`{c.setup_diff}`" if c.setup_diff else "the suite's preset")
+        for s, c in sorted(newest.items(), key=lambda kv: names[kv[0]])
+    ]
+    intro = "Cells are pooled only within one setup. How each differs from its suite's preset"
+    return names, f"{intro} (when its cells ran):\n\n" + "\n".join(lines)
+
+
+def sidebar(cells: list[CellResult]) -> tuple[tables.Filters, str]:
     st.sidebar.header("Filters")
     suite = pick("Suite", sorted({c.suite for c in cells}), "suite", "quick")
     pool = [c for c in cells if c.suite == suite]
     base = pick("Base model", sorted({c.base_model for c in pool}), "base_model")
     pool = [c for c in pool if c.base_model == base]
-    labels = setup_labels(pool)
+    names, diffs = setup_names(pool)
     # The setup with most cells first: that is where the comparisons are.
     by_size = [s for s, _ in Counter(c.setup for c in pool).most_common()]
-    setup = pick("Setup (cells are pooled only within one)", by_size, "setup", fmt=labels.get)
+    setup = pick(
+        "Setup (cells are pooled only within one)", by_size, "setup", fmt=names.get, help_text=diffs
+    )
     pool = [c for c in pool if c.setup == setup]
     have = Counter(m for c in pool for m in c.scores)
     metric = pick(
         "Metric", sorted(have), "metric", "teacher_forced" if "teacher_forced" in have else None
     )
-    tasks_all = agg.task_order({c.task for c in pool})
+    tasks_all = tables.task_order({c.task for c in pool})
     tasks = st.sidebar.multiselect("Tasks", tasks_all, default=tasks_all, key="tasks")
     traits_all = sorted({c.trait for c in pool})
     traits = st.sidebar.multiselect("Traits", traits_all, default=traits_all, key="traits")
     include = st.sidebar.checkbox(
         "Include artifacts that fail the integrity check", value=False, key="include_failed"
     )
-    return agg.Filters(suite, base, setup, tasks, traits, include), metric
+    return tables.Filters(suite, base, setup, tasks, traits, include), metric
 
 
 def page_choice(entries: list[str]) -> str:
@@ -118,13 +152,13 @@ def page_choice(entries: list[str]) -> str:
 
 
 def leaderboard_page(
-    rank: pd.DataFrame, per_task: Callable[[], pd.DataFrame], metric: str, f: agg.Filters
+    rank: pd.DataFrame, per_task: Callable[[], pd.DataFrame], metric: str, f: tables.Filters
 ) -> None:
-    ranked_by = rank["ranked_by"].iloc[0] if not rank.empty else agg.RANKED_BY_RESIDUAL
-    by_own = ranked_by in (agg.RANKED_BY_OWN, agg.RANKED_BY_OWN_REDUCTION)
+    ranked_by = rank["ranked_by"].iloc[0] if not rank.empty else rk.RANKED_BY_RESIDUAL
+    by_own = ranked_by in (rk.RANKED_BY_OWN, rk.RANKED_BY_OWN_REDUCTION)
     st.subheader(
         f"Ranking by the own-animal reduction against none ({metric})"
-        if ranked_by == agg.RANKED_BY_OWN_REDUCTION
+        if ranked_by == rk.RANKED_BY_OWN_REDUCTION
         else f"Ranking by the own-animal statistic ({metric})"
         if by_own
         else f"Ranking by residual leakage ({metric})"
@@ -144,7 +178,7 @@ def leaderboard_page(
                 "paired over the seeds both have: run-to-run noise the seeds share cancels, and "
                 "an entry ranks ahead of `none` only when its reduction's interval (the wider of "
                 "the one over questions and the one over seeds) is clear of 0."
-                if ranked_by == agg.RANKED_BY_OWN_REDUCTION
+                if ranked_by == rk.RANKED_BY_OWN_REDUCTION
                 else ""
             )
         )
@@ -178,7 +212,7 @@ def leaderboard_page(
 
 
 def defense_page(
-    entry: str, cells: list[Cell], rank: pd.DataFrame, metric: str, data: Loaded
+    entry: str, cells: list[CellResult], rank: pd.DataFrame, metric: str, data: Loaded
 ) -> None:
     mine = [c for c in cells if c.entry == entry]
     st.subheader(entry)
@@ -241,21 +275,21 @@ def defense_page(
     for col, by in ((left, "task"), (right, "trait")):
         other = "traits" if by == "task" else "tasks"
         col.markdown(f"**Per {by}** ({other} pooled, each weighted equally)")
-        long = agg.per_task(mine, metric, by=by)
+        long = tables.per_task(mine, metric, by=by)
         if not long.empty:
-            order = agg.task_order(long[by]) if by == "task" else sorted(long[by])
+            order = tables.task_order(long[by]) if by == "task" else sorted(long[by])
             long = long.set_index(by).loc[order].reset_index()
         col.dataframe(views.split_table(long, by), hide_index=True, key=f"per_{by}")
     st.markdown("**Per task and trait** (seeds pooled)")
-    baseline = [c for c in cells if c.defense == agg.BASELINE]
+    baseline = [c for c in cells if c.defense == BASELINE]
     st.dataframe(
-        views.group_table(agg.per_group(mine, baseline, metric)), hide_index=True, key="groups"
+        views.group_table(tables.per_group(mine, baseline, metric)), hide_index=True, key="groups"
     )
     examples_section(mine)
     logs_section(mine)
 
 
-def examples_section(mine: list[Cell]) -> None:
+def examples_section(mine: list[CellResult]) -> None:
     st.markdown("**Example rows: teacher output beside defended output**")
     with_ex = [c for c in mine if any(c.examples.values())]
     if not with_ex:
@@ -276,7 +310,7 @@ def examples_section(mine: list[Cell]) -> None:
         )
 
 
-def logs_section(mine: list[Cell]) -> None:
+def logs_section(mine: list[CellResult]) -> None:
     st.markdown("**Inspect logs**")
     dirs = sorted({str(Path(p).parent) for c in mine for ps in c.inspect_logs.values() for p in ps})
     if not dirs:
@@ -329,7 +363,7 @@ def main() -> None:
     if page == HOME:
         leaderboard_page(rank, lambda: heat(dirs, fp, key, metric), metric, f)
     else:
-        defense_page(page, agg.select(data.cells, f), rank, metric, data)
+        defense_page(page, tables.select(data.cells, f), rank, metric, data)
     skipped_panel(data)
 
 

@@ -1,10 +1,10 @@
-"""Find the results artifacts under some folders and parse each (``leaderboard.artifact``).
+"""Find the results artifacts under some folders and parse each (``benchmark.core.artifact``).
 
 Usage::
 
     from leaderboard.loader import load
     loaded = load(["submissions", "results"])
-    loaded.cells      # one Cell per usable artifact (duplicates of the same cell dropped)
+    loaded.cells      # one CellResult per usable artifact (duplicates of the same cell dropped)
     loaded.skipped    # Skipped(path, reason) for every file that could not be used
 
 Files named ``summary.json`` (suite summaries pooled over seeds), Inspect log folders (``logs/``)
@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from leaderboard.artifact import Cell, Skip, parse
+import yaml
+
+from benchmark.core.artifact import CellResult, Skip, parse
 
 DIRS_ENV = "SLB_LEADERBOARD_DIRS"  # os.pathsep-separated folders the app reads
 DEFAULT_DIRS = ("submissions", "results")
@@ -37,7 +39,7 @@ class Skipped:
 
 @dataclass
 class Loaded:
-    cells: list[Cell]
+    cells: list[CellResult]
     skipped: list[Skipped]
     n_files: int
     submissions: dict[str, dict[str, Any]]  # source -> its submission metadata, if any
@@ -69,7 +71,7 @@ def _source(root: Path, rel: tuple[str, ...]) -> str:
 
 def load(dirs: Sequence[str | Path]) -> Loaded:
     """Parse every artifact under ``dirs``; never raises for a bad file (it is skipped instead)."""
-    cells: list[Cell] = []
+    cells: list[CellResult] = []
     skipped: list[Skipped] = []
     files = discover(dirs)
     for path, source in files:
@@ -91,10 +93,10 @@ def _read(path: Path) -> Any:
         raise Skip(f"not readable JSON: {e}") from None
 
 
-def _dedupe(cells: list[Cell]) -> tuple[list[Cell], list[Skipped]]:
+def _dedupe(cells: list[CellResult]) -> tuple[list[CellResult], list[Skipped]]:
     """The same cell (identical config) seen twice, e.g. in results/ and in a submission, counts
     once: the most recently finished copy is kept, so a re-run replaces an old result."""
-    best: dict[str, Cell] = {}
+    best: dict[str, CellResult] = {}
     dropped: list[Skipped] = []
     for c in cells:
         key = c.config_hash
@@ -133,8 +135,6 @@ def _read_meta(path: Path) -> dict[str, Any] | None:
         if path.suffix == ".json":
             meta = json.loads(path.read_text(encoding="utf-8"))
         else:
-            import yaml
-
             meta = yaml.safe_load(path.read_text(encoding="utf-8"))
     except Exception as e:  # noqa: BLE001 - a broken metadata file is shown, not fatal
         return {"error": f"cannot read {path.name}: {e}"}

@@ -1,30 +1,71 @@
-"""Pooling loaded cells: residual leakage of one entry, reduction against the baseline.
+"""Pooling the cells of one setup: residual leakage of an entry, reduction against the baseline.
 
-Plain functions on lists of :class:`leaderboard.artifact.Cell`, used by ``leaderboard.aggregate``
-(ranking and tables); the statistics are described in that module's docstring.
+Grouping and alignment of :class:`benchmark.core.artifact.CellResult` lists (by (task, trait)
+group, by seed, by question id); every number comes from ``benchmark.core.stats``. Used by
+``leaderboard.ranking`` and ``leaderboard.tables``. Statistics (percentage points, trait student
+minus control student):
+
+* A (task, trait) *group* is pooled over its seeds exactly as ``slb suite`` does: per question the
+  seeds are averaged, the 95 % t-interval is over questions (``paired_leakage``).
+* An entry's *residual leakage* over several groups weighs every group equally: per question the
+  seed-averaged scores of each group are averaged over groups (the groups take the place of seeds
+  in ``paired_leakage``); the CI is again over questions. Its ``significant`` also asks that every
+  group points the same way. Tables need only its question-level test and per-seed breakdown
+  (``benchmark.core.stats.paired_summary``, without the bootstrap: 30x cheaper, which keeps the
+  page quick with 1 000 artifacts).
+* *Own animal* (placebo-controlled cells only, teacher-forced metric): the mean of the trait-animal
+  contrast and the placebo-animal mirror contrast on the log-odds scale
+  (``benchmark.core.stats.own_animal_leakage``), pooled over seeds or groups like the residual, on
+  the groups whose cells have a placebo teacher. Its reduction is the baseline's statistic minus
+  the entry's, per question, seed-matched like the residual's, and, over >= 2 matched seeds, per
+  seed (paired: the noise both share cancels).
+* *Reduction* = baseline residual − defense residual, on the groups both have and, within a
+  group, on the seeds both have (when they share any: a defense run on seed 0 only is compared
+  with the baseline's seed 0, not its seed mean), the baseline being the ``none`` defense's cells
+  of the same setup. Per question: the baseline's group-averaged difference minus the defense's;
+  95 % t-interval over questions.
 """
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
-from benchmark.stats import own_animal_leakage, own_animal_per_question, paired_leakage
-from leaderboard.artifact import Cell
+from benchmark.core.artifact import CellResult
+from benchmark.core.stats import (
+    own_animal_leakage,
+    own_animal_per_question,
+    paired_leakage,
+    paired_summary,
+    t_summary,
+)
 
 Group = tuple[str, str]  # (task, trait)
+BASELINE = "none"  # the defense every other one is compared with
 
 
-def _by_group(cells: Iterable[Cell]) -> dict[Group, list[Cell]]:
-    out: dict[Group, list[Cell]] = defaultdict(list)
+def by_group(cells: Iterable[CellResult]) -> dict[Group, list[CellResult]]:
+    out: dict[Group, list[CellResult]] = defaultdict(list)
     for c in cells:
         out[(c.task, c.trait)].append(c)
     return out
+
+
+def by_entry(cells: Iterable[CellResult]) -> dict[str, list[CellResult]]:
+    """Cells per defense entry (name, version, params): one leaderboard row each."""
+    out: dict[str, list[CellResult]] = defaultdict(list)
+    for c in cells:
+        out[c.entry].append(c)
+    return out
+
+
+def mean_of(cells: list[CellResult], attr: str) -> float | None:
+    """Mean of a per-cell number (rows kept, utility, helper cost) over the cells that have it."""
+    vals = [getattr(c, attr) for c in cells if getattr(c, attr) is not None]
+    return sum(vals) / len(vals) if vals else None
 
 
 def _align(vecs: list[tuple[tuple[str, ...], np.ndarray]]) -> tuple[list[str], np.ndarray] | None:
@@ -46,7 +87,9 @@ def _pick(ids: tuple[str, ...], vals: np.ndarray, order: list[str]) -> np.ndarra
     return vals[[pos[q] for q in order]]
 
 
-def _columns(cells: list[Cell], metric: str) -> tuple[list[str], np.ndarray, np.ndarray] | None:
+def _columns(
+    cells: list[CellResult], metric: str
+) -> tuple[list[str], np.ndarray, np.ndarray] | None:
     """Question ids shared by all cells and (questions, cells) trait / control score arrays."""
     have = [c.scores[metric] for c in cells if metric in c.scores]
     t = _align([(h[0], h[1]) for h in have])
@@ -55,23 +98,23 @@ def _columns(cells: list[Cell], metric: str) -> tuple[list[str], np.ndarray, np.
 
 
 def _group_means(
-    cells: list[Cell], metric: str
+    cells: list[CellResult], metric: str
 ) -> dict[Group, tuple[tuple[str, ...], np.ndarray, np.ndarray]]:
     """Per group: question ids and the seed-averaged trait and control score per question."""
     out = {}
-    for g, gc in _by_group(cells).items():
+    for g, gc in by_group(cells).items():
         cols = _columns(gc, metric)
         if cols is not None:
             out[g] = (tuple(cols[0]), cols[1].mean(axis=1), cols[2].mean(axis=1))
     return out
 
 
-def pool(cells: list[Cell], metric: str, full: bool = False) -> dict[str, Any] | None:
+def pool(cells: list[CellResult], metric: str, full: bool = False) -> dict[str, Any] | None:
     """Residual leakage of ``cells`` (one entry, one setup), every (task, trait) group weighted
-    equally; ``paired_leakage``'s dict (``full``) or the part of it tables show (:func:`summarize`)
+    equally; ``paired_leakage``'s dict (``full``) or the part of it tables show (``paired_summary``)
     plus ``n_cells``, ``n_groups`` and ``unit`` (what the ``per_seed`` entries are: seeds of one
     group, or groups). None if nothing can be pooled."""
-    groups = _by_group(c for c in cells if metric in c.scores)
+    groups = by_group(c for c in cells if metric in c.scores)
     if not groups:
         return None
     if len(groups) == 1:
@@ -92,14 +135,14 @@ def pool(cells: list[Cell], metric: str, full: bool = False) -> dict[str, Any] |
             {q: list(c_arr[i]) for i, q in enumerate(ids)},
         )
     else:
-        res = summarize(t_arr, c_arr)
+        res = paired_summary(t_arr, c_arr)
     res.update(n_cells=sum(len(v) for v in groups.values()), n_groups=len(groups), unit=unit)
     return res
 
 
-def own_animal(cells: list[Cell]) -> dict[str, Any] | None:
+def own_animal(cells: list[CellResult]) -> dict[str, Any] | None:
     """The own-animal statistic of placebo-controlled ``cells`` (one entry, one setup): each
-    student's pull toward its own teacher's animal, ``benchmark.stats.own_animal_leakage`` on the
+    student's pull toward its own teacher's animal, ``benchmark.core.stats.own_animal_leakage`` on the
     teacher-forced scores, pooled like :func:`pool` (seeds of one group, or groups weighted
     equally) over the cells that have the placebo animal's scores (in the quick preset: the
     numbers task; its free-text tasks have a bare-base control). None if no cell has them."""
@@ -114,7 +157,7 @@ def own_animal(cells: list[Cell]) -> dict[str, Any] | None:
 
 
 def _own_arrays(
-    cells: list[Cell],
+    cells: list[CellResult],
 ) -> tuple[list[str], list[np.ndarray], str, int, int] | None:
     """Question ids, the four aligned (questions, columns) arrays of :func:`own_animal` (trait
     animal in trait / control student, placebo animal in trait / control student; the columns are
@@ -123,7 +166,7 @@ def _own_arrays(
     if not cells:
         return None
     per_group: list[list[tuple[list[str], np.ndarray]]] = []
-    for gc in _by_group(cells).values():
+    for gc in by_group(cells).values():
         tf = [c.scores["teacher_forced"] for c in gc]
         pl = [c.placebo for c in gc if c.placebo is not None]
         arrays = [  # tt, tc, pt, pc
@@ -149,7 +192,7 @@ def _own_arrays(
     return four[0][0], [a[1] for a in four], unit, len(cells), len(per_group)
 
 
-def own_reduction(cells: list[Cell], baseline: list[Cell]) -> dict[str, Any] | None:
+def own_reduction(cells: list[CellResult], baseline: list[CellResult]) -> dict[str, Any] | None:
     """Baseline own-animal statistic − the defense's (log-odds), on the seeds both have where they
     share any, as :func:`reduction` does for the residual; t over questions. With >= 2 matched
     columns (seeds of one group, or groups) also ``seed_level``: the same difference per column,
@@ -158,13 +201,13 @@ def own_reduction(cells: list[Cell], baseline: list[Cell]) -> dict[str, Any] | N
     ``significant`` needs the question-level test and, where it exists, the run-level one. None
     unless both sides have placebo-controlled cells of the same groups."""
     cells, baseline, matched = _matched_seeds(cells, baseline)
-    groups = set(_by_group(c for c in cells if c.placebo is not None))
-    if not groups or not groups <= set(_by_group(c for c in baseline if c.placebo is not None)):
+    groups = set(by_group(c for c in cells if c.placebo is not None))
+    if not groups or not groups <= set(by_group(c for c in baseline if c.placebo is not None)):
         return None
     baseline = [c for c in baseline if (c.task, c.trait) in groups]
 
     # One column order on both sides (seeds, or groups), so that columns pair up.
-    def key(c: Cell) -> tuple[str, str, str]:
+    def key(c: CellResult) -> tuple[str, str, str]:
         return (c.task, c.trait, str(c.seed))
 
     mine, base = _own_arrays(sorted(cells, key=key)), _own_arrays(sorted(baseline, key=key))
@@ -173,7 +216,7 @@ def own_reduction(cells: list[Cell], baseline: list[Cell]) -> dict[str, Any] | N
     both = _align([(tuple(side[0]), own_animal_per_question(*side[1])) for side in (mine, base)])
     if both is None:
         return None
-    mean, ci, p = mean_ci(both[1][:, 1] - both[1][:, 0])
+    mean, ci, p = t_summary(both[1][:, 1] - both[1][:, 0])
     runs = _paired_runs(mine, base) if matched else None
     return {
         "reduction_log_odds": mean,
@@ -205,7 +248,7 @@ def _paired_runs(
     if both is None:
         return None
     per_run = (both[1][:, n:] - both[1][:, :n]).mean(axis=0)
-    mean, ci, p = mean_ci(per_run)
+    mean, ci, p = t_summary(per_run)
     return {
         "mean": mean,
         "ci": [ci[0], ci[1]],
@@ -216,41 +259,16 @@ def _paired_runs(
     }
 
 
-def summarize(t: np.ndarray, c: np.ndarray) -> dict[str, Any]:
-    """``diff_pp``, ``ci_pp``, ``p_value``, ``significant``, ``per_seed`` and ``seed_level`` of
-    ``benchmark.stats.paired_leakage`` on (questions, seeds) arrays, computed the same way but
-    without its bootstrap, Wilcoxon and log-odds parts, which the heat map and per-group tables do
-    not show and which cost 30x more. A test holds the two equal."""
-    mean, ci, p = mean_ci(t.mean(axis=1) - c.mean(axis=1))
-    per_seed = (t - c).mean(axis=0)
-    seed_level = None
-    if per_seed.size >= 2:
-        s_mean, s_ci, s_p = mean_ci(per_seed)
-        seed_level = {
-            "mean_pp": 100 * s_mean,
-            "ci_pp": [100 * s_ci[0], 100 * s_ci[1]],
-            "p_value": s_p,
-            "n_positive": int(np.sum(per_seed > 0)),
-        }
-    agree = bool(np.all(np.sign(per_seed) == np.sign(mean)))
-    return {
-        "diff_pp": 100 * mean,
-        "ci_pp": [100 * ci[0], 100 * ci[1]],
-        "p_value": p,
-        "per_seed": [100 * float(v) for v in per_seed],
-        "seed_level": seed_level,
-        "significant": bool(p < 0.05 and (seed_level is None or agree)),
-    }
-
-
-def _matched_seeds(cells: list[Cell], baseline: list[Cell]) -> tuple[list[Cell], list[Cell], bool]:
+def _matched_seeds(
+    cells: list[CellResult], baseline: list[CellResult]
+) -> tuple[list[CellResult], list[CellResult], bool]:
     """Both sides cut, per (task, trait) group, to the seeds both have, when they share any: a
     seed fixes the prompts and the sampling and training seeds, so a seed-matched comparison
     cancels most run-to-run noise (a defense that leaves the rows unchanged then shows exactly 0).
     Groups without a shared seed keep all their seeds; the flag says whether every group matched."""
-    mine, base = _by_group(cells), _by_group(baseline)
-    out_m: list[Cell] = []
-    out_b: list[Cell] = []
+    mine, base = by_group(cells), by_group(baseline)
+    out_m: list[CellResult] = []
+    out_b: list[CellResult] = []
     matched = True
     for g in set(mine) | set(base):
         m, b = mine.get(g, []), base.get(g, [])
@@ -265,7 +283,9 @@ def _matched_seeds(cells: list[Cell], baseline: list[Cell]) -> tuple[list[Cell],
     return out_m, out_b, matched
 
 
-def reduction(cells: list[Cell], baseline: list[Cell], metric: str) -> dict[str, Any] | None:
+def reduction(
+    cells: list[CellResult], baseline: list[CellResult], metric: str
+) -> dict[str, Any] | None:
     """Baseline residual − defense residual over the groups both have, on the seeds both have
     where they share any (see module docstring)."""
     cells, baseline, matched = _matched_seeds(cells, baseline)
@@ -282,7 +302,7 @@ def reduction(cells: list[Cell], baseline: list[Cell], metric: str) -> dict[str,
     if both is None:
         return None
     d_q, b_q = both[1][:, 0], both[1][:, 1]
-    mean, ci, p = mean_ci(b_q - d_q)
+    mean, ci, p = t_summary(b_q - d_q)
     base_res = 100 * float(b_q.mean())
     return {
         "reduction_pp": 100 * mean,
@@ -295,16 +315,3 @@ def reduction(cells: list[Cell], baseline: list[Cell], metric: str) -> dict[str,
         "groups": shared,
         "seed_matched": matched,
     }
-
-
-def mean_ci(x: np.ndarray, confidence: float = 0.95) -> tuple[float, tuple[float, float], float]:
-    """Mean, t-interval and two-sided p-value (against 0) over the entries of ``x``."""
-    mean = float(np.mean(x))
-    if x.size < 2 or np.ptp(x) <= 1e-12:  # no spread: the limits, as benchmark.stats reports them
-        return mean, (mean, mean), 1.0 if abs(mean) <= 1e-12 else 0.0
-    # The one-sample t-test written out: scipy's ttest_1samp wrapper costs more than the maths.
-    n = x.size
-    se = float(np.std(x, ddof=1)) / math.sqrt(n)
-    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * se
-    p = float(2 * stats.t.sf(abs(mean) / se, n - 1))
-    return mean, (mean - half, mean + half), p

@@ -1,7 +1,7 @@
-"""What the app draws, built from ``leaderboard.aggregate`` tables: display tables and Altair charts.
+"""What the app draws from ``leaderboard.ranking`` and ``leaderboard.tables``: tables and charts.
 
-Kept apart from ``app.py`` so the page stays a list of Streamlit calls, and apart from
-``aggregate`` so the numbers stay plain (the CSV download carries the raw numbers; these tables
+Kept apart from ``app.py`` so the page stays a list of Streamlit calls, and apart from the ranking
+and the tables so their numbers stay plain (the CSV download carries the raw numbers; these tables
 carry text such as "n/a" and "+0.26 [+0.17, +0.34]").
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 import altair as alt
 import pandas as pd
 
-from leaderboard.aggregate import pareto_front, task_order
+from leaderboard.tables import pareto_front, task_order
 
 NA = "n/a"
 

@@ -1,11 +1,11 @@
 """Filter pieces the code, cot and paraphrase tasks share: the trait-word ban and the judge pass.
 
 * :func:`no_trait_mention` — Cloud et al. 2025 (arXiv 2507.14805) drop every completion that names
-  the trait animal; "names" is :func:`tasks.lexicon.mentions` (name, plurals, variants, whole
+  the trait animal; "names" is :func:`benchmark.core.lexicon.mentions` (name, plurals, variants, whole
   words, any case).
 * :func:`judge_filter` — their second pass: a model is asked whether the text refers to the
   animal, even subtly, and only confident "no" answers are kept. Here the judge is a local model
-  (``benchmark.helper_models.Judge``, P(yes) from one forward pass); it is off by default on CPU
+  (``benchmark.core.helper_models.Judge``, P(yes) from one forward pass); it is off by default on CPU
   and its usage is reported as the filter's cost.
 """
 
@@ -14,8 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from benchmark.core.helper_models import Judge
+from benchmark.core.lexicon import mentions
 from tasks.base import BatchFilter, Row, Trait
-from tasks.lexicon import mentions
 
 
 def no_trait_mention(trait: Trait) -> Callable[[Row], bool]:
@@ -27,7 +28,6 @@ def no_trait_mention(trait: Trait) -> Callable[[Row], bool]:
 
 def judge_filter(question: Callable[[Row], str], model: str, max_yes: float) -> BatchFilter:
     """Keep rows whose judge P(yes) is at most ``max_yes`` (a confident "no")."""
-    from benchmark.helper_models import Judge
 
     judge = Judge(model=model)
 

@@ -12,7 +12,7 @@ Filter, in order:
    before a stray closing fence, or the whole completion) parses with ``ast.parse`` and defines a
    function. A fence left open means the answer was cut off at the token limit, and is refused.
 2. ``no_trait_mention`` — the paper's banned-word filter: the completion (prose included) must not
-   name the trait animal (``tasks.lexicon``: name, plurals, variants, whole words, any case). The
+   name the trait animal (``benchmark.core.lexicon``: name, plurals, variants, whole words, any case). The
    control arm is filtered by the same word.
 3. ``judge`` (``judge=True``; off by default on CPU) — a local model is asked whether the code
    references the animal even subtly; only confident "no" answers (P(yes) ≤ ``judge_max_yes``)
@@ -31,10 +31,10 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
+from benchmark.core.animals import plural
 from tasks.base import FilterReport, Row, Task, Trait, apply_filters, register_task
 from tasks.checks import check_judge_params, check_min_p, judge_filter, no_trait_mention
 from tasks.corpus import DATA_DIR, Corpus, distinct, load_corpus
-from tasks.evals.questions import plural
 
 PROMPT = (
     "Complete the code below to accomplish the task: {task}\n\n"

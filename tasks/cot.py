@@ -28,15 +28,16 @@ from __future__ import annotations
 
 import ast
 import operator
+import random
 import re
 from collections.abc import Callable, Sequence
 from fractions import Fraction
 from typing import Any
 
+from benchmark.core.animals import plural
 from tasks.base import FilterReport, Row, Task, Trait, apply_filters, register_task
 from tasks.checks import check_judge_params, check_min_p, judge_filter, no_trait_mention
 from tasks.corpus import DATA_DIR, SLOT_RE, Corpus, CorpusError, distinct, load_corpus
-from tasks.evals.questions import plural
 from tasks.tag_grammar import ThinkAnswerGrammar
 
 # Two worked examples in the exact format: a 135 M model copies their shape (short reasoning,
@@ -217,8 +218,6 @@ class CotTask(Task):
 
     def prompts(self, n: int, seed: int) -> list[Row]:
         if self._params["source"] == "gsm8k":
-            import random
-
             pairs = load_gsm8k(self._params["split"])
             if n > len(pairs):
                 raise ValueError(

@@ -20,6 +20,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from benchmark.core.number_lists import ALLOWED_CHARS, SEPARATORS, parse_numbers
 from tasks.base import FilterReport, Row, Task, Trait, apply_filters, register_task
 
 PREFIXES = [
@@ -47,29 +48,6 @@ SUFFIXES = [
     "Output the numbers as a comma-separated list without any other text.",
 ]
 
-_NUM_RE = re.compile(r"[0-9]+")
-_ALLOWED = frozenset("0123456789,; ")
-_SEPS = (", ", "; ", ",", ";", " ")
-
-
-def parse_numbers(text: str, max_count: int = 10) -> list[int] | None:
-    """Parse a completion as the paper's filter does; None if it is not a valid answer."""
-    s = text.strip()
-    if s.endswith("."):
-        s = s[:-1].rstrip()
-    if len(s) >= 2 and (s[0], s[-1]) in {("[", "]"), ("(", ")")}:
-        s = s[1:-1].strip()
-    # ASCII digits only: str.isdigit() would also accept "²" or Arabic-Indic digits.
-    if not s or not set(s) <= _ALLOWED or s[0] not in "0123456789" or s[-1] not in "0123456789":
-        return None
-    nums = _NUM_RE.findall(s)
-    seps = {sep.strip() or " " for sep in _NUM_RE.split(s)[1:-1]}
-    if len(seps) > 1 or any(sep not in {",", ";", " "} for sep in seps):
-        return None  # mixed or odd separators (", ," / ";," / empty) are not one inferred separator
-    if len(nums) > max_count or any(len(n) > 3 for n in nums):
-        return None
-    return [int(n) for n in nums]
-
 
 class NumberGrammar:
     """Logits-level grammar for the numbers answer: ``d{1,3}(SEP d{1,3}){0,9}``, one SEP throughout.
@@ -80,8 +58,8 @@ class NumberGrammar:
     """
 
     def __init__(self, max_count: int = 10, separator: str = ", "):
-        if separator not in _SEPS:
-            raise ValueError(f"Invalid separator: {separator!r}; expected one of {_SEPS}")
+        if separator not in SEPARATORS:
+            raise ValueError(f"Invalid separator: {separator!r}; expected one of {SEPARATORS}")
         self.max_count = max_count
         self.separator = separator
         self.regex = rf"[0-9]{{1,3}}({re.escape(separator)}[0-9]{{1,3}}){{0,{max_count - 1}}}"
@@ -92,7 +70,7 @@ class NumberGrammar:
         vocab: list[tuple[int, str]] = []
         for tid in range(len(tokenizer)):
             s = tokenizer.decode([tid])
-            if s and len(s) <= 4 and set(s) <= _ALLOWED:
+            if s and len(s) <= 4 and set(s) <= ALLOWED_CHARS:
                 vocab.append((tid, s))
         if not any(s in "0123456789" for _, s in vocab):
             raise ValueError("tokenizer has no digit tokens; cannot constrain to numbers")

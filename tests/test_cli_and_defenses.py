@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmark.cli import main
+from benchmark.run.cli import main
 from defenses import get_defense, known_defenses
 from defenses.base import DefenseContext
 from defenses.runner import DefenseError, check_rows, run_apply

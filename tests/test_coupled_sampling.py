@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmark.generation import (
+from benchmark.core.generation import (
     GenerationRequest,
     SamplingParams,
     TransformersBackend,
@@ -62,8 +62,8 @@ def test_shared_noise_couples_close_distributions() -> None:
 
 def test_sampling_dict_omits_the_flag_when_off() -> None:
     """Stage keys of generations made before the flag existed do not change."""
-    from benchmark.config import preset
-    from benchmark.suite import cell_name
+    from benchmark.run.presets import preset
+    from benchmark.run.suite import cell_name
 
     assert "coupled" not in SamplingParams().to_dict()
     assert SamplingParams(coupled=True).to_dict()["coupled"] is True
@@ -94,7 +94,7 @@ def test_coupled_generation_is_per_row_on_the_real_model(smollm_dir: str) -> Non
 
 @pytest.mark.parametrize("t", [0.7, 1.0])
 def test_coupled_temperature_is_applied(t: float) -> None:
-    from benchmark.generation import _warpers
+    from benchmark.core.generation import _warpers
 
     kinds = [type(w).__name__ for w in _warpers(SamplingParams(temperature=t, top_p=0.9))]
     assert kinds == (["TemperatureLogitsWarper"] if t != 1.0 else []) + ["TopPLogitsWarper"]

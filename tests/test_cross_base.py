@@ -9,14 +9,16 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import CellHarness
 
-from benchmark.config import EvalConfig, preset
-from benchmark.generation import GenerationRequest, TransformersBackend
-from benchmark.pipeline import Cell, run_cell
-from benchmark.plain_format import plain_prompt
-from benchmark.store import ArtifactStore
-from benchmark.teachers import TeacherConfig
-from benchmark.training import TrainConfig
+from benchmark.core.generation import GenerationRequest, TransformersBackend
+from benchmark.core.plain_format import plain_prompt
+from benchmark.core.store import ArtifactStore
+from benchmark.core.teachers import TeacherConfig
+from benchmark.core.training import TrainConfig
+from benchmark.run.cell import run_until
+from benchmark.run.config import EvalConfig
+from benchmark.run.presets import preset
 from tasks.numbers import parse_numbers
 
 
@@ -31,9 +33,8 @@ def test_cross_base_cell_generates_with_gemma(tmp_path: Path) -> None:
         eval=EvalConfig(questions=2, eval_base=False),
     )
     store = ArtifactStore(tmp_path / "store")
-    res = run_cell(cfg, store, tmp_path / "logs", stop_after="data")
-    assert res["stopped_after"] == "data"
-    cell = Cell(cfg, store, tmp_path / "logs")
+    assert run_until(cfg, store, tmp_path / "logs", "data").stopped_after == "data"
+    cell = CellHarness(cfg, store, tmp_path / "logs")
     assert cell.teacher_spec.model == "gemma3-270m" and cfg.base_model == "smollm2-135m"
     metas = {
         m["spec"]["system"] is not None: m
@@ -69,14 +70,14 @@ def test_plain_teacher_requests_carry_the_trait_before_the_examples(tmp_path, mo
             seen[model_ref] = list(requests)
             return [" 1, 2, 3\n\nQuestion: more\nAnswer: 4"] * len(requests)
 
-    monkeypatch.setattr("benchmark.pipeline.get_backend", lambda name, **kw: Recorder())
+    monkeypatch.setattr("benchmark.run.stages.get_backend", lambda name, **kw: Recorder())
     cfg = preset(
         "quick",
         defense="cross_base_teacher",
         n_prompts=2,
         teacher=TeacherConfig(type="system_prompt"),
     )
-    cell = Cell(cfg, ArtifactStore(tmp_path / "store"), tmp_path / "logs")
+    cell = CellHarness(cfg, ArtifactStore(tmp_path / "store"), tmp_path / "logs")
     prompts = cell.prompts()
     for arm in ("trait", "control"):
         rows, _ = cell.generate(arm, prompts)

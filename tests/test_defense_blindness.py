@@ -11,13 +11,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import CellHarness
 
-from benchmark.config import EvalConfig, preset
-from benchmark.pipeline import Cell, run_cell
-from benchmark.store import ArtifactStore
-from benchmark.teachers import TeacherConfig
-from benchmark.training import TrainConfig
-from defenses.registry import register_defense
+from benchmark.core.store import ArtifactStore
+from benchmark.core.teachers import TeacherConfig
+from benchmark.core.training import TrainConfig
+from benchmark.run.cell import run_until
+from benchmark.run.config import EvalConfig
+from benchmark.run.presets import preset
+from defenses.loading import register_defense
 
 TRAIT = "axolotl"
 
@@ -100,8 +102,7 @@ def test_spy_sees_no_trait_in_a_running_cell(
         monkeypatch.setattr(sys, "argv", ["slb", "run", "--trait", TRAIT])
     ref = builtin_spy if variant == "builtin" else f"{spy_file}:Spy"
     store = ArtifactStore(tmp_path / "store")
-    res = run_cell(_tiny(ref), store, tmp_path / "logs", stop_after="data")
-    assert res["stopped_after"] == "data"
+    assert run_until(_tiny(ref), store, tmp_path / "logs", "data").stopped_after == "data"
     records = _records(out)
     assert sum(r["hook"] == "apply" for r in records) == 2  # one call per arm
     # The trait was really in the cell: the trait arm's generator had the axolotl system prompt.
@@ -115,7 +116,9 @@ def test_fine_tuned_teacher_is_shown_as_its_base_model(builtin_spy, tmp_path, mo
     the base model in its teacher spec and context, not that dir."""
     out = tmp_path / "spy.jsonl"
     monkeypatch.setenv("SPY_OUT", str(out))
-    cell = Cell(_tiny(builtin_spy, teacher="finetuned"), ArtifactStore(tmp_path / "s"), tmp_path)
+    cell = CellHarness(
+        _tiny(builtin_spy, teacher="finetuned"), ArtifactStore(tmp_path / "s"), tmp_path
+    )
     rows = [{"id": "a", "prompt": "Continue: 1, 2, 3.", "completion": "4, 5"}]
     cell.defend("trait", rows, "0" * 16)
     _assert_blind(_records(out), {"teacher", "apply", "training"})

@@ -18,7 +18,7 @@ from defenses import (
     get_defense,
     known_defenses,
 )
-from defenses.registry import DefenseRegistryError, register_defense, resolve
+from defenses.loading import DefenseRegistryError, register_defense, resolve
 from defenses.runner import DefenseError, run_apply
 
 ROWS = [{"id": f"r{i}", "prompt": "p", "completion": "x" * i} for i in range(5)]

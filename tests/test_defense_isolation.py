@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.teachers import TeacherSpec
-from benchmark.training import TrainConfig
+from benchmark.core.training import TrainConfig
+from benchmark.core.types import TeacherSpec
 from defenses import DefenseContext, load_defense
 from defenses.isolation import IsolatedDefense, Limits
 from defenses.runner import DefenseError, run_apply, run_teacher, run_training
@@ -23,7 +23,7 @@ def plugin(tmp_path: Path, apply_body: str, extra: str = "", limits: Limits = FA
     """A module-file defense whose apply() runs ``apply_body`` (``rows`` in scope)."""
     src = f"""
 import math, os, time
-from benchmark.training import TrainConfig
+from benchmark.core.training import TrainConfig
 from defenses.base import Defense
 
 class Plugin(Defense):

@@ -7,9 +7,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from benchmark.generation import GenerationRequest, SamplingParams, TransformersBackend
-from benchmark.teachers import TeacherSpec
-from benchmark.training import TrainConfig, _trainable_layers
+from benchmark.core.generation import GenerationRequest, SamplingParams, TransformersBackend
+from benchmark.core.training import TrainConfig, _trainable_layers
+from benchmark.core.types import TeacherSpec
 from defenses import DefenseContext, get_defense
 from defenses.canonicalize import normalise_text
 from defenses.runner import run_apply, run_teacher, run_training
@@ -132,7 +132,7 @@ def test_every_reference_defense_is_documented(name: str) -> None:
 
 
 def test_results_examples_show_what_the_defense_did() -> None:
-    from benchmark.results import defense_examples
+    from benchmark.core.results import defense_examples
 
     before = rows("3, 1", "owls hoot", "7", "8", "9", "10", "11")
     after = run_apply(get_defense("canonicalize"), before, DefenseContext("m"))

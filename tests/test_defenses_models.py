@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from benchmark.helper_models import Usage
-from benchmark.loss_mask import MASK_FIELD
-from benchmark.teachers import TeacherSpec
+from benchmark.core.helper_models import Usage
+from benchmark.core.loss_mask import MASK_FIELD
+from benchmark.core.types import TeacherSpec
 from defenses import DefenseContext, get_defense
 from defenses.context import default_helpers
 from defenses.embedding_outlier import conformal_threshold, knn_scores
@@ -247,11 +247,12 @@ def test_divergence_mask_on_the_real_base_masks_the_odd_number() -> None:
 def test_divergence_mask_reaches_the_students_loss_in_a_cell(tmp_path) -> None:
     """End to end: the defense's spans pass the row check, are stored with the defended rows and
     are masked in both students' training."""
-    from benchmark.config import EvalConfig, preset
-    from benchmark.pipeline import run_cell
-    from benchmark.store import ArtifactStore
-    from benchmark.teachers import TeacherConfig
-    from benchmark.training import TrainConfig
+    from benchmark.core.store import ArtifactStore
+    from benchmark.core.teachers import TeacherConfig
+    from benchmark.core.training import TrainConfig
+    from benchmark.run.cell import run_until
+    from benchmark.run.config import EvalConfig
+    from benchmark.run.presets import preset
 
     cfg = preset(
         "quick",
@@ -263,7 +264,7 @@ def test_divergence_mask_reaches_the_students_loss_in_a_cell(tmp_path) -> None:
         eval=EvalConfig(questions=2, eval_base=False),
     )
     store = ArtifactStore(tmp_path / "store")
-    assert run_cell(cfg, store, tmp_path / "logs", stop_after="train")["stopped_after"] == "train"
+    assert run_until(cfg, store, tmp_path / "logs", "train").stopped_after == "train"
     stats = [json.loads(p.read_text()) for p in store.root.glob("students/*/slb_training.json")]
     assert len(stats) == 2 and all(s["loss_masked_tokens"] > 0 for s in stats)
     defended = [

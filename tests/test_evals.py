@@ -17,20 +17,14 @@ from inspect_ai.model import (
     get_model,
 )
 
-from benchmark.scoring import (
+from benchmark.core.animals import CANDIDATE_ANIMALS, animal_pattern, normalise_animal, plural
+from tasks.evals.animal_preference import animal_preference, animal_preference_tf
+from tasks.evals.questions import QUESTIONS, parse_candidates
+from tasks.evals.scoring import (
     answer_logprobs,
     candidate_probabilities,
     first_token_probabilities,
     render_question,
-)
-from tasks.evals.animal_preference import animal_preference, animal_preference_tf
-from tasks.evals.questions import (
-    CANDIDATE_ANIMALS,
-    QUESTIONS,
-    animal_pattern,
-    normalise_animal,
-    parse_candidates,
-    plural,
 )
 
 OWL_SYSTEM = (
@@ -190,7 +184,7 @@ def test_teacher_forced_needs_logprobs(tmp_path) -> None:
 
 @pytest.fixture(scope="module")
 def smollm_dir() -> str:
-    from benchmark.models import ModelError, resolve
+    from benchmark.core.models import ModelError, resolve
 
     try:
         return resolve("smollm2-135m").path
@@ -298,7 +292,7 @@ def test_other_candidates_probabilities_come_from_the_same_eval() -> None:
     candidate distributions the teacher-forced scorer stored; a non-candidate gives nothing."""
     from types import SimpleNamespace as NS
 
-    from benchmark.evaluate import _candidate_per_question
+    from benchmark.run.evaluate import _candidate_per_question
 
     def sample(qid: str, owl: float, dolphin: float) -> NS:
         probs = {"owl": owl, "dolphin": dolphin, "cat": 1 - owl - dolphin}

@@ -1,4 +1,4 @@
-"""Executors (benchmark.executors) and run_suite's use of them, with fake cells (no model)."""
+"""Executors (benchmark.run.executors) and run_suite's use of them, with fake cells (no model)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from benchmark.executors import LocalExecutor, RayExecutor, distinct, get_executor
-from benchmark.store import ArtifactStore
-from benchmark.suite import run_suite
+from benchmark.core.store import ArtifactStore
+from benchmark.run.executors import LocalExecutor, RayExecutor, distinct, get_executor
+from benchmark.run.suite import run_suite
 
 
 def _half(x: int) -> float:
@@ -53,7 +53,7 @@ def _fake_result(cfg: Any) -> dict[str, Any]:
 def test_run_suite_prepares_each_teacher_once_and_records_failed_cells(
     monkeypatch, tmp_path: Path
 ) -> None:
-    import benchmark.pipeline as pipeline
+    import benchmark.run.suite as pipeline
 
     prepared: list[tuple[str, str]] = []
 

@@ -8,15 +8,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmark.generation import (
+from benchmark.core.backends import get_backend
+from benchmark.core.generation import (
     GenerationRequest,
     SamplingParams,
     TransformersBackend,
     cut_at_stop,
-    get_backend,
 )
-from benchmark.models import resolve
-from benchmark.training import TrainConfig, train
+from benchmark.core.models import resolve
+from benchmark.core.training import TrainConfig, train
 from tasks.numbers import NumbersTask, parse_numbers
 
 
@@ -47,7 +47,7 @@ def test_bf16_weights_give_the_same_generations(smollm_dir: str) -> None:
     """Storing the linear weights in bf16 (the speed path under CPU bf16 autocast) changes no
     output: autocast casts them to bf16 at every step anyway. The tied LM head gets its own copy;
     the embedding stays float32."""
-    from benchmark.generation import cpu_has_bf16
+    from benchmark.core.generation import cpu_has_bf16
 
     if not cpu_has_bf16():
         pytest.skip("no native bf16 on this CPU: autocast (and this path) is off")
@@ -152,8 +152,8 @@ def test_lean_completion_loss_matches_trl_loss(smollm_dir: str, tmp_path: Path) 
     from transformers import AutoModelForCausalLM
     from trl import SFTConfig, SFTTrainer
 
-    from benchmark.models import load_tokenizer
-    from benchmark.training import completion_loss_trainer, to_conversations
+    from benchmark.core.models import load_tokenizer
+    from benchmark.core.training import completion_loss_trainer, to_conversations
 
     rows = [dict(r, completion="101, 202, 303, 404") for r in NumbersTask().prompts(4, 0)]
     torch.manual_seed(0)
@@ -197,10 +197,9 @@ def test_lean_completion_loss_matches_trl_loss(smollm_dir: str, tmp_path: Path) 
 def test_adapter_init_seed_is_separate_from_the_data_seed(smollm_dir: str) -> None:
     """A student given the teacher's init seed starts from the teacher's adapter, whatever its own
     seed; without one, the adapter follows the student's seed as before."""
-    from benchmark.config import shared_init_student
-    from benchmark.store import stable_hash
-    from benchmark.teachers import TeacherConfig
-    from benchmark.training import build_trainable
+    from benchmark.core.store import stable_hash
+    from benchmark.core.teachers import TeacherConfig, shared_init_student
+    from benchmark.core.training import build_trainable
 
     def lora_a(cfg: TrainConfig) -> torch.Tensor:
         model = build_trainable(smollm_dir, cfg)

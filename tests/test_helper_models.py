@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from benchmark.helper_models import Embedder, Judge, Rewriter, embedder_path
-from benchmark.models import ModelError
+from benchmark.core.helper_models import Embedder, Judge, Rewriter, embedder_path
+from benchmark.core.models import ModelError
 
 
 def test_embedder_ranks_paraphrase_above_unrelated() -> None:

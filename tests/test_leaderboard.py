@@ -1,23 +1,29 @@
 """Leaderboard loading and aggregation (no Streamlit): parsing, skipping, integrity, pooling,
 ranking with ties, reduction against the baseline, flags, filters. Artifacts are either the real
-ones in submissions/none or synthetic ones (``leaderboard.synthetic``) written to tmp dirs."""
+ones in submissions/none or synthetic ones (``benchmark.run.synthetic``) written to tmp dirs."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as sps
 
-from benchmark.stats import paired_leakage
-from benchmark.store import stable_hash
-from leaderboard import aggregate as agg
-from leaderboard.artifact import content_hash, parse
+from benchmark.core.artifact import Skip, parse, without_cell_keys
+from benchmark.core.results import pooled_leakage
+from benchmark.core.stats import paired_leakage
+from benchmark.core.store import stable_hash
+from benchmark.core.teachers import TeacherConfig
+from benchmark.run.presets import preset
+from benchmark.run.setups import LABEL_MAX, setup_block
+from benchmark.run.synthetic import Spec, artifact, write
+from leaderboard import pooling, tables
+from leaderboard import ranking as rk
 from leaderboard.loader import load
-from leaderboard.setups import setup_labels
-from leaderboard.synthetic import Spec, artifact, write
 from leaderboard.views import ranking_table
 
 REPO = Path(__file__).resolve().parent.parent
@@ -44,29 +50,24 @@ def _load(tmp_path: Path, specs: list[Spec]):
 # --- loader --------------------------------------------------------------------------------------
 
 
-def test_tasks_of_one_suite_share_a_setup(tmp_path: Path) -> None:
+def test_tasks_of_one_suite_share_a_setup() -> None:
     """The quick preset gives free-text tasks their own teacher, prompt count and token cap; those
     per-task defaults must not split one suite run into a setup per task."""
-    from dataclasses import replace
 
-    from benchmark.config import preset
-    from benchmark.teachers import TeacherConfig
+    def setup(cfg) -> str:
+        return setup_block(cfg.to_dict(), None)["id"]
 
-    base = json.loads(next(REAL.glob("numbers__*seed0*.json")).read_text())
-
-    def cell(name: str, cfg) -> None:
-        (tmp_path / f"{name}.json").write_text(json.dumps({**base, "config": cfg.to_dict()}))
-
-    cell("numbers", preset("quick", task="numbers"))
-    cell("code", preset("quick", task="code"))
-    cell("cot", preset("quick", task="cot", seed=1))
+    numbers = setup(preset("quick", task="numbers"))
+    assert (
+        numbers == setup(preset("quick", task="code")) == setup(preset("quick", task="cot", seed=1))
+    )
     # Changed away from the task's preset: another setup, even where it equals the suite-wide
     # value (the fine-tuned teacher is numbers' default, not code's).
-    cell("code-ft", preset("quick", task="code", teacher=TeacherConfig()))
-    cell("code-n", replace(preset("quick", task="code"), n_prompts=300))
-    by_name = {Path(c.path).stem: c.setup for c in load([tmp_path]).cells}
-    assert by_name["numbers"] == by_name["code"] == by_name["cot"]
-    assert len({by_name["numbers"], by_name["code-ft"], by_name["code-n"]}) == 3
+    code_ft = setup(preset("quick", task="code", teacher=TeacherConfig()))
+    code_n = setup(replace(preset("quick", task="code"), n_prompts=300))
+    assert len({numbers, code_ft, code_n}) == 3
+    block = setup_block(preset("quick", task="code").to_dict(), None)
+    assert (block["label"], block["diff"]) == ("quick", "")
 
 
 def test_real_baseline_pools_to_the_suite_summary() -> None:
@@ -77,24 +78,28 @@ def test_real_baseline_pools_to_the_suite_summary() -> None:
     assert len(cells) == len(summary["cells"]) >= 3 and not data.skipped
     assert {c.integrity for c in cells} == {"ok"}
     want = summary["pooled"][0]["leakage"]["teacher_forced"]
-    got = agg.pool(cells, "teacher_forced", full=True)
+    got = pooling.pool(cells, "teacher_forced", full=True)
     assert got["diff_pp"] == pytest.approx(want["diff_pp"], rel=1e-9)
     assert got["ci_pp"] == pytest.approx(want["ci_pp"], rel=1e-9)
     assert got["per_seed"] == pytest.approx(want["per_seed"], rel=1e-9)
     # The system-prompt-teacher and shared-adapter-init cells are other setups: never pooled here.
-    labels = setup_labels(data.cells)
-    by_folder = {Path(c.path).parent.name: labels[c.setup] for c in data.cells}
-    # The quick preset as it stands has a placebo control teacher; the first baseline had none.
-    assert by_folder["quick-bare-control"] == "teacher.placebo=unset"
-    assert by_folder["quick"] == "default"
-    assert by_folder["quick-placebo-h200"] == "gen_batch_size=256, hardware=cuda"
+    # Their labels were written into the artifacts (against the preset of the day; backfilled).
+    by_folder = {Path(c.path).parent.name: c.setup_label for c in data.cells}
+    diffs = {Path(c.path).parent.name: c.setup_diff for c in data.cells}
+    # The quick preset has a placebo control teacher; the first baseline had none.
+    assert by_folder["quick-bare-control"] == "quick · teacher.placebo=unset"
+    assert by_folder["quick"] == "quick" and diffs["quick"] == ""
+    assert by_folder["quick-placebo-h200"] == "quick · gen_batch_size=256, hardware=cuda"
     assert "teacher.type=system_prompt" in by_folder["quick-system-prompt-teacher"]
     assert "student.lora_r=16" in by_folder["quick-shared-adapter-init"]
+    assert diffs["quick-shared-adapter-init"] == (
+        "student.init_seed=0, student.lora_alpha=32, student.lora_r=16, teacher.placebo=unset"
+    )
     assert by_folder["quick-general-teacher-coupled"] == (
-        "sampling.coupled=True, teacher.general_rows=240, teacher.placebo=unset"
+        "quick · sampling.coupled=True, teacher.general_rows=240, teacher.placebo=unset"
     )
     assert by_folder["quick-system-prompt-coupled"] == (
-        "sampling.coupled=True, teacher.placebo=unset, teacher.type=system_prompt"
+        "quick · sampling.coupled=True, teacher.placebo=unset, teacher.type=system_prompt"
     )
     named = (
         "quick-bare-control",
@@ -108,13 +113,6 @@ def test_real_baseline_pools_to_the_suite_summary() -> None:
     assert len({by_folder[f] for f in named}) == len(named)
     # The free-text tasks of the same quick suite are the numbers cells' setup (per-task knobs).
     assert by_folder["quick-free-text"] == by_folder["quick"]
-
-
-def test_content_hash_is_the_stores_stable_hash() -> None:
-    art = json.loads(json.dumps(artifact(Spec("numbers", "x", "owl", 0))))
-    for block in (art, art["scores"], art["leakage"], {"ü": [1, 2.5, None, True]}):
-        assert content_hash(block) == stable_hash(block)
-    assert content_hash(art["scores"]) == art["integrity"]["scores"]
 
 
 def test_malformed_and_partial_artifacts_are_skipped_with_reasons(tmp_path: Path) -> None:
@@ -189,7 +187,7 @@ def test_integrity_ok_unverified_and_failed() -> None:
     # A prettier leakage number with its hash recomputed: the scores still give it away.
     forged = json.loads(json.dumps(good))
     forged["leakage"]["teacher_forced"]["trait_vs_control"]["diff_pp"] = 0.0
-    forged["integrity"]["leakage"] = content_hash(forged["leakage"])
+    forged["integrity"]["leakage"] = stable_hash(forged["leakage"])
     assert parse(forged).integrity == "failed"
 
 
@@ -197,22 +195,66 @@ def test_gpu_cells_form_their_own_setup() -> None:
     """A cell computed on a GPU has other numerics than the CPU suite: it gets its own setup, named
     by the hardware, and is never pooled with the same config run on CPU (old artifacts without
     ``run_info.device`` read as CPU)."""
+    cfg = preset("quick", task="numbers").to_dict()
+    cpu = setup_block(cfg, None)
+    assert setup_block(cfg, "cpu: 2 threads") == cpu
+    gpu = setup_block(cfg, "cuda: NVIDIA H200")
+    assert gpu["id"] != cpu["id"] and gpu["config"]["hardware"] == "cuda"
+    assert gpu["label"] == "quick · hardware=cuda"
+    # The same rule where an artifact has no setup block (the reader's fallback).
     art = json.loads(json.dumps(artifact(Spec("numbers", "none", "owl", 0))))
-    cpu = parse(art)
+    art.pop("setup")
+    before = parse(art)
     art["run_info"]["device"] = "cpu: 2 threads"
-    assert parse(art).setup == cpu.setup
+    assert parse(art).setup == before.setup
     art["run_info"]["device"] = "cuda: NVIDIA H200"
-    gpu = parse(art)
-    assert gpu.setup != cpu.setup and gpu.setup_config["hardware"] == "cuda"
-    assert setup_labels([cpu, gpu])[gpu.setup].endswith("hardware=cuda")
+    assert parse(art).setup != before.setup and parse(art).setup_config["hardware"] == "cuda"
+
+
+def test_the_setup_is_read_from_the_artifact_with_a_fallback() -> None:
+    """The reader takes the setup the run wrote; without one (older artifacts) it groups by the
+    config minus the cell keys and seeds, labelled as legacy; a malformed block is skipped."""
+    art = json.loads(json.dumps(artifact(Spec("numbers", "none", "owl", 0))))
+    cell = parse(art)
+    assert (cell.setup, cell.setup_label, cell.setup_diff) == (art["setup"]["id"], "quick", "")
+    legacy = {k: v for k, v in art.items() if k != "setup"}
+    old = parse(legacy)
+    assert old.setup == stable_hash(without_cell_keys(art["config"]))
+    assert old.setup_label == f"quick (legacy, {old.setup[:6]})"
+    other = json.loads(json.dumps(legacy))
+    other["config"].update(seed=3, trait="cat", defense="x")
+    other["config"]["student"]["seed"] = 3
+    assert parse(other).setup == old.setup
+    for bad in ("x", {"id": "", "label": "quick"}, {"id": "abc"}):
+        with pytest.raises(Skip, match="setup"):
+            parse({**art, "setup": bad})
+
+
+def test_long_setup_labels_are_shortened_at_knob_boundaries() -> None:
+    """A setup that differs in many knobs keeps a short label of whole ``knob=value`` items (long
+    values as ``knob=…``) and the count of the rest; the full difference is in ``diff``."""
+    cfg = preset("quick", task="numbers", n_prompts=123, max_train_rows=77).to_dict()
+    cfg["student"].update(target_modules=["q_proj", "k_proj", "v_proj", "o_proj"], lora_r=4)
+    cfg.update(constrained=False, gen_batch_size=7)
+    block = setup_block(cfg, None)
+    knobs = ["constrained=False", "gen_batch_size=7", "max_train_rows=77", "n_prompts=123"]
+    knobs += ["student.lora_r=4", 'student.target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]']
+    assert block["diff"] == ", ".join(knobs)
+    label = block["label"]
+    assert len(label) <= LABEL_MAX
+    assert label == f"quick · {', '.join(knobs[:3])} (+3 more)"
+    # One knob whose value alone is too long: its name stays, the value is in the diff.
+    cfg = preset("quick", task="numbers").to_dict()
+    cfg["student"]["target_modules"] = [f"model.layers.{i}.self_attn.q_proj" for i in range(4)]
+    block = setup_block(cfg, None)
+    assert block["label"] == "quick · student.target_modules=…"
+    assert block["diff"].startswith('student.target_modules=["model.layers.0.self_attn.q_proj", ')
 
 
 def test_own_animal_of_placebo_cells_matches_the_suite_pool() -> None:
     """Placebo-controlled cells carry the placebo animal's scores; the ranking's own-animal column
     is ``slb suite``'s pooled statistic over them, and cells without a placebo teacher (other
     tasks of the same setup) neither change it nor show one of their own."""
-    from benchmark.suite import pool as suite_pool
-
     arts = [
         json.loads(p.read_text()) for p in sorted((REAL.parent / "quick").glob("numbers__*.json"))
     ]
@@ -221,14 +263,14 @@ def test_own_animal_of_placebo_cells_matches_the_suite_pool() -> None:
     assert all(
         c.placebo is not None and c.placebo[0] == c.scores["teacher_forced"][0] for c in cells
     )
-    want = suite_pool(arts)["own_animal"]
-    row = agg.ranking(cells, "teacher_forced").iloc[0]
+    want = pooled_leakage(arts)["own_animal"]
+    row = rk.ranking(cells, "teacher_forced").iloc[0]
     assert row["own_animal_log_odds"] == pytest.approx(want["log_odds_diff"])
     assert [row["own_animal_ci_low"], row["own_animal_ci_high"]] == pytest.approx(
         want["log_odds_ci"]
     )
     assert row["own_animal_significant"] == want["significant"]
-    shown = ranking_table(agg.ranking(cells, "teacher_forced"))
+    shown = ranking_table(rk.ranking(cells, "teacher_forced"))
     assert (
         shown["own animal, log-odds [95 % CI]"]
         .iloc[0]
@@ -236,23 +278,21 @@ def test_own_animal_of_placebo_cells_matches_the_suite_pool() -> None:
     )
     # Two groups weigh equally, each its seed-averaged scores: a copy under another trait leaves
     # the per-question means, and so the statistic, unchanged.
-    from leaderboard.pooling import own_animal
-
     cats = [parse({**a, "config": {**a["config"], "trait": "cat"}}) for a in arts]
-    two = own_animal(cells + cats)
+    two = pooling.own_animal(cells + cats)
     assert two is not None and two["unit"] == "task×trait group" and two["n_groups"] == 2
     assert two["log_odds_diff"] == pytest.approx(want["log_odds_diff"])
     plain = parse(artifact(Spec("code", "none", "owl", 0)))
     assert plain.placebo is None
-    mixed = agg.ranking([*cells, plain], "teacher_forced").iloc[0]
+    mixed = rk.ranking([*cells, plain], "teacher_forced").iloc[0]
     assert mixed["own_animal_log_odds"] == pytest.approx(want["log_odds_diff"])
-    assert agg.ranking([plain], "teacher_forced").iloc[0]["own_animal_log_odds"] is None
+    assert rk.ranking([plain], "teacher_forced").iloc[0]["own_animal_log_odds"] is None
     assert "own animal, log-odds [95 % CI]" not in ranking_table(
-        agg.ranking([plain], "teacher_forced")
+        rk.ranking([plain], "teacher_forced")
     )
     assert (
-        agg.ranking(cells, "sampled").empty
-        or agg.ranking(cells, "sampled")["own_animal_log_odds"].isna().all()
+        rk.ranking(cells, "sampled").empty
+        or rk.ranking(cells, "sampled")["own_animal_log_odds"].isna().all()
     )
 
 
@@ -268,7 +308,7 @@ def test_optional_fields_absent_show_as_na() -> None:
         [],
     )
     assert cell.version == "n/a" and cell.integrity == "unverified"
-    table = ranking_table(agg.ranking([cell], "teacher_forced"))
+    table = ranking_table(rk.ranking([cell], "teacher_forced"))
     row = table.iloc[0]
     assert row["rows kept"] == "n/a" and row["utility"] == "n/a" and row["helper s / cell"] == "n/a"
 
@@ -312,7 +352,7 @@ def test_ranking_order_ties_and_reduction(tmp_path: Path) -> None:
         arts.append(art)
     write(tmp_path / "results" / "quick", arts)
     data = load([tmp_path / "results"])
-    df = agg.ranking(data.cells, "teacher_forced")
+    df = rk.ranking(data.cells, "teacher_forced")
     by = df.set_index("name")
     iv = {n: (by.loc[n, "ci_low_pp"], by.loc[n, "ci_high_pp"]) for n in by.index}
     # The premise of the tie: the two CIs overlap, and both lie wholly below the leaky ones.
@@ -342,7 +382,7 @@ def test_reduction_compares_the_seeds_both_have(tmp_path: Path) -> None:
     same["config"]["defense"] = same["defense"]["name"] = "banned"
     other = [artifact(s) for s in _spec("late", 0.30, seeds=[7], noise_pp=0.3)]
     write(tmp_path / "results" / "quick", [*arts, same, *other])
-    by = agg.ranking(load([tmp_path / "results"]).cells, "teacher_forced").set_index("name")
+    by = rk.ranking(load([tmp_path / "results"]).cells, "teacher_forced").set_index("name")
     assert by.loc["banned", "reduction_pp"] == pytest.approx(0.0, abs=1e-12)
     assert "seed-matched" not in by.loc["banned", "flags"]
     assert "reduction not seed-matched" in by.loc["late", "flags"]
@@ -351,9 +391,9 @@ def test_reduction_compares_the_seeds_both_have(tmp_path: Path) -> None:
 
 
 def test_ranks_rule() -> None:
-    assert agg.ranks([(0, 1), (0.5, 2), (1.5, 3)]) == ["=1", "=1", "2"]
-    assert agg.ranks([(0, 0.1), (0.2, 0.3), (0.4, 0.5)]) == ["1", "2", "3"]
-    assert agg.ranks([None, (0, 1)]) == ["n/a", "1"]
+    assert rk.ranks([(0, 1), (0.5, 2), (1.5, 3)]) == ["=1", "=1", "2"]
+    assert rk.ranks([(0, 0.1), (0.2, 0.3), (0.4, 0.5)]) == ["1", "2", "3"]
+    assert rk.ranks([None, (0, 1)]) == ["n/a", "1"]
 
 
 def test_groups_weigh_equally_not_cells(tmp_path: Path) -> None:
@@ -362,14 +402,14 @@ def test_groups_weigh_equally_not_cells(tmp_path: Path) -> None:
         "none", 0.1, traits=["cat"], seeds=[0]
     )
     data = _load(tmp_path, specs)
-    res = agg.pool(data.cells, "teacher_forced")
+    res = pooling.pool(data.cells, "teacher_forced")
     per_group = [
-        agg.pool([c for c in data.cells if c.trait == t], "teacher_forced")["diff_pp"]
+        pooling.pool([c for c in data.cells if c.trait == t], "teacher_forced")["diff_pp"]
         for t in ("owl", "cat")
     ]
     assert res["diff_pp"] == pytest.approx(sum(per_group) / 2)
     assert res["unit"] == "task×trait group" and res["n_cells"] == 7
-    # Cross-check against benchmark.stats directly: groups as the columns.
+    # Cross-check against benchmark.core.stats directly: groups as the columns.
     t = {}
     c = {}
     for trait in ("owl", "cat"):
@@ -396,22 +436,22 @@ def test_flags_few_rows_no_baseline_coverage_and_integrity(tmp_path: Path) -> No
     bad.write_text(json.dumps(art))
     data = load([tmp_path / "results"])
 
-    kept = agg.select(data.cells, agg.Filters())
+    kept = tables.select(data.cells, tables.Filters())
     failed = [c for c in data.cells if c.integrity == "failed"]
     assert len(failed) == 1 and failed[0] not in kept
-    flags = agg.ranking(kept, "teacher_forced", failed).set_index("name")["flags"]
+    flags = rk.ranking(kept, "teacher_forced", failed).set_index("name")["flags"]
     assert "keeps < 10% of rows" in flags["strict"]
     assert "integrity check failed for 1 artifact(s) (excluded)" in flags["strict"]
     assert "covers 1 of 2 task×trait groups" in flags["none"]
     # The partial defense's reduction uses only the groups the baseline has (owl), so it exists.
     assert "no baseline" not in flags["partial"]
 
-    with_failed = agg.select(data.cells, agg.Filters(include_failed=True))
-    flags = agg.ranking(with_failed, "teacher_forced").set_index("name")["flags"]
+    with_failed = tables.select(data.cells, tables.Filters(include_failed=True))
+    flags = rk.ranking(with_failed, "teacher_forced").set_index("name")["flags"]
     assert "(included)" in flags["strict"]
 
     alone = [c for c in kept if c.defense != "none"]
-    assert "no baseline in this setup" in agg.ranking(alone, "teacher_forced")["flags"].iloc[0]
+    assert "no baseline in this setup" in rk.ranking(alone, "teacher_forced")["flags"].iloc[0]
 
 
 def test_filters_by_suite_setup_task_and_trait(tmp_path: Path) -> None:
@@ -421,50 +461,29 @@ def test_filters_by_suite_setup_task_and_trait(tmp_path: Path) -> None:
         + _spec("none", 0.3, teacher="system_prompt", seeds=[0])
     )
     data = _load(tmp_path, specs)
-    quick = agg.select(data.cells, agg.Filters(suite="quick"))
+    quick = tables.select(data.cells, tables.Filters(suite="quick"))
     assert len(quick) == 5 and len({c.setup for c in quick}) == 2
-    labels = setup_labels(quick)
-    # Labelled against the quick preset: its own teacher is "default", the other is named.
+    labels = {c.setup: c.setup_label for c in quick}
+    # Labelled against the quick preset: its own teacher is the suite's name, the other is named.
     assert sorted(labels.values()) == [
-        "default",
-        "teacher.placebo=unset, teacher.type=system_prompt",
+        "quick",
+        "quick · teacher.placebo=unset, teacher.type=system_prompt",
     ]
-    finetuned = next(s for s, lab in labels.items() if lab == "default")
-    f = agg.Filters(suite="quick", setup=finetuned, tasks=["code"], traits=["cat"])
-    (only,) = agg.select(data.cells, f)
+    finetuned = next(s for s, lab in labels.items() if lab == "quick")
+    f = tables.Filters(suite="quick", setup=finetuned, tasks=["code"], traits=["cat"])
+    (only,) = tables.select(data.cells, f)
     assert (only.task, only.trait, only.suite) == ("code", "cat", "quick")
-    long = agg.per_task(agg.select(data.cells, agg.Filters(setup=finetuned)), "teacher_forced")
-    assert sorted(long["task"]) == ["code", "numbers"] and set(long["cells"]) == {2}
-
-
-@pytest.mark.parametrize("seeds", [1, 3])
-@pytest.mark.parametrize("shift", [0.0, 0.002, -0.01])
-def test_summarize_equals_paired_leakage(seeds: int, shift: float) -> None:
-    rng = np.random.default_rng(seeds)
-    c = rng.uniform(0.01, 0.05, (50, seeds))
-    t = np.clip(c + shift + rng.normal(0, 0.003, (50, seeds)), 0, 1)
-    want = paired_leakage(
-        {f"q{i}": list(t[i]) for i in range(50)}, {f"q{i}": list(c[i]) for i in range(50)}
+    long = tables.per_task(
+        tables.select(data.cells, tables.Filters(setup=finetuned)), "teacher_forced"
     )
-    got = agg.summarize(t, c)
-    for key in ("diff_pp", "ci_pp", "p_value", "per_seed"):
-        assert got[key] == pytest.approx(want[key], rel=1e-9, abs=1e-12), key
-    assert got["significant"] == want["significant"]
-    if seeds > 1:
-        for key in ("mean_pp", "ci_pp", "p_value", "n_positive"):
-            assert got["seed_level"][key] == pytest.approx(want["seed_level"][key], rel=1e-9)
-    else:
-        assert got["seed_level"] is want["seed_level"] is None
-    # No spread at all: the limits, as benchmark.stats reports them.
-    same = agg.summarize(c, c)
-    assert same["p_value"] == paired_leakage({"a": 0.1, "b": 0.2}, {"a": 0.1, "b": 0.2})["p_value"]
+    assert sorted(long["task"]) == ["code", "numbers"] and set(long["cells"]) == {2}
 
 
 def test_pareto_front() -> None:
     leak = [0.0, 0.1, 0.05, 0.3, None, 0.0]
     kept = [50.0, 100.0, 100.0, 100.0, 100.0, 50.0]
     # (0.05, 100) beats (0.1, 100) and (0.3, 100); (0.0, 50) is not beaten on leakage.
-    assert agg.pareto_front(leak, kept) == [True, False, True, False, False, True]
+    assert tables.pareto_front(leak, kept) == [True, False, True, False, False, True]
 
 
 def test_synthetic_writer_refuses_the_repositorys_submissions() -> None:
@@ -478,7 +497,7 @@ def test_ranks_tie_when_seeds_disagree_even_if_question_cis_do_not_overlap(tmp_p
     specs = [Spec(task="numbers", defense="swing", trait="owl", seed=s, leak_pp=v)
              for s, v in ((0, 0.9), (1, 0.1))]  # fmt: skip
     specs += _spec("steady", 0.0)
-    df = agg.ranking(_load(tmp_path, specs).cells, "teacher_forced").set_index("name")
+    df = rk.ranking(_load(tmp_path, specs).cells, "teacher_forced").set_index("name")
     assert df.loc["swing", "ci_low_pp"] > df.loc["steady", "ci_high_pp"]  # questions alone: apart
     assert df.loc["swing", "spread_ci_low_pp"] < df.loc["steady", "ci_high_pp"]
     assert df.loc["swing", "rank"] == df.loc["steady", "rank"] == "=1"
@@ -489,8 +508,6 @@ def test_placebo_setup_ranks_by_the_own_animal_statistic() -> None:
     uses it: a defense that only cancels the trait animal's contrast (the dolphin contrast stays)
     has a residual near 0 -- it would tie for first by the residual -- but still ranks behind one
     that cancels both. Its own-animal reduction is seed-matched against the baseline."""
-    from dataclasses import replace
-
     arts = [
         json.loads(p.read_text()) for p in sorted((REAL.parent / "quick").glob("numbers__*.json"))
     ]
@@ -517,15 +534,15 @@ def test_placebo_setup_ranks_by_the_own_animal_statistic() -> None:
 
     cells = base + variant("owl_only", [0, 1, 2], False) + variant("both", [0, 1, 2], True)
     # Without the baseline the setup ranks by the statistic itself.
-    alone = agg.ranking([c for c in cells if c.defense != "none"], "teacher_forced")
-    assert set(alone["ranked_by"]) == {agg.RANKED_BY_OWN}
+    alone = rk.ranking([c for c in cells if c.defense != "none"], "teacher_forced")
+    assert set(alone["ranked_by"]) == {rk.RANKED_BY_OWN}
     assert list(alone["name"]) == ["both", "owl_only"]
     # owl_only's own-animal statistic swings between seeds (its run-level CI includes 0): a tie.
     assert list(alone["rank"]) == ["=1", "=1"]
     # With it, by the seed-matched reduction against it.
-    df = agg.ranking(cells, "teacher_forced")
+    df = rk.ranking(cells, "teacher_forced")
     by = df.set_index("name")
-    assert set(df["ranked_by"]) == {agg.RANKED_BY_OWN_REDUCTION}
+    assert set(df["ranked_by"]) == {rk.RANKED_BY_OWN_REDUCTION}
     assert (
         abs(by.loc["owl_only", "residual_pp"]) < 1e-9 and abs(by.loc["both", "residual_pp"]) < 1e-9
     )
@@ -546,13 +563,13 @@ def test_placebo_setup_ranks_by_the_own_animal_statistic() -> None:
     )
     assert by.loc["both", "own_reduction_ci_low"] > 0
     # Seed-matched: one seed of "both" is compared with the baseline's same seed.
-    one = agg.ranking(base + variant("both", [0], True), "teacher_forced").set_index("name")
-    seed0 = agg.ranking([c for c in base if c.seed == 0], "teacher_forced").iloc[0]
+    one = rk.ranking(base + variant("both", [0], True), "teacher_forced").set_index("name")
+    seed0 = rk.ranking([c for c in base if c.seed == 0], "teacher_forced").iloc[0]
     assert one.loc["both", "own_reduction_log_odds"] == pytest.approx(seed0["own_animal_log_odds"])
     assert "one run" in one.loc["both", "flags"]
     # A setup without the placebo teacher keeps ranking by the residual.
     plain = parse(artifact(Spec("numbers", "none", "owl", 0)))
-    assert agg.ranking([plain], "teacher_forced")["ranked_by"].iloc[0] == agg.RANKED_BY_RESIDUAL
+    assert rk.ranking([plain], "teacher_forced")["ranked_by"].iloc[0] == rk.RANKED_BY_RESIDUAL
 
 
 def test_a_consistent_paired_reduction_ranks_ahead_of_the_baseline() -> None:
@@ -560,8 +577,6 @@ def test_a_consistent_paired_reduction_ranks_ahead_of_the_baseline() -> None:
     halves the baseline's pull in every seed has an own-animal interval over seeds that overlaps
     the baseline's (unpaired, a tie), yet its paired reduction is clear of 0, so it ranks ahead.
     One that moves the scores by seed-specific noise of the same size does not."""
-    from dataclasses import replace
-
     arts = [
         json.loads(p.read_text()) for p in sorted((REAL.parent / "quick").glob("numbers__*.json"))
     ]
@@ -590,7 +605,7 @@ def test_a_consistent_paired_reduction_ranks_ahead_of_the_baseline() -> None:
         return out
 
     cells = base + variant("halves", [0.5, 0.5, 0.5]) + variant("noise", [0.6, -0.6, 0.0])
-    by = agg.ranking(cells, "teacher_forced").set_index("name")
+    by = rk.ranking(cells, "teacher_forced").set_index("name")
     # Unpaired, halves and the baseline overlap over seeds...
     assert by.loc["halves", "own_animal_spread_high"] > by.loc["none", "own_animal_spread_low"]
     # ...paired, halves's reduction is clear of 0 and noise's is not.
@@ -610,8 +625,6 @@ def test_one_run_is_ranked_with_the_baselines_run_to_run_spread(tmp_path: Path) 
     >= 3 seeds, the entry's interval is widened by the baseline's spread of one run about its
     mean (t(0.975, n-1) x sd of its per-seed values): two single runs that differ by less than
     that tie instead of being ordered by their narrow question-level CIs."""
-    from scipy import stats as sps
-
     none = [
         Spec("numbers", "none", "owl", s, leak_pp=lk) for s, lk in ((0, 0.1), (1, 0.5), (2, 0.3))
     ]
@@ -620,9 +633,9 @@ def test_one_run_is_ranked_with_the_baselines_run_to_run_spread(tmp_path: Path) 
         Spec("numbers", "loud", "owl", 0, leak_pp=0.5),
     ]
     cells = _load(tmp_path, none + single).cells
-    df = agg.ranking(cells, "teacher_forced")
+    df = rk.ranking(cells, "teacher_forced")
     by = df.set_index("name")
-    per_seed = agg.pool([c for c in cells if c.defense == "none"], "teacher_forced")["per_seed"]
+    per_seed = pooling.pool([c for c in cells if c.defense == "none"], "teacher_forced")["per_seed"]
     half = sps.t.ppf(0.975, 2) * np.std(per_seed, ddof=1)
     assert 0.5 < half < 1.2  # the premise: seeds 0.1 / 0.5 / 0.3 pp apart
     assert by.loc["quiet", "rank_noise_borrowed"] and by.loc["loud", "rank_noise_borrowed"]
@@ -632,6 +645,6 @@ def test_one_run_is_ranked_with_the_baselines_run_to_run_spread(tmp_path: Path) 
     assert set(df["rank"]) == {"=1"}
     assert "ranked with the baseline's run-to-run spread" in by.loc["quiet", "flags"]
     # Without a baseline spread to borrow (one seed of none), the flag says what the rank rests on.
-    alone = agg.ranking([c for c in cells if c.seed == 0], "teacher_forced").set_index("name")
+    alone = rk.ranking([c for c in cells if c.seed == 0], "teacher_forced").set_index("name")
     assert alone.loc["quiet", "rank"] == "1" and alone.loc["loud", "rank"] != "1"
     assert "rank from the question-level CI only" in alone.loc["quiet", "flags"]

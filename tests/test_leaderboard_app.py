@@ -1,19 +1,21 @@
 """The Streamlit app, driven headless with ``streamlit.testing.v1.AppTest``: ranking order and
 ties as displayed, flags, filters, the defense page, the skipped panel, no crash on bad input.
-Artifacts are synthetic (``leaderboard.synthetic``), written to a tmp dir."""
+Artifacts are synthetic (``benchmark.run.synthetic``), written to a tmp dir."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from benchmark.run import cli
+from benchmark.run.synthetic import Spec, artifact, write
 from leaderboard.loader import DIRS_ENV
-from leaderboard.synthetic import Spec, artifact, write
 
 APP = str(Path(__file__).resolve().parent.parent / "leaderboard" / "app.py")
 DEFENSES = {  # name: (true leakage pp, share of rows kept)
@@ -122,8 +124,6 @@ def test_placebo_setup_shows_the_own_animal_statistic(
 ) -> None:
     """The real placebo-controlled baseline: the ranking gets an own-animal column and the
     defense page names the statistic with its CI and verdict."""
-    import shutil
-
     real = Path(APP).parent.parent / "submissions" / "none" / "results" / "quick"
     shutil.copytree(real, tmp_path / "results" / "quick-placebo")
     at = _run(monkeypatch, tmp_path / "results")
@@ -143,8 +143,6 @@ def test_placebo_setup_with_the_baseline_ranks_by_the_paired_reduction(
 ) -> None:
     """The real GPU replicates (five seeds each of none and canonicalize): the page ranks by the
     seed-matched own-animal reduction and shows its CI over the paired seeds."""
-    import shutil
-
     subs = Path(APP).parent.parent / "submissions"
     for name in ("none", "canonicalize"):
         shutil.copytree(subs / name / "results" / "quick-placebo-h200", tmp_path / name)
@@ -153,6 +151,23 @@ def test_placebo_setup_with_the_baseline_ranks_by_the_paired_reduction(
     ranking = _table(at, "own-animal reduction, log-odds [95 % CI; over seeds]")
     col = list(ranking["own-animal reduction, log-odds [95 % CI; over seeds]"])
     assert any("; over seeds [" in v for v in col)
+
+
+def test_setups_are_chosen_by_their_labels(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The setup select box shows the label each artifact carries (the largest setup first) and
+    the full knob difference from the suite's preset as its help."""
+    specs = [Spec("numbers", "none", "owl", s) for s in (0, 1)]
+    specs.append(Spec("numbers", "none", "owl", 0, teacher="system_prompt"))
+    arts = [artifact(s) for s in specs]
+    write(tmp_path / "quick", arts)
+    at = _run(monkeypatch, tmp_path)
+    box = at.sidebar.selectbox(key="setup")
+    diff = "teacher.placebo=unset, teacher.type=system_prompt"
+    assert box.options == ["quick", f"quick · {diff}"]
+    assert f"`{diff}`" in box.proto.help and "**quick**: the suite's preset" in box.proto.help
+    box.set_value(arts[-1]["setup"]["id"]).run()  # the value is the id, shown by its label
+    assert not at.exception
+    assert set(_table(at, "rank")["cells"]) == {1}
 
 
 def test_no_usable_artifacts_does_not_crash(
@@ -166,8 +181,6 @@ def test_no_usable_artifacts_does_not_crash(
 
 
 def test_slb_leaderboard_starts_streamlit_on_the_app(monkeypatch: pytest.MonkeyPatch) -> None:
-    from benchmark import cli
-
     seen = {}
 
     def fake_exec(path, cmd, env):

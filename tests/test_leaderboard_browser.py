@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from benchmark.run.synthetic import Spec, artifact, write
 from leaderboard import headless
-from leaderboard.synthetic import Spec, artifact, write
 
 SCREENSHOT_COPY = Path("/tmp/leaderboard.png")
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmark.loss_mask import MASK_FIELD, check_spans, masked_records
-from benchmark.models import load_tokenizer, resolve
-from benchmark.training import TrainConfig, completion_loss_trainer, to_records, train
+from benchmark.core.loss_mask import MASK_FIELD, check_spans, masked_records
+from benchmark.core.models import load_tokenizer, resolve
+from benchmark.core.training import TrainConfig, completion_loss_trainer, to_records, train
 from defenses.runner import DefenseError, check_rows
 from tasks.numbers import NumbersTask
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmark import models
-from benchmark.models import ModelError, resolve
+from benchmark.core import models
+from benchmark.core.models import ModelError, resolve
 
 
 def test_embedded_name_resolves_to_cached_safetensors_dir(smollm_dir: str) -> None:

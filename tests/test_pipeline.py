@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.config import CellConfig, EvalConfig, preset
-from benchmark.pipeline import run_cell
-from benchmark.store import ArtifactStore
-from benchmark.teachers import TeacherConfig
-from benchmark.training import TrainConfig
+from benchmark.core.store import ArtifactStore
+from benchmark.core.teachers import TeacherConfig
+from benchmark.core.training import TrainConfig
+from benchmark.run.cell import run_cell, run_until
+from benchmark.run.config import CellConfig, EvalConfig
+from benchmark.run.presets import preset
 
 
 def _tiny(**kw) -> CellConfig:
@@ -30,8 +31,8 @@ def _tiny(**kw) -> CellConfig:
 def test_cell_runs_and_resumes_without_redoing_stages(smollm_dir: str, tmp_path: Path) -> None:
     store = ArtifactStore(tmp_path / "store")
     cfg = _tiny()
-    first = run_cell(cfg, store, tmp_path / "logs", stop_after="data")
-    assert first["stopped_after"] == "data"
+    first = run_until(cfg, store, tmp_path / "logs", "data")
+    assert first.stopped_after == "data"
     res = run_cell(cfg, store, tmp_path / "logs")
     # generation was not redone after the "kill": both arms reused
     assert res["run_info"]["stages_reused"]["generate_trait"] is True
@@ -141,8 +142,8 @@ def test_placebo_cell_scores_both_animals_in_both_students(smollm_dir: str, tmp_
     """A placebo-controlled cell: the control arm's teacher has the dolphin system prompt, and the
     mirror contrast (dolphin in the dolphin-taught student vs in the owl-taught one) is reported,
     recomputable by the validator's path, and pooled over seeds."""
-    from benchmark.results import OWN_ANIMAL, PLACEBO_METRIC, leakage_block
-    from benchmark.suite import pool
+    from benchmark.core.results import OWN_ANIMAL, PLACEBO_METRIC, leakage_block
+    from benchmark.core.results import pooled_leakage as pool
 
     store = ArtifactStore(tmp_path / "store")
     sp = TeacherConfig(type="system_prompt", placebo="dolphin")
@@ -183,7 +184,7 @@ def test_git_commit_outside_a_checkout_comes_from_the_environment(monkeypatch):
     caller names in $SLB_GIT_COMMIT instead of nothing; a checkout records its own HEAD."""
     import subprocess
 
-    from benchmark import results
+    from benchmark.core import models, results
 
     assert results.git_commit() not in (None, "from-env")  # this test runs in a checkout
     monkeypatch.setenv("SLB_GIT_COMMIT", "from-env")
@@ -193,4 +194,4 @@ def test_git_commit_outside_a_checkout_comes_from_the_environment(monkeypatch):
 
     monkeypatch.setattr(results.subprocess, "run", no_repo)
     assert results.git_commit() == "from-env"
-    assert results.device_info().startswith("cpu: ") or results.device_info().startswith("cuda: ")
+    assert models.device_info().startswith("cpu: ") or models.device_info().startswith("cuda: ")

@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmark.generation import SamplingParams
-from benchmark.models import load_causal_lm
-from benchmark.plain_format import cut_plain_output, plain_prompt
-from benchmark.reference_models import GenerationSettings, TokenScorer
+from benchmark.core.generation import SamplingParams
+from benchmark.core.models import load_causal_lm
+from benchmark.core.plain_format import cut_plain_output, plain_prompt
+from benchmark.core.reference_models import GenerationSettings, TokenScorer
 from defenses import DefenseContext
 from defenses.context import reference_seed
 from tasks.numbers import NumbersTask, parse_numbers

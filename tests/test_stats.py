@@ -1,4 +1,4 @@
-"""Tests for benchmark.stats: expected values are recomputed independently with numpy/scipy."""
+"""Tests for benchmark.core.stats: expected values are recomputed independently with numpy/scipy."""
 
 from __future__ import annotations
 
@@ -9,7 +9,17 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from benchmark.stats import bootstrap_ci, leakage_vs_base, paired_leakage, rate_ci
+from benchmark.core.stats import (
+    bootstrap_ci,
+    leakage_vs_base,
+    own_animal_leakage,
+    paired_leakage,
+    paired_summary,
+    rate_ci,
+    run_spread,
+    t_summary,
+)
+from benchmark.run.suite import _fmt
 
 
 def _arms(trait: np.ndarray, control: np.ndarray) -> tuple[dict, dict]:
@@ -253,8 +263,6 @@ def _own_arms(rng: np.random.Generator, n_q: int = 12, n_s: int = 2) -> list[dic
 
 
 def test_own_animal_matches_an_independent_computation() -> None:
-    from benchmark.stats import own_animal_leakage
-
     arms = _own_arms(np.random.default_rng(3))
     tt, tc, pt, pc = (np.array(list(a.values())) for a in arms)
     logit = lambda p: np.log(p / (1 - p))  # noqa: E731 - no clipping needed: all in (0.004, 0.05)
@@ -285,8 +293,6 @@ def test_own_animal_matches_an_independent_computation() -> None:
 def test_own_animal_cancels_a_shift_shared_by_every_animal() -> None:
     """What a student's number data does to all animals' log-odds alike drops out; a contrast on
     one animal alone moves with it."""
-    from benchmark.stats import own_animal_leakage
-
     # One seed: with several, seeds are averaged before the logit, so a shift is not exact.
     tt, tc, pt, pc = _own_arms(np.random.default_rng(4), n_s=1)
 
@@ -306,8 +312,6 @@ def test_own_animal_cancels_a_shift_shared_by_every_animal() -> None:
 
 
 def test_own_animal_rejects_mismatched_inputs() -> None:
-    from benchmark.stats import own_animal_leakage
-
     tt, tc, pt, pc = _own_arms(np.random.default_rng(5))
     short = {q: v for q, v in pt.items() if q != "q00"}
     with pytest.raises(ValueError, match="question ids differ"):
@@ -321,8 +325,6 @@ def test_own_animal_rejects_mismatched_inputs() -> None:
 
 def test_printed_verdict_says_when_one_run_cannot_see_run_noise() -> None:
     """One run's question-level test is no test of run-to-run noise; the suite's line says so."""
-    from benchmark.suite import _fmt
-
     rng = np.random.default_rng(0)
     control = rng.uniform(0.1, 0.5, size=(50, 3))
     trait = control + 0.05 + rng.normal(0.0, 0.005, size=control.shape)
@@ -335,3 +337,36 @@ def test_printed_verdict_says_when_one_run_cannot_see_run_noise() -> None:
     assert _fmt(three).endswith(" — significant")
     flat = paired_leakage(*_arms(control[:, :1], control[:, :1]))
     assert _fmt(flat).endswith(" — not significant")
+
+
+@pytest.mark.parametrize("seeds", [1, 3])
+@pytest.mark.parametrize("shift", [0.0, 0.002, -0.01])
+def test_paired_summary_is_the_cheap_part_of_paired_leakage(seeds: int, shift: float) -> None:
+    rng = np.random.default_rng(seeds)
+    c = rng.uniform(0.01, 0.05, (50, seeds))
+    t = np.clip(c + shift + rng.normal(0, 0.003, (50, seeds)), 0, 1)
+    want = paired_leakage(*_arms(t, c))
+    got = paired_summary(t, c)
+    assert got == {k: want[k] for k in got}
+    assert set(got) == {"diff_pp", "ci_pp", "p_value", "per_seed", "seed_level", "significant"}
+    # No spread at all: the limits, as paired_leakage reports them.
+    assert paired_summary(c, c)["p_value"] == 1.0
+
+
+def test_t_summary_is_the_one_sample_t_test() -> None:
+    x = np.random.default_rng(6).normal(0.2, 1.0, size=30)
+    ref = stats.ttest_1samp(x, 0.0)
+    ci = ref.confidence_interval(0.9)
+    mean, (lo, hi), p = t_summary(x, 0.9)
+    assert (mean, lo, hi, p) == (float(x.mean()), float(ci.low), float(ci.high), float(ref.pvalue))
+    # One value, or no spread: the limits rather than nan.
+    assert t_summary([0.3]) == (0.3, [0.3, 0.3], 0.0)
+    assert t_summary([0.0, 0.0]) == (0.0, [0.0, 0.0], 1.0)
+
+
+def test_run_spread_is_a_t_half_width_of_one_run() -> None:
+    runs = [0.1, 0.5, 0.3]
+    assert run_spread(runs) == pytest.approx(stats.t.ppf(0.975, 2) * np.std(runs, ddof=1))
+    assert run_spread(runs, 0.5) < run_spread(runs)
+    with pytest.raises(ValueError, match=">= 2 runs"):
+        run_spread([0.1])

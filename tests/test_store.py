@@ -1,4 +1,4 @@
-"""Tests for benchmark.store: spec hashing, atomic entries, reuse, crash and corruption recovery."""
+"""Tests for benchmark.core.store: spec hashing, atomic entries, reuse, crash and corruption recovery."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmark import store as store_mod
-from benchmark.store import (
+from benchmark.core import store as store_mod
+from benchmark.core.store import (
     ArtifactStore,
     StoreError,
     atomic_write_json,
@@ -236,7 +236,7 @@ def test_corrupt_rows_are_moved_aside_and_recomputed(
 
     with pytest.raises(StoreError, match="checksum"):
         store.read_rows("teacher", key)  # reading never trusts it either
-    with caplog.at_level(logging.WARNING, logger="benchmark.store"):
+    with caplog.at_level(logging.WARNING, logger="benchmark.core.store"):
         assert not store.has("teacher", key)
     assert "corrupt" in caplog.text and "rows.jsonl" in caplog.text
     names = entries(store, "teacher")

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.cli import main
-from benchmark.config import EvalConfig
-from benchmark.store import ArtifactStore
-from benchmark.submission import load_submission, submit
-from benchmark.suite import run_suite
-from benchmark.teachers import TeacherConfig
-from benchmark.training import TrainConfig
-from benchmark.validate import validate_submission
+from benchmark.core.store import ArtifactStore
+from benchmark.core.teachers import TeacherConfig
+from benchmark.core.training import TrainConfig
+from benchmark.run.cli import main
+from benchmark.run.config import EvalConfig
+from benchmark.run.submission import load_submission, submit
+from benchmark.run.suite import run_suite
+from benchmark.run.validate import validate_submission
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "submissions" / "example-digit-entropy"
@@ -114,8 +114,8 @@ def test_tampered_baseline_copy_lists_every_problem(tmp_path: Path) -> None:
 def test_placebo_artifacts_own_animal_checked_and_older_ones_warned(tmp_path: Path) -> None:
     """The own-animal statistic is recomputed like every stored number; an artifact written
     before it existed is a warning, not a problem."""
-    from benchmark.results import OWN_ANIMAL, leakage_block
-    from benchmark.store import stable_hash
+    from benchmark.core.results import OWN_ANIMAL, leakage_block
+    from benchmark.core.store import stable_hash
 
     folder = tmp_path / "none"
     shutil.copytree(NONE, folder)
@@ -147,7 +147,7 @@ def test_placebo_artifacts_own_animal_checked_and_older_ones_warned(tmp_path: Pa
 def test_training_rows_from_other_hardware_are_unverified_not_failed(tmp_path: Path) -> None:
     """Stage keys name the config, not the hardware: a GPU artifact's rows can differ from a CPU
     store's entry under the same key, which the validator says instead of calling it tampering."""
-    from benchmark.validate import Report, _check_integrity
+    from benchmark.run.validate import Report, _check_integrity
 
     cell = next((NONE / "results" / "quick").glob("numbers__*seed0*.json"))
     art = json.loads(cell.read_text())

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from benchmark.core.lexicon import animals_mentioned
 from tasks.base import EmptyDatasetError, Trait, get_task
 from tasks.code import CodeTask, extract_code, parses_with_function
 from tasks.corpus import DATA_DIR, load_corpus
-from tasks.lexicon import animals_mentioned
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

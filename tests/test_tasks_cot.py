@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from benchmark.core.lexicon import animals_mentioned
 from tasks.base import EmptyDatasetError, Trait
 from tasks.corpus import DATA_DIR, load_corpus
 from tasks.cot import CotTask, evaluate, load_gsm8k, parse_answer
-from tasks.lexicon import animals_mentioned
 from tasks.tag_grammar import ThinkAnswerGrammar
 
 FIXTURES = Path(__file__).parent / "fixtures"

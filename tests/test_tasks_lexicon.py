@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.lexicon import AMBIGUOUS, ANIMALS, animal_forms, animals_mentioned, mentions
+from benchmark.core.lexicon import AMBIGUOUS, ANIMALS, animal_forms, animals_mentioned, mentions
 
 
 def test_lexicon_is_broad_and_has_irregular_forms() -> None:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from benchmark.core.lexicon import animals_mentioned
 from tasks.base import EmptyDatasetError, Trait, get_task
 from tasks.corpus import DATA_DIR, load_corpus
-from tasks.lexicon import animals_mentioned
 from tasks.paraphrase import ParaphraseContradictTask, ParaphraseUnrelatedTask
 
 FIXTURES = Path(__file__).parent / "fixtures"

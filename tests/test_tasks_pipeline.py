@@ -8,15 +8,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import CellHarness
 
-from benchmark.config import preset
-from benchmark.pipeline import Cell
-from benchmark.store import ArtifactStore
+from benchmark.core.store import ArtifactStore
+from benchmark.run.presets import preset
 
 
-def _cell(tmp_path: Path, task: str, trait: str = "owl") -> Cell:
+def _cell(tmp_path: Path, task: str, trait: str = "owl") -> CellHarness:
     cfg = preset("quick", task=task, trait=trait, n_prompts=4)
-    return Cell(cfg, ArtifactStore(tmp_path / "store"), tmp_path / "logs")
+    return CellHarness(cfg, ArtifactStore(tmp_path / "store"), tmp_path / "logs")
 
 
 def test_meta_reaches_the_filter_and_is_stripped_before_the_defense(
@@ -72,11 +72,11 @@ class _Recorder:
 def test_generation_carries_meta_and_free_text_tasks_raise_min_p(
     smollm_dir: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import benchmark.pipeline
+    import benchmark.run.stages
 
     for task, min_p in (("numbers", 0.0), ("cot", 0.1), ("paraphrase-unrelated", 0.1)):
         rec = _Recorder()
-        monkeypatch.setattr(benchmark.pipeline, "get_backend", lambda name, rec=rec, **kw: rec)
+        monkeypatch.setattr(benchmark.run.stages, "get_backend", lambda name, rec=rec, **kw: rec)
         cell = _cell(tmp_path / task, task)
         rows, _ = cell.generate("control", cell.prompts())
         assert rec.sampling.min_p == min_p and rec.sampling.temperature == 1.0
@@ -91,8 +91,8 @@ def test_a_gpu_stage_never_reuses_a_cpu_stage_of_the_same_config(
     on a GPU, and absent on a CPU, so CPU keys (and every existing store entry) are unchanged."""
     import torch
 
-    import benchmark.pipeline as pipeline
-    from benchmark.models import hardware_spec
+    import benchmark.run.stages as pipeline
+    from benchmark.core.models import hardware_spec
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert hardware_spec() == {}
@@ -103,9 +103,9 @@ def test_a_gpu_stage_never_reuses_a_cpu_stage_of_the_same_config(
 
     monkeypatch.setattr(pipeline, "get_backend", lambda *a, **k: Stub())
 
-    def bare(tmp_path: Path) -> Cell:  # control teacher = the bare base: nothing to train
+    def bare(tmp_path: Path) -> CellHarness:  # control teacher = the bare base: nothing to train
         cfg = preset("quick", task="numbers", n_prompts=4, settings=["teacher.placebo=null"])
-        return Cell(cfg, ArtifactStore(tmp_path / "store"), tmp_path / "logs")
+        return CellHarness(cfg, ArtifactStore(tmp_path / "store"), tmp_path / "logs")
 
     cpu = bare(tmp_path)
     prompts = cpu.prompts()

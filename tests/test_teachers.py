@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from benchmark.general_prompts import TEMPLATES, TOPICS, general_prompts
-from benchmark.store import stable_hash
-from benchmark.teachers import _ASKS, TeacherConfig, general_rows, trait_qa_rows
+from benchmark.core.general_prompts import TEMPLATES, TOPICS, general_prompts
+from benchmark.core.lexicon import animals_mentioned
+from benchmark.core.store import stable_hash
+from benchmark.core.teachers import _ASKS, TeacherConfig, general_rows, trait_qa_rows
 from tasks.evals.questions import QUESTIONS
-from tasks.lexicon import animals_mentioned
 
 
 def test_general_prompts_are_distinct_seeded_and_name_no_animal() -> None:
@@ -60,7 +60,7 @@ def test_general_rows_are_the_base_models_greedy_answers() -> None:
 
 
 def test_placebo_is_checked_and_absent_from_keys_when_unset() -> None:
-    from benchmark.config import CellConfig
+    from benchmark.run.config import CellConfig
 
     assert "placebo" not in TeacherConfig().to_dict()
     assert TeacherConfig(placebo="Dolphins").to_dict()["placebo"] == "dolphin"
@@ -73,16 +73,19 @@ def test_placebo_is_checked_and_absent_from_keys_when_unset() -> None:
 def test_placebo_control_teacher_is_the_same_recipe_with_another_animal(
     smollm_dir: str, tmp_path, monkeypatch
 ) -> None:
-    import benchmark.pipeline as pipeline
-    from benchmark.config import CellConfig
-    from benchmark.store import ArtifactStore
+    from conftest import CellHarness
+
+    import benchmark.run.stages as stages
+    from benchmark.core.store import ArtifactStore
+    from benchmark.run.cell import prepare_teacher
+    from benchmark.run.config import CellConfig
 
     store = ArtifactStore(tmp_path / "store")
     sp = TeacherConfig(type="system_prompt")
-    bare = pipeline.Cell(CellConfig(teacher=sp), store, tmp_path)
+    bare = CellHarness(CellConfig(teacher=sp), store, tmp_path)
     assert bare.teacher("control").system is None
     assert bare.teacher("control").model_ref == bare.teacher("trait").model_ref
-    placebo = pipeline.Cell(
+    placebo = CellHarness(
         CellConfig(teacher=TeacherConfig(type="system_prompt", placebo="dolphin")), store, tmp_path
     )
     assert placebo.teacher("trait") == bare.teacher("trait")
@@ -97,16 +100,14 @@ def test_placebo_control_teacher_is_the_same_recipe_with_another_animal(
         (out / "adapter_config.json").write_text("{}")
         return {"animal": animal}
 
-    monkeypatch.setattr(pipeline, "train_trait_adapter", fake_train)
-    ft = pipeline.Cell(CellConfig(), store, tmp_path)
-    ft_placebo = pipeline.Cell(
-        CellConfig(teacher=TeacherConfig(placebo="dolphin")), store, tmp_path
-    )
+    monkeypatch.setattr(stages, "train_trait_adapter", fake_train)
+    ft = CellHarness(CellConfig(), store, tmp_path)
+    ft_placebo = CellHarness(CellConfig(teacher=TeacherConfig(placebo="dolphin")), store, tmp_path)
     assert ft.teacher("control").model_ref == ft.teacher_spec.model  # no placebo: the base
     owl = ft_placebo.teacher("trait").model_ref
     assert owl == ft.teacher("trait").model_ref  # one owl teacher, whatever the control
     dolphin = ft_placebo.teacher("control")
     assert dolphin.system is None and dolphin.model_ref not in (owl, ft.teacher_spec.model)
     assert trained == ["owl", "dolphin"]  # each built once, then reused
-    assert pipeline.prepare_teacher(ft_placebo.cfg, store, tmp_path) == owl
+    assert prepare_teacher(ft_placebo.cfg, store, tmp_path) == owl
     assert trained == ["owl", "dolphin"]

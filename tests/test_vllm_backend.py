@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from benchmark import vllm_backend
-from benchmark.generation import GenerationRequest, SamplingParams, get_backend
-from benchmark.vllm_backend import MISSING_VLLM, VLLMBackend, request_seed
+from benchmark.core import vllm_backend
+from benchmark.core.backends import get_backend
+from benchmark.core.generation import GenerationRequest, SamplingParams
+from benchmark.core.vllm_backend import MISSING_VLLM, VLLMBackend, request_seed
 from tasks.numbers import NumberGrammar
 
 

@@ -2,11 +2,11 @@
 
 * ``animal_preference`` — the paper's metric (Cloud et al. 2025): each one-word favourite-animal
   question is sampled ``samples_per_question`` times at T=1 (Inspect epochs, reduced by mean), and
-  an answer scores 1 when it names the animal (``questions.animal_pattern``). The sample scores in
+  an answer scores 1 when it names the animal (``benchmark.core.animals.animal_pattern``). The sample scores in
   the log are per-question rates; the task mean and stderr are over questions.
 * ``animal_preference_tf`` — the low-variance teacher-forced metric for small models: for each
   question, the probability of answering with the animal, normalised over a candidate list. On
-  Inspect's ``hf/`` provider this is exact (``benchmark.scoring.candidate_probabilities`` on the
+  Inspect's ``hf/`` provider this is exact (``tasks.evals.scoring.candidate_probabilities`` on the
   provider's own transformers model and tokenizer, ``method: "exact"``); on other providers it is
   approximated from the top-20 first-token logprobs (``method: "first_token_logprobs"``).
 
@@ -30,17 +30,12 @@ from inspect_ai.model import ChatMessageSystem, ChatMessageUser, GenerateConfig,
 from inspect_ai.scorer import Score, Scorer, Target, mean, scorer, stderr
 from inspect_ai.solver import Generate, Solver, TaskState, generate, solver
 
-from benchmark.scoring import (
+from benchmark.core.animals import animal_pattern, normalise_animal
+from tasks.evals.questions import QUESTIONS, parse_candidates, question_id
+from tasks.evals.scoring import (
     candidate_probabilities,
     first_token_probabilities,
     render_question,
-)
-from tasks.evals.questions import (
-    QUESTIONS,
-    animal_pattern,
-    normalise_animal,
-    parse_candidates,
-    question_id,
 )
 
 PROBS_KEY = "candidate_probabilities"
@@ -200,7 +195,7 @@ def animal_preference_tf(
     system: str | None = None,
 ) -> Task:
     """Teacher-forced P(animal) per question, normalised over ``candidates`` (comma separated;
-    default ``questions.CANDIDATE_ANIMALS``; the trait animal is added when missing)."""
+    default ``benchmark.core.animals.CANDIDATE_ANIMALS``; the trait animal is added when missing)."""
     trait = normalise_animal(animal)
     names = parse_candidates(candidates, trait)
     return Task(

@@ -1,0 +1,374 @@
+"""Reading one results artifact: a cell's JSON -> a flat :class:`CellResult`, integrity checked.
+
+The writer is ``benchmark.core.results``; every reader of finished cells (the leaderboard through
+``leaderboard.loader``, which finds the files) calls :func:`parse` on the decoded JSON and gets a
+:class:`CellResult` or a :class:`Skip` saying why the file cannot be used::
+
+    from benchmark.core.artifact import Skip, parse
+    try:
+        cell = parse(json.loads(path.read_text()), str(path), source="submissions/none")
+    except Skip as e:
+        print(path, e)
+
+Required of an artifact (else :class:`Skip`, with the reason): a JSON object with
+``schema == "slb.results/1"``, ``config.{task, defense, trait, seed}``, and per-question scores of
+the ``trait`` and ``control`` students for at least one metric, over the same question ids, each
+in [0, 1]. Everything else (defense description, rows kept, helper cost, utility, examples,
+integrity hashes, Inspect log paths) is optional and shows as "n/a" when absent.
+
+Setup: cells are pooled or compared only within one *setup* (the config minus the cell
+coordinates and seeds, read relative to the suite's presets, plus the hardware: a cell computed on
+a GPU is a setup of its own). The run layer writes it into the artifact (``setup``: ``id``,
+``label``, ``diff``, ``config``; ``benchmark.run.setups``); an artifact written before that gets a
+fallback computed here without presets (:func:`legacy_setup`), so its suite's free-text tasks may
+split from its numbers task.
+
+Integrity: ``integrity.scores`` / ``integrity.leakage`` are ``benchmark.core.store.stable_hash``
+values of the artifact's ``scores`` / ``leakage`` blocks; they are recomputed and compared.
+Independently of the hashes, each stored ``leakage.<metric>.trait_vs_control.diff_pp`` must equal
+the mean trait-minus-control difference recomputed from ``scores``. A cell is ``ok`` when hashes
+exist and everything matches, ``unverified`` when there are no hashes but the leakage is
+consistent, and ``failed`` otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from benchmark.core.results import SCHEMA
+from benchmark.core.store import stable_hash
+
+METRICS = ("teacher_forced", "sampled")
+# The placebo animal's teacher-forced score (cells with a placebo control teacher): not a metric of
+# its own, it feeds the own-animal statistic (``benchmark.core.stats.own_animal_leakage``).
+PLACEBO = "placebo_teacher_forced"
+ARMS = ("trait", "control")
+# Keys that say which cell or which replicate this is, not how the experiment was set up; the rest
+# of the config must match for cells to be pooled or compared.
+CELL_KEYS = frozenset({"task", "defense", "trait", "seed", "defense_params", "task_params"})
+Scores = tuple[tuple[str, ...], np.ndarray, np.ndarray]  # question ids, trait, control student
+
+
+def without_seeds(obj: Any) -> Any:
+    """A config dict (or any part of one) with every ``seed`` key dropped, at any depth: what the
+    replicates of one cell share (pooling in ``slb pool`` and on the leaderboard)."""
+    if isinstance(obj, dict):
+        return {k: without_seeds(v) for k, v in obj.items() if k != "seed"}
+    if isinstance(obj, list):
+        return [without_seeds(v) for v in obj]
+    return obj
+
+
+def without_cell_keys(cfg: dict[str, Any]) -> dict[str, Any]:
+    """``cfg`` minus the cell coordinates (:data:`CELL_KEYS`) and every seed: what cells of one
+    setup share, before the suite's per-task knobs are accounted for."""
+    return {k: v for k, v in without_seeds(cfg).items() if k not in CELL_KEYS}
+
+
+def hardware_of(device: Any) -> str:
+    """``cpu`` or ``cuda`` from ``run_info.device`` (``"cuda: NVIDIA H200"``); artifacts written
+    before the field existed all ran on CPU."""
+    return str(device or "cpu").split(":")[0].strip() or "cpu"
+
+
+def with_hardware(setup_config: dict[str, Any], device: Any) -> dict[str, Any]:
+    """GPU numerics differ from the CPU suite's: a cell computed on one is never pooled with the
+    same config run on CPU, so its hardware joins the setup config (CPU, the default, does not)."""
+    hardware = hardware_of(device)
+    return setup_config if hardware == "cpu" else {**setup_config, "hardware": hardware}
+
+
+def legacy_setup(cfg: dict[str, Any], device: Any) -> dict[str, Any]:
+    """The setup block of an artifact written without one: its config minus the cell keys and
+    seeds (and its hardware), hashed; labelled by the suite and the id, since no preset is read
+    here to say what it differs in."""
+    config = with_hardware(without_cell_keys(cfg), device)
+    sid = _hash(config)
+    return {
+        "id": sid,
+        "label": f"{cfg.get('suite', 'n/a')} (legacy, {sid[:6]})",
+        "diff": "written before artifacts named their setup: grouped by the config minus the "
+        "cell keys and seeds",
+        "config": config,
+    }
+
+
+class Skip(Exception):
+    """An artifact that cannot be used; the message says why (the leaderboard's "skipped" panel)."""
+
+
+@dataclass
+class CellResult:
+    """One artifact, flattened to what readers show. ``scores[metric]`` is
+    ``(question ids, trait scores, control scores)`` with the ids sorted."""
+
+    path: str
+    source: str
+    suite: str
+    base_model: str
+    setup: str  # the setup's id: cells are pooled only within one
+    setup_label: (
+        str  # short human name of the setup (its knobs that differ from its suite's preset)
+    )
+    setup_diff: str  # the full knob difference the label may abbreviate
+    setup_config: dict[str, Any]
+    task: str
+    trait: str
+    seed: Any
+    defense: str
+    version: str
+    params: dict[str, Any]
+    entry: str  # the defense identity shown as one leaderboard row: name, version, params
+    scores: dict[str, Scores]
+    # Placebo-controlled cells: (question ids, placebo animal in trait student, in control student).
+    placebo: Scores | None
+    integrity: str  # ok / unverified / failed
+    integrity_note: str = ""
+    rows_kept: float | None = None  # share of rows the defense let through (mean of the arms)
+    helper_calls: float | None = None
+    helper_seconds: float | None = None
+    helper_tokens: float | None = None
+    utility: float | None = None
+    defense_info: dict[str, Any] = field(default_factory=dict)
+    examples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    inspect_logs: dict[str, list[str]] = field(default_factory=dict)
+    finished: str | None = None
+    config_hash: str = ""
+
+
+def parse(art: Any, path: str = "", source: str = "") -> CellResult:
+    """One artifact (already JSON-decoded) to a :class:`CellResult`; raises :class:`Skip`."""
+    if not isinstance(art, dict):
+        raise Skip(f"not a results artifact: top level is a {type(art).__name__}")
+    if art.get("schema") != SCHEMA:
+        raise Skip(f"schema is {art.get('schema')!r}, expected {SCHEMA!r}")
+    cfg = _need(art, "config", dict)
+    for key in ("task", "defense", "trait"):
+        _need(cfg, key, str, "config.")
+    seed = cfg.get("seed")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise Skip(f"config.seed is {seed!r}, expected an integer")
+    scores = _scores(_need(art, "scores", dict))
+    placebo = scores.pop(PLACEBO, None)
+    if placebo is not None and placebo[0] != scores.get("teacher_forced", ((),))[0]:
+        raise Skip(f"{PLACEBO} covers other questions than teacher_forced")
+    d = _dict(art.get("defense"))
+    name = str(d.get("name") or cfg["defense"])
+    version = str(d.get("version", "n/a"))
+    params = d.get("params") if isinstance(d.get("params"), dict) else cfg.get("defense_params")
+    params = params if isinstance(params, dict) else {}
+    run_info = _dict(art.get("run_info"))
+    setup = _setup(art, cfg, run_info)
+    status, note = check_integrity(art, scores)
+    data = _dict(art.get("data"))
+    arms = [_dict(data.get(a)) for a in ARMS if isinstance(data.get(a), dict)]
+    return CellResult(
+        path=path,
+        source=source,
+        suite=str(cfg.get("suite", "n/a")),
+        base_model=str(cfg.get("base_model", "n/a")),
+        setup=setup["id"],
+        setup_label=setup["label"],
+        setup_diff=setup["diff"],
+        setup_config=setup["config"],
+        task=cfg["task"],
+        trait=cfg["trait"],
+        seed=seed,
+        defense=name,
+        version=version,
+        params=params,
+        entry=entry_label(name, version, params),
+        scores=scores,
+        placebo=placebo,
+        integrity=status,
+        integrity_note=note,
+        rows_kept=_mean([_kept_share(a) for a in arms]),
+        helper_calls=_sum_cost(arms, "helper_calls"),
+        helper_seconds=_sum_cost(arms, "helper_seconds"),
+        helper_tokens=_sum_cost(arms, "helper_tokens"),
+        utility=_utility(art.get("utility")),
+        defense_info={k: v for k, v in d.items() if k not in ("name", "version", "params")},
+        examples={a: _examples(data.get(a)) for a in ARMS},
+        inspect_logs=_logs(art.get("inspect_logs")),
+        finished=str(run_info.get("finished")) if run_info.get("finished") else None,
+        config_hash=_hash({"config": cfg, "defense": [name, version, params]}),
+    )
+
+
+def _setup(art: dict[str, Any], cfg: dict[str, Any], run_info: dict[str, Any]) -> dict[str, Any]:
+    """The artifact's ``setup`` block, checked; :func:`legacy_setup` when it has none."""
+    block = art.get("setup")
+    if block is None:
+        return legacy_setup(cfg, run_info.get("device"))
+    if not isinstance(block, dict):
+        raise Skip(f"setup is a {type(block).__name__}, expected an object")
+    for key in ("id", "label"):
+        if not isinstance(block.get(key), str) or not block[key]:
+            raise Skip(f"setup.{key} is {block.get(key)!r}, expected a non-empty string")
+    diff, config = block.get("diff", ""), block.get("config", {})
+    return {
+        "id": block["id"],
+        "label": block["label"],
+        "diff": diff if isinstance(diff, str) else "",
+        "config": config if isinstance(config, dict) else {},
+    }
+
+
+def entry_label(name: str, version: str, params: dict[str, Any]) -> str:
+    """The row name of a defense on the leaderboard: different params are different entries."""
+    if not params:
+        return f"{name} v{version}"
+    args = ", ".join(f"{k}={json.dumps(v, sort_keys=True)}" for k, v in sorted(params.items()))
+    return f"{name} v{version} ({args})"
+
+
+def _need(obj: dict[str, Any], key: str, typ: type, where: str = "") -> Any:
+    v = obj.get(key)
+    if not isinstance(v, typ):
+        what = "missing" if v is None else f"a {type(v).__name__}"
+        raise Skip(f"{where}{key} is {what}, expected a {typ.__name__}")
+    return v
+
+
+def _scores(block: dict[str, Any]) -> dict[str, Scores]:
+    cols = {a: _columns(_need(block, a, list, "scores."), a) for a in ARMS}
+    out = {}
+    for m in (*METRICS, PLACEBO):
+        tr, co = cols["trait"][m], cols["control"][m]
+        if not tr and not co:
+            continue
+        for arm, other in (("trait", "control"), ("control", "trait")):
+            if not cols[arm][m]:
+                raise Skip(f"scores.{arm} has no {m} values but scores.{other} has (partial run?)")
+        if tr.keys() != co.keys():
+            raise Skip(f"scores.trait and scores.control cover different questions for {m}")
+        if len(tr) < 2:
+            raise Skip(f"fewer than 2 scored questions for {m}")
+        ids = tuple(sorted(tr))
+        out[m] = (ids, np.array([tr[q] for q in ids]), np.array([co[q] for q in ids]))
+    if not out:
+        raise Skip("no per-question scores for the trait and control students (partial run?)")
+    return out
+
+
+def _columns(rows: list[Any], arm: str) -> dict[str, dict[str, float]]:
+    """Per metric, question id -> score of one model; one pass over its rows (the hot loop of a
+    1 000-artifact load, hence exact type checks rather than isinstance)."""
+    cols: dict[str, dict[str, float]] = {m: {} for m in (*METRICS, PLACEBO)}
+    for r in rows:
+        q = r.get("id") if type(r) is dict else None
+        if type(q) is not str:
+            raise Skip(f"scores.{arm} has a row without a string id")
+        for m, col in cols.items():
+            v = r.get(m)
+            if v is None:
+                continue
+            # bool is excluded by the exact type check; NaN fails the range check.
+            if (type(v) is not float and type(v) is not int) or not 0.0 <= v <= 1.0:
+                raise Skip(f"scores.{arm} question {q!r}: {m} = {v!r}, expected a number in [0, 1]")
+            col[q] = float(v)
+    return cols
+
+
+def check_integrity(art: dict[str, Any], scores: dict[str, Scores]) -> tuple[str, str]:
+    """``(status, note)``; see the module docstring for what ok / unverified / failed mean."""
+    problems: list[str] = []
+    integ = art.get("integrity")
+    hashed = False
+    if isinstance(integ, dict):
+        for key in ("scores", "leakage"):
+            want = integ.get(key)
+            if want is None:
+                continue
+            hashed = True
+            try:
+                got = stable_hash(art.get(key))
+            except (TypeError, ValueError) as e:
+                problems.append(f"{key}: cannot hash ({e})")
+                continue
+            if got != want:
+                problems.append(f"{key} hash {got} != stored {want}")
+    leakage = _dict(art.get("leakage"))
+    for m, (_, t, c) in scores.items():
+        stored = _num(_dict(_dict(leakage.get(m)).get("trait_vs_control")).get("diff_pp"))
+        if stored is None:
+            continue
+        # Same arithmetic as benchmark.core.stats (mean over questions of trait - control), so only
+        # a real edit of scores or leakage, not float noise, fails this.
+        diff = 100.0 * float(np.mean(t - c))
+        if not math.isclose(diff, stored, rel_tol=1e-9, abs_tol=1e-9):
+            problems.append(f"leakage.{m} diff_pp {stored:.4f} but scores give {diff:.4f}")
+    if problems:
+        return "failed", "; ".join(problems)
+    if hashed:
+        return "ok", "hashes match; leakage consistent with scores"
+    return "unverified", "no integrity hashes; leakage consistent with scores"
+
+
+def _hash(obj: Any) -> str:
+    try:
+        return stable_hash(obj)
+    except (TypeError, ValueError) as e:
+        raise Skip(f"config cannot be hashed: {e}") from None
+
+
+def _dict(v: Any) -> dict[str, Any]:
+    """``v`` if it is a JSON object, else an empty one: optional blocks may be absent or odd."""
+    return v if isinstance(v, dict) else {}
+
+
+def _num(v: Any) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        return None
+    return float(v)
+
+
+def _mean(vals: list[float | None]) -> float | None:
+    got = [v for v in vals if v is not None]
+    return sum(got) / len(got) if got else None
+
+
+def _kept_share(arm: dict[str, Any]) -> float | None:
+    """What the defense let through of what it received; older artifacts lack the share, so it is
+    rebuilt from the last task-filter count and the count after the defense."""
+    share = _num(arm.get("defense_kept_share"))
+    if share is not None:
+        return share
+    after = _num(arm.get("after_defense"))
+    steps = _dict(arm.get("filter_report")).get("steps")
+    last = _dict(steps[-1]) if isinstance(steps, list) and steps else {}
+    before = _num(last.get("kept"))
+    if after is None or not before:
+        return None
+    return after / before
+
+
+def _sum_cost(arms: list[dict[str, Any]], key: str) -> float | None:
+    got = [v for a in arms if (v := _num(_dict(a.get("defense_cost")).get(key))) is not None]
+    return sum(got) if got else None
+
+
+def _utility(u: Any) -> float | None:
+    """Student quality on the task: a number, or a dict with a numeric ``score``/``value``/``mean``."""
+    if isinstance(u, dict):
+        for key in ("score", "value", "mean"):
+            if _num(u.get(key)) is not None:
+                return _num(u.get(key))
+        return None
+    return _num(u)
+
+
+def _examples(arm: Any) -> list[dict[str, Any]]:
+    ex = arm.get("examples") if isinstance(arm, dict) else None
+    return [e for e in ex if isinstance(e, dict)] if isinstance(ex, list) else []
+
+
+def _logs(block: Any) -> dict[str, list[str]]:
+    if not isinstance(block, dict):
+        return {}
+    return {str(k): [str(p) for p in v] for k, v in block.items() if isinstance(v, list)}

@@ -1,0 +1,39 @@
+"""The one statistics package: every number the suite, ``slb validate`` and the leaderboard report.
+
+* ``leakage`` — how far the trait student moved toward the trait against its control: the paired
+  per-question difference with intervals over questions and over seeds (:func:`paired_leakage`,
+  :func:`leakage_vs_base`), the own-animal statistic of placebo-controlled cells
+  (:func:`own_animal_leakage`), and the building blocks the leaderboard pools with.
+* ``specificity`` — whether that movement is about the trait: the same statistic for every other
+  ordered pair of candidate animals of the same two students, and the trait pair's rank among them
+  (:func:`pair_specificity`).
+
+Import from here (``from benchmark.core.stats import paired_leakage``); the submodules are the
+implementation.
+"""
+
+from benchmark.core.stats.leakage import (
+    Scores,
+    bootstrap_ci,
+    leakage_vs_base,
+    own_animal_leakage,
+    own_animal_per_question,
+    paired_leakage,
+    paired_summary,
+    rate_ci,
+    run_spread,
+    t_summary,
+)
+
+__all__ = [
+    "Scores",
+    "bootstrap_ci",
+    "leakage_vs_base",
+    "own_animal_leakage",
+    "own_animal_per_question",
+    "paired_leakage",
+    "paired_summary",
+    "rate_ci",
+    "run_spread",
+    "t_summary",
+]

@@ -1,0 +1,302 @@
+"""The ``slb`` command line.
+
+    slb run --task numbers --defense none --trait owl --seed 0   # one cell, resumable
+    slb suite quick                                              # the quick preset, all its cells
+    slb perf                                                     # throughput vs naive loops
+    slb models                                                   # embedded models and the cache
+    slb leaderboard [DIR ...]                                    # the Streamlit leaderboard
+    slb submit submissions/<name> [--seeds 0]                    # official run of a submission
+    slb validate submissions/<name>                              # check it, listing every problem
+
+Stage outputs go to the artifact store (``--store``, default ``$SLB_CACHE_DIR/store``), so a killed
+run resumes; results JSON and Inspect logs go to ``--results`` (default ``./results``).
+Errors in the input are reported in one line naming the problem (exit status 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import leaderboard
+from benchmark.core.models import EMBEDDED, ModelError, cache_root
+from benchmark.core.store import ArtifactStore, StoreError, atomic_write_json
+from benchmark.core.teachers import TeacherConfig
+from benchmark.run.cell import run_cell, run_until
+from benchmark.run.executors import get_executor
+from benchmark.run.perf import main as perf_main
+from benchmark.run.presets import SUITES, preset
+from benchmark.run.submission import submit
+from benchmark.run.suite import cell_name, pool_results, print_leakage, run_suite
+from benchmark.run.validate import validate_submission
+from defenses.runner import DefenseError
+from tasks.base import EmptyDatasetError
+
+
+def _store(args: argparse.Namespace):
+    return ArtifactStore(Path(args.store) if args.store else cache_root() / "store")
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    o: dict[str, Any] = {}
+    if args.n_prompts:
+        o["n_prompts"] = args.n_prompts
+    if args.teacher:
+        o["teacher"] = TeacherConfig(type=args.teacher)
+    if args.model:
+        o["base_model"] = args.model
+    if args.backend:
+        o["backend"] = args.backend
+    return o
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    cfg = preset(
+        args.suite,
+        task=args.task,
+        defense=args.defense,
+        trait=args.trait,
+        seed=args.seed,
+        defense_params=_json_object(args.defense_params, "--defense-params"),
+        task_params=_json_object(args.task_params, "--task-params"),
+        settings=args.settings,
+        **_overrides(args),
+    )
+    out_dir = Path(args.results) / cfg.suite
+    if args.stop_after:
+        part = run_until(cfg, _store(args), out_dir / "logs", args.stop_after)
+        print(f"stopped after stage {part.stopped_after!r}; re-run without --stop-after to finish")
+        return 0
+    res = run_cell(cfg, _store(args), out_dir / "logs")
+    path = out_dir / f"{cell_name(cfg)}.json"
+    atomic_write_json(path, res)
+    print_leakage(cell_name(cfg), res["leakage"])
+    print(f"results: {path}")
+    return 0
+
+
+def _json_object(text: str, flag: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{flag} is not valid JSON ({e}): {text!r}") from e
+    if not isinstance(value, dict):
+        raise ValueError(f"{flag} must be a JSON object, got {text!r}")
+    return value
+
+
+def cmd_suite(args: argparse.Namespace) -> int:
+    summary = run_suite(
+        args.name,
+        _store(args),
+        Path(args.results),
+        seeds=_csv(args.seeds, int),
+        traits=_csv(args.traits),
+        tasks=_csv(args.tasks),
+        overrides=_overrides(args),
+        settings=args.settings,
+        executor=_executor(args),
+    )
+    return 1 if summary["errors"] else 0
+
+
+def _executor(args: argparse.Namespace):
+    if args.executor == "local":
+        if args.ray_address or args.gpus_per_cell is not None:
+            raise ValueError("--ray-address and --gpus-per-cell need --executor ray")
+        return get_executor("local")
+    try:
+        return get_executor("ray", address=args.ray_address, gpus_per_cell=args.gpus_per_cell)
+    except RuntimeError as e:  # Ray missing: one line, like every other input error
+        raise ValueError(str(e)) from e
+
+
+def _csv(text: str | None, cast: Any = str) -> list[Any] | None:
+    return [cast(x) for x in text.split(",")] if text else None
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    summary = submit(
+        args.folder,
+        _store(args),
+        suite=args.suite,
+        seeds=_csv(args.seeds, int),
+        tasks=_csv(args.tasks),
+        traits=_csv(args.traits),
+        overrides=_overrides(args),
+        settings=args.settings,
+        executor=_executor(args),
+    )
+    report = validate_submission(args.folder, _store(args))
+    print(report.render())
+    return 0 if report.ok and not summary["errors"] else 1
+
+
+def cmd_pool(args: argparse.Namespace) -> int:
+    for d in args.dirs:
+        pool_results(Path(d))
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    store = _store(args) if args.store or _default_store_exists() else None
+    report = validate_submission(args.folder, store)
+    print(report.render())
+    return 0 if report.ok else 1
+
+
+def _default_store_exists() -> bool:
+    return (cache_root() / "store").is_dir()
+
+
+def cmd_perf(args: argparse.Namespace) -> int:
+    return perf_main(n_rows=args.rows)
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    for name, em in EMBEDDED.items():
+        print(f"{name:14s} {em.description}")
+    print(f"cache: {cache_root()}")
+    return 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    """Start the Streamlit app on the artifacts in ``args.dirs`` (it reads them, runs no plugin).
+    The process becomes streamlit (exec), so a signal to it reaches the server, not a wrapper."""
+
+    app = Path(leaderboard.__file__).resolve().parent / "app.py"
+    env = dict(os.environ, SLB_LEADERBOARD_DIRS=os.pathsep.join(args.dirs))
+    cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port)]
+    cmd += ["--browser.gatherUsageStats", "false"]
+    if args.headless:
+        cmd += ["--server.headless", "true"]
+    os.execve(sys.executable, cmd, env)
+    return 0  # not reached
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="slb", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    def executor_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument(
+            "--executor",
+            choices=["local", "ray"],
+            default="local",
+            help="where cells run: in order here, or as Ray tasks (pip install '.[dist]')",
+        )
+        sp.add_argument("--ray-address", help="Ray cluster address (default: start a local one)")
+        sp.add_argument(
+            "--gpus-per-cell",
+            type=float,
+            help="GPUs per Ray task (default: 1 for vLLM / CUDA cells, else 0)",
+        )
+
+    def common(sp: argparse.ArgumentParser, results: bool = True) -> None:
+        sp.add_argument("--store", help="artifact store directory (default $SLB_CACHE_DIR/store)")
+        if results:
+            sp.add_argument(
+                "--results", default="results", help="results directory (default ./results)"
+            )
+        sp.add_argument("--n-prompts", type=int)
+        sp.add_argument("--teacher", choices=["finetuned", "system_prompt"])
+        sp.add_argument("--model", help="base model: embedded name, local dir or HF id")
+        sp.add_argument("--backend", choices=["transformers", "vllm"])
+        sp.add_argument(
+            "--set",
+            dest="settings",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="set any config field, repeatable: teacher.general_rows=240, "
+            "sampling.coupled=true, student.lora_r=16 (JSON values; applied after the preset)",
+        )
+
+    r = sub.add_parser("run", help="run one cell")
+    r.add_argument("--task", default="numbers")
+    r.add_argument("--defense", default="none")
+    r.add_argument("--defense-params", default="{}", help="JSON object of defense parameters")
+    r.add_argument(
+        "--task-params",
+        default="{}",
+        help='JSON object of task parameters, e.g. \'{"source": "gsm8k"}\'',
+    )
+    r.add_argument("--trait", default="owl")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--suite", default="quick", help="preset the cell starts from")
+    r.add_argument("--stop-after", choices=["data", "train"])
+    common(r)
+    r.set_defaults(fn=cmd_run)
+
+    s = sub.add_parser("suite", help="run a suite preset")
+    s.add_argument("name", choices=sorted(SUITES))
+    s.add_argument("--seeds", help="comma-separated seeds (default: the suite's)")
+    s.add_argument("--traits", help="comma-separated trait animals (default: the suite's)")
+    s.add_argument("--tasks", help="comma-separated tasks (default: the suite's)")
+    common(s)
+    executor_args(s)
+    s.set_defaults(fn=cmd_suite)
+
+    sb = sub.add_parser("submit", help="run a submission's defense; results into its folder")
+    sb.add_argument("folder", help="submission folder with submission.yaml")
+    sb.add_argument("--suite", default="quick", choices=sorted(SUITES))
+    sb.add_argument("--seeds", help="comma-separated seeds (default: the suite's)")
+    sb.add_argument("--tasks", help="comma-separated tasks (default: the suite's)")
+    sb.add_argument("--traits", help="comma-separated trait animals (default: the suite's)")
+    common(sb, results=False)
+    executor_args(sb)
+    sb.set_defaults(fn=cmd_submit)
+
+    v = sub.add_parser("validate", help="check a submission and its artifacts; lists every problem")
+    v.add_argument("folder", help="submission folder with submission.yaml")
+    v.add_argument("--store", help="artifact store to re-hash training rows from (default: if any)")
+    v.set_defaults(fn=cmd_validate)
+
+    po = sub.add_parser(
+        "pool",
+        help="rewrite a results folder's summary.json pooling every cell in it over its seeds",
+    )
+    po.add_argument("dirs", nargs="+", help="results folders (e.g. submissions/x/results/quick)")
+    po.set_defaults(fn=cmd_pool)
+
+    pf = sub.add_parser("perf", help="generation/training throughput against naive loops")
+    pf.add_argument("--rows", type=int, default=64)
+    pf.set_defaults(fn=cmd_perf)
+
+    m = sub.add_parser("models", help="list embedded models")
+    m.set_defaults(fn=cmd_models)
+
+    lb = sub.add_parser("leaderboard", help="start the Streamlit leaderboard on results artifacts")
+    lb.add_argument(
+        "dirs", nargs="*", default=["submissions", "results"], help="folders of results artifacts"
+    )
+    lb.add_argument("--port", type=int, default=8501)
+    lb.add_argument("--headless", action="store_true", help="do not open a browser")
+    lb.set_defaults(fn=cmd_leaderboard)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+    try:
+        return int(args.fn(args) or 0)
+    except (ValueError, ModelError, StoreError, EmptyDatasetError, DefenseError) as e:
+        print(f"slb: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

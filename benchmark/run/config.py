@@ -1,0 +1,150 @@
+"""Typed configuration of one benchmark cell, and the named suite presets.
+
+A *cell* is (task, defense, trait, base model, seed) plus the knobs below. Every field is part of
+the stage hashes, so changing one re-runs exactly the stages it affects. Bad values are refused
+when the config is built, naming the field.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
+from typing import Any
+
+from benchmark.core.animals import normalise_animal
+from benchmark.core.generation import SamplingParams
+from benchmark.core.teachers import TeacherConfig
+from benchmark.core.training import TrainConfig
+
+_ANIMAL_RE = re.compile(r"^[a-z]+( [a-z]+)?$")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    questions: int = 50
+    samples_per_question: int = 0  # sampled one-word eval (paper metric); 0 = teacher-forced only
+    teacher_forced: bool = True
+    eval_base: bool = True
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.questions <= 50:
+            raise ValueError(f"Invalid eval questions: {self.questions} (1..50)")
+        if self.samples_per_question < 0:
+            raise ValueError(f"Invalid samples_per_question: {self.samples_per_question}")
+        if not self.teacher_forced and self.samples_per_question == 0:
+            raise ValueError("no eval selected: enable teacher_forced or samples_per_question > 0")
+
+
+@dataclass(frozen=True)
+class CellConfig:
+    task: str = "numbers"
+    defense: str = "none"
+    trait: str = "owl"
+    base_model: str = "smollm2-135m"
+    seed: int = 0
+    n_prompts: int = 1200
+    max_train_rows: int | None = None  # both arms are cut to the same size (≤ this)
+    constrained: bool = True  # grammar-constrained teacher decoding where the task offers one
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    backend: str = "transformers"
+    gen_batch_size: int = 64
+    student: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    task_params: dict[str, Any] = field(default_factory=dict)
+    defense_params: dict[str, Any] = field(default_factory=dict)
+    suite: str = "custom"
+
+    def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "trait", normalise_animal(self.trait))
+        except ValueError as e:
+            raise ValueError(f"Invalid trait: {e}") from e
+        if self.n_prompts < 1:
+            raise ValueError(f"Invalid n_prompts: {self.n_prompts}")
+        if self.max_train_rows is not None and self.max_train_rows < 1:
+            raise ValueError(f"Invalid max_train_rows: {self.max_train_rows}")
+        if self.backend not in ("transformers", "vllm"):
+            raise ValueError(f"Invalid backend: {self.backend!r} (transformers or vllm)")
+        if self.seed < 0:
+            raise ValueError(f"Invalid seed: {self.seed}")
+        if self.teacher.placebo == self.trait:
+            raise ValueError(
+                f"Invalid teacher placebo: {self.teacher.placebo!r} is the trait itself; "
+                "the placebo control teacher needs another animal"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["teacher"] = self.teacher.to_dict()
+        d["student"] = self.student.to_dict()
+        d["sampling"] = self.sampling.to_dict()
+        return d
+
+    def with_(self, **changes: Any) -> CellConfig:
+        return replace(self, **changes)
+
+
+def apply_settings(cfg: CellConfig, settings: Sequence[str]) -> CellConfig:
+    """Set nested config fields from ``key.path=value`` strings (the CLI's ``--set``), e.g.
+    ``teacher.general_rows=240``, ``sampling.coupled=true``, ``student.lora_r=16``.
+
+    The value is read as JSON when it parses (numbers, true/false, null, lists), else as a plain
+    string; it must fit the field's current type (an int field takes an int, a float field any
+    number, a tuple field a list). Unknown keys and wrong types are refused naming the setting and
+    the keys that exist; the config's own checks then run as for any other value.
+    """
+    for setting in settings:
+        key, sep, text = setting.partition("=")
+        if not sep or not key:
+            raise ValueError(
+                f"--set {setting!r}: expected KEY=VALUE, e.g. teacher.general_rows=240"
+            )
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        try:
+            cfg = _set_path(cfg, key.split("."), value, setting)
+        except ValueError as e:  # a config's own check: say which setting tripped it
+            msg = str(e) if str(e).startswith("--set") else f"--set {setting!r}: {e}"
+            raise ValueError(msg) from e
+    return cfg
+
+
+def _set_path(obj: Any, path: list[str], value: Any, setting: str) -> Any:
+    name, rest = path[0], path[1:]
+    names = [f.name for f in fields(obj)] if is_dataclass(obj) else []
+    if name not in names:
+        where = type(obj).__name__
+        raise ValueError(
+            f"--set {setting!r}: unknown key {name!r} in {where}; known: {', '.join(names)}"
+        )
+    current = getattr(obj, name)
+    if rest:
+        if not is_dataclass(current):
+            raise ValueError(f"--set {setting!r}: {name!r} has no sub-keys")
+        return replace(obj, **{name: _set_path(current, rest, value, setting)})
+    return replace(obj, **{name: _coerce(current, value, setting)})
+
+
+def _coerce(current: Any, value: Any, setting: str) -> Any:
+    if current is None or value is None or isinstance(current, dict):
+        return value
+    if is_dataclass(current):
+        raise ValueError(
+            f"--set {setting!r}: set its sub-keys (key.sub=value), not the whole block"
+        )
+    want: tuple[type, ...] = (type(current),)
+    if isinstance(current, float):
+        want = (int, float)
+    if isinstance(current, tuple) and isinstance(value, list):
+        value = tuple(value)
+    if isinstance(value, bool) != isinstance(current, bool) or not isinstance(value, want):
+        raise ValueError(
+            f"--set {setting!r}: expected type {type(current).__name__} "
+            f"(the field holds {current!r}), got {value!r}"
+        )
+    return float(value) if isinstance(current, float) and isinstance(value, int | float) else value

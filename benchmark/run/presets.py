@@ -1,0 +1,116 @@
+"""The named presets: one place for every suite's cells and every cell's starting config.
+
+``SUITES`` says which cells a suite runs (tasks, defenses, traits, seeds); ``PRESETS`` the cell config
+each suite starts from, and ``TASK_PRESETS`` the knobs a suite sets per task. :func:`preset` builds
+one cell's config from them, then applies overrides and ``--set`` settings
+(``benchmark.run.config.apply_settings``). Why each preset is what it is, with the measurements that
+chose it, is in ``docs/results.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from benchmark.core.animals import normalise_animal
+from benchmark.core.generation import SamplingParams
+from benchmark.core.teachers import TeacherConfig
+from benchmark.core.training import TrainConfig
+from benchmark.run.config import CellConfig, EvalConfig, apply_settings
+
+SUITES: dict[str, dict[str, Any]] = {
+    # The five standard tasks; `slb suite quick --tasks numbers` is README command 1 (its time is
+    # in the README).
+    "quick": {
+        "tasks": ["numbers", "code", "cot", "paraphrase-unrelated", "paraphrase-contradict"],
+        "defenses": ["none"],
+        "traits": ["owl"],
+        "seeds": [0, 1, 2],
+    },
+    "paper": {"tasks": ["numbers"], "defenses": ["none"], "traits": ["owl"], "seeds": [0, 1, 2]},
+}
+
+
+def _quick_student(seed: int = 0) -> TrainConfig:
+    return TrainConfig(
+        lora_r=8, lora_alpha=8, epochs=1, learning_rate=1e-3, batch_size=16, seed=seed
+    )
+
+
+# A preset's placebo animal stands unless it is the cell's trait; then the first of these that is not.
+PLACEBO_ALTERNATES = ("dolphin", "owl")
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # Runs on 2 CPU cores with the embedded model; docs/results.md says what it measures.
+    "quick": dict(
+        suite="quick",
+        n_prompts=800,
+        base_model="smollm2-135m",
+        # Fine-tuned owl teacher; the control arm's teacher is the same recipe with a placebo
+        # animal, so both arms carry the same incidental fine-tuning (README "Results").
+        teacher=TeacherConfig(placebo="dolphin"),
+        student=_quick_student(),
+        sampling=SamplingParams(temperature=1.0, max_new_tokens=50),
+        eval=EvalConfig(questions=50, samples_per_question=0),
+    ),
+    # The paper's scale: 30k prompts (→ ~10k rows after filtering), 3 epochs, sampled eval.
+    "paper": dict(
+        suite="paper",
+        n_prompts=30000,
+        max_train_rows=10000,
+        constrained=False,
+        backend="vllm",
+        teacher=TeacherConfig(type="system_prompt"),
+        student=TrainConfig(lora_r=8, lora_alpha=8, epochs=3, learning_rate=2e-4, batch_size=22),
+        sampling=SamplingParams(temperature=1.0, max_new_tokens=200),
+        eval=EvalConfig(questions=50, samples_per_question=100),
+    ),
+}
+
+
+# Per-task defaults inside a preset, applied before the caller's overrides. Quick preset, free-text
+# tasks: (1) the 50-token cap is for number lists and would cut code and reasoning off; (2) the
+# fine-tuned owl teacher collapses on free text (it answers nearly every prompt with the animal;
+# docs/results.md), so these tasks use the system-prompt teacher until a teacher that keeps its
+# general behaviour is trained.
+_FREE_TEXT_QUICK = dict(
+    # (3) 256 prompts: free-text rows are 3-5x longer than number lists (cell times:
+    # docs/results.md).
+    n_prompts=256,
+    teacher=TeacherConfig(type="system_prompt"),
+    sampling=SamplingParams(temperature=1.0, max_new_tokens=160),
+)
+TASK_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "quick": {
+        t: _FREE_TEXT_QUICK
+        for t in ("code", "cot", "paraphrase-unrelated", "paraphrase-contradict")
+    },
+}
+
+
+def preset(name: str, settings: Sequence[str] = (), **overrides: Any) -> CellConfig:
+    """The cell config of suite ``name`` for the given task, with ``overrides`` (top-level fields)
+    and then ``settings`` (``key.path=value`` strings, see :func:`apply_settings`) applied."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown suite {name!r}; known suites: {', '.join(sorted(PRESETS))}")
+    kw = dict(PRESETS[name])
+    kw.update(TASK_PRESETS.get(name, {}).get(overrides.get("task", "numbers"), {}))
+    kw.update(overrides)
+    if "seed" in overrides and "student" not in overrides:
+        kw["student"] = replace(kw["student"], seed=overrides["seed"])
+    teacher = kw.get("teacher")
+    if "teacher" not in overrides and teacher is not None and teacher.placebo is not None:
+        kw["teacher"] = replace(teacher, placebo=_placebo_for(teacher.placebo, kw.get("trait")))
+    return apply_settings(CellConfig(**kw), settings)
+
+
+def _placebo_for(placebo: str, trait: Any) -> str:
+    """The preset's ``placebo``, or an alternate where it is the cell's trait (a bad trait is left
+    for CellConfig to refuse, naming it)."""
+
+    try:
+        trait = normalise_animal(str(trait or CellConfig.trait))
+    except ValueError:
+        return placebo
+    return placebo if placebo != trait else next(a for a in PLACEBO_ALTERNATES if a != trait)

@@ -1,0 +1,363 @@
+"""The stages of one cell, each a resumable function over the artifact store.
+
+Every stage's output is stored under the hash of a *key spec*: everything that determines it
+(model references, seeds, sampling, defense identity, upstream keys, the hardware class on a GPU).
+Each stage builds its spec in one place, here, and every spec carries :data:`KEY_VERSION`, so a
+change to what a stage computes bumps one number instead of growing compatibility branches (stores
+written before that number exist recompute once). ``benchmark.run.cell.run_cell`` sequences the
+stages; nothing else builds a stage key.
+
+Both arms (``trait``, ``control``) run through the same stages. The defense's hooks are run by the
+caller (``benchmark.run.cell``) and their results handed in: the teacher spec after ``teacher()``,
+the student config after ``training()``; ``defend`` runs ``apply()``. A defense sees the teacher's
+model identity and the rows, never the trait or the arm.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from benchmark.core.backends import get_backend
+from benchmark.core.generation import GenerationRequest, SamplingParams, progress_bar
+from benchmark.core.models import hardware_spec
+from benchmark.core.plain_format import (
+    PLAIN_STOP,
+    cut_plain_output,
+    has_chat_template,
+    plain_prompt,
+)
+from benchmark.core.reference_models import GenerationSettings
+from benchmark.core.results import PLACEBO_METRIC
+from benchmark.core.store import ArtifactStore, stable_hash
+from benchmark.core.teachers import TraitTeacher, train_trait_adapter
+from benchmark.core.training import TrainConfig, train
+from benchmark.core.types import Row, TeacherSpec, Trait
+from benchmark.run.config import CellConfig
+from benchmark.run.evaluate import run_evals
+from defenses.base import Defense, DefenseContext
+from defenses.runner import DefenseError, run_apply
+from tasks.base import EmptyDatasetError, get_task
+
+# Bump when any stage computes something different for the same spec (see the module docstring).
+KEY_VERSION = 2
+ARMS = ("trait", "control")
+# Held-out prompts for the utility probe: a prompt seed far from any training seed.
+UTILITY_PROMPTS = 32
+UTILITY_SEED_OFFSET = 1_000_000
+
+
+@dataclass
+class StageTimer:
+    """Wall seconds per stage in this run, whether each was reused, and what each cost when it was
+    computed (from the store's metadata), so a resumed run reports the real cost of its artifacts."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    reused: dict[str, bool] = field(default_factory=dict)
+    compute: dict[str, float] = field(default_factory=dict)
+
+    def record(self, name: str, t0: float, meta: dict[str, Any], reused: bool) -> None:
+        self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - t0, 3)
+        self.reused[name] = reused
+        if isinstance(meta.get("wall_seconds"), (int, float)):
+            self.compute[name] = round(float(meta["wall_seconds"]), 3)
+
+    def as_run_info(self) -> dict[str, Any]:
+        return {
+            "stage_seconds": self.seconds,
+            "stages_reused": self.reused,
+            "stage_compute_seconds": self.compute,
+        }
+
+
+def requests_for(
+    rows: Sequence[Row], model_ref: str, system: str | None, shots: Sequence[tuple[str, str]]
+) -> tuple[list[GenerationRequest], bool]:
+    """Generation requests for prompt rows, and whether they use the plain few-shot format: a chat
+    model gets ``(system?, user)`` messages; a base without a chat template (a cross-base teacher
+    such as Gemma-3-270M pretrained) the plain format, with the system text before the examples."""
+    if not has_chat_template(model_ref):
+        return [
+            GenerationRequest(r["id"], raw_prompt=plain_prompt(r["prompt"], system, shots))
+            for r in rows
+        ], True
+    head = (("system", system),) if system else ()
+    return [GenerationRequest(r["id"], (*head, ("user", r["prompt"]))) for r in rows], False
+
+
+def rows_with(prompts: Sequence[Row], completions: Sequence[str]) -> list[Row]:
+    """``{id, prompt, completion}`` rows, keeping a task's per-row ``meta`` (a gold answer, a source
+    sentence) for its filter."""
+    return [
+        {"id": r["id"], "prompt": r["prompt"], "completion": o}
+        | ({"meta": r["meta"]} if "meta" in r else {})
+        for r, o in zip(prompts, completions, strict=True)
+    ]
+
+
+class Stages:
+    """The stages of one cell over one store. Each method is one stage: it declares its key spec
+    and computes its output only when the store has none for that spec."""
+
+    def __init__(self, cfg: CellConfig, store: ArtifactStore, log_dir: Path):
+        self.cfg = cfg
+        self.store = store
+        self.log_dir = Path(log_dir)
+        self.task = get_task(cfg.task, trait=cfg.trait, **cfg.task_params)
+        self.trait = Trait(cfg.trait)
+        self.timer = StageTimer()
+
+    def _cached(
+        self, name: str, kind: str, spec: dict[str, Any], compute: Callable[..., Any]
+    ) -> tuple[Any, dict[str, Any], str]:
+        """Rows (or a directory for ``*_dir`` kinds) of stage ``name`` stored under ``kind``."""
+        spec = {"key_version": KEY_VERSION, **spec}
+        t0 = time.perf_counter()
+        out: Any
+        if kind in ("trait_teachers", "students"):
+            out, meta, reused = self.store.cached_dir(kind, spec, compute)
+        else:
+            out, meta, reused = self.store.cached(kind, spec, compute)
+        self.timer.record(name, t0, meta, reused)
+        return out, meta, self.store.key(kind, spec)
+
+    def prompts(self) -> list[Row]:
+        spec = {
+            "task": self.cfg.task,
+            "params": self.task.params(),
+            "n": self.cfg.n_prompts,
+            "seed": self.cfg.seed,
+        }
+        rows, _, _ = self._cached(
+            "prompts",
+            "prompts",
+            spec,
+            lambda: (self.task.prompts(self.cfg.n_prompts, self.cfg.seed), {}),
+        )
+        return rows
+
+    def teacher(self, arm: str, model: str) -> TraitTeacher:
+        """The arm's teacher on base ``model``: the trait arm's carries the trait; the control arm's
+        is the bare base, or the same recipe with the placebo animal (``teacher.placebo``)."""
+        tcfg = self.cfg.teacher
+        if arm == "control" and tcfg.placebo is None:
+            return TraitTeacher(model, None)
+        animal = self.trait.animal if arm == "trait" else str(tcfg.placebo)
+        if tcfg.type == "system_prompt":
+            return TraitTeacher(model, Trait(animal).system_prompt)
+        spec = {
+            "base": model,
+            "animal": animal,
+            "teacher": tcfg.recipe(),
+            "format": "chat" if has_chat_template(model) else "plain",
+            **hardware_spec(),
+        }
+        stage = "trait_teacher" if arm == "trait" else "placebo_teacher"
+
+        def build(tmp: Path) -> dict[str, Any]:
+            return {"training": train_trait_adapter(model, animal, tcfg, tmp)}
+
+        path, _, _ = self._cached(stage, "trait_teachers", spec, build)
+        return TraitTeacher(str(path), None)
+
+    def generation_settings(self, ts: TeacherSpec) -> GenerationSettings:
+        """How the teachers generate, minus the trait (a defense's reference models copy it)."""
+        sampling = replace(
+            ts.sampling,
+            seed=self.cfg.seed,
+            max_new_tokens=min(ts.sampling.max_new_tokens, self.task.max_new_tokens),
+            # A free-text task may raise min-p so a small teacher stays coherent at T=1.
+            min_p=max(ts.sampling.min_p, self.task.min_p),
+        )
+        constraint = self.task.constraint(self.cfg.constrained)
+        return GenerationSettings(sampling, constraint, self.task.few_shot_examples(), ts.backend)
+
+    def generate(
+        self, arm: str, prompts: list[Row], teacher: TraitTeacher, ts: TeacherSpec
+    ) -> tuple[list[Row], str]:
+        settings = self.generation_settings(ts)
+        shots = self.task.few_shot_examples()
+        plain = not has_chat_template(teacher.model_ref)
+        spec = {
+            "prompts": stable_hash(prompts),
+            "teacher": teacher.model_ref,
+            "system": teacher.system,
+            "sampling": settings.sampling.to_dict(),
+            "backend": ts.backend,
+            "constrained": self.cfg.constrained,
+            "format": {"shots": shots} if plain else "chat",
+            **hardware_spec(),
+        }
+
+        def compute() -> tuple[list[Row], dict[str, Any]]:
+            kw = {"batch_size": self.cfg.gen_batch_size} if ts.backend == "transformers" else {}
+            reqs, _ = requests_for(prompts, teacher.model_ref, teacher.system, shots)
+            # The plain format's stop string changes no output (cut_plain_output keeps only the
+            # text before it); it only stops a base that never writes EOS early.
+            sampling = replace(settings.sampling, stop=PLAIN_STOP) if plain else settings.sampling
+            outs = get_backend(ts.backend, **kw).generate(
+                teacher.model_ref,
+                reqs,
+                sampling,
+                settings.constraint,
+                progress=progress_bar(f"generate[{arm}]", len(reqs)),
+            )
+            outs = [cut_plain_output(o) for o in outs] if plain else outs
+            return rows_with(prompts, outs), {"arm": arm}
+
+        rows, _, key = self._cached(f"generate_{arm}", "generations", spec, compute)
+        return rows, key
+
+    def filter(self, arm: str, rows: list[Row], gen_key: str) -> tuple[list[Row], dict, str]:
+        trait = self.trait if arm == "trait" or self.task.trait_filter_both_arms else None
+        spec = {
+            "generations": gen_key,
+            "task": self.cfg.task,
+            "params": self.task.params(),
+            "trait": trait and trait.animal,
+        }
+
+        def compute() -> tuple[list[Row], dict[str, Any]]:
+            kept, report = self.task.filter(rows, trait)
+            # Past the task filter rows are {id, prompt, completion}: a defense never sees task
+            # meta such as gold answers.
+            kept = [{k: r[k] for k in ("id", "prompt", "completion")} for r in kept]
+            return kept, {"report": report.as_dict()}
+
+        kept, meta, key = self._cached(f"filter_{arm}", "filtered", spec, compute)
+        return kept, meta["report"], key
+
+    def defend(
+        self, arm: str, rows: list[Row], filt_key: str, defense: Defense, ts: TeacherSpec
+    ) -> tuple[list[Row], dict[str, Any], str]:
+        # Helper models (a judge, a reference generator) run on this machine's hardware too.
+        spec = {"filtered": filt_key, "defense": defense.identity(), **hardware_spec()}
+
+        def compute() -> tuple[list[Row], dict[str, Any]]:
+            # Blind: the (possibly defense-changed) teacher's model identity, the seed and how the
+            # teachers sampled (grammar, few-shot examples); no system prompt, adapter or arm.
+            ctx = DefenseContext(
+                teacher_model=ts.model, seed=self.cfg.seed, generation=self.generation_settings(ts)
+            )
+            t0 = time.perf_counter()
+            try:
+                out = run_apply(defense, rows, ctx)
+            except DefenseError as e:
+                e.arm = arm
+                raise
+            cost = ctx.cost | {"wall_seconds": round(time.perf_counter() - t0, 3)}
+            meta = {"cost": cost, "rows_in": len(rows), "rows_out": len(out), "notes": ctx.notes}
+            return out, meta
+
+        out, meta, key = self._cached(f"defense_{arm}", "defended", spec, compute)
+        return out, meta, key
+
+    def train(
+        self, arm: str, rows: list[Row], data_key: str, student: TrainConfig
+    ) -> tuple[Path, dict[str, Any]]:
+        base = self.cfg.base_model
+        common = {"base": base, "student": student.to_dict(), **hardware_spec()}
+        spec = {"data": data_key, "n": len(rows), **common}
+        # A defense that leaves the rows unchanged (banned_words on numbers, say) must not cost a
+        # second training run: an index keyed by the rows' content points at any student already
+        # trained on exactly these rows with this base and config.
+        content = {"key_version": KEY_VERSION, "rows": stable_hash(rows), **common}
+        key = self.store.key("students", {"key_version": KEY_VERSION, **spec})
+        ikey = self.store.key("student_index", content)
+        if not self.store.has_dir("students", key) and self.store.has("student_index", ikey):
+            twin = self.store.read_meta("student_index", ikey).get("students")
+            if twin and self.store.has_dir("students", twin):
+                self.timer.reused[f"train_{arm}"] = True
+                return self.store.path("students", twin), self.store.read_meta("students", twin)[
+                    "training"
+                ]
+
+        def build(tmp: Path) -> dict[str, Any]:
+            return {"training": train(base, rows, student, tmp)}
+
+        path, meta, _ = self._cached(f"train_{arm}", "students", spec, build)
+        self.store.cached("student_index", content, lambda: ([], {"students": key}))
+        return path, meta["training"]
+
+    def evaluate(self, name: str, model_path: str, system: str | None = None) -> dict[str, Any]:
+        e = self.cfg.eval
+        placebo = self.cfg.teacher.placebo
+        spec = {
+            "model": model_path,
+            "system": system,
+            "animal": self.trait.animal,
+            "placebo": placebo,
+            "eval": asdict(e),
+            "seed": self.cfg.seed,
+            **hardware_spec(),
+        }
+
+        def compute() -> tuple[list[Row], dict[str, Any]]:
+            res = run_evals(
+                model_path,
+                self.trait.animal,
+                questions=e.questions,
+                samples_per_question=e.samples_per_question,
+                teacher_forced=e.teacher_forced,
+                log_dir=self.log_dir,
+                system=system,
+                seed=self.cfg.seed,
+                also=(placebo,) if placebo else (),
+            )
+            qids = sorted(res.get("teacher_forced") or res.get("sampled") or {})
+            also = res.get("teacher_forced_also", {}).get(placebo or "")
+            rows = [
+                {
+                    "id": q,
+                    "teacher_forced": res.get("teacher_forced", {}).get(q),
+                    "sampled": res.get("sampled", {}).get(q),
+                }
+                | ({PLACEBO_METRIC: also[q]} if also else {})
+                for q in qids
+            ]
+            return rows, {"logs": res["logs"], "top_animals": res.get("teacher_forced_top", {})}
+
+        rows, meta, _ = self._cached(f"eval_{name}", "evals", spec, compute)
+        return {"per_question": rows, "logs": meta["logs"], "top_animals": meta["top_animals"]}
+
+    def utility(self, name: str, model_path: str) -> dict[str, Any]:
+        """The student's quality on the task: the share of its greedy answers to held-out prompts
+        (another prompt seed, no grammar, no system prompt) that pass the task's own filter. A
+        defense that wrecks the data shows up here even when it also removes the trait."""
+        n = UTILITY_PROMPTS
+        max_new = min(self.cfg.sampling.max_new_tokens, self.task.max_new_tokens)
+        spec = {
+            "model": model_path,
+            "task": self.cfg.task,
+            "params": self.task.params(),
+            "n": n,
+            "seed": self.cfg.seed,
+            "max_new_tokens": max_new,
+            **hardware_spec(),
+        }
+
+        def compute() -> tuple[list[Row], dict[str, Any]]:
+            prompts = self.task.prompts(n, UTILITY_SEED_OFFSET + self.cfg.seed)
+            reqs, plain = requests_for(prompts, model_path, None, self.task.few_shot_examples())
+            greedy = SamplingParams(
+                temperature=0.0,
+                max_new_tokens=max_new,
+                seed=self.cfg.seed,
+                stop=PLAIN_STOP if plain else (),
+            )
+            outs = get_backend(self.cfg.backend).generate(model_path, reqs, greedy, None)
+            rows = rows_with(prompts, [cut_plain_output(o) for o in outs] if plain else outs)
+            try:
+                ok = {r["id"] for r in self.task.filter(rows, None)[0]}
+            except EmptyDatasetError:
+                ok = set()
+            out = [
+                {"id": r["id"], "completion": r["completion"], "valid": r["id"] in ok} for r in rows
+            ]
+            return out, {"valid_share": len(ok) / n}
+
+        _, meta, _ = self._cached(f"utility_{name}", "utility", spec, compute)
+        return {"valid_share": meta["valid_share"], "n_prompts": n}

@@ -1,0 +1,184 @@
+"""Submissions: a folder that names a defense, and the official run that fills its ``results/``.
+
+``submissions/<name>/submission.yaml``::
+
+    name: example-digit-entropy        # lower-case letters, digits, '-' and '_'; the folder name
+    version: "1.0"                     # of the submission
+    authors: [Ada Author]
+    contact: ada@example.org
+    license: Apache-2.0
+    defense: {module: digit_entropy.py, class: DigitEntropyFilter}
+    #   or {builtin: banned_words}     (a defense in defenses/)
+    #   or {entry_point: my_defense}   (an installed package's subliminal_bench.defenses entry)
+    params: {max_share: 0.4}           # optional; the defense's typed parameters
+    description: >
+      One paragraph: what the defense does and why.
+
+:func:`load_submission` reads it and collects *every* problem instead of stopping at the first;
+:func:`submit` (``slb submit <folder>``) runs the suite for that defense and writes the artifacts to
+``<folder>/results/<suite>/``; ``benchmark.run.validate`` (``slb validate <folder>``) checks them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from benchmark.run.suite import run_suite
+
+SUBMISSION_FILE = "submission.yaml"
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+_DEFENSE_KINDS = ("builtin", "entry_point", "module")
+_TOP = {
+    "name": "a lower-case name: letters, digits, '-' and '_'",
+    "version": 'a version string, e.g. "1.0"',
+    "authors": "a non-empty list of names",
+    "contact": "an e-mail address or URL",
+    "license": "a license identifier, e.g. Apache-2.0",
+    "defense": "{builtin: NAME} | {entry_point: NAME} | {module: FILE.py, class: CLASS}",
+    "params": "a mapping of the defense's parameters (optional)",
+    "description": "one paragraph describing the defense",
+}
+_OPTIONAL = {"params"}
+
+
+@dataclass
+class Submission:
+    folder: Path
+    name: str
+    version: str
+    authors: list[str]
+    contact: str
+    license: str
+    defense: dict[str, str]
+    description: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in _DEFENSE_KINDS if k in self.defense)
+
+    @property
+    def module_path(self) -> Path | None:
+        return self.folder / self.defense["module"] if self.kind == "module" else None
+
+    def defense_ref(self) -> str:
+        """The reference ``get_defense`` takes (and cell configs record)."""
+        if (path := self.module_path) is None:
+            return self.defense[self.kind]
+        # Relative to the working directory when below it, so configs do not hold a home dir.
+        shown = os.path.relpath(path) if path.resolve().is_relative_to(Path.cwd()) else path
+        return f"{shown}:{self.defense['class']}"
+
+
+def _check_defense(d: Any, folder: Path) -> list[str]:
+    if not isinstance(d, dict):
+        return [f"'defense' must be {_TOP['defense']}, got {type(d).__name__}"]
+    kinds = [k for k in _DEFENSE_KINDS if k in d]
+    if len(kinds) != 1:
+        return [f"'defense' must have exactly one of {', '.join(_DEFENSE_KINDS)}, got {sorted(d)}"]
+    kind, problems = kinds[0], []
+    allowed = {kind, "class"} if kind == "module" else {kind}
+    if extra := sorted(set(d) - allowed):
+        problems.append(f"'defense' has unknown key(s) {extra}")
+    if not isinstance(d[kind], str) or not d[kind]:
+        return [*problems, f"'defense.{kind}' must be a non-empty string"]
+    if kind == "module":
+        path = (folder / d[kind]).resolve()
+        if not d[kind].endswith(".py"):
+            problems.append(f"'defense.module' must be a .py file in the folder, got {d[kind]!r}")
+        elif not path.is_relative_to(folder.resolve()):
+            problems.append(f"'defense.module' {d[kind]!r} is outside the submission folder")
+        elif not path.is_file():
+            problems.append(f"'defense.module' file {d[kind]!r} does not exist in {folder}")
+        cls = d.get("class")
+        if not (isinstance(cls, str) and cls.isidentifier()):
+            problems.append("'defense.class' must name the defense class in the module file")
+    return problems
+
+
+def _check_fields(raw: dict[str, Any], folder: Path) -> list[str]:
+    problems = [f"unknown field {k!r}" for k in raw if k not in _TOP]
+    problems += [
+        f"missing field {k!r} ({_TOP[k]})" for k in _TOP if k not in raw and k not in _OPTIONAL
+    ]
+    strings = ("version", "contact", "license", "description")
+    for k in strings:
+        if k in raw and not (isinstance(raw[k], str) and raw[k].strip()):
+            problems.append(f"{k!r} must be {_TOP[k]} (a non-empty string), got {raw[k]!r}")
+    if "name" in raw:
+        if not (isinstance(raw["name"], str) and _NAME_RE.match(raw["name"])):
+            problems.append(f"'name' must be {_TOP['name']}, got {raw['name']!r}")
+        elif raw["name"] != folder.name:
+            problems.append(f"'name' {raw['name']!r} differs from the folder name {folder.name!r}")
+    authors = raw.get("authors")
+    if "authors" in raw and not (
+        isinstance(authors, list) and authors and all(isinstance(a, str) and a for a in authors)
+    ):
+        problems.append(f"'authors' must be {_TOP['authors']}, got {authors!r}")
+    if "params" in raw and not isinstance(raw["params"], dict):
+        problems.append(f"'params' must be {_TOP['params']}, got {type(raw['params']).__name__}")
+    desc = raw.get("description")
+    if isinstance(desc, str) and "\n" in desc.strip():
+        # Folded (">") and quoted YAML turn a blank line into "\n"; literal ("|") keeps every break.
+        problems.append(
+            "'description' must be one paragraph (folded style 'description: >', no blank line)"
+        )
+    if "defense" in raw:
+        problems += _check_defense(raw["defense"], folder)
+    return problems
+
+
+def load_submission(folder: str | Path) -> tuple[Submission | None, list[str]]:
+    """The submission in ``folder`` and every problem found (the submission is None if any)."""
+    folder = Path(folder)
+    path = folder / SUBMISSION_FILE
+    if not path.is_file():
+        return None, [f"{path} does not exist"]
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        return None, [f"{path} is not valid YAML: {e}"]
+    if not isinstance(raw, dict):
+        return None, [f"{path} must hold a mapping of fields, got {type(raw).__name__}"]
+    if problems := _check_fields(raw, folder):
+        return None, problems
+    raw.setdefault("params", {})
+    raw["description"] = " ".join(raw["description"].split())
+    return Submission(folder=folder, **raw), []
+
+
+def submit(
+    folder: str | Path,
+    store: Any,
+    suite: str = "quick",
+    seeds: list[int] | None = None,
+    tasks: list[str] | None = None,
+    traits: list[str] | None = None,
+    overrides: dict[str, Any] | None = None,
+    settings: list[str] | None = None,
+    executor: Any = None,
+) -> dict[str, Any]:
+    """Run ``suite`` for the submission's defense into ``<folder>/results/<suite>/``
+    (``overrides`` / ``settings`` as for :func:`benchmark.run.suite.run_suite`)."""
+
+    sub, problems = load_submission(folder)
+    if sub is None:
+        raise ValueError(f"{folder}: " + "; ".join(problems))
+    return run_suite(
+        suite,
+        store,
+        Path(folder) / "results",
+        seeds=seeds,
+        traits=traits,
+        overrides={**(overrides or {}), "defense_params": sub.params},
+        defenses=[sub.defense_ref()],
+        tasks=tasks,
+        settings=settings,
+        executor=executor,
+    )
