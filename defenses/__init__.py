@@ -17,6 +17,7 @@ from defenses import (  # noqa: F401
     freeze_early_layers,
     llm_judge,
     none,
+    random_drop,
     rephrase,
     sampling_truncation,
 )

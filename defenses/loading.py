@@ -83,6 +83,10 @@ def entry_point_table() -> dict[str, EntryPoint]:
     return table
 
 
+def builtin_names() -> list[str]:
+    return sorted(_builtins())
+
+
 def known_defenses() -> list[str]:
     return sorted({*_builtins(), *entry_point_table()})
 

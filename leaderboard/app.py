@@ -7,7 +7,9 @@ It reads results artifacts only (``leaderboard.loader``), ranks and tabulates th
 is the page layout and its caches. A setup is chosen by the label its artifacts carry, with the
 full knob difference as the select box's help. Loading is cached per set of files (paths, sizes,
 modification times), so a new or changed artifact shows up on the next rerun.
-``?defense=<entry>`` in the URL opens that defense's page.
+``?defense=<entry>`` in the URL opens that defense's page (``<entry>`` as the ranking shows it,
+e.g. ``none v1``, or the submission folder's name, or a defense name with one entry); a link to
+an entry that is not in the selection says so.
 """
 
 from __future__ import annotations
@@ -23,10 +25,9 @@ import pandas as pd
 import streamlit as st
 
 from benchmark.core.artifact import CellResult
+from leaderboard import loader, tables, views
 from leaderboard import ranking as rk
-from leaderboard import tables, views
-from leaderboard.loader import DEFAULT_DIRS, DIRS_ENV, Loaded, discover, load
-from leaderboard.pooling import BASELINE
+from leaderboard.loader import DEFAULT_DIRS, DIRS_ENV, Loaded, Skipped, discover, excluded, load
 
 HOME = "Leaderboard"
 
@@ -38,8 +39,8 @@ def results_dirs() -> tuple[str, ...]:
 
 def fingerprint(dirs: tuple[str, ...]) -> tuple:
     out = []
-    for p, _ in discover(list(dirs)):
-        try:
+    for p in (q for a, _ in discover(list(dirs)) for q in (a, loader.reproduced_path(a))):
+        try:  # an artifact, and its reproduction record (-1 while there is none)
             s = p.stat()
             out.append((str(p), s.st_size, s.st_mtime_ns))
         except OSError:
@@ -66,15 +67,15 @@ def ranking(dirs: tuple[str, ...], fp: tuple, key: Key, metric: str) -> pd.DataF
     cells = loaded(dirs, fp).cells
     f = filters(key)
     every = tables.select(cells, dataclasses.replace(f, include_failed=True))
-    # Left out by the filter for failing the check; they still earn their defense a flag.
-    failed = [] if f.include_failed else [c for c in every if c.integrity == "failed"]
-    return rk.ranking(tables.select(cells, f), metric, failed)
+    # Left out by the filter (integrity failed or missing); they still earn their defense a flag.
+    failed = [] if f.include_failed else [c for c in every if c.integrity != "ok"]
+    return rk.ranking(tables.select(cells, f), metric, failed, loaded(dirs, fp).reproduced)
 
 
 @st.cache_resource(max_entries=64)
-def heat(dirs: tuple[str, ...], fp: tuple, key: Key, metric: str) -> pd.DataFrame:
+def heat(dirs: tuple[str, ...], fp: tuple, key: Key, metric: str, by: str = "task") -> pd.DataFrame:
     # Separate from the ranking so the table is on screen before this is computed.
-    return tables.per_task(tables.select(loaded(dirs, fp).cells, filters(key)), metric)
+    return tables.per_task(tables.select(loaded(dirs, fp).cells, filters(key)), metric, by)
 
 
 def pick(
@@ -134,15 +135,25 @@ def sidebar(cells: list[CellResult]) -> tuple[tables.Filters, str]:
     traits_all = sorted({c.trait for c in pool})
     traits = st.sidebar.multiselect("Traits", traits_all, default=traits_all, key="traits")
     include = st.sidebar.checkbox(
-        "Include artifacts that fail the integrity check", value=False, key="include_failed"
+        "Include artifacts that fail or lack the integrity check",
+        value=False,
+        key="include_failed",
     )
     return tables.Filters(suite, base, setup, tasks, traits, include), metric
 
 
-def page_choice(entries: list[str]) -> str:
+def page_choice(entries: list[str], sources: dict[str, str]) -> str:
+    """The page the sidebar (or ``?defense=``) asks for; ``sources`` maps a submission folder's
+    name and a defense name with a single entry to that entry, so those links resolve too."""
     pages = [HOME, *entries]
     wanted = st.query_params.get("defense")
-    index = pages.index(wanted) if wanted in pages else 0
+    found = wanted if wanted in pages else sources.get(wanted or "")
+    if wanted and found is None:
+        st.error(
+            f"No defense entry {wanted!r} in this selection (suite, model, setup, filters): "
+            f"showing the leaderboard. Entries here: {', '.join(entries) or 'none'}."
+        )
+    index = pages.index(found) if found in pages else 0
     page = st.sidebar.radio("Page", pages, index=index, key="page")
     if page == HOME:
         st.query_params.pop("defense", None)
@@ -152,46 +163,38 @@ def page_choice(entries: list[str]) -> str:
 
 
 def leaderboard_page(
-    rank: pd.DataFrame, per_task: Callable[[], pd.DataFrame], metric: str, f: tables.Filters
+    rank: pd.DataFrame,
+    per_task: Callable[[], pd.DataFrame],
+    metric: str,
+    f: tables.Filters,
+    setup: tuple[str, str] = ("", ""),
 ) -> None:
-    ranked_by = rank["ranked_by"].iloc[0] if not rank.empty else rk.RANKED_BY_RESIDUAL
-    by_own = ranked_by in (rk.RANKED_BY_OWN, rk.RANKED_BY_OWN_REDUCTION)
-    st.subheader(
-        f"Ranking by the own-animal reduction against none ({metric})"
-        if ranked_by == rk.RANKED_BY_OWN_REDUCTION
-        else f"Ranking by the own-animal statistic ({metric})"
-        if by_own
-        else f"Ranking by residual leakage ({metric})"
-    )
     if rank.empty:
+        st.subheader("Ranking")
         st.info("No results artifacts match the filters.")
         return
-    if by_own:
-        st.caption(
-            "This setup has a placebo control teacher, so it ranks by the own-animal statistic: "
-            "the mean, on the log-odds scale, of the trait animal's contrast (trait − control "
-            "student) and the placebo animal's mirror contrast — each student's pull to its own "
-            "teacher's animal. Its reduction is the `none` baseline's statistic minus this one's, "
-            "per question, on the seeds both have."
-            + (
-                " With the baseline present, entries rank by that reduction (the baseline at 0), "
-                "paired over the seeds both have: run-to-run noise the seeds share cancels, and "
-                "an entry ranks ahead of `none` only when its reduction's interval (the wider of "
-                "the one over questions and the one over seeds) is clear of 0."
-                if ranked_by == rk.RANKED_BY_OWN_REDUCTION
-                else ""
-            )
-        )
+    stat = rank["statistic"].iloc[0]
+    st.subheader(f"Reduction against none: {stat}")
+    st.caption(f"Setup: **{setup[0]}**", help=setup[1] or "the suite's preset")
     st.caption(
-        "Residual leakage = trait student − control student, percentage points, averaged over the "
-        "selected tasks and traits (each weighted equally; seeds averaged per question), 95 % CI "
-        "over eval questions. Reduction = the `none` baseline's residual − this one's, on the same "
-        "setup, tasks and traits. **Ties:** rank = 1 + the number of defenses whose CI lies wholly "
-        "below this one's, so defenses with overlapping CIs share a rank (shown `=k`); for ranks "
-        "the CI is the wider of the question-level one and the one over seeds (run-to-run noise); "
-        "an entry with one run borrows the baseline's spread over its seeds."
+        "Ranking statistic: "
+        + (
+            "the own-animal statistic (each student's pull to its own teacher's animal; the "
+            "setup has a placebo control teacher)"
+            if stat == "own animal, log-odds"
+            else f"the trait contrast, trait − control student ({metric})"
+        )
+        + f", on the task×trait groups every entry has ({rank['tasks'].iloc[0]}; "
+        f"{rank['traits'].iloc[0]}). Every table and chart below uses it. {views.RULE} In the "
+        "forest plot references are diamonds and the dashed line is none's whole leakage."
     )
-    st.dataframe(views.ranking_table(rank), hide_index=True, key="ranking")
+    if rank["effect"].notna().any():
+        st.altair_chart(views.forest(rank), key="forest")
+    else:
+        st.info("No entry has runs paired with the `none` baseline in this selection.")
+    st.dataframe(
+        views.styled(views.ranking_table(rank), rank["role"]), hide_index=True, key="ranking"
+    )
     st.download_button(
         "Download table as CSV",
         rank.to_csv(index=False).encode("utf-8"),
@@ -199,14 +202,16 @@ def leaderboard_page(
         mime="text/csv",
         key="download",
     )
-    st.subheader("Residual leakage per task (pp; * = significant)")
-    st.altair_chart(views.heatmap(per_task(), list(rank["defense"])))
-    st.subheader("Leakage against cost")
+    long = per_task()
+    if not long.empty and long["effect"].notna().any():
+        st.subheader("Reduction per task (* = interval over seeds clear of 0, uncorrected)")
+        st.altair_chart(views.heatmap(long, list(rank["defense"])), key="heat")
+    st.subheader("Reduction against cost")
     axis = st.radio("x axis", ["rows kept", "utility"], horizontal=True, key="pareto_x")
     col = "rows_kept" if axis == "rows kept" else "utility"
     if rank[col].notna().any():
         title = "rows kept, %" if col == "rows_kept" else "utility (student quality on the task)"
-        st.altair_chart(views.pareto(rank, col, title))
+        st.altair_chart(views.pareto(rank, col, title), key="pareto")
     else:
         st.info(f"No artifact in this selection reports {axis}.")
 
@@ -234,29 +239,11 @@ def defense_page(
         )
     )
     row = rank[rank["defense"] == entry].iloc[0] if entry in set(rank["defense"]) else None
-    c1, c2, c3, c4 = st.columns(4)
-    c1.metric("rank", row["rank"] if row is not None else views.NA)
-    c2.metric("residual leakage, pp", views.pp(row["residual_pp"]) if row is not None else views.NA)
-    c3.metric(
-        "reduction vs none, pp", views.pp(row["reduction_pp"]) if row is not None else views.NA
-    )
-    c4.metric("rows kept", views.pct(row["rows_kept"]) if row is not None else views.NA)
-    if row is not None and not views._missing(row.get("own_animal_log_odds")):
-        st.markdown(
-            "**Own animal** (each student's pull to its own teacher's animal, log-odds; the "
-            "primary test of transfer with a placebo control teacher): "
-            + views.log_odds_ci(
-                row["own_animal_log_odds"], row["own_animal_ci_low"], row["own_animal_ci_high"]
-            )
-            + (" — significant" if row["own_animal_significant"] else " — not significant")
-            + (
-                "; reduction vs none " + views.own_reduction_text(row)
-                if not views._missing(row.get("own_reduction_log_odds"))
-                else ""
-            )
-        )
+    tiles(row)
     if row is not None and row["flags"]:
         st.warning(f"Flags: {row['flags']}")
+    if row is not None:
+        st.caption(f"Reproduced (`slb reproduce`, identical scores): {views.reproduced_text(row)}")
     st.markdown(
         f"**Name** `{first.defense}` · **version** `{first.version}` · **hooks** {info.get('hooks', views.NA)}"
     )
@@ -275,18 +262,42 @@ def defense_page(
     for col, by in ((left, "task"), (right, "trait")):
         other = "traits" if by == "task" else "tasks"
         col.markdown(f"**Per {by}** ({other} pooled, each weighted equally)")
-        long = tables.per_task(mine, metric, by=by)
-        if not long.empty:
-            order = tables.task_order(long[by]) if by == "task" else sorted(long[by])
-            long = long.set_index(by).loc[order].reset_index()
+        long = tables.per_task(cells, metric, by=by)
+        long = long[long["defense"] == entry] if not long.empty else long
         col.dataframe(views.split_table(long, by), hide_index=True, key=f"per_{by}")
-    st.markdown("**Per task and trait** (seeds pooled)")
-    baseline = [c for c in cells if c.defense == BASELINE]
+    st.markdown("**Per task and trait** (runs paired with the baseline's by seed)")
     st.dataframe(
-        views.group_table(tables.per_group(mine, baseline, metric)), hide_index=True, key="groups"
+        views.group_table(tables.per_group(cells, entry, metric)), hide_index=True, key="groups"
     )
     examples_section(mine)
     logs_section(mine)
+
+
+def tiles(row: pd.Series | None) -> None:
+    """The headline numbers of a defense page: all on the ranking statistic, over seeds."""
+    c1, c2, c3, c4, c5 = st.columns(5)
+    if row is None:
+        c1.metric("verdict", views.NA)
+        return
+    unit = row["unit"]
+    c1.metric(
+        "verdict", row["verdict"], f"rank {row['rank']}", "off", help=views.RULE, delta_arrow="off"
+    )
+    over = "; overshoot" if row["overshoot"] else ""
+    seeds = f"{views.ci(row['effect_ci_low'], row['effect_ci_high'])}, {row['n_pairs']} seeds"
+    effect = views.signed(row["effect"])
+    c2.metric(f"reduction vs none, {unit}", effect, seeds + over, "off", delta_arrow="off")
+    c3.metric("% of baseline removed", views.share_text(row))
+    drop = row["vs_drop_entry"] or "no random_drop run at this entry's kept share"
+    c4.metric(
+        f"beyond matched random drop, {unit}",
+        views.signed(row["vs_drop"]),
+        views.ci(row["vs_drop_ci_low"], row["vs_drop_ci_high"]),
+        "off",
+        help=str(drop),
+        delta_arrow="off",
+    )
+    c5.metric("rows kept", views.pct(row["rows_kept"]))
 
 
 def examples_section(mine: list[CellResult]) -> None:
@@ -323,11 +334,14 @@ def logs_section(mine: list[CellResult]) -> None:
     st.code("\n".join(lines), language="bash")
 
 
-def skipped_panel(data: Loaded) -> None:
-    with st.expander(f"Skipped artifacts ({len(data.skipped)})", expanded=bool(data.skipped)):
-        if data.skipped:
+def skipped_panel(data: Loaded, include_failed: bool = False) -> None:
+    """Files that could not be used, and (unless they are included) artifacts whose integrity
+    check failed or could not be made, each with its reason."""
+    rows: list[Skipped] = data.skipped + ([] if include_failed else excluded(data.cells))
+    with st.expander(f"Skipped artifacts ({len(rows)})", expanded=bool(rows)):
+        if rows:
             st.dataframe(
-                pd.DataFrame([{"file": s.path, "reason": s.reason} for s in data.skipped]),
+                pd.DataFrame([{"file": s.path, "reason": s.reason} for s in rows]),
                 hide_index=True,
                 key="skipped",
             )
@@ -342,8 +356,9 @@ def main() -> None:
     fp = fingerprint(dirs)
     data = loaded(dirs, fp)
     st.caption(
-        f"{len(data.cells)} results artifacts from {', '.join(dirs)} "
-        f"({data.n_files} files, {len(data.skipped)} skipped). Read-only: no plugin is executed."
+        f"{len(data.cells)} results artifacts from {', '.join(dirs)} ({data.n_files} files, "
+        f"{len(data.skipped)} skipped, {len(excluded(data.cells))} without a passed integrity "
+        "check). Read-only: no plugin is executed."
     )
     if not data.cells:
         st.info(f"No usable results artifacts in {', '.join(dirs)}.")
@@ -359,12 +374,15 @@ def main() -> None:
         f.include_failed,
     )
     rank = ranking(dirs, fp, key, metric)
-    page = page_choice(list(rank["defense"]))
+    entries = list(rank["defense"])
+    page = page_choice(entries, tables.aliases(data.cells, entries))
     if page == HOME:
-        leaderboard_page(rank, lambda: heat(dirs, fp, key, metric), metric, f)
+        names = {c.setup: (c.setup_label, c.setup_diff) for c in data.cells}
+        setup = names.get(f.setup or "", ("", ""))
+        leaderboard_page(rank, lambda: heat(dirs, fp, key, metric), metric, f, setup)
     else:
         defense_page(page, tables.select(data.cells, f), rank, metric, data)
-    skipped_panel(data)
+    skipped_panel(data, f.include_failed)
 
 
 # Streamlit (and AppTest) run this file as __main__; importing it runs nothing.

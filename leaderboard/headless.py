@@ -2,7 +2,9 @@
 
     with serve(["results"]) as url, chromium() as driver:
         driver.get(url)
-        text = wait_for_ranking(driver)
+        text = wait_for_ranking(driver, "none v1")
+        forest = wait_for_charts(driver, 1)[0]   # the first chart drawn: the forest plot
+        shoot(driver, forest, "/tmp/shots/forest.png")
 
 Chromium is the Debian ``chromium`` + ``chromium-driver`` pair (``.ci/setup`` installs them),
 driven by Selenium with ``--headless --no-sandbox --disable-gpu``; :func:`missing` says what is
@@ -130,3 +132,32 @@ def ranking_rows(driver: Any) -> list[list[str]]:
         for tr in table.find_elements(By.TAG_NAME, "tr")
     ]
     return [r for r in rows if r]  # the header row has <th> cells only
+
+
+def wait_for_charts(driver: Any, n: int = 1, timeout: float = 45) -> list[Any]:
+    """Wait until ``n`` Vega-Lite charts have drawn (a canvas or svg inside each); returns them."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    drawn = '[data-testid="stVegaLiteChart"]'
+
+    def charts(d: Any) -> Any:
+        found = [
+            e
+            for e in d.find_elements(By.CSS_SELECTOR, drawn)
+            if e.find_elements(By.CSS_SELECTOR, "canvas, svg")
+        ]
+        return found if len(found) >= n else False
+
+    found: list[Any] = WebDriverWait(driver, timeout).until(charts)
+    return found
+
+
+def shoot(driver: Any, element: Any, path: str | Path) -> Path:
+    """A PNG of one element (scrolled into view first), e.g. the forest plot."""
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", element)
+    time.sleep(0.5)  # let the scroll and the chart's transitions settle
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    element.screenshot(str(out))
+    return out

@@ -1,34 +1,63 @@
-"""Find the results artifacts under some folders and parse each (``benchmark.core.artifact``).
+"""Find the results artifacts under some folders, parse each (``benchmark.core.artifact``), and
+decide which folder each belongs to.
 
 Usage::
 
     from leaderboard.loader import load
     loaded = load(["submissions", "results"])
-    loaded.cells      # one CellResult per usable artifact (duplicates of the same cell dropped)
+    loaded.cells      # one CellResult per usable artifact (integrity status on each)
     loaded.skipped    # Skipped(path, reason) for every file that could not be used
+    excluded(loaded.cells)   # the cells a default view leaves out (integrity failed or missing)
 
-Files named ``summary.json`` (suite summaries pooled over seeds), Inspect log folders (``logs/``)
-and hidden folders are not artifacts and are ignored. Submission metadata
-(``submissions/<name>/submission.yaml``) is read as data only.
+Files named ``summary.json`` (suite summaries pooled over seeds), reproduction records
+(``<stem>.reproduced.json``), Inspect log folders (``logs/``) and hidden folders are not artifacts
+and are ignored. Submission metadata
+(``submissions/<name>/submission.yaml``) is read as data only, never executed.
+
+Ownership, so that one folder can never replace or extend another's results:
+
+* An artifact under ``submissions/<name>/`` belongs to that submission: its defense must be the
+  one ``submission.yaml`` declares (the built-in name; the entry point; for a module file, the
+  file's sha256 as the artifact recorded it must be the file's in the folder, and the class), with
+  the parameters it declares, else it is skipped with the reason.
+* One defense entry (name, version, parameters) is submitted by one folder: where several
+  submission folders hold artifacts of the same entry, the folder named like the defense owns it
+  (else the first by name) and the others' artifacts of that entry are skipped.
+* The same cell (identical config and defense source) twice counts once: within a folder the most
+  recently finished copy is kept (a re-run replaces an old result); across folders the copy in a
+  submission folder, never the newer one.
+* A reproduction record next to an artifact (written by ``slb reproduce``) marks the artifact as
+  reproduced (``Loaded.reproduced``) when it says ``reproduced: true`` and the scores hash it saw is
+  the artifact's (stored and recomputed); a malformed or stale record is ignored.
+* Within one setup and task every cell must have run the same config (minus the cell keys and
+  seeds): the per-task knobs a setup block may read as the suite's are compared here against the
+  baseline's cells, and a cell that differs fails its integrity check.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from benchmark.core.artifact import CellResult, Skip, parse
+from benchmark.core.store import stable_hash
+from leaderboard.pooling import is_baseline
+from leaderboard.references import reference_kind
 
 DIRS_ENV = "SLB_LEADERBOARD_DIRS"  # os.pathsep-separated folders the app reads
 DEFAULT_DIRS = ("submissions", "results")
 IGNORED_NAMES = {"summary.json"}
+REPRODUCED_SUFFIX = ".reproduced.json"  # slb reproduce's record, next to its artifact
 IGNORED_DIRS = {"logs"}
 SUBMISSION_META = ("submission.yaml", "submission.yml", "submission.json")
+SUBMISSIONS = "submissions/"
 
 
 @dataclass
@@ -43,6 +72,36 @@ class Loaded:
     skipped: list[Skipped]
     n_files: int
     submissions: dict[str, dict[str, Any]]  # source -> its submission metadata, if any
+    # artifact path -> its valid reproduction record (``slb reproduce``), for reproduced ones only
+    reproduced: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def reproduced_path(artifact: str | Path) -> Path:
+    """Where ``slb reproduce`` writes the record of ``artifact``: ``<stem>.reproduced.json``."""
+    p = Path(artifact)
+    return p.with_name(p.stem + REPRODUCED_SUFFIX)
+
+
+def reproduction(path: str | Path, art: Any) -> dict[str, Any] | None:
+    """The record next to the artifact ``art`` (read from ``path``) when it shows a passed
+    reproduction of these very scores: ``reproduced`` is true and its ``scores_hash`` equals the
+    artifact's ``integrity.scores`` and the hash of its scores now. Else (none, malformed, failed,
+    or the scores changed since) None."""
+    rec_path = reproduced_path(path)
+    if not rec_path.is_file():
+        return None
+    try:
+        rec = json.loads(rec_path.read_text(encoding="utf-8"))
+        integ = art.get("integrity") if isinstance(art, dict) else None
+        stored = integ.get("scores") if isinstance(integ, dict) else None
+        if not (isinstance(rec, dict) and rec.get("reproduced") is True and stored):
+            return None
+        seen = rec.get("scores_hash")
+        return (
+            rec if isinstance(seen, str) and seen == stored == stable_hash(art["scores"]) else None
+        )
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError):
+        return None
 
 
 def discover(dirs: Sequence[str | Path]) -> list[tuple[Path, str]]:
@@ -54,8 +113,10 @@ def discover(dirs: Sequence[str | Path]) -> list[tuple[Path, str]]:
             continue
         for p in root.rglob("*.json"):
             rel = p.relative_to(root).parts
-            if p.name in IGNORED_NAMES or any(
-                part in IGNORED_DIRS or part.startswith(".") for part in rel[:-1]
+            if (
+                p.name in IGNORED_NAMES
+                or p.name.endswith(REPRODUCED_SUFFIX)
+                or any(part in IGNORED_DIRS or part.startswith(".") for part in rel[:-1])
             ):
                 continue
             found.append((p, _source(root, rel)))
@@ -65,7 +126,7 @@ def discover(dirs: Sequence[str | Path]) -> list[tuple[Path, str]]:
 def _source(root: Path, rel: tuple[str, ...]) -> str:
     # Under submissions/ the first folder is the submission; elsewhere the folder given is the source.
     if root.resolve().name == "submissions" and len(rel) > 1:
-        return f"submissions/{rel[0]}"
+        return f"{SUBMISSIONS}{rel[0]}"
     return root.name or str(root)
 
 
@@ -73,16 +134,38 @@ def load(dirs: Sequence[str | Path]) -> Loaded:
     """Parse every artifact under ``dirs``; never raises for a bad file (it is skipped instead)."""
     cells: list[CellResult] = []
     skipped: list[Skipped] = []
+    reproduced: dict[str, dict[str, Any]] = {}
     files = discover(dirs)
+    folders = _submission_folders(dirs)
+    metas = {s: m for s, (_, m) in folders.items()}
     for path, source in files:
         try:
-            cells.append(parse(_read(path), str(path), source))
+            art = _read(path)
+            cell = parse(art, str(path), source)
+            if source.startswith(SUBMISSIONS):
+                _check_owner(cell, *folders.get(source, (None, None)))
+            cells.append(replace(cell, reference=reference_kind(cell, metas.get(source))))
+            if (rec := reproduction(path, art)) is not None:
+                reproduced[str(path)] = rec
         except Skip as e:
             skipped.append(Skipped(str(path), str(e)))
         except Exception as e:  # noqa: BLE001 - one odd file must never take the app down
             skipped.append(Skipped(str(path), f"unexpected {type(e).__name__}: {e}"))
+    cells, claimed = _one_folder_per_entry(cells)
     cells, dups = _dedupe(cells)
-    return Loaded(cells, skipped + dups, len(files), _submission_meta(dirs))
+    kept = _check_setups(cells)
+    reproduced = {c.path: reproduced[c.path] for c in kept if c.path in reproduced}
+    return Loaded(kept, skipped + claimed + dups, len(files), metas, reproduced)
+
+
+def excluded(cells: Sequence[CellResult]) -> list[Skipped]:
+    """The cells a default view leaves out, with the reason: their integrity check failed, or
+    they lack what the check needs (hashes, stored leakage)."""
+    return [
+        Skipped(c.path, f"integrity {c.integrity}: {c.integrity_note} (excluded by default)")
+        for c in cells
+        if c.integrity != "ok"
+    ]
 
 
 def _read(path: Path) -> Any:
@@ -93,28 +176,118 @@ def _read(path: Path) -> Any:
         raise Skip(f"not readable JSON: {e}") from None
 
 
+def _check_owner(cell: CellResult, folder: Path | None, meta: dict[str, Any] | None) -> None:
+    """Raise :class:`Skip` unless ``cell`` is of the defense its submission folder declares."""
+    if folder is None or not meta or "error" in meta:
+        why = (meta or {}).get("error", "no submission.yaml")
+        raise Skip(f"{cell.source}: {why}, so whose artifact this is cannot be checked")
+    if meta.get("name") != folder.name:
+        raise Skip(f"{cell.source}/submission.yaml names {meta.get('name')!r}, not the folder")
+    declared: dict[str, Any] = meta["defense"] if isinstance(meta.get("defense"), dict) else {}
+    src: dict[str, Any] = cell.defense_info.get("source") or {}
+    src = src if isinstance(src, dict) else {}
+    kind = next((k for k in ("builtin", "entry_point", "module") if k in declared), None)
+    if kind == "builtin":
+        ok = cell.defense == declared["builtin"] and src.get("kind", "builtin") == "builtin"
+    elif kind == "entry_point":
+        ok = src.get("kind") == "entry_point" and src.get("ref") == declared["entry_point"]
+    elif kind == "module":
+        ok = (
+            src.get("kind") == "module"
+            and src.get("class") == declared.get("class")
+            and src.get("sha256") == _sha256(folder / str(declared["module"]))
+        )
+    else:
+        ok = False
+    params: dict[str, Any] = meta["params"] if isinstance(meta.get("params"), dict) else {}
+    if not ok or any(cell.params.get(k) != v for k, v in params.items()):
+        raise Skip(
+            f"{cell.source} submits {declared or 'no defense'} with {params or 'default params'}, "
+            f"but this artifact is of {cell.entry} ({src.get('kind', 'n/a')} "
+            f"{src.get('sha256', src.get('ref', src.get('module', '')))}): not this folder's"
+        )
+
+
+def _sha256(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _one_folder_per_entry(cells: list[CellResult]) -> tuple[list[CellResult], list[Skipped]]:
+    """Each defense entry from one submission folder: the one named like the defense, else the
+    first by name. Local results folders (not submissions) may add runs of any entry."""
+    folders: dict[str, set[str]] = defaultdict(set)
+    for c in cells:
+        if c.source.startswith(SUBMISSIONS):
+            folders[c.entry].add(c.source)
+    owner = {
+        e: min(fs, key=lambda s: (s != f"{SUBMISSIONS}{_name(e)}", s)) for e, fs in folders.items()
+    }
+    keep, dropped = [], []
+    for c in cells:
+        if c.source.startswith(SUBMISSIONS) and c.source != owner[c.entry]:
+            why = f"{c.entry} is submitted by {owner[c.entry]}; {c.source} cannot add to it"
+            dropped.append(Skipped(c.path, why))
+        else:
+            keep.append(c)
+    return keep, dropped
+
+
+def _name(entry: str) -> str:
+    return entry.split(" v", 1)[0]
+
+
 def _dedupe(cells: list[CellResult]) -> tuple[list[CellResult], list[Skipped]]:
-    """The same cell (identical config) seen twice, e.g. in results/ and in a submission, counts
-    once: the most recently finished copy is kept, so a re-run replaces an old result."""
+    """The same cell (identical config and defense source) seen twice counts once: within one
+    folder the most recently finished copy is kept (a re-run replaces an old result); across
+    folders the copy in a submission folder (else the first folder by name), whatever its date."""
     best: dict[str, CellResult] = {}
     dropped: list[Skipped] = []
+
+    def rank(c: CellResult) -> tuple:
+        return (not c.source.startswith(SUBMISSIONS), c.source)
+
     for c in cells:
-        key = c.config_hash
-        old = best.get(key)
+        old = best.get(c.config_hash)
         if old is None:
-            best[key] = c
+            best[c.config_hash] = c
             continue
-        keep, drop = (c, old) if (c.finished or "") > (old.finished or "") else (old, c)
-        best[key] = keep
-        dropped.append(
-            Skipped(drop.path, f"duplicate of {keep.path} (same config; kept the newer)")
-        )
+        if old.source == c.source:
+            newer = (c.finished or "") > (old.finished or "")
+            keep, drop = (c, old) if newer else (old, c)
+            why = "same config in the same folder; kept the newer"
+        else:
+            keep, drop = (c, old) if rank(c) < rank(old) else (old, c)
+            why = f"same cell; the copy in {keep.source} counts"
+        best[c.config_hash] = keep
+        dropped.append(Skipped(drop.path, f"duplicate of {keep.path} ({why})"))
     return list(best.values()), dropped
 
 
-def _submission_meta(dirs: Sequence[str | Path]) -> dict[str, dict[str, Any]]:
-    """Metadata files of submissions (``submissions/<name>/submission.yaml``), read as data only."""
-    out: dict[str, dict[str, Any]] = {}
+def _check_setups(cells: list[CellResult]) -> list[CellResult]:
+    """Cells of one setup and task ran one config (minus cell keys and seeds): the baseline's
+    cells there (else the most common config) set it; a cell that differs fails integrity."""
+    groups: dict[tuple[str, str], list[CellResult]] = defaultdict(list)
+    for c in cells:
+        groups[(c.setup, c.task)].append(c)
+    out = []
+    for gc in groups.values():
+        base = [c.setup_source for c in gc if is_baseline(c)]
+        want = Counter(base or [c.setup_source for c in gc]).most_common(1)[0][0]
+        for c in gc:
+            if c.setup_source != want:
+                why = "setup: its config differs from the other cells' of this setup and task"
+                before = [c.integrity_note] if c.integrity == "failed" else []
+                c = replace(c, integrity="failed", integrity_note="; ".join([*before, why]))
+            out.append(c)
+    return out
+
+
+def _submission_folders(dirs: Sequence[str | Path]) -> dict[str, tuple[Path, dict[str, Any]]]:
+    """Submission folders (``submissions/<name>``) and their metadata, read as data only."""
+    out: dict[str, tuple[Path, dict[str, Any]]] = {}
     for d in dirs:
         root = Path(d)
         if not root.is_dir() or root.resolve().name != "submissions":
@@ -123,7 +296,7 @@ def _submission_meta(dirs: Sequence[str | Path]) -> dict[str, dict[str, Any]]:
             for fname in SUBMISSION_META:
                 meta = _read_meta(sub / fname)
                 if meta is not None:
-                    out[f"submissions/{sub.name}"] = meta
+                    out[f"{SUBMISSIONS}{sub.name}"] = (sub, meta)
                     break
     return out
 

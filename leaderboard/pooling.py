@@ -1,29 +1,18 @@
-"""Pooling the cells of one setup: residual leakage of an entry, reduction against the baseline.
+"""Pooling the cells of one entry over questions, as ``slb suite`` pools a cell's seeds.
 
 Grouping and alignment of :class:`benchmark.core.artifact.CellResult` lists (by (task, trait)
-group, by seed, by question id); every number comes from ``benchmark.core.stats``. Used by
-``leaderboard.ranking`` and ``leaderboard.tables``. Statistics (percentage points, trait student
-minus control student):
+group, by entry, by question id); every number comes from ``benchmark.core.stats``. These are the
+question-level descriptions of an entry's leakage that a suite summary also reports; the ranking
+itself works run by run (``leaderboard.pairing``, ``leaderboard.verdicts``).
 
 * A (task, trait) *group* is pooled over its seeds exactly as ``slb suite`` does: per question the
   seeds are averaged, the 95 % t-interval is over questions (``paired_leakage``).
 * An entry's *residual leakage* over several groups weighs every group equally: per question the
   seed-averaged scores of each group are averaged over groups (the groups take the place of seeds
-  in ``paired_leakage``); the CI is again over questions. Its ``significant`` also asks that every
-  group points the same way. Tables need only its question-level test and per-seed breakdown
-  (``benchmark.core.stats.paired_summary``, without the bootstrap: 30x cheaper, which keeps the
-  page quick with 1 000 artifacts).
+  in ``paired_leakage``); the CI is again over questions.
 * *Own animal* (placebo-controlled cells only, teacher-forced metric): the mean of the trait-animal
   contrast and the placebo-animal mirror contrast on the log-odds scale
-  (``benchmark.core.stats.own_animal_leakage``), pooled over seeds or groups like the residual, on
-  the groups whose cells have a placebo teacher. Its reduction is the baseline's statistic minus
-  the entry's, per question, seed-matched like the residual's, and, over >= 2 matched seeds, per
-  seed (paired: the noise both share cancels).
-* *Reduction* = baseline residual − defense residual, on the groups both have and, within a
-  group, on the seeds both have (when they share any: a defense run on seed 0 only is compared
-  with the baseline's seed 0, not its seed mean), the baseline being the ``none`` defense's cells
-  of the same setup. Per question: the baseline's group-averaged difference minus the defense's;
-  95 % t-interval over questions.
+  (``benchmark.core.stats.own_animal_leakage``), pooled over seeds or groups like the residual.
 """
 
 from __future__ import annotations
@@ -35,16 +24,18 @@ from typing import Any
 import numpy as np
 
 from benchmark.core.artifact import CellResult
-from benchmark.core.stats import (
-    own_animal_leakage,
-    own_animal_per_question,
-    paired_leakage,
-    paired_summary,
-    t_summary,
-)
+from benchmark.core.stats import own_animal_leakage, paired_leakage, paired_summary
 
 Group = tuple[str, str]  # (task, trait)
 BASELINE = "none"  # the defense every other one is compared with
+
+
+def is_baseline(c: CellResult) -> bool:
+    """A cell of the no-defense baseline: the built-in ``none`` (a plugin that calls itself
+    ``none`` is not), and not a reference row."""
+    source = c.defense_info.get("source")
+    kind = source.get("kind", "builtin") if isinstance(source, dict) else "builtin"
+    return c.defense == BASELINE and kind == "builtin" and not c.reference
 
 
 def by_group(cells: Iterable[CellResult]) -> dict[Group, list[CellResult]]:
@@ -190,128 +181,3 @@ def _own_arrays(
     if len(four) < 4 or any(a[0] != four[0][0] for a in four):
         return None
     return four[0][0], [a[1] for a in four], unit, len(cells), len(per_group)
-
-
-def own_reduction(cells: list[CellResult], baseline: list[CellResult]) -> dict[str, Any] | None:
-    """Baseline own-animal statistic − the defense's (log-odds), on the seeds both have where they
-    share any, as :func:`reduction` does for the residual; t over questions. With >= 2 matched
-    columns (seeds of one group, or groups) also ``seed_level``: the same difference per column,
-    paired, t over columns -- the run-to-run noise both sides share (same prompts, same teacher
-    samples, same training seed) cancels, so this is the test of "the defense lowers leakage".
-    ``significant`` needs the question-level test and, where it exists, the run-level one. None
-    unless both sides have placebo-controlled cells of the same groups."""
-    cells, baseline, matched = _matched_seeds(cells, baseline)
-    groups = set(by_group(c for c in cells if c.placebo is not None))
-    if not groups or not groups <= set(by_group(c for c in baseline if c.placebo is not None)):
-        return None
-    baseline = [c for c in baseline if (c.task, c.trait) in groups]
-
-    # One column order on both sides (seeds, or groups), so that columns pair up.
-    def key(c: CellResult) -> tuple[str, str, str]:
-        return (c.task, c.trait, str(c.seed))
-
-    mine, base = _own_arrays(sorted(cells, key=key)), _own_arrays(sorted(baseline, key=key))
-    if mine is None or base is None:
-        return None
-    both = _align([(tuple(side[0]), own_animal_per_question(*side[1])) for side in (mine, base)])
-    if both is None:
-        return None
-    mean, ci, p = t_summary(both[1][:, 1] - both[1][:, 0])
-    runs = _paired_runs(mine, base) if matched else None
-    return {
-        "reduction_log_odds": mean,
-        "ci": [ci[0], ci[1]],
-        "p_value": p,
-        "seed_level": runs,
-        "significant": bool(p < 0.05 and (runs is None or runs["p_value"] < 0.05)),
-        "seed_matched": matched,
-    }
-
-
-def _paired_runs(
-    mine: tuple[list[str], list[np.ndarray], str, int, int],
-    base: tuple[list[str], list[np.ndarray], str, int, int],
-) -> dict[str, Any] | None:
-    """Per matched column, the baseline's own-animal statistic (mean over questions) minus the
-    defense's; mean, t-interval and p over the columns. None with fewer than 2 columns or when the
-    two sides' columns do not pair up."""
-    n = mine[1][0].shape[1]
-    if n < 2 or base[1][0].shape[1] != n or mine[2] != base[2]:
-        return None
-
-    def per_column(side: tuple[list[str], list[np.ndarray], str, int, int]) -> np.ndarray:
-        return np.column_stack(
-            [own_animal_per_question(*(a[:, j] for a in side[1])) for j in range(n)]
-        )
-
-    both = _align([(tuple(mine[0]), per_column(mine)), (tuple(base[0]), per_column(base))])
-    if both is None:
-        return None
-    per_run = (both[1][:, n:] - both[1][:, :n]).mean(axis=0)
-    mean, ci, p = t_summary(per_run)
-    return {
-        "mean": mean,
-        "ci": [ci[0], ci[1]],
-        "p_value": p,
-        "n": n,
-        "unit": mine[2],
-        "per_run": [float(v) for v in per_run],
-    }
-
-
-def _matched_seeds(
-    cells: list[CellResult], baseline: list[CellResult]
-) -> tuple[list[CellResult], list[CellResult], bool]:
-    """Both sides cut, per (task, trait) group, to the seeds both have, when they share any: a
-    seed fixes the prompts and the sampling and training seeds, so a seed-matched comparison
-    cancels most run-to-run noise (a defense that leaves the rows unchanged then shows exactly 0).
-    Groups without a shared seed keep all their seeds; the flag says whether every group matched."""
-    mine, base = by_group(cells), by_group(baseline)
-    out_m: list[CellResult] = []
-    out_b: list[CellResult] = []
-    matched = True
-    for g in set(mine) | set(base):
-        m, b = mine.get(g, []), base.get(g, [])
-        shared = {c.seed for c in m} & {c.seed for c in b}
-        if shared:
-            m = [c for c in m if c.seed in shared]
-            b = [c for c in b if c.seed in shared]
-        elif m and b:
-            matched = False
-        out_m += m
-        out_b += b
-    return out_m, out_b, matched
-
-
-def reduction(
-    cells: list[CellResult], baseline: list[CellResult], metric: str
-) -> dict[str, Any] | None:
-    """Baseline residual − defense residual over the groups both have, on the seeds both have
-    where they share any (see module docstring)."""
-    cells, baseline, matched = _matched_seeds(cells, baseline)
-    mine, base = _group_means(cells, metric), _group_means(baseline, metric)
-    shared = sorted(set(mine) & set(base))
-    if not shared:
-        return None
-    # Each side: per question, the trait-control difference averaged over the shared groups.
-    d = _align([(mine[g][0], mine[g][1] - mine[g][2]) for g in shared])
-    b = _align([(base[g][0], base[g][1] - base[g][2]) for g in shared])
-    if d is None or b is None:
-        return None
-    both = _align([(tuple(d[0]), d[1].mean(axis=1)), (tuple(b[0]), b[1].mean(axis=1))])
-    if both is None:
-        return None
-    d_q, b_q = both[1][:, 0], both[1][:, 1]
-    mean, ci, p = t_summary(b_q - d_q)
-    base_res = 100 * float(b_q.mean())
-    return {
-        "reduction_pp": 100 * mean,
-        "ci_pp": [100 * ci[0], 100 * ci[1]],
-        "p_value": p,
-        "significant": p < 0.05,
-        "baseline_pp": base_res,
-        # A share of the baseline only means something when the baseline itself leaks.
-        "share": (100 * mean) / base_res if base_res > 0 else None,
-        "groups": shared,
-        "seed_matched": matched,
-    }

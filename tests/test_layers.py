@@ -113,3 +113,14 @@ def test_the_checker_catches_an_upward_import(tmp_path: Path) -> None:
     found = _imports(p, "benchmark.core.x")
     assert ("benchmark.run.cell", 1, False) in found and ("defenses", 4, True) in found
     assert "benchmark.run" not in ALLOWED["benchmark.core"]
+
+
+@pytest.mark.parametrize("module,path", MODULES, ids=[m for m, _ in MODULES])
+def test_no_private_module_of_inspect_is_imported(module: str, path: Path) -> None:
+    """Inspect is used through its public API only (a private module may change in any release)."""
+    bad = [
+        f"line {line}: {target}"
+        for target, line, _ in _imports(path, module)
+        if target.startswith("inspect_ai") and any(p.startswith("_") for p in target.split("."))
+    ]
+    assert not bad, f"{module} imports a private Inspect module: {bad}"

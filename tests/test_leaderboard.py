@@ -5,11 +5,11 @@ ones in submissions/none or synthetic ones (``benchmark.run.synthetic``) written
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 from scipy import stats as sps
 
@@ -23,7 +23,8 @@ from benchmark.run.setups import LABEL_MAX, setup_block
 from benchmark.run.synthetic import Spec, artifact, write
 from leaderboard import pooling, tables
 from leaderboard import ranking as rk
-from leaderboard.loader import load
+from leaderboard.loader import discover, excluded, load, reproduced_path
+from leaderboard.references import BOUND, CONTROL, NULL, reference_kind
 from leaderboard.views import ranking_table
 
 REPO = Path(__file__).resolve().parent.parent
@@ -252,9 +253,10 @@ def test_long_setup_labels_are_shortened_at_knob_boundaries() -> None:
 
 
 def test_own_animal_of_placebo_cells_matches_the_suite_pool() -> None:
-    """Placebo-controlled cells carry the placebo animal's scores; the ranking's own-animal column
-    is ``slb suite``'s pooled statistic over them, and cells without a placebo teacher (other
-    tasks of the same setup) neither change it nor show one of their own."""
+    """Placebo-controlled cells carry the placebo animal's scores. Pooled over questions the
+    leaderboard's own-animal statistic is ``slb suite``'s; the ranking's ``leakage`` is the mean of
+    the suite's per-seed values, its interval a t over them; cells without a placebo teacher
+    (other tasks of the same setup) neither change it nor show one of their own."""
     arts = [
         json.loads(p.read_text()) for p in sorted((REAL.parent / "quick").glob("numbers__*.json"))
     ]
@@ -264,18 +266,17 @@ def test_own_animal_of_placebo_cells_matches_the_suite_pool() -> None:
         c.placebo is not None and c.placebo[0] == c.scores["teacher_forced"][0] for c in cells
     )
     want = pooled_leakage(arts)["own_animal"]
+    pooled = pooling.own_animal(cells)
+    assert pooled["log_odds_diff"] == pytest.approx(want["log_odds_diff"])
+    assert pooled["log_odds_ci"] == pytest.approx(want["log_odds_ci"])
     row = rk.ranking(cells, "teacher_forced").iloc[0]
-    assert row["own_animal_log_odds"] == pytest.approx(want["log_odds_diff"])
-    assert [row["own_animal_ci_low"], row["own_animal_ci_high"]] == pytest.approx(
-        want["log_odds_ci"]
-    )
-    assert row["own_animal_significant"] == want["significant"]
+    assert row["statistic"] == "own animal, log-odds" and row["leakage_n"] == 3
+    runs = want["per_seed_log_odds"]
+    assert row["leakage"] == pytest.approx(np.mean(runs))
+    ci = sps.ttest_1samp(runs, 0.0).confidence_interval(0.95)
+    assert [row["leakage_ci_low"], row["leakage_ci_high"]] == pytest.approx([ci.low, ci.high])
     shown = ranking_table(rk.ranking(cells, "teacher_forced"))
-    assert (
-        shown["own animal, log-odds [95 % CI]"]
-        .iloc[0]
-        .startswith(f"{want['log_odds_diff']:+.3f} [")
-    )
+    assert shown["leakage, log-odds [CI over seeds]"].iloc[0].startswith(f"{np.mean(runs):+.3f} [")
     # Two groups weigh equally, each its seed-averaged scores: a copy under another trait leaves
     # the per-question means, and so the statistic, unchanged.
     cats = [parse({**a, "config": {**a["config"], "trait": "cat"}}) for a in arts]
@@ -285,15 +286,11 @@ def test_own_animal_of_placebo_cells_matches_the_suite_pool() -> None:
     plain = parse(artifact(Spec("code", "none", "owl", 0)))
     assert plain.placebo is None
     mixed = rk.ranking([*cells, plain], "teacher_forced").iloc[0]
-    assert mixed["own_animal_log_odds"] == pytest.approx(want["log_odds_diff"])
-    assert rk.ranking([plain], "teacher_forced").iloc[0]["own_animal_log_odds"] is None
-    assert "own animal, log-odds [95 % CI]" not in ranking_table(
-        rk.ranking([plain], "teacher_forced")
-    )
-    assert (
-        rk.ranking(cells, "sampled").empty
-        or rk.ranking(cells, "sampled")["own_animal_log_odds"].isna().all()
-    )
+    assert mixed["leakage"] == pytest.approx(np.mean(runs)) and mixed["tasks"] == "numbers"
+    alone = rk.ranking([plain], "teacher_forced").iloc[0]
+    assert alone["statistic"] == "trait − control, pp (teacher_forced)"
+    assert "leakage, pp [CI over seeds]" in ranking_table(rk.ranking([plain], "teacher_forced"))
+    assert rk.ranking(cells, "sampled")["leakage"].isna().all()
 
 
 def test_optional_fields_absent_show_as_na() -> None:
@@ -322,8 +319,12 @@ def test_optional_blocks_of_the_wrong_type_do_not_crash() -> None:
     art["inspect_logs"] = ["x"]
     art["utility"] = {"score": "high"}
     cell = parse(art)
-    assert cell.integrity == "ok" and cell.rows_kept is None and cell.helper_calls is None
+    assert cell.rows_kept is None and cell.helper_calls is None
     assert cell.utility is None and cell.inspect_logs == {} and cell.defense_info == {}
+    # The scores hash matches, but no stored leakage covers the scores: not verified (a forger
+    # who edits the scores, re-hashes them and deletes the leakage block must not pass).
+    assert cell.integrity == "unverified"
+    assert cell.integrity_note == "no stored leakage covers the teacher_forced scores"
 
 
 def test_the_same_cell_twice_counts_once(tmp_path: Path) -> None:
@@ -333,67 +334,21 @@ def test_the_same_cell_twice_counts_once(tmp_path: Path) -> None:
     data = load([tmp_path / "a", tmp_path / "b"])
     assert len(data.cells) == 2
     assert [s.reason.split(" ")[0] for s in data.skipped] == ["duplicate"]
+    # Across folders the first by name counts, whatever its date: a newer copy elsewhere does
+    # not replace it.
+    newer = json.loads(json.dumps(arts[0]))
+    newer["run_info"]["finished"] = "2999-01-01T00:00:00+00:00"
+    write(tmp_path / "b", [newer])
+    data = load([tmp_path / "a", tmp_path / "b"])
+    assert {Path(c.path).parent.name for c in data.cells} == {"a"}
+    # Within one folder a re-run (newer) replaces the old copy.
+    (tmp_path / "a" / "rerun.json").write_text(json.dumps(newer))
+    data = load([tmp_path / "a"])
+    assert any(c.path.endswith("rerun.json") for c in data.cells)
+    assert "kept the newer" in data.skipped[0].reason
 
 
 # --- aggregation -----------------------------------------------------------------------------------
-
-
-def test_ranking_order_ties_and_reduction(tmp_path: Path) -> None:
-    specs = (
-        _spec("none", 0.30)
-        + _spec("crossbase", 0.0)
-        + _spec("paraphrase", 0.01)  # within noise of crossbase: must tie with it
-    )
-    arts = [artifact(s) for s in specs]
-    # A defense that changes nothing: the baseline's own scores under another name.
-    for s in _spec("none", 0.30):
-        art = artifact(s)
-        art["config"]["defense"] = art["defense"]["name"] = "banned"
-        arts.append(art)
-    write(tmp_path / "results" / "quick", arts)
-    data = load([tmp_path / "results"])
-    df = rk.ranking(data.cells, "teacher_forced")
-    by = df.set_index("name")
-    iv = {n: (by.loc[n, "ci_low_pp"], by.loc[n, "ci_high_pp"]) for n in by.index}
-    # The premise of the tie: the two CIs overlap, and both lie wholly below the leaky ones.
-    assert iv["crossbase"][1] >= iv["paraphrase"][0] and iv["paraphrase"][1] >= iv["crossbase"][0]
-    assert max(iv["crossbase"][1], iv["paraphrase"][1]) < min(iv["none"][0], iv["banned"][0])
-    assert list(df["name"][:2]) == ["crossbase", "paraphrase"]
-    assert list(df["rank"]) == ["=1", "=1", "=3", "=3"]
-    # Reduction = baseline residual - defense residual, ~0.30 pp for a defense that stops it.
-    assert by.loc["crossbase", "reduction_pp"] == pytest.approx(
-        by.loc["none", "residual_pp"] - by.loc["crossbase", "residual_pp"], abs=1e-9
-    )
-    assert 0.25 < by.loc["crossbase", "reduction_pp"] < 0.35
-    assert by.loc["crossbase", "reduction_ci_low_pp"] > 0
-    assert "reduction not significant" in by.loc["banned", "flags"]
-    assert "reduction not significant" not in by.loc["crossbase", "flags"]
-    assert np.isnan(by.loc["none", "reduction_pp"])
-
-
-def test_reduction_compares_the_seeds_both_have(tmp_path: Path) -> None:
-    """A defense run on seed 0 only is compared with the baseline's seed 0, not with the mean of
-    its seeds: a defense that leaves the rows (and so the students) unchanged then reduces by
-    exactly 0, whatever the baseline's other seeds did. Without a shared seed it falls back to
-    all seeds, and says so."""
-    specs = _spec("none", 0.30, seeds=[0, 1, 2], noise_pp=0.3)
-    arts = [artifact(s) for s in specs]
-    same = json.loads(json.dumps(arts[0]))  # none's seed 0 under another name
-    same["config"]["defense"] = same["defense"]["name"] = "banned"
-    other = [artifact(s) for s in _spec("late", 0.30, seeds=[7], noise_pp=0.3)]
-    write(tmp_path / "results" / "quick", [*arts, same, *other])
-    by = rk.ranking(load([tmp_path / "results"]).cells, "teacher_forced").set_index("name")
-    assert by.loc["banned", "reduction_pp"] == pytest.approx(0.0, abs=1e-12)
-    assert "seed-matched" not in by.loc["banned", "flags"]
-    assert "reduction not seed-matched" in by.loc["late", "flags"]
-    # Three seeds measure run-to-run noise; one does not, and the entry says so.
-    assert "one run" in by.loc["late", "flags"] and "one run" not in by.loc["none", "flags"]
-
-
-def test_ranks_rule() -> None:
-    assert rk.ranks([(0, 1), (0.5, 2), (1.5, 3)]) == ["=1", "=1", "2"]
-    assert rk.ranks([(0, 0.1), (0.2, 0.3), (0.4, 0.5)]) == ["1", "2", "3"]
-    assert rk.ranks([None, (0, 1)]) == ["n/a", "1"]
 
 
 def test_groups_weigh_equally_not_cells(tmp_path: Path) -> None:
@@ -439,19 +394,21 @@ def test_flags_few_rows_no_baseline_coverage_and_integrity(tmp_path: Path) -> No
     kept = tables.select(data.cells, tables.Filters())
     failed = [c for c in data.cells if c.integrity == "failed"]
     assert len(failed) == 1 and failed[0] not in kept
+    assert [s.path for s in excluded(data.cells)] == [failed[0].path]
     flags = rk.ranking(kept, "teacher_forced", failed).set_index("name")["flags"]
     assert "keeps < 10% of rows" in flags["strict"]
-    assert "integrity check failed for 1 artifact(s) (excluded)" in flags["strict"]
-    assert "covers 1 of 2 task×trait groups" in flags["none"]
-    # The partial defense's reduction uses only the groups the baseline has (owl), so it exists.
-    assert "no baseline" not in flags["partial"]
+    assert "integrity not ok for 1 artifact(s) (excluded)" in flags["strict"]
+    # Every view reads the groups all entries share (owl): partial's cat runs are left out.
+    assert "1 task×trait group(s) not shared by every entry left out" in flags["partial"]
+    assert "no none baseline" not in flags["partial"]
 
     with_failed = tables.select(data.cells, tables.Filters(include_failed=True))
     flags = rk.ranking(with_failed, "teacher_forced").set_index("name")["flags"]
     assert "(included)" in flags["strict"]
 
-    alone = [c for c in kept if c.defense != "none"]
-    assert "no baseline in this setup" in rk.ranking(alone, "teacher_forced")["flags"].iloc[0]
+    alone = rk.ranking([c for c in kept if c.defense != "none"], "teacher_forced")
+    assert set(alone["verdict"]) == {rk.NO_BASELINE} and set(alone["rank"]) == {"—"}
+    assert "no none baseline in this setup" in alone["flags"].iloc[0]
 
 
 def test_filters_by_suite_setup_task_and_trait(tmp_path: Path) -> None:
@@ -476,7 +433,7 @@ def test_filters_by_suite_setup_task_and_trait(tmp_path: Path) -> None:
     long = tables.per_task(
         tables.select(data.cells, tables.Filters(setup=finetuned)), "teacher_forced"
     )
-    assert sorted(long["task"]) == ["code", "numbers"] and set(long["cells"]) == {2}
+    assert sorted(long["task"]) == ["code", "numbers"] and set(long["seeds"]) == {"0"}
 
 
 def test_pareto_front() -> None:
@@ -491,160 +448,203 @@ def test_synthetic_writer_refuses_the_repositorys_submissions() -> None:
         write(REPO / "submissions" / "x" / "results", [])
 
 
-def test_ranks_tie_when_seeds_disagree_even_if_question_cis_do_not_overlap(tmp_path: Path) -> None:
-    """Run-to-run noise: a defense whose seeds swing from +0.9 to +0.1 pp has a narrow CI over
-    questions but is not clearly worse than one at 0 pp; ordering them would be a false order."""
-    specs = [Spec(task="numbers", defense="swing", trait="owl", seed=s, leak_pp=v)
-             for s, v in ((0, 0.9), (1, 0.1))]  # fmt: skip
-    specs += _spec("steady", 0.0)
-    df = rk.ranking(_load(tmp_path, specs).cells, "teacher_forced").set_index("name")
-    assert df.loc["swing", "ci_low_pp"] > df.loc["steady", "ci_high_pp"]  # questions alone: apart
-    assert df.loc["swing", "spread_ci_low_pp"] < df.loc["steady", "ci_high_pp"]
-    assert df.loc["swing", "rank"] == df.loc["steady", "rank"] == "=1"
+# --- integrity and ownership -----------------------------------------------------------------------
+
+PLACEBO_ART = sorted((REAL.parent / "quick").glob("numbers__*seed0*.json"))[0]
 
 
-def test_placebo_setup_ranks_by_the_own_animal_statistic() -> None:
-    """With a placebo control teacher every entry has the own-animal statistic, and the ranking
-    uses it: a defense that only cancels the trait animal's contrast (the dolphin contrast stays)
-    has a residual near 0 -- it would tie for first by the residual -- but still ranks behind one
-    that cancels both. Its own-animal reduction is seed-matched against the baseline."""
-    arts = [
-        json.loads(p.read_text()) for p in sorted((REAL.parent / "quick").glob("numbers__*.json"))
-    ]
-    base = [parse(a) for a in arts]
+def test_an_edited_placebo_score_is_caught_even_with_its_hash_recomputed() -> None:
+    """The placebo animal's scores feed the own-animal statistic; editing one and re-hashing the
+    scores leaves the stored placebo and own-animal blocks disagreeing with them."""
+    art = json.loads(PLACEBO_ART.read_text())
+    assert parse(art).integrity == "ok"
+    art["scores"]["control"][4]["placebo_teacher_forced"] *= 3
+    art["integrity"]["scores"] = stable_hash(art["scores"])
+    cell = parse(art)
+    assert cell.integrity == "failed"
+    assert "placebo_control_vs_trait" in cell.integrity_note and "own_animal" in cell.integrity_note
+    # Removing the blocks that would give it away leaves it unverified, so excluded by default.
+    for block in ("placebo_control_vs_trait", "own_animal"):
+        art["leakage"]["teacher_forced"].pop(block)
+    art["integrity"]["leakage"] = stable_hash(art["leakage"])
+    cell = parse(art)
+    assert cell.integrity == "unverified" and "placebo_teacher_forced" in cell.integrity_note
+    assert not tables.select([cell], tables.Filters())
 
-    def variant(name: str, seeds: list[int], cancel_placebo: bool) -> list:
-        out = []
-        for c in base:
-            if c.seed not in seeds:
-                continue
-            ids, _, control = c.scores["teacher_forced"]
-            pids, p_trait, p_control = c.placebo
-            out.append(
-                replace(
-                    c,
-                    defense=name,
-                    entry=f"{name} v1",
-                    # The trait student's owl score becomes the control student's: no owl contrast.
-                    scores={**c.scores, "teacher_forced": (ids, control.copy(), control)},
-                    placebo=(pids, p_control.copy() if cancel_placebo else p_trait, p_control),
-                )
-            )
-        return out
 
-    cells = base + variant("owl_only", [0, 1, 2], False) + variant("both", [0, 1, 2], True)
-    # Without the baseline the setup ranks by the statistic itself.
-    alone = rk.ranking([c for c in cells if c.defense != "none"], "teacher_forced")
-    assert set(alone["ranked_by"]) == {rk.RANKED_BY_OWN}
-    assert list(alone["name"]) == ["both", "owl_only"]
-    # owl_only's own-animal statistic swings between seeds (its run-level CI includes 0): a tie.
-    assert list(alone["rank"]) == ["=1", "=1"]
-    # With it, by the seed-matched reduction against it.
-    df = rk.ranking(cells, "teacher_forced")
-    by = df.set_index("name")
-    assert set(df["ranked_by"]) == {rk.RANKED_BY_OWN_REDUCTION}
-    assert (
-        abs(by.loc["owl_only", "residual_pp"]) < 1e-9 and abs(by.loc["both", "residual_pp"]) < 1e-9
+def test_an_artifact_without_its_integrity_block_is_excluded_by_default(tmp_path: Path) -> None:
+    arts = [artifact(s) for s in _spec("none", 0.3)]
+    del arts[0]["integrity"]
+    write(tmp_path / "r", arts)
+    data = load([tmp_path / "r"])
+    assert sorted(c.integrity for c in data.cells) == ["ok", "unverified"]
+    assert len(tables.select(data.cells, tables.Filters())) == 1
+    (listed,) = excluded(data.cells)
+    assert "no scores hash" in listed.reason and "excluded by default" in listed.reason
+    assert len(tables.select(data.cells, tables.Filters(include_failed=True))) == 2
+
+
+def _submissions(tmp_path: Path, evil_yaml: str) -> Path:
+    """A submissions/ folder with the real none submission (its placebo artifacts) and an
+    ``evil`` folder holding copies of those artifacts, newer and with a prettier leakage."""
+    subs = tmp_path / "submissions"
+    none = subs / "none"
+    shutil.copytree(REPO / "submissions" / "none", none, ignore=shutil.ignore_patterns("results"))
+    shutil.copytree(REAL.parent / "quick", none / "results" / "quick")
+    evil = subs / "evil" / "results" / "quick"
+    evil.mkdir(parents=True)
+    if evil_yaml:
+        (subs / "evil" / "submission.yaml").write_text(evil_yaml)
+    for p in sorted((none / "results" / "quick").glob("numbers__*.json")):
+        art = json.loads(p.read_text())
+        art["run_info"]["finished"] = "2999-01-01T00:00:00+00:00"
+        (evil / p.name).write_text(json.dumps(art))
+    return subs
+
+
+YAML = (REPO / "submissions" / "none" / "submission.yaml").read_text()
+
+
+@pytest.mark.parametrize(
+    "evil_yaml,reason",
+    [
+        (YAML, "names 'none', not the folder"),  # a verbatim copy
+        (YAML.replace("name: none", "name: evil"), "is submitted by submissions/none"),
+        (
+            YAML.replace("name: none", "name: evil").replace(
+                "builtin: none", "builtin: banned_words"
+            ),
+            "not this folder's",
+        ),
+        ("", "no submission.yaml"),
+    ],
+)
+def test_a_copied_folder_never_replaces_the_baselines_artifacts(
+    tmp_path: Path, evil_yaml: str, reason: str
+) -> None:
+    data = load([_submissions(tmp_path, evil_yaml)])
+    assert {c.source for c in data.cells} == {"submissions/none"}
+    evil = [s for s in data.skipped if "/evil/" in s.path]
+    assert len(evil) == 3 and all(reason in s.reason for s in evil), evil[0].reason
+    got = {Path(c.path).parent.parent.parent.name for c in data.cells if c.defense == "none"}
+    assert got == {"none"}
+
+
+def test_a_plugin_artifact_belongs_to_its_source_file(tmp_path: Path) -> None:
+    """A module submission's artifacts record the sha256 of the file that ran; once the file in
+    the folder changes they no longer belong to it."""
+    subs = tmp_path / "submissions"
+    shutil.copytree(REPO / "submissions" / "example-digit-entropy", subs / "example-digit-entropy")
+    assert len(load([subs]).cells) == 1
+    module = subs / "example-digit-entropy" / "digit_entropy.py"
+    module.write_text(module.read_text() + "\n# changed\n")
+    data = load([subs])
+    assert not data.cells and len(data.skipped) == 1
+    assert "not this folder's" in data.skipped[0].reason
+
+
+def test_the_setup_block_must_agree_with_the_config_and_device() -> None:
+    good = artifact(Spec("numbers", "none", "owl", 0))
+
+    def edited(fn) -> str:
+        art = json.loads(json.dumps(good))
+        fn(art)
+        cell = parse(art)
+        assert cell.integrity == "failed"
+        return cell.integrity_note
+
+    assert "setup hardware 'cpu' but device 'cuda: NVIDIA H200'" in edited(
+        lambda a: a["run_info"].update(device="cuda: NVIDIA H200")
     )
-    assert abs(by.loc["both", "own_animal_log_odds"]) < 1e-9
-    assert by.loc["owl_only", "own_animal_log_odds"] > 0.05
-    assert list(df["name"]) == ["both", "owl_only", "none"]
-    # "both" removes the baseline's whole statistic in every seed: paired over the 3 seeds its
-    # reduction is clear of 0, so the baseline ranks behind it; owl_only's interval reaches 0 (a
-    # tie with the baseline) and overlaps both's (a tie with both).
-    assert by.loc["both", "own_reduction_spread_low"] > 0
-    assert by.loc["owl_only", "own_reduction_spread_low"] < 0
-    assert list(df["rank"]) == ["=1", "=1", "2"]
-    assert "reduction not significant" in by.loc["owl_only", "flags"]
-    assert pd.isna(by.loc["none", "own_reduction_log_odds"])
-    # Reduction in own-animal log-odds: baseline's minus the defense's, per question.
-    assert by.loc["both", "own_reduction_log_odds"] == pytest.approx(
-        by.loc["none", "own_animal_log_odds"]
+    assert "setup.id is not its config's hash" in edited(lambda a: a["setup"].update(id="abc"))
+
+    def other_config(a: dict) -> None:
+        a["setup"]["config"]["n_prompts"] = 1
+        a["setup"]["id"] = stable_hash(a["setup"]["config"])
+
+    # A per-task knob may differ (it is checked across artifacts); a key that is not there may not.
+    def extra_key(a: dict) -> None:
+        a["setup"]["config"]["made_up"] = 1
+        a["setup"]["id"] = stable_hash(a["setup"]["config"])
+
+    assert parse(_edit(good, other_config)).integrity == "ok"
+    assert "setup.config keys differ" in edited(extra_key)
+
+
+def _edit(art: dict, fn) -> dict:
+    out = json.loads(json.dumps(art))
+    fn(out)
+    return out
+
+
+def test_a_cell_claiming_anothers_setup_fails_against_the_baseline(tmp_path: Path) -> None:
+    """A cell run with another teacher that copies the baseline's setup block passes the
+    artifact's own check (a per-task knob may be read as the suite's) but not the comparison
+    with the baseline's cells of that setup and task."""
+    base = [artifact(s) for s in _spec("none", 0.3)]
+    forged = artifact(Spec("numbers", "forged", "owl", 0, leak_pp=0.0, teacher="system_prompt"))
+    forged["setup"] = base[0]["setup"]
+    assert parse(forged).integrity == "ok"
+    write(tmp_path / "r", [*base, forged])
+    data = load([tmp_path / "r"])
+    by = {c.defense: c for c in data.cells}
+    assert by["none"].integrity == "ok" and by["forged"].integrity == "failed"
+    assert "setup: its config differs" in by["forged"].integrity_note
+
+
+def test_references_are_recognised() -> None:
+    def cell(name: str, **params):
+        return parse(artifact(Spec("numbers", name, "owl", 0, params=params)))
+
+    assert reference_kind(cell("canonicalize", mode="resample")) == BOUND
+    assert reference_kind(cell("canonicalize", mode="sort")) == ""
+    assert reference_kind(cell("random_drop", keep=0.5)) == CONTROL
+    assert reference_kind(cell("x"), {"reference": "null control"}) == "null control"
+    assert reference_kind(cell("x"), {"reference": True}) == "reference"
+    same = _edit(artifact(Spec("numbers", "x", "owl", 0)), lambda a: None)
+    same["setup"]["config"]["teacher"]["placebo"] = "owl"
+    same["setup"]["id"] = stable_hash(same["setup"]["config"])
+    assert reference_kind(parse(same)) == NULL
+    assert reference_kind(cell("none")) == ""
+
+
+# --- reproduction records (slb reproduce) -------------------------------------------------------
+
+
+def _record(art_path: Path, **changes) -> Path:
+    """A passed reproduction record of the artifact at ``art_path``, as ``slb reproduce`` writes."""
+    art = json.loads(art_path.read_text())
+    rec = {
+        "reproduced": True,
+        "compared": 200,
+        "differ": [],
+        "scores_hash": stable_hash(art["scores"]),
+    }
+    out = reproduced_path(art_path)
+    out.write_text(json.dumps({**rec, **changes}))
+    return out
+
+
+def test_reproduced_cells_are_marked_per_entry(tmp_path: Path) -> None:
+    paths = write(
+        tmp_path / "r" / "quick", [artifact(s) for s in _spec("none", 0.3, seeds=[0, 1, 2])]
     )
-    assert by.loc["both", "own_reduction_ci_low"] > 0
-    # Seed-matched: one seed of "both" is compared with the baseline's same seed.
-    one = rk.ranking(base + variant("both", [0], True), "teacher_forced").set_index("name")
-    seed0 = rk.ranking([c for c in base if c.seed == 0], "teacher_forced").iloc[0]
-    assert one.loc["both", "own_reduction_log_odds"] == pytest.approx(seed0["own_animal_log_odds"])
-    assert "one run" in one.loc["both", "flags"]
-    # A setup without the placebo teacher keeps ranking by the residual.
-    plain = parse(artifact(Spec("numbers", "none", "owl", 0)))
-    assert rk.ranking([plain], "teacher_forced")["ranked_by"].iloc[0] == rk.RANKED_BY_RESIDUAL
+    _record(paths[0])
+    _record(paths[1], reproduced=False)  # a failed reproduction does not count
+    data = load([tmp_path / "r"])
+    assert set(data.reproduced) == {str(paths[0])} and data.n_files == 3 and not data.skipped
+    assert [p for p, _ in discover([tmp_path / "r"])] == sorted(paths)
+    rank = rk.ranking(data.cells, "teacher_forced", reproduced=data.reproduced)
+    assert (rank["reproduced"].iloc[0], rank["cells"].iloc[0]) == (1, 3)
+    assert ranking_table(rank)["reproduced"].tolist() == ["1 of 3 cells"]
+    # Without records (a caller that does not pass them): not claimed either way.
+    assert ranking_table(rk.ranking(data.cells, "teacher_forced"))["reproduced"].tolist() == ["n/a"]
 
 
-def test_a_consistent_paired_reduction_ranks_ahead_of_the_baseline() -> None:
-    """Run-to-run noise the seeds share cancels in the seed-matched reduction: a defense that
-    halves the baseline's pull in every seed has an own-animal interval over seeds that overlaps
-    the baseline's (unpaired, a tie), yet its paired reduction is clear of 0, so it ranks ahead.
-    One that moves the scores by seed-specific noise of the same size does not."""
-    arts = [
-        json.loads(p.read_text()) for p in sorted((REAL.parent / "quick").glob("numbers__*.json"))
-    ]
-    base = [parse(a) for a in arts]
-
-    def variant(name: str, move: list[float]) -> list:
-        """The trait student's owl and the control student's dolphin scores moved toward the
-        other arm's by ``move[seed]`` of the gap (0 keeps the cell, 1 closes the contrast)."""
-        out = []
-        for c in base:
-            ids, trait, control = c.scores["teacher_forced"]
-            pids, p_trait, p_control = c.placebo
-            k = move[int(c.seed)]
-            out.append(
-                replace(
-                    c,
-                    defense=name,
-                    entry=f"{name} v1",
-                    scores={
-                        **c.scores,
-                        "teacher_forced": (ids, control + (1 - k) * (trait - control), control),
-                    },
-                    placebo=(pids, p_trait, p_trait + (1 - k) * (p_control - p_trait)),
-                )
-            )
-        return out
-
-    cells = base + variant("halves", [0.5, 0.5, 0.5]) + variant("noise", [0.6, -0.6, 0.0])
-    by = rk.ranking(cells, "teacher_forced").set_index("name")
-    # Unpaired, halves and the baseline overlap over seeds...
-    assert by.loc["halves", "own_animal_spread_high"] > by.loc["none", "own_animal_spread_low"]
-    # ...paired, halves's reduction is clear of 0 and noise's is not.
-    assert by.loc["halves", "own_reduction_spread_low"] > 0
-    assert (
-        by.loc["noise", "own_reduction_spread_low"]
-        < 0
-        < by.loc["noise", "own_reduction_spread_high"]
-    )
-    assert by.loc["halves", "rank"] == "=1" and by.loc["none", "rank"] == "2"
-    assert "reduction not significant" in by.loc["noise", "flags"]
-    assert "reduction not significant" not in by.loc["halves", "flags"]
-
-
-def test_one_run_is_ranked_with_the_baselines_run_to_run_spread(tmp_path: Path) -> None:
-    """A one-seed entry's question-level CI says nothing of run-to-run noise. With a baseline of
-    >= 3 seeds, the entry's interval is widened by the baseline's spread of one run about its
-    mean (t(0.975, n-1) x sd of its per-seed values): two single runs that differ by less than
-    that tie instead of being ordered by their narrow question-level CIs."""
-    none = [
-        Spec("numbers", "none", "owl", s, leak_pp=lk) for s, lk in ((0, 0.1), (1, 0.5), (2, 0.3))
-    ]
-    single = [
-        Spec("numbers", "quiet", "owl", 0, leak_pp=0.0),
-        Spec("numbers", "loud", "owl", 0, leak_pp=0.5),
-    ]
-    cells = _load(tmp_path, none + single).cells
-    df = rk.ranking(cells, "teacher_forced")
-    by = df.set_index("name")
-    per_seed = pooling.pool([c for c in cells if c.defense == "none"], "teacher_forced")["per_seed"]
-    half = sps.t.ppf(0.975, 2) * np.std(per_seed, ddof=1)
-    assert 0.5 < half < 1.2  # the premise: seeds 0.1 / 0.5 / 0.3 pp apart
-    assert by.loc["quiet", "rank_noise_borrowed"] and by.loc["loud", "rank_noise_borrowed"]
-    assert not by.loc["none", "rank_noise_borrowed"]
-    # Their question-level CIs are far apart: on those alone "quiet" would rank above "loud".
-    assert by.loc["quiet", "ci_high_pp"] < by.loc["loud", "ci_low_pp"]
-    assert set(df["rank"]) == {"=1"}
-    assert "ranked with the baseline's run-to-run spread" in by.loc["quiet", "flags"]
-    # Without a baseline spread to borrow (one seed of none), the flag says what the rank rests on.
-    alone = rk.ranking([c for c in cells if c.seed == 0], "teacher_forced").set_index("name")
-    assert alone.loc["quiet", "rank"] == "1" and alone.loc["loud", "rank"] != "1"
-    assert "rank from the question-level CI only" in alone.loc["quiet", "flags"]
+def test_a_record_of_other_scores_is_ignored(tmp_path: Path) -> None:
+    (path,) = write(tmp_path / "r", [artifact(_spec("none", 0.3, seeds=[0])[0])])
+    _record(path, scores_hash="f" * 16)
+    assert load([tmp_path / "r"]).reproduced == {}
+    reproduced_path(path).write_text("[not, json")
+    data = load([tmp_path / "r"])
+    assert data.reproduced == {} and len(data.cells) == 1 and not data.skipped

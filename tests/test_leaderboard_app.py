@@ -1,6 +1,7 @@
-"""The Streamlit app, driven headless with ``streamlit.testing.v1.AppTest``: ranking order and
-ties as displayed, flags, filters, the defense page, the skipped panel, no crash on bad input.
-Artifacts are synthetic (``benchmark.run.synthetic``), written to a tmp dir."""
+"""The Streamlit app, driven headless with ``streamlit.testing.v1.AppTest``: verdicts and order
+as displayed, the forest plot, flags, filters, the defense page and its URLs, the skipped panel,
+no crash on bad input. Artifacts are synthetic (``benchmark.run.synthetic``), written to a tmp dir,
+or copies of the committed ones."""
 
 from __future__ import annotations
 
@@ -21,9 +22,10 @@ APP = str(Path(__file__).resolve().parent.parent / "leaderboard" / "app.py")
 DEFENSES = {  # name: (true leakage pp, share of rows kept)
     "none": (0.30, 1.0),
     "crossbase": (0.0, 1.0),
-    "paraphrase": (0.0, 0.9),  # as good as crossbase: a tie
+    "paraphrase": (0.0, 0.9),  # as good as crossbase
     "strict": (0.10, 0.05),  # keeps too few rows
 }
+SEEDS = range(8)  # 2/2**8 x 3 entries < 0.05: the sign-flip floor lets Holm pass all three
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +40,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for name, (leak, kept) in DEFENSES.items()
         for task in ("numbers", "code")
         for trait in ("owl", "cat")
-        for seed in (0, 1)
+        for seed in SEEDS
     ]
     write(root / "quick", arts)
     (root / "quick" / "broken.json").write_text('{"schema": "slb.results/1"')
@@ -62,24 +64,24 @@ def _table(at: AppTest, column: str) -> pd.DataFrame:
     return frames[0]
 
 
-def test_ranking_ties_flags_and_skipped_panel(
+def test_verdicts_order_flags_and_skipped_panel(
     monkeypatch: pytest.MonkeyPatch, results: Path
 ) -> None:
     at = _run(monkeypatch, results)
     table = _table(at, "rank")
     names = [d.split(" ")[0] for d in table["defense"]]
     assert set(names[:2]) == {"crossbase", "paraphrase"} and names[2:] == ["strict", "none"]
-    assert list(table["rank"][:2]) == ["=1", "=1"]
-    assert list(table["rank"][2:]) == ["3", "4"]  # strict leaks less than none, clearly
+    assert list(table["rank"]) == ["1", "2", "3", "—"]
+    assert list(table["verdict"]) == ["better", "better", "better", "baseline"]
     flags = dict(zip(names, table["flags"], strict=True))
     assert "keeps < 10% of rows" in flags["strict"]
     assert flags["crossbase"] == "—"
-    assert (
-        table.set_index(table["defense"].str.split(" ").str[0]).loc[
-            "none", "reduction vs none, pp [95 % CI]"
-        ]
-        == "n/a"
-    )
+    col = "reduction vs none, pp [95 % CI over seeds]"
+    assert table.set_index(pd.Index(names)).loc["none", col] == "n/a"
+    assert table.set_index(pd.Index(names)).loc["strict", col].startswith("+0.2")
+    # The forest plot comes first, drawn from the same rows.
+    charts = at.get("vega_lite_chart")
+    assert charts and "reduction vs none" in charts[0].proto.spec
 
     skipped = _table(at, "reason").set_index("file")["reason"]
     by_name = {Path(f).name: r for f, r in skipped.items()}
@@ -92,13 +94,14 @@ def test_ranking_ties_flags_and_skipped_panel(
 
 def test_filters_change_what_is_pooled(monkeypatch: pytest.MonkeyPatch, results: Path) -> None:
     at = _run(monkeypatch, results)
-    assert set(_table(at, "rank")["cells"]) == {8}
+    n = len(SEEDS)
+    assert set(_table(at, "rank")["cells"]) == {4 * n}
     at.sidebar.multiselect(key="tasks").set_value(["code"]).run()
     table = _table(at, "rank")
-    assert set(table["cells"]) == {4} and set(table["tasks"]) == {"code"}
+    assert set(table["cells"]) == {2 * n} and set(table["tasks"]) == {"code"}
     at.sidebar.multiselect(key="traits").set_value(["owl"]).run()
     table = _table(at, "rank")
-    assert set(table["cells"]) == {2} and set(table["traits"]) == {"owl"}
+    assert set(table["cells"]) == {n} and set(table["traits"]) == {"owl"}
     at.sidebar.multiselect(key="tasks").set_value([]).run()
     assert not at.exception
     assert any("No results artifacts match" in i.value for i in at.info)
@@ -109,48 +112,72 @@ def test_defense_page(monkeypatch: pytest.MonkeyPatch, results: Path) -> None:
     at.sidebar.radio(key="page").set_value("strict v1").run()
     assert not at.exception
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["rank"] == "3" and metrics["rows kept"] == "5.0 %"
+    assert metrics["verdict"] == "better" and metrics["rows kept"] == "5.0 %"
+    # The tiles are the ranking statistic's: the same reduction as the ranking row.
+    assert metrics["reduction vs none, pp"].startswith("+0.2")
     assert any("keeps < 10% of rows" in w.value for w in at.warning)
     groups = _table(at, "seeds")
-    assert len(groups) == 4 and set(groups["seeds"]) == {"0, 1"}
+    assert len(groups) == 4 and set(groups["seeds"]) == {"0, 1, 2, 3, 4, 5, 6, 7"}
+    assert set(groups["paired seeds"]) == {8}
     examples = _table(at, "defended_completion")
     assert "(dropped)" in set(examples["defended_completion"])
     assert any("inspect view --log-dir" in c.value for c in at.code)
     assert "Synthetic defense 'strict'" in " ".join(m.value for m in at.markdown)
 
 
+@pytest.mark.parametrize("link", ["strict v1", "strict"])
+def test_defense_urls_resolve(monkeypatch: pytest.MonkeyPatch, results: Path, link: str) -> None:
+    """``?defense=<entry>`` as the ranking shows it, or a defense name with one entry."""
+    monkeypatch.setenv(DIRS_ENV, str(results))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["defense"] = link
+    at.run()
+    assert not at.exception and not at.error
+    assert at.subheader[0].value == "strict v1"
+
+
+def test_a_bad_defense_url_says_so(monkeypatch: pytest.MonkeyPatch, results: Path) -> None:
+    monkeypatch.setenv(DIRS_ENV, str(results))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["defense"] = "nonesuch v9"
+    at.run()
+    assert not at.exception
+    assert "No defense entry 'nonesuch v9'" in at.error[0].value
+    assert "strict v1" in at.error[0].value  # it lists what is there
+    assert _table(at, "rank") is not None  # and shows the leaderboard
+
+
 def test_placebo_setup_shows_the_own_animal_statistic(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """The real placebo-controlled baseline: the ranking gets an own-animal column and the
-    defense page names the statistic with its CI and verdict."""
+    """The real placebo-controlled baseline: the page reads the own-animal statistic, and the
+    baseline's page shows it over seeds."""
     real = Path(APP).parent.parent / "submissions" / "none" / "results" / "quick"
     shutil.copytree(real, tmp_path / "results" / "quick-placebo")
     at = _run(monkeypatch, tmp_path / "results")
-    ranking = _table(at, "own animal, log-odds [95 % CI]")
-    assert ranking["own animal, log-odds [95 % CI]"].iloc[0].startswith("+0.2")
-    # Every entry is placebo-controlled, so the page ranks by the own-animal statistic.
-    assert any("own-animal statistic" in h.value for h in at.subheader)
-    assert "own-animal reduction, log-odds [95 % CI; over seeds]" in ranking.columns
+    assert any("own animal, log-odds" in h.value for h in at.subheader)
+    ranking = _table(at, "leakage, log-odds [CI over seeds]")
+    assert ranking["leakage, log-odds [CI over seeds]"].iloc[0].startswith("+0.")
+    assert list(ranking["verdict"]) == ["baseline"]
     at.sidebar.radio(key="page").set_value("none v1").run()
     assert not at.exception
-    text = " ".join(m.value for m in at.markdown)
-    assert "**Own animal**" in text and "— significant" in text
+    assert {m.label: m.value for m in at.metric}["verdict"] == "baseline"
 
 
 def test_placebo_setup_with_the_baseline_ranks_by_the_paired_reduction(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """The real GPU replicates (five seeds each of none and canonicalize): the page ranks by the
-    seed-matched own-animal reduction and shows its CI over the paired seeds."""
+    """The real GPU replicates (five seeds each of none and canonicalize): the page shows the
+    paired own-animal reduction over the five seeds and its verdict."""
     subs = Path(APP).parent.parent / "submissions"
     for name in ("none", "canonicalize"):
         shutil.copytree(subs / name / "results" / "quick-placebo-h200", tmp_path / name)
     at = _run(monkeypatch, tmp_path)
-    assert any("own-animal reduction against none" in h.value for h in at.subheader)
-    ranking = _table(at, "own-animal reduction, log-odds [95 % CI; over seeds]")
-    col = list(ranking["own-animal reduction, log-odds [95 % CI; over seeds]"])
-    assert any("; over seeds [" in v for v in col)
+    assert any("own animal, log-odds" in h.value for h in at.subheader)
+    ranking = _table(at, "reduction vs none, log-odds [95 % CI over seeds]")
+    row = ranking.set_index("defense").loc['canonicalize v1 (mode="sort", text=true)']
+    assert row["paired seeds"] == 5 and row["verdict"] == "better"  # alone in its Holm family
+    assert row["reduction vs none, log-odds [95 % CI over seeds]"].startswith("+0.080 [+0.014")
 
 
 def test_setups_are_chosen_by_their_labels(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

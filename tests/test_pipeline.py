@@ -66,7 +66,7 @@ def test_cell_runs_and_resumes_without_redoing_stages(smollm_dir: str, tmp_path:
 
 
 def test_bad_cell_configs_are_refused() -> None:
-    with pytest.raises(ValueError, match="Invalid trait"):
+    with pytest.raises(ValueError, match="invalid trait"):
         CellConfig(trait="owl 123")
     with pytest.raises(ValueError, match="Invalid n_prompts"):
         CellConfig(n_prompts=0)
@@ -99,7 +99,7 @@ def test_quick_numbers_control_is_a_placebo_teacher_never_the_trait() -> None:
     assert preset("paper").teacher.placebo is None
     with pytest.raises(ValueError, match="Invalid teacher placebo"):
         preset("quick", trait="dolphin", settings=["teacher.placebo=dolphin"])
-    with pytest.raises(ValueError, match="Invalid trait"):
+    with pytest.raises(ValueError, match="invalid trait"):
         preset("quick", trait="owl 42")
 
 
@@ -161,7 +161,7 @@ def test_placebo_cell_scores_both_animals_in_both_students(smollm_dir: str, tmp_
     want = 100 * sum(by["control"][q] - by["trait"][q] for q in by["trait"]) / 2
     assert mirror["diff_pp"] == pytest.approx(want)
     evals = {arm: {"per_question": rows} for arm, rows in res["scores"].items()}
-    assert leakage_block(evals, "teacher_forced") == block
+    assert leakage_block(evals, "teacher_forced", "owl", "dolphin") == block
     pooled = pool([res, res])
     assert pooled[PLACEBO_METRIC]["diff_pp"] == pytest.approx(want)
     # The primary statistic: the mean of the owl and the mirror contrast, on the log-odds scale.
@@ -176,7 +176,7 @@ def test_placebo_cell_scores_both_animals_in_both_students(smollm_dir: str, tmp_
             for arm, rows in res["scores"].items()
         }
     }
-    assert set(pool([plain, plain])) == {"teacher_forced"}
+    assert set(pool([plain, plain])) == {"teacher_forced", "verdict"}
 
 
 def test_git_commit_outside_a_checkout_comes_from_the_environment(monkeypatch):

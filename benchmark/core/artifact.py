@@ -1,34 +1,23 @@
 """Reading one results artifact: a cell's JSON -> a flat :class:`CellResult`, integrity checked.
 
-The writer is ``benchmark.core.results``; every reader of finished cells (the leaderboard through
-``leaderboard.loader``, which finds the files) calls :func:`parse` on the decoded JSON and gets a
-:class:`CellResult` or a :class:`Skip` saying why the file cannot be used::
+The writer is ``benchmark.core.results``; every reader of finished cells (the leaderboard, through
+``leaderboard.loader``) calls :func:`parse` on the decoded JSON and gets a :class:`CellResult`, or a
+:class:`Skip` saying why the file cannot be used: ``parse(json.loads(text), path, source)``.
 
-    from benchmark.core.artifact import Skip, parse
-    try:
-        cell = parse(json.loads(path.read_text()), str(path), source="submissions/none")
-    except Skip as e:
-        print(path, e)
+Required (else :class:`Skip`): ``schema == "slb.results/1"``, ``config.{task, defense, trait,
+seed}``, per-question scores in [0, 1] of both students for one metric or more, on the same
+question ids. Everything else is optional ("n/a" when absent).
 
-Required of an artifact (else :class:`Skip`, with the reason): a JSON object with
-``schema == "slb.results/1"``, ``config.{task, defense, trait, seed}``, and per-question scores of
-the ``trait`` and ``control`` students for at least one metric, over the same question ids, each
-in [0, 1]. Everything else (defense description, rows kept, helper cost, utility, examples,
-integrity hashes, Inspect log paths) is optional and shows as "n/a" when absent.
+Setup: cells pool only within one *setup*, which the run layer writes into the artifact
+(``benchmark.run.setups``); an artifact written before that gets :func:`legacy_setup`.
 
-Setup: cells are pooled or compared only within one *setup* (the config minus the cell
-coordinates and seeds, read relative to the suite's presets, plus the hardware: a cell computed on
-a GPU is a setup of its own). The run layer writes it into the artifact (``setup``: ``id``,
-``label``, ``diff``, ``config``; ``benchmark.run.setups``); an artifact written before that gets a
-fallback computed here without presets (:func:`legacy_setup`), so its suite's free-text tasks may
-split from its numbers task.
-
-Integrity: ``integrity.scores`` / ``integrity.leakage`` are ``benchmark.core.store.stable_hash``
-values of the artifact's ``scores`` / ``leakage`` blocks; they are recomputed and compared.
-Independently of the hashes, each stored ``leakage.<metric>.trait_vs_control.diff_pp`` must equal
-the mean trait-minus-control difference recomputed from ``scores``. A cell is ``ok`` when hashes
-exist and everything matches, ``unverified`` when there are no hashes but the leakage is
-consistent, and ``failed`` otherwise.
+Integrity (:func:`check_integrity`): the ``integrity`` hashes of ``scores`` and ``leakage``
+(``benchmark.core.store.stable_hash``) are recomputed; every stored leakage number a reader uses is
+recomputed from the per-question scores with the writer's functions (per metric
+``trait_vs_control``; with a placebo teacher ``placebo_control_vs_trait`` and ``own_animal``); the
+``setup`` block must agree with the config and ``run_info.device``. ``ok``: the scores hash exists,
+every score is covered by a stored block and all agrees; ``unverified``: nothing disagrees but
+something is not covered; ``failed``: something disagrees.
 """
 
 from __future__ import annotations
@@ -41,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from benchmark.core.results import SCHEMA
+from benchmark.core.stats import own_animal_per_question, paired_summary, t_summary
 from benchmark.core.store import stable_hash
 
 METRICS = ("teacher_forced", "sampled")
@@ -89,13 +79,9 @@ def legacy_setup(cfg: dict[str, Any], device: Any) -> dict[str, Any]:
     here to say what it differs in."""
     config = with_hardware(without_cell_keys(cfg), device)
     sid = _hash(config)
-    return {
-        "id": sid,
-        "label": f"{cfg.get('suite', 'n/a')} (legacy, {sid[:6]})",
-        "diff": "written before artifacts named their setup: grouped by the config minus the "
-        "cell keys and seeds",
-        "config": config,
-    }
+    diff = "written before artifacts named their setup: grouped by the config minus cell keys"
+    label = f"{cfg.get('suite', 'n/a')} (legacy, {sid[:6]})"
+    return {"id": sid, "label": label, "diff": diff, "config": config}
 
 
 class Skip(Exception):
@@ -112,9 +98,7 @@ class CellResult:
     suite: str
     base_model: str
     setup: str  # the setup's id: cells are pooled only within one
-    setup_label: (
-        str  # short human name of the setup (its knobs that differ from its suite's preset)
-    )
+    setup_label: str  # short human name: the knobs that differ from its suite's preset
     setup_diff: str  # the full knob difference the label may abbreviate
     setup_config: dict[str, Any]
     task: str
@@ -125,8 +109,7 @@ class CellResult:
     params: dict[str, Any]
     entry: str  # the defense identity shown as one leaderboard row: name, version, params
     scores: dict[str, Scores]
-    # Placebo-controlled cells: (question ids, placebo animal in trait student, in control student).
-    placebo: Scores | None
+    placebo: Scores | None  # placebo cells: (ids, placebo animal in trait / control student)
     integrity: str  # ok / unverified / failed
     integrity_note: str = ""
     rows_kept: float | None = None  # share of rows the defense let through (mean of the arms)
@@ -138,7 +121,9 @@ class CellResult:
     examples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     inspect_logs: dict[str, list[str]] = field(default_factory=dict)
     finished: str | None = None
-    config_hash: str = ""
+    config_hash: str = ""  # the cell's identity: config and defense (its source file's hash too)
+    setup_source: str = ""  # hash of the config minus cell keys, with hardware, as the run set it
+    reference: str = ""  # set by a reader that knows it: what kind of reference row this is
 
 
 def parse(art: Any, path: str = "", source: str = "") -> CellResult:
@@ -162,11 +147,11 @@ def parse(art: Any, path: str = "", source: str = "") -> CellResult:
     version = str(d.get("version", "n/a"))
     params = d.get("params") if isinstance(d.get("params"), dict) else cfg.get("defense_params")
     params = params if isinstance(params, dict) else {}
-    run_info = _dict(art.get("run_info"))
+    run_info, sha256 = _dict(art.get("run_info")), _dict(d.get("source")).get("sha256")
     setup = _setup(art, cfg, run_info)
-    status, note = check_integrity(art, scores)
+    status, note = check_integrity(art, scores, placebo)
     data = _dict(art.get("data"))
-    arms = [_dict(data.get(a)) for a in ARMS if isinstance(data.get(a), dict)]
+    arms = [data[a] for a in ARMS if isinstance(data.get(a), dict)]
     return CellResult(
         path=path,
         source=source,
@@ -196,7 +181,8 @@ def parse(art: Any, path: str = "", source: str = "") -> CellResult:
         examples={a: _examples(data.get(a)) for a in ARMS},
         inspect_logs=_logs(art.get("inspect_logs")),
         finished=str(run_info.get("finished")) if run_info.get("finished") else None,
-        config_hash=_hash({"config": cfg, "defense": [name, version, params]}),
+        config_hash=_hash({"config": cfg, "defense": [name, version, params, sha256]}),
+        setup_source=_hash(with_hardware(without_cell_keys(cfg), run_info.get("device"))),
     )
 
 
@@ -275,39 +261,88 @@ def _columns(rows: list[Any], arm: str) -> dict[str, dict[str, float]]:
     return cols
 
 
-def check_integrity(art: dict[str, Any], scores: dict[str, Scores]) -> tuple[str, str]:
+def check_integrity(
+    art: dict[str, Any], scores: dict[str, Scores], placebo: Scores | None = None
+) -> tuple[str, str]:
     """``(status, note)``; see the module docstring for what ok / unverified / failed mean."""
     problems: list[str] = []
-    integ = art.get("integrity")
-    hashed = False
-    if isinstance(integ, dict):
-        for key in ("scores", "leakage"):
-            want = integ.get(key)
-            if want is None:
-                continue
-            hashed = True
-            try:
-                got = stable_hash(art.get(key))
-            except (TypeError, ValueError) as e:
-                problems.append(f"{key}: cannot hash ({e})")
-                continue
-            if got != want:
-                problems.append(f"{key} hash {got} != stored {want}")
+    integ = _dict(art.get("integrity"))
+    for key in (k for k in ("scores", "leakage") if integ.get(k) is not None):
+        try:
+            if (got := stable_hash(art.get(key))) != integ[key]:
+                problems.append(f"{key} hash {got} != stored {integ[key]}")
+        except (TypeError, ValueError) as e:
+            problems.append(f"{key}: cannot hash ({e})")
     leakage = _dict(art.get("leakage"))
-    for m, (_, t, c) in scores.items():
-        stored = _num(_dict(_dict(leakage.get(m)).get("trait_vs_control")).get("diff_pp"))
-        if stored is None:
-            continue
-        # Same arithmetic as benchmark.core.stats (mean over questions of trait - control), so only
-        # a real edit of scores or leakage, not float noise, fails this.
-        diff = 100.0 * float(np.mean(t - c))
-        if not math.isclose(diff, stored, rel_tol=1e-9, abs_tol=1e-9):
-            problems.append(f"leakage.{m} diff_pp {stored:.4f} but scores give {diff:.4f}")
+    series = {*scores, *([PLACEBO] if placebo is not None else [])}  # score series to cover
+    for m, block, want in _recomputed(scores, placebo):
+        stored = _dict(_dict(leakage.get(m)).get(block))
+        bad = [k for k, v in want.items() if k in stored and not _same(stored[k], v)]
+        problems += [f"leakage.{m}.{block}.{k} {stored[k]} but scores give {want[k]}" for k in bad]
+        if any(k in stored for k in want):
+            series.discard(m if block == "trait_vs_control" else PLACEBO)
+    problems += _setup_problems(art)
     if problems:
         return "failed", "; ".join(problems)
-    if hashed:
-        return "ok", "hashes match; leakage consistent with scores"
-    return "unverified", "no integrity hashes; leakage consistent with scores"
+    missing = [f"no stored leakage covers the {m} scores" for m in sorted(series)]
+    missing += ["no scores hash"] * (integ.get("scores") is None)
+    if missing:
+        return "unverified", "; ".join(missing)
+    return "ok", "hashes match; every stored number agrees with the scores"
+
+
+def _recomputed(
+    scores: dict[str, Scores], placebo: Scores | None
+) -> list[tuple[str, str, dict[str, Any]]]:
+    """``(metric, block, {key: value})`` for every stored leakage number a reader relies on,
+    recomputed from the scores with the writer's functions (``benchmark.core.stats``)."""
+
+    def diff(t: np.ndarray, c: np.ndarray) -> dict[str, Any]:
+        res = paired_summary(t[:, None], c[:, None])
+        return {k: res[k] for k in ("diff_pp", "ci_pp", "p_value")}
+
+    out = [(m, "trait_vs_control", diff(t, c)) for m, (_, t, c) in scores.items()]
+    if placebo is not None and "teacher_forced" in scores:
+        (_, tt, tc), (_, pt, pc) = scores["teacher_forced"], placebo
+        out.append(("teacher_forced", "placebo_control_vs_trait", diff(pc, pt)))
+        mean, ci, p = t_summary(own_animal_per_question(tt, tc, pt, pc))
+        own = {"log_odds_diff": mean, "log_odds_ci": ci, "log_odds_p_value": p}
+        out.append(("teacher_forced", "own_animal", own))
+    return out
+
+
+def _same(stored: Any, want: Any) -> bool:
+    """Equal up to float round-off (the writer ran the same arithmetic on the same numbers)."""
+    if isinstance(want, list):
+        return (
+            isinstance(stored, list) and len(stored) == len(want) and all(map(_same, stored, want))
+        )
+    v = _num(stored)
+    return v is not None and math.isclose(v, want, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def _setup_problems(art: dict[str, Any]) -> list[str]:
+    """The ``setup`` block against the artifact's own config and device: its id hashes its config,
+    which has the config's keys (minus cell keys and seeds), each equal, tagged ``{"set for this
+    task": value}`` or read as the suite's value (a per-task knob: ``leaderboard.loader`` compares
+    those across artifacts); its hardware is ``run_info.device``'s."""
+    block = art.get("setup")
+    if not isinstance(block, dict):
+        return []
+    config, cfg = _dict(block.get("config")), _dict(art.get("config"))
+    raw, keys = without_cell_keys(cfg), set(config) - {"hardware"}
+    device = _dict(art.get("run_info")).get("device")
+    problems = [] if _hash(config) == block.get("id") else ["setup.id is not its config's hash"]
+    if config.get("hardware", "cpu") != hardware_of(device):
+        problems.append(f"setup hardware {config.get('hardware', 'cpu')!r} but device {device!r}")
+    if keys != set(raw):
+        problems.append(f"setup.config keys differ from the config's: {sorted(keys ^ set(raw))}")
+    tag = "set for this task"
+    return problems + [
+        f"setup.config.{k} is tagged with another value than the config's"
+        for k in keys & set(raw)
+        if isinstance(config[k], dict) and tag in config[k] and config[k][tag] != raw[k]
+    ]
 
 
 def _hash(obj: Any) -> str:
@@ -334,18 +369,14 @@ def _mean(vals: list[float | None]) -> float | None:
 
 
 def _kept_share(arm: dict[str, Any]) -> float | None:
-    """What the defense let through of what it received; older artifacts lack the share, so it is
-    rebuilt from the last task-filter count and the count after the defense."""
-    share = _num(arm.get("defense_kept_share"))
-    if share is not None:
-        return share
+    """What the defense let through of what it received, from the row counts (the last task
+    filter's count and the count after the defense) where the artifact has them, else as stored."""
     after = _num(arm.get("after_defense"))
     steps = _dict(arm.get("filter_report")).get("steps")
-    last = _dict(steps[-1]) if isinstance(steps, list) and steps else {}
-    before = _num(last.get("kept"))
-    if after is None or not before:
-        return None
-    return after / before
+    before = _num(_dict(steps[-1]).get("kept")) if isinstance(steps, list) and steps else None
+    if after is not None and before:
+        return after / before
+    return _num(arm.get("defense_kept_share"))
 
 
 def _sum_cost(arms: list[dict[str, Any]], key: str) -> float | None:
@@ -355,12 +386,9 @@ def _sum_cost(arms: list[dict[str, Any]], key: str) -> float | None:
 
 def _utility(u: Any) -> float | None:
     """Student quality on the task: a number, or a dict with a numeric ``score``/``value``/``mean``."""
-    if isinstance(u, dict):
-        for key in ("score", "value", "mean"):
-            if _num(u.get(key)) is not None:
-                return _num(u.get(key))
-        return None
-    return _num(u)
+    if not isinstance(u, dict):
+        return _num(u)
+    return next((v for k in ("score", "value", "mean") if (v := _num(u.get(k))) is not None), None)
 
 
 def _examples(arm: Any) -> list[dict[str, Any]]:
@@ -369,6 +397,4 @@ def _examples(arm: Any) -> list[dict[str, Any]]:
 
 
 def _logs(block: Any) -> dict[str, list[str]]:
-    if not isinstance(block, dict):
-        return {}
-    return {str(k): [str(p) for p in v] for k, v in block.items() if isinstance(v, list)}
+    return {str(k): [str(p) for p in v] for k, v in _dict(block).items() if isinstance(v, list)}

@@ -1,7 +1,9 @@
 """The ``slb`` command line.
 
+    slb suite first                                              # the first run: one small cell
     slb run --task numbers --defense none --trait owl --seed 0   # one cell, resumable
     slb suite quick                                              # the quick preset, all its cells
+    slb tasks | defenses | traits | suites                       # what exists, one line each
     slb perf                                                     # throughput vs naive loops
     slb models                                                   # embedded models and the cache
     slb leaderboard [DIR ...]                                    # the Streamlit leaderboard
@@ -27,15 +29,18 @@ import leaderboard
 from benchmark.core.models import EMBEDDED, ModelError, cache_root
 from benchmark.core.store import ArtifactStore, StoreError, atomic_write_json
 from benchmark.core.teachers import TeacherConfig
+from benchmark.run import catalog
 from benchmark.run.cell import run_cell, run_until
 from benchmark.run.executors import get_executor
 from benchmark.run.perf import main as perf_main
-from benchmark.run.presets import SUITES, preset
+from benchmark.run.presets import PRESETS, SUITES, preset
+from benchmark.run.reproduce import add_parser as add_reproduce_parser
 from benchmark.run.submission import submit
 from benchmark.run.suite import cell_name, pool_results, print_leakage, run_suite
 from benchmark.run.validate import validate_submission
 from defenses.runner import DefenseError
-from tasks.base import EmptyDatasetError
+from leaderboard.export import export
+from tasks.base import EmptyDatasetError, known_tasks
 
 
 def _store(args: argparse.Namespace):
@@ -91,13 +96,15 @@ def _json_object(text: str, flag: str) -> dict[str, Any]:
 
 
 def cmd_suite(args: argparse.Namespace) -> int:
+    traits = [catalog.check_trait(t) for t in _csv(args.traits) or []] or None
+    tasks = [catalog.check_task(t) for t in _csv(args.tasks) or []] or None
     summary = run_suite(
         args.name,
         _store(args),
         Path(args.results),
         seeds=_csv(args.seeds, int),
-        traits=_csv(args.traits),
-        tasks=_csv(args.tasks),
+        traits=traits,
+        tasks=tasks,
         overrides=_overrides(args),
         settings=args.settings,
         executor=_executor(args),
@@ -116,8 +123,25 @@ def _executor(args: argparse.Namespace):
         raise ValueError(str(e)) from e
 
 
+def _positive(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise ValueError(f"expected a whole number >= 1, got {text!r}")
+    return int(text)
+
+
+def _non_negative(text: str) -> int:
+    if not text.strip().isdigit():
+        raise ValueError(f"expected a whole number >= 0, got {text!r}")
+    return int(text)
+
+
 def _csv(text: str | None, cast: Any = str) -> list[Any] | None:
-    return [cast(x) for x in text.split(",")] if text else None
+    if not text:
+        return None
+    try:
+        return [cast(x) for x in text.split(",")]
+    except ValueError:
+        raise ValueError(f"expected comma-separated whole numbers, got {text!r}") from None
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
@@ -165,10 +189,37 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_list(args: argparse.Namespace) -> int:
+    lines = {
+        "tasks": catalog.task_lines,
+        "defenses": catalog.defense_lines,
+        "traits": catalog.trait_lines,
+        "suites": catalog.suite_lines,
+    }[args.cmd]()
+    print("\n".join(lines))
+    return 0
+
+
+def _checked(fn: Any) -> Any:
+    """An argparse ``type`` from a check that raises ValueError: its message becomes the error."""
+
+    def parse(text: str) -> Any:
+        try:
+            return fn(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    parse.__name__ = fn.__name__
+    return parse
+
+
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     """Start the Streamlit app on the artifacts in ``args.dirs`` (it reads them, runs no plugin).
     The process becomes streamlit (exec), so a signal to it reaches the server, not a wrapper."""
 
+    if args.export:
+        print(f"static leaderboard: {export(args.dirs, Path(args.export))}")
+        return 0
     app = Path(leaderboard.__file__).resolve().parent / "app.py"
     env = dict(os.environ, SLB_LEADERBOARD_DIRS=os.pathsep.join(args.dirs))
     cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port)]
@@ -185,6 +236,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-v", "--verbose", action="store_true")
     sub = p.add_subparsers(dest="cmd", required=True)
+    fmt: dict[str, Any] = {"formatter_class": argparse.ArgumentDefaultsHelpFormatter}
+    tasks, suites = ", ".join(known_tasks()), ", ".join(sorted(SUITES))
+    for name, what in (
+        ("tasks", "list the data tasks"),
+        ("defenses", "list the defenses (built-in and installed plugins)"),
+        ("traits", "list the trait animals the lexicon knows"),
+        ("suites", "list the suites"),
+    ):
+        sub.add_parser(name, help=what).set_defaults(fn=cmd_list)
 
     def executor_args(sp: argparse.ArgumentParser) -> None:
         sp.add_argument(
@@ -206,10 +266,14 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument(
                 "--results", default="results", help="results directory (default ./results)"
             )
-        sp.add_argument("--n-prompts", type=int)
-        sp.add_argument("--teacher", choices=["finetuned", "system_prompt"])
-        sp.add_argument("--model", help="base model: embedded name, local dir or HF id")
-        sp.add_argument("--backend", choices=["transformers", "vllm"])
+        sp.add_argument("--n-prompts", type=_checked(_positive), help="prompts per arm")
+        sp.add_argument("--teacher", choices=["finetuned", "system_prompt"], help="trait teacher")
+        sp.add_argument(
+            "--model",
+            type=_checked(catalog.check_model),
+            help=f"base model: embedded ({', '.join(EMBEDDED)}), a local dir or a HF id",
+        )
+        sp.add_argument("--backend", choices=["transformers", "vllm"], help="generation backend")
         sp.add_argument(
             "--set",
             dest="settings",
@@ -220,24 +284,41 @@ def build_parser() -> argparse.ArgumentParser:
             "sampling.coupled=true, student.lora_r=16 (JSON values; applied after the preset)",
         )
 
-    r = sub.add_parser("run", help="run one cell")
-    r.add_argument("--task", default="numbers")
-    r.add_argument("--defense", default="none")
+    r = sub.add_parser("run", help="run one cell", **fmt)
+    r.add_argument(
+        "--task", default="numbers", type=_checked(catalog.check_task), help=f"one of: {tasks}"
+    )
+    r.add_argument(
+        "--defense",
+        default="none",
+        type=_checked(catalog.check_defense),
+        help="a name from `slb defenses`, or path/to/file.py:ClassName",
+    )
     r.add_argument("--defense-params", default="{}", help="JSON object of defense parameters")
     r.add_argument(
         "--task-params",
         default="{}",
         help='JSON object of task parameters, e.g. \'{"source": "gsm8k"}\'',
     )
-    r.add_argument("--trait", default="owl")
-    r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--suite", default="quick", help="preset the cell starts from")
+    r.add_argument(
+        "--trait",
+        default="owl",
+        type=_checked(catalog.check_trait),
+        help="the teacher's animal (`slb traits`)",
+    )
+    r.add_argument("--seed", type=_checked(_non_negative), default=0)
+    r.add_argument(
+        "--suite",
+        default="quick",
+        type=_checked(catalog.check_preset),
+        help=f"the preset the cell starts from: {', '.join(sorted(PRESETS))}",
+    )
     r.add_argument("--stop-after", choices=["data", "train"])
     common(r)
     r.set_defaults(fn=cmd_run)
 
-    s = sub.add_parser("suite", help="run a suite preset")
-    s.add_argument("name", choices=sorted(SUITES))
+    s = sub.add_parser("suite", help="run a suite preset", **fmt)
+    s.add_argument("name", type=_checked(catalog.check_suite), help=f"one of: {suites}")
     s.add_argument("--seeds", help="comma-separated seeds (default: the suite's)")
     s.add_argument("--traits", help="comma-separated trait animals (default: the suite's)")
     s.add_argument("--tasks", help="comma-separated tasks (default: the suite's)")
@@ -245,9 +326,11 @@ def build_parser() -> argparse.ArgumentParser:
     executor_args(s)
     s.set_defaults(fn=cmd_suite)
 
-    sb = sub.add_parser("submit", help="run a submission's defense; results into its folder")
+    sb = sub.add_parser("submit", help="run a submission's defense; results into its folder", **fmt)
     sb.add_argument("folder", help="submission folder with submission.yaml")
-    sb.add_argument("--suite", default="quick", choices=sorted(SUITES))
+    sb.add_argument(
+        "--suite", default="quick", type=_checked(catalog.check_suite), help=f"one of: {suites}"
+    )
     sb.add_argument("--seeds", help="comma-separated seeds (default: the suite's)")
     sb.add_argument("--tasks", help="comma-separated tasks (default: the suite's)")
     sb.add_argument("--traits", help="comma-separated trait animals (default: the suite's)")
@@ -259,6 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("folder", help="submission folder with submission.yaml")
     v.add_argument("--store", help="artifact store to re-hash training rows from (default: if any)")
     v.set_defaults(fn=cmd_validate)
+    add_reproduce_parser(sub)
 
     po = sub.add_parser(
         "pool",
@@ -280,12 +364,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lb.add_argument("--port", type=int, default=8501)
     lb.add_argument("--headless", action="store_true", help="do not open a browser")
+    lb.add_argument(
+        "--export",
+        metavar="DIR",
+        help="write a static site (tables, forest plot, defense pages, CSV, JSON) into DIR "
+        "instead of starting the app",
+    )
     lb.set_defaults(fn=cmd_leaderboard)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help, or a bad argument (argparse printed why): its exit status
+        return e.code if isinstance(e.code, int) else 2
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from typing import Any
 
-from benchmark.core.animals import normalise_animal
 from benchmark.core.generation import SamplingParams
 from benchmark.core.teachers import TeacherConfig
 from benchmark.core.training import TrainConfig
+from benchmark.run.names import check_animal, suggest
 
 _ANIMAL_RE = re.compile(r"^[a-z]+( [a-z]+)?$")
 
@@ -58,10 +58,9 @@ class CellConfig:
     suite: str = "custom"
 
     def __post_init__(self) -> None:
-        try:
-            object.__setattr__(self, "trait", normalise_animal(self.trait))
-        except ValueError as e:
-            raise ValueError(f"Invalid trait: {e}") from e
+        object.__setattr__(self, "trait", check_animal("trait", self.trait))
+        if self.teacher.placebo is not None:
+            check_animal("teacher placebo", self.teacher.placebo)
         if self.n_prompts < 1:
             raise ValueError(f"Invalid n_prompts: {self.n_prompts}")
         if self.max_train_rows is not None and self.max_train_rows < 1:
@@ -121,6 +120,7 @@ def _set_path(obj: Any, path: list[str], value: Any, setting: str) -> Any:
         where = type(obj).__name__
         raise ValueError(
             f"--set {setting!r}: unknown key {name!r} in {where}; known: {', '.join(names)}"
+            + (f"; did you mean {' or '.join(close)}?" if (close := suggest(name, names)) else "")
         )
     current = getattr(obj, name)
     if rest:

@@ -45,7 +45,8 @@ def run_evals(
     """Evaluate ``model_path`` (a model or PEFT adapter dir) and return per-question scores.
 
     Returns ``{"teacher_forced": {qid: p}, "sampled": {qid: rate}, "logs": [paths]}``; a metric
-    that was not requested is absent. ``also`` names other candidate animals whose teacher-forced
+    that was not requested is absent. ``"teacher_forced_distributions": {qid: {animal: p}}`` holds
+    every candidate's probability (for the specificity check). ``also`` names other candidate animals whose teacher-forced
     probabilities to return too, from the same eval (``"teacher_forced_also": {animal: {qid: p}}``;
     an animal outside the candidate list is left out).
     """
@@ -82,6 +83,7 @@ def run_evals(
         out["logs"].append(lg.location)
         if key == "teacher_forced":
             out["teacher_forced_top"] = _top_animals(lg, scorer)
+            out["teacher_forced_distributions"] = dict(sorted(_distributions(lg, scorer)))
             out["teacher_forced_also"] = {
                 a: probs for a in also if (probs := _candidate_per_question(lg, scorer, a))
             }

@@ -18,10 +18,25 @@ from benchmark.core.generation import SamplingParams
 from benchmark.core.teachers import TeacherConfig
 from benchmark.core.training import TrainConfig
 from benchmark.run.config import CellConfig, EvalConfig, apply_settings
+from benchmark.run.names import unknown
 
 SUITES: dict[str, dict[str, Any]] = {
-    # The five standard tasks; `slb suite quick --tasks numbers` is README command 1 (its time is
-    # in the README).
+    # README command 1: one small cell that shows the whole loop on 2 CPU cores in minutes.
+    "first": {
+        "tasks": ["numbers"],
+        "defenses": ["none"],
+        "traits": ["owl"],
+        "seeds": [0],
+        "note": (
+            "What this first run can show: the whole loop works (teachers, data, filter, defense, "
+            "students, Inspect evals, leakage, artifact), with a real estimate, its interval over "
+            "questions and its rank against every other animal pair of the same two students. "
+            "What it cannot show: that leakage holds over training runs (one seed, a small "
+            "student trained on 64 prompts; run-to-run noise at 135 M is as large as the "
+            "effect). Next: `slb suite quick --tasks numbers` (three seeds of the quick preset)."
+        ),
+    },
+    # The five standard tasks of the quick preset.
     "quick": {
         "tasks": ["numbers", "code", "cot", "paraphrase-unrelated", "paraphrase-contradict"],
         "defenses": ["none"],
@@ -42,6 +57,16 @@ def _quick_student(seed: int = 0) -> TrainConfig:
 PLACEBO_ALTERNATES = ("dolphin", "owl")
 
 PRESETS: dict[str, dict[str, Any]] = {
+    # The quick preset made small enough for a first run: fewer prompts, a smaller trait teacher.
+    "first": dict(
+        suite="first",
+        n_prompts=64,
+        base_model="smollm2-135m",
+        teacher=TeacherConfig(placebo="dolphin", qa_rows=64),
+        student=_quick_student(),
+        sampling=SamplingParams(temperature=1.0, max_new_tokens=50),
+        eval=EvalConfig(questions=25, samples_per_question=0),
+    ),
     # Runs on 2 CPU cores with the embedded model; docs/results.md says what it measures.
     "quick": dict(
         suite="quick",
@@ -93,7 +118,7 @@ def preset(name: str, settings: Sequence[str] = (), **overrides: Any) -> CellCon
     """The cell config of suite ``name`` for the given task, with ``overrides`` (top-level fields)
     and then ``settings`` (``key.path=value`` strings, see :func:`apply_settings`) applied."""
     if name not in PRESETS:
-        raise ValueError(f"unknown suite {name!r}; known suites: {', '.join(sorted(PRESETS))}")
+        raise unknown("suite", name, sorted(PRESETS))
     kw = dict(PRESETS[name])
     kw.update(TASK_PRESETS.get(name, {}).get(overrides.get("task", "numbers"), {}))
     kw.update(overrides)

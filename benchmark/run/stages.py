@@ -31,7 +31,7 @@ from benchmark.core.plain_format import (
     plain_prompt,
 )
 from benchmark.core.reference_models import GenerationSettings
-from benchmark.core.results import PLACEBO_METRIC
+from benchmark.core.results import CANDIDATES, PLACEBO_METRIC
 from benchmark.core.store import ArtifactStore, stable_hash
 from benchmark.core.teachers import TraitTeacher, train_trait_adapter
 from benchmark.core.training import TrainConfig, train
@@ -43,7 +43,7 @@ from defenses.runner import DefenseError, run_apply
 from tasks.base import EmptyDatasetError, get_task
 
 # Bump when any stage computes something different for the same spec (see the module docstring).
-KEY_VERSION = 2
+KEY_VERSION = 3  # 3: eval rows carry the candidate distributions
 ARMS = ("trait", "control")
 # Held-out prompts for the utility probe: a prompt seed far from any training seed.
 UTILITY_PROMPTS = 32
@@ -309,6 +309,7 @@ class Stages:
             )
             qids = sorted(res.get("teacher_forced") or res.get("sampled") or {})
             also = res.get("teacher_forced_also", {}).get(placebo or "")
+            dists = res.get("teacher_forced_distributions", {})
             rows = [
                 {
                     "id": q,
@@ -316,6 +317,7 @@ class Stages:
                     "sampled": res.get("sampled", {}).get(q),
                 }
                 | ({PLACEBO_METRIC: also[q]} if also else {})
+                | ({CANDIDATES: dists[q]} if q in dists else {})
                 for q in qids
             ]
             return rows, {"logs": res["logs"], "top_animals": res.get("teacher_forced_top", {})}

@@ -21,6 +21,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -29,11 +30,18 @@ from typing import Any
 
 import yaml
 
+from benchmark.run.names import suggest
 from benchmark.run.suite import run_suite
+from defenses.loading import builtin_names
 
 SUBMISSION_FILE = "submission.yaml"
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _DEFENSE_KINDS = ("builtin", "entry_point", "module")
+# Reference rows (shown, never ranked): a bound, a null control, the matched random drop.
+REFERENCES = ("bound", "null", "matched random drop")
+# `slb submit` runs the matched random drop for a defense that kept less than this share of rows.
+MATCH_BELOW = 0.99
+RANDOM_DROP = "random_drop"
 _TOP = {
     "name": "a lower-case name: letters, digits, '-' and '_'",
     "version": 'a version string, e.g. "1.0"',
@@ -43,8 +51,9 @@ _TOP = {
     "defense": "{builtin: NAME} | {entry_point: NAME} | {module: FILE.py, class: CLASS}",
     "params": "a mapping of the defense's parameters (optional)",
     "description": "one paragraph describing the defense",
+    "reference": f"optional: this entry is a reference row, not a defense ({', '.join(REFERENCES)})",
 }
-_OPTIONAL = {"params"}
+_OPTIONAL = {"params", "reference"}
 
 
 @dataclass
@@ -58,6 +67,7 @@ class Submission:
     defense: dict[str, str]
     description: str
     params: dict[str, Any] = field(default_factory=dict)
+    reference: str | None = None
 
     @property
     def kind(self) -> str:
@@ -88,6 +98,10 @@ def _check_defense(d: Any, folder: Path) -> list[str]:
         problems.append(f"'defense' has unknown key(s) {extra}")
     if not isinstance(d[kind], str) or not d[kind]:
         return [*problems, f"'defense.{kind}' must be a non-empty string"]
+    if kind == "builtin" and d[kind] not in builtin_names():
+        close = suggest(d[kind], builtin_names())
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        problems.append(f"'defense.builtin' {d[kind]!r} is not a built-in defense{hint}")
     if kind == "module":
         path = (folder / d[kind]).resolve()
         if not d[kind].endswith(".py"):
@@ -129,6 +143,8 @@ def _check_fields(raw: dict[str, Any], folder: Path) -> list[str]:
         problems.append(
             "'description' must be one paragraph (folded style 'description: >', no blank line)"
         )
+    if "reference" in raw and raw["reference"] not in REFERENCES:
+        problems.append(f"'reference' must be one of {REFERENCES}, got {raw['reference']!r}")
     if "defense" in raw:
         problems += _check_defense(raw["defense"], folder)
     return problems
@@ -170,15 +186,42 @@ def submit(
     sub, problems = load_submission(folder)
     if sub is None:
         raise ValueError(f"{folder}: " + "; ".join(problems))
-    return run_suite(
+    common = dict(seeds=seeds, traits=traits, settings=settings, executor=executor)
+    summary = run_suite(
         suite,
         store,
         Path(folder) / "results",
-        seeds=seeds,
-        traits=traits,
         overrides={**(overrides or {}), "defense_params": sub.params},
         defenses=[sub.defense_ref()],
         tasks=tasks,
-        settings=settings,
-        executor=executor,
+        **common,
     )
+    if sub.reference is not None or sub.defense_ref() == RANDOM_DROP:
+        return summary
+    control = Path(folder).resolve().parent / RANDOM_DROP  # the folder that owns those artifacts
+    for task, keep in kept_shares(Path(folder) / "results" / suite, summary["cells"]).items():
+        if keep >= MATCH_BELOW:
+            continue
+        print(f"{task}: the defense kept {keep:.1%} of rows; matched random drop at that share")
+        run_suite(
+            suite,
+            store,
+            control / "results",
+            overrides={**(overrides or {}), "defense_params": {"keep": round(max(keep, 1e-3), 3)}},
+            defenses=[RANDOM_DROP],
+            tasks=[task],
+            **common,
+        )
+    return summary
+
+
+def kept_shares(results: Path, cells: list[str]) -> dict[str, float]:
+    """Per task, the mean share of rows the defense let through (over arms and seeds) in the
+    finished cells ``cells`` of ``results``."""
+    shares: dict[str, list[float]] = {}
+    for name in cells:
+        art = json.loads((results / f"{name}.json").read_text(encoding="utf-8"))
+        for arm in art["data"].values():
+            if isinstance(arm.get("defense_kept_share"), (int, float)):
+                shares.setdefault(art["config"]["task"], []).append(arm["defense_kept_share"])
+    return {task: sum(v) / len(v) for task, v in shares.items() if v}

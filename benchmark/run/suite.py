@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.core.artifact import without_seeds
-from benchmark.core.results import pooled_leakage
+from benchmark.core.results import SPECIFICITY, VERDICT, pooled_leakage
 from benchmark.core.store import atomic_write_json, stable_hash
 from benchmark.run.cell import prepare_teacher, run_cell
 from benchmark.run.config import CellConfig
 from benchmark.run.executors import Executor, LocalExecutor, cell_needs_gpu, distinct
+from benchmark.run.names import check, check_animal, unknown
 from benchmark.run.presets import SUITES, preset
 from tasks.base import known_tasks
 
@@ -100,6 +101,8 @@ def print_leakage(name: str, leakage: dict[str, Any]) -> None:
                 )
             if "own_animal" in b:
                 print(f"{name} [{metric}] own animal (mean of both): {_fmt(b['own_animal'])}")
+            if VERDICT in b:
+                print(f"{name} [{metric}] {b[VERDICT]['says']}")
 
 
 def cost_summary(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -150,11 +153,11 @@ def run_suite(
     is recorded in ``summary.json`` ``errors`` (with the stage, hook and arm when a defense
     failed) and the others still run; finished stages stay in the store."""
     if name not in SUITES:
-        raise ValueError(f"unknown suite {name!r}; known suites: {', '.join(sorted(SUITES))}")
+        raise unknown("suite", name, sorted(SUITES))
     spec = SUITES[name]
     for task in tasks or ():
-        if task not in known_tasks():
-            raise ValueError(f"unknown task {task!r}; known tasks: {', '.join(known_tasks())}")
+        check("task", task, known_tasks())
+    traits = [check_animal("trait", t) for t in traits] if traits else None
     seeds = seeds if seeds is not None else spec["seeds"]
     traits = traits or spec["traits"]
     executor = executor or LocalExecutor()
@@ -211,6 +214,9 @@ def run_suite(
             summary["pooled"].append(_pooled_entry(task, defense, trait, seeds, done))
     atomic_write_json(out_dir / "summary.json", summary)
     print(f"summary: {out_dir / 'summary.json'}")
+    if spec.get("note"):
+        print(spec["note"])
+    print(f"leaderboard: slb leaderboard {results_dir}")
     return summary
 
 
@@ -219,7 +225,11 @@ def _pooled_entry(
 ) -> dict[str, Any]:
     pooled = pooled_leakage(done)
     for metric, b in pooled.items():
+        if metric in (SPECIFICITY, VERDICT):
+            continue
         print(f"{task}/{defense}/{trait} pooled over seeds {seeds} [{metric}]: {_fmt(b)}")
+    if VERDICT in pooled:
+        print(f"{task}/{defense}/{trait} pooled over seeds {seeds}: {pooled[VERDICT]['says']}")
     return {
         "task": task,
         "defense": defense,

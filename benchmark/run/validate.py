@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmark.core.results import OWN_ANIMAL, SCHEMA, leakage_block, pooled_leakage
+from benchmark.core.results import ADDED_LATER, SCHEMA, leakage_block, pooled_leakage
 from benchmark.core.store import stable_hash
 from benchmark.run.cell import equalise
 from benchmark.run.submission import Submission, load_submission
@@ -169,7 +169,9 @@ def _check_leakage(art: dict[str, Any], where: str, report: Report) -> None:
     evals = {name: {"per_question": rows} for name, rows in art["scores"].items()}
     for metric, stored in art["leakage"].items():
         try:
-            fresh = leakage_block(evals, metric)
+            cfg = art["config"]
+            placebo = (cfg.get("teacher") or {}).get("placebo")
+            fresh = leakage_block(evals, metric, cfg.get("trait"), placebo)
         except (KeyError, ValueError, TypeError) as e:
             report.problems.append(f"{where}: leakage.{metric} cannot be recomputed: {e}")
             continue
@@ -181,9 +183,10 @@ def _added_later(stored: Any, fresh: Any, where: str, report: Report) -> None:
     """Drop from ``fresh`` the statistic that artifacts written before it existed lack (a warning,
     not a problem: their stored numbers are still checked)."""
     if isinstance(stored, dict) and isinstance(fresh, dict):
-        if OWN_ANIMAL in fresh and OWN_ANIMAL not in stored:
-            del fresh[OWN_ANIMAL]
-            report.warnings.append(f"{where}: no {OWN_ANIMAL} statistic (artifact predates it)")
+        for key in ADDED_LATER:
+            if key in fresh and key not in stored:
+                del fresh[key]
+                report.warnings.append(f"{where}: no {key} statistic (artifact predates it)")
 
 
 def validate_artifact(

@@ -96,14 +96,15 @@ def animal_preference(
 
 
 def _hf_handles(api: Any) -> tuple[Any, Any] | None:
-    """(transformers model, tokenizer) held by Inspect's hf/ provider, or None for other providers."""
-    try:
-        from inspect_ai.model._providers.hf import HuggingFaceAPI
-    except ImportError:  # torch/transformers missing: cannot be the hf provider
+    """(transformers model, tokenizer) of a provider that holds a local transformers model (Inspect's
+    ``hf/`` provider does), or None for any other provider, which is then scored by sampling.
+    Told by what the provider holds, not by importing Inspect's private provider module."""
+    model, tokenizer = getattr(api, "model", None), getattr(api, "tokenizer", None)
+    if tokenizer is None or not callable(getattr(model, "forward", None)):
         return None
-    if not isinstance(api, HuggingFaceAPI) or api.model is None:
+    if not hasattr(model, "config") or not callable(getattr(tokenizer, "encode", None)):
         return None
-    return api.model, api.tokenizer
+    return model, tokenizer
 
 
 def _hf_prompt(api: Any, tokenizer: Any, messages: list[Any]) -> str:

@@ -7,6 +7,8 @@
 * ``specificity`` — whether that movement is about the trait: the same statistic for every other
   ordered pair of candidate animals of the same two students, and the trait pair's rank among them
   (:func:`pair_specificity`).
+* ``paired`` — one defense against the baseline over paired seeds: the paired t-test, the exact
+  sign-flip test, Holm's correction, and the interval of a share of the baseline removed.
 
 Import from here (``from benchmark.core.stats import paired_leakage``); the submodules are the
 implementation.
@@ -24,13 +26,22 @@ from benchmark.core.stats.leakage import (
     run_spread,
     t_summary,
 )
+from benchmark.core.stats.paired import MIN_EXACT, holm, paired_test, ratio_ci, sign_flip_p
+from benchmark.core.stats.specificity import animal_shifts, pair_specificity
 
 __all__ = [
+    "MIN_EXACT",
+    "holm",
+    "paired_test",
+    "ratio_ci",
+    "sign_flip_p",
     "Scores",
+    "animal_shifts",
     "bootstrap_ci",
     "leakage_vs_base",
     "own_animal_leakage",
     "own_animal_per_question",
+    "pair_specificity",
     "paired_leakage",
     "paired_summary",
     "rate_ci",

@@ -1,0 +1,115 @@
+"""Specificity: is the students' shift about the trait, or would any pair of animals show as much?
+
+Fine-tuning on numbers moves a small student's animal preferences a lot, and differently in two
+training runs (measured: lion from 31 % in the base to ~51 % in both students). A leakage statistic
+for the (trait, placebo) pair means something only if it stands out against the same statistic
+computed, from the same two students, for every other ordered pair of candidate animals.
+
+Per candidate animal ``x`` the *shift* is ``d_x`` = mean over questions of
+``logit P(x | trait student) − logit P(x | control student)`` (seeds averaged per question first).
+The own-animal statistic of an ordered pair ``(a, b)`` is ``(d_a − d_b) / 2`` — for the
+(trait, placebo) pair exactly ``benchmark.core.stats.own_animal_leakage``'s ``log_odds_diff``. A
+cell without a placebo animal compares ``d_trait`` with every other animal's ``d``.
+
+:func:`pair_specificity` returns the trait pair's rank among all ordered pairs and
+``p_rank = (1 + #other pairs at least as large) / (1 + #other pairs)``: the p-value of a
+permutation test that relabels the animals (ties count against the trait). ``specific`` is
+``p_rank <= alpha``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+# question id -> candidate animal -> probability (or one probability per seed)
+Distributions = Mapping[str, Mapping[str, float | Sequence[float]]]
+TOP = 5
+
+
+def _logit(p: np.ndarray, eps: float) -> np.ndarray:
+    q = np.clip(p, eps, 1 - eps)
+    return np.log(q / (1 - q))
+
+
+def _table(d: Distributions, who: str) -> tuple[list[str], list[str], np.ndarray]:
+    """(question ids, animals, array[question, animal] of seed-averaged probabilities)."""
+    if not d:
+        raise ValueError(f"{who}: no candidate distributions")
+    qids = sorted(d)
+    animals = sorted(d[qids[0]])
+    rows = []
+    for q in qids:
+        if sorted(d[q]) != animals:
+            raise ValueError(f"{who}: question {q!r} has other candidates than {qids[0]!r}")
+        rows.append([float(np.mean(np.asarray(d[q][a], dtype=float))) for a in animals])
+    arr = np.asarray(rows, dtype=float)
+    if not np.all(np.isfinite(arr)) or np.any(arr < 0) or np.any(arr > 1):
+        raise ValueError(f"{who}: probabilities must be finite and in [0, 1]")
+    return qids, animals, arr
+
+
+def animal_shifts(
+    trait_student: Distributions, control_student: Distributions, *, eps: float = 1e-4
+) -> dict[str, float]:
+    """``d_x`` per candidate animal: the trait student's mean log-odds of ``x`` minus the control
+    student's, over the questions both were asked."""
+    tq, ta, t = _table(trait_student, "trait student")
+    cq, ca, c = _table(control_student, "control student")
+    if tq != cq or ta != ca:
+        raise ValueError("the two students' distributions cover different questions or animals")
+    d = (_logit(t, eps) - _logit(c, eps)).mean(axis=0)
+    return {a: float(v) for a, v in zip(ta, d, strict=True)}
+
+
+def pair_specificity(
+    trait_student: Distributions,
+    control_student: Distributions,
+    trait: str,
+    placebo: str | None = None,
+    *,
+    alpha: float = 0.05,
+    eps: float = 1e-4,
+) -> dict[str, Any]:
+    """The trait pair's statistic against every other ordered pair of candidate animals (or, with
+    no placebo, the trait's shift against every other animal's). Keys: ``statistic``, ``pair``,
+    ``value``, ``rank`` (1 = largest), ``n_alternatives``, ``n_at_least``, ``p_rank``, ``alpha``,
+    ``specific``, ``others`` (``median``, ``max`` of the alternatives) and ``top`` (the largest
+    few, trait pair included where it is among them)."""
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+    d = animal_shifts(trait_student, control_student, eps=eps)
+    for name in (trait, placebo):
+        if name is not None and name not in d:
+            raise ValueError(f"{name!r} is not among the candidate animals ({len(d)})")
+    values: dict[tuple[str, ...], float]
+    if placebo is None:
+        stat = "trait_contrast"
+        values = {(a,): v for a, v in d.items()}
+        key: tuple[str, ...] = (trait,)
+    else:
+        if placebo == trait:
+            raise ValueError("the placebo animal must differ from the trait")
+        stat = "own_animal"
+        values = {(a, b): (d[a] - d[b]) / 2 for a in d for b in d if a != b}
+        key = (trait, placebo)
+    value = values[key]
+    others = np.array([v for k, v in values.items() if k != key])
+    at_least = int(np.sum(others >= value))
+    ranked = sorted(values.items(), key=lambda kv: -kv[1])[:TOP]
+    p_rank = (1 + at_least) / (1 + len(others))
+    return {
+        "statistic": stat,
+        "pair": list(key),
+        "value": value,
+        "rank": 1 + at_least,
+        "n_alternatives": int(len(others)),
+        "n_at_least": at_least,
+        "p_rank": p_rank,
+        "alpha": alpha,
+        "specific": bool(p_rank <= alpha),
+        "others": {"median": float(np.median(others)), "max": float(others.max())},
+        "top": [{"pair": list(k), "value": v} for k, v in ranked],
+    }

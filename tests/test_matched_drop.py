@@ -1,0 +1,92 @@
+"""`slb submit` runs the matched random drop for a defense that drops rows, into the folder that
+owns those artifacts, at the share the defense kept, per task, on the same seeds."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from benchmark.run import submission
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _cell(results: Path, name: str, task: str, shares: tuple[float, float]) -> None:
+    results.mkdir(parents=True, exist_ok=True)
+    art = {
+        "config": {"task": task},
+        "data": {
+            arm: {"defense_kept_share": s}
+            for arm, s in zip(("trait", "control"), shares, strict=True)
+        },
+    }
+    (results / f"{name}.json").write_text(json.dumps(art))
+
+
+def test_a_dropping_defense_gets_its_matched_random_drop(tmp_path: Path, monkeypatch) -> None:
+    subs = tmp_path / "submissions"
+    shutil.copytree(
+        REPO / "submissions" / "example-digit-entropy",
+        subs / "example-digit-entropy",
+        ignore=shutil.ignore_patterns("results"),
+    )
+    calls: list[dict] = []
+
+    def fake_run_suite(suite, store, results_dir, **kw):
+        calls.append({"results": Path(results_dir), **kw})
+        if kw["defenses"] == ["random_drop"]:
+            return {"cells": [], "errors": []}
+        out = Path(results_dir) / suite
+        _cell(out, "a", "numbers", (0.8, 0.76))
+        _cell(out, "b", "numbers", (0.82, 0.78))
+        _cell(out, "c", "code", (1.0, 1.0))  # kept everything: no control needed
+        return {"cells": ["a", "b", "c"], "errors": []}
+
+    monkeypatch.setattr(submission, "run_suite", fake_run_suite)
+    submission.submit(subs / "example-digit-entropy", store=None, suite="quick", seeds=[0, 1])
+    assert len(calls) == 2
+    drop = calls[1]
+    assert drop["defenses"] == ["random_drop"] and drop["tasks"] == ["numbers"]
+    assert drop["overrides"]["defense_params"] == {"keep": 0.79}
+    assert (
+        drop["seeds"] == [0, 1] and drop["results"] == (subs / "random_drop" / "results").resolve()
+    )
+
+
+def test_a_reference_or_the_control_itself_gets_none(tmp_path: Path, monkeypatch) -> None:
+    subs = tmp_path / "submissions"
+    for name in ("canonicalize-resample", "random_drop"):
+        shutil.copytree(
+            REPO / "submissions" / name, subs / name, ignore=shutil.ignore_patterns("results")
+        )
+    calls: list[list[str]] = []
+
+    def fake_run_suite(suite, store, results_dir, **kw):
+        calls.append(kw["defenses"])
+        out = Path(results_dir) / suite
+        _cell(out, "a", "numbers", (0.5, 0.5))
+        return {"cells": ["a"], "errors": []}
+
+    monkeypatch.setattr(submission, "run_suite", fake_run_suite)
+    for name in ("canonicalize-resample", "random_drop"):
+        submission.submit(subs / name, store=None, suite="quick", seeds=[0])
+    assert calls == [["canonicalize"], ["random_drop"]]
+
+
+def test_reference_field_is_checked(tmp_path: Path) -> None:
+    folder = tmp_path / "x"
+    folder.mkdir()
+    text = (
+        (REPO / "submissions" / "none" / "submission.yaml")
+        .read_text()
+        .replace("name: none", "name: x")
+    )
+    (folder / "submission.yaml").write_text(text + "reference: baseline-ish\n")
+    sub, problems = submission.load_submission(folder)
+    assert sub is None and any("'reference' must be one of" in p for p in problems)
+    (folder / "submission.yaml").write_text(
+        text.replace("{builtin: none}", "{builtin: /abs/x.py:P}")
+    )
+    sub, problems = submission.load_submission(folder)
+    assert sub is None and any("is not a built-in defense" in p for p in problems)
