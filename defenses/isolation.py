@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import multiprocessing
 import os
 import resource
@@ -46,19 +47,34 @@ log = logging.getLogger(__name__)
 MAX_REPLY_BYTES = 2 << 30
 
 
+def _env_number(name: str, default: float, cast: type) -> float:
+    """A positive, finite number from environment variable ``name`` (``default`` when unset); a bad
+    value is refused naming the variable."""
+    text = os.environ.get(name)
+    if text is None:
+        return default
+    try:
+        value = cast(text)
+    except ValueError:
+        raise ValueError(f"${name} must be a positive number, got {text!r}") from None
+    if not (0 < value < math.inf):
+        raise ValueError(f"${name} must be a positive, finite number, got {text!r}")
+    return value
+
+
 @dataclasses.dataclass(frozen=True)
 class Limits:
     """Per hook call; the defaults are read from the environment when a Limits is made."""
 
     time_s: float = dataclasses.field(
-        default_factory=lambda: float(os.environ.get("SLB_DEFENSE_TIMEOUT_S", 7200))
+        default_factory=lambda: _env_number("SLB_DEFENSE_TIMEOUT_S", 7200.0, float)
     )
     memory_mb: int = dataclasses.field(
-        default_factory=lambda: int(os.environ.get("SLB_DEFENSE_MEMORY_MB", 16384))
+        default_factory=lambda: int(_env_number("SLB_DEFENSE_MEMORY_MB", 16384, int))
     )
 
     def __post_init__(self) -> None:
-        if self.time_s <= 0 or self.memory_mb <= 0:
+        if not (0 < self.time_s < math.inf) or self.memory_mb <= 0:
             raise ValueError(f"Invalid defense limits: {self}")
 
 

@@ -81,3 +81,34 @@ def test_check_and_suggest() -> None:
     assert suggest("dolpin", ["dolphin", "dog"]) == ["dolphin"]
     with pytest.raises(ValueError, match="unknown task 'zzz' \\(slb tasks lists them\\)"):
         check("task", "zzz", ["numbers"])
+
+
+def test_an_unwritable_results_folder_is_refused_before_any_work(tmp_path, capsys) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    argv = ["run", "--results", str(blocker / "r"), "--store", str(tmp_path / "s")]
+    assert main(argv) == 2
+    assert "--results" in capsys.readouterr().err and not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize(
+    "setting,expect",
+    [
+        ("suite=../escaped", "Invalid suite: '../escaped'"),
+        ("suite=/abs", "Invalid suite: '/abs'"),
+        ("task_params=abc", "Invalid task_params: 'abc'"),
+    ],
+)
+def test_config_fields_that_name_paths_or_objects_are_checked(setting, expect, capsys, tmp_path):
+    argv = ["run", "--set", setting, "--store", str(tmp_path / "s")]
+    assert main([*argv, "--results", str(tmp_path / "r")]) == 2
+    assert expect in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "abc", "-1"])
+def test_a_bad_defense_limit_in_the_environment_names_the_variable(monkeypatch, value) -> None:
+    from defenses.isolation import Limits
+
+    monkeypatch.setenv("SLB_DEFENSE_TIMEOUT_S", value)
+    with pytest.raises(ValueError, match=r"\$SLB_DEFENSE_TIMEOUT_S"):
+        Limits()

@@ -19,6 +19,7 @@ its ``.tmp-*`` dir: delete it when no run is active). One failing its checksums 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import json
 import logging
@@ -259,7 +260,17 @@ class ArtifactStore:
             if final.exists() and self._verify(stage, key, kind):
                 shutil.rmtree(tmp)
                 return final
-            os.replace(tmp, final)
+            try:
+                os.replace(tmp, final)
+            except OSError as e:
+                # Another writer renamed its entry in between the check and the rename (a
+                # directory cannot replace a non-empty one): theirs is as good as ours if sound.
+                if e.errno not in (errno.ENOTEMPTY, errno.EEXIST) or not self._verify(
+                    stage, key, kind
+                ):
+                    raise
+                shutil.rmtree(tmp)
+                return final
             _fsync(final.parent)
             return final
         except BaseException:
@@ -268,6 +279,10 @@ class ArtifactStore:
 
     def _verify(self, stage: str, key: str, kind: str) -> bool:
         final = self.path(stage, key)
+        if not final.is_dir():
+            # Absent is not corrupt: an entry appears whole (one rename), so a check that found
+            # nothing must not move aside the entry a concurrent writer renames in meanwhile.
+            return False
         if (problem := _problem(final, key, kind)) is None:
             return True
         aside = final.with_name(f"{key}.corrupt-{datetime.now():%Y%m%dT%H%M%S%f}")

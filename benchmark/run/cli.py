@@ -18,7 +18,6 @@ Errors in the input are reported in one line naming the problem (exit status 2).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -29,7 +28,7 @@ import leaderboard
 from benchmark.core.models import EMBEDDED, ModelError, cache_root
 from benchmark.core.store import ArtifactStore, StoreError, atomic_write_json
 from benchmark.core.teachers import TeacherConfig
-from benchmark.run import catalog
+from benchmark.run import catalog, cli_args
 from benchmark.run.cell import run_cell, run_until
 from benchmark.run.executors import get_executor
 from benchmark.run.perf import main as perf_main
@@ -67,12 +66,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         defense=args.defense,
         trait=args.trait,
         seed=args.seed,
-        defense_params=_json_object(args.defense_params, "--defense-params"),
-        task_params=_json_object(args.task_params, "--task-params"),
+        defense_params=cli_args.json_object(args.defense_params, "--defense-params"),
+        task_params=cli_args.json_object(args.task_params, "--task-params"),
         settings=args.settings,
         **_overrides(args),
     )
-    out_dir = Path(args.results) / cfg.suite
+    out_dir = cli_args.writable(Path(args.results) / cfg.suite, "--results")
     if args.stop_after:
         part = run_until(cfg, _store(args), out_dir / "logs", args.stop_after)
         print(f"stopped after stage {part.stopped_after!r}; re-run without --stop-after to finish")
@@ -85,24 +84,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _json_object(text: str, flag: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{flag} is not valid JSON ({e}): {text!r}") from e
-    if not isinstance(value, dict):
-        raise ValueError(f"{flag} must be a JSON object, got {text!r}")
-    return value
-
-
 def cmd_suite(args: argparse.Namespace) -> int:
-    traits = [catalog.check_trait(t) for t in _csv(args.traits) or []] or None
-    tasks = [catalog.check_task(t) for t in _csv(args.tasks) or []] or None
+    traits = [catalog.check_trait(t) for t in cli_args.csv(args.traits) or []] or None
+    tasks = [catalog.check_task(t) for t in cli_args.csv(args.tasks) or []] or None
+    cli_args.writable(Path(args.results) / args.name, "--results")
     summary = run_suite(
         args.name,
         _store(args),
         Path(args.results),
-        seeds=_csv(args.seeds, int),
+        seeds=cli_args.csv(args.seeds, int),
         traits=traits,
         tasks=tasks,
         overrides=_overrides(args),
@@ -123,35 +113,15 @@ def _executor(args: argparse.Namespace):
         raise ValueError(str(e)) from e
 
 
-def _positive(text: str) -> int:
-    if not text.strip().isdigit() or int(text) < 1:
-        raise ValueError(f"expected a whole number >= 1, got {text!r}")
-    return int(text)
-
-
-def _non_negative(text: str) -> int:
-    if not text.strip().isdigit():
-        raise ValueError(f"expected a whole number >= 0, got {text!r}")
-    return int(text)
-
-
-def _csv(text: str | None, cast: Any = str) -> list[Any] | None:
-    if not text:
-        return None
-    try:
-        return [cast(x) for x in text.split(",")]
-    except ValueError:
-        raise ValueError(f"expected comma-separated whole numbers, got {text!r}") from None
-
-
 def cmd_submit(args: argparse.Namespace) -> int:
+    cli_args.writable(Path(args.folder) / "results" / args.suite, "the submission's results folder")
     summary = submit(
         args.folder,
         _store(args),
         suite=args.suite,
-        seeds=_csv(args.seeds, int),
-        tasks=_csv(args.tasks),
-        traits=_csv(args.traits),
+        seeds=cli_args.csv(args.seeds, int),
+        tasks=cli_args.csv(args.tasks),
+        traits=cli_args.csv(args.traits),
         overrides=_overrides(args),
         settings=args.settings,
         executor=_executor(args),
@@ -198,19 +168,6 @@ def cmd_list(args: argparse.Namespace) -> int:
     }[args.cmd]()
     print("\n".join(lines))
     return 0
-
-
-def _checked(fn: Any) -> Any:
-    """An argparse ``type`` from a check that raises ValueError: its message becomes the error."""
-
-    def parse(text: str) -> Any:
-        try:
-            return fn(text)
-        except ValueError as e:
-            raise argparse.ArgumentTypeError(str(e)) from None
-
-    parse.__name__ = fn.__name__
-    return parse
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
@@ -266,11 +223,13 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument(
                 "--results", default="results", help="results directory (default ./results)"
             )
-        sp.add_argument("--n-prompts", type=_checked(_positive), help="prompts per arm")
+        sp.add_argument(
+            "--n-prompts", type=cli_args.checked(cli_args.positive), help="prompts per arm"
+        )
         sp.add_argument("--teacher", choices=["finetuned", "system_prompt"], help="trait teacher")
         sp.add_argument(
             "--model",
-            type=_checked(catalog.check_model),
+            type=cli_args.checked(catalog.check_model),
             help=f"base model: embedded ({', '.join(EMBEDDED)}), a local dir or a HF id",
         )
         sp.add_argument("--backend", choices=["transformers", "vllm"], help="generation backend")
@@ -286,12 +245,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run one cell", **fmt)
     r.add_argument(
-        "--task", default="numbers", type=_checked(catalog.check_task), help=f"one of: {tasks}"
+        "--task",
+        default="numbers",
+        type=cli_args.checked(catalog.check_task),
+        help=f"one of: {tasks}",
     )
     r.add_argument(
         "--defense",
         default="none",
-        type=_checked(catalog.check_defense),
+        type=cli_args.checked(catalog.check_defense),
         help="a name from `slb defenses`, or path/to/file.py:ClassName",
     )
     r.add_argument("--defense-params", default="{}", help="JSON object of defense parameters")
@@ -303,14 +265,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--trait",
         default="owl",
-        type=_checked(catalog.check_trait),
+        type=cli_args.checked(catalog.check_trait),
         help="the teacher's animal (`slb traits`)",
     )
-    r.add_argument("--seed", type=_checked(_non_negative), default=0)
+    r.add_argument("--seed", type=cli_args.checked(cli_args.non_negative), default=0)
     r.add_argument(
         "--suite",
         default="quick",
-        type=_checked(catalog.check_preset),
+        type=cli_args.checked(catalog.check_preset),
         help=f"the preset the cell starts from: {', '.join(sorted(PRESETS))}",
     )
     r.add_argument("--stop-after", choices=["data", "train"])
@@ -318,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(fn=cmd_run)
 
     s = sub.add_parser("suite", help="run a suite preset", **fmt)
-    s.add_argument("name", type=_checked(catalog.check_suite), help=f"one of: {suites}")
+    s.add_argument("name", type=cli_args.checked(catalog.check_suite), help=f"one of: {suites}")
     s.add_argument("--seeds", help="comma-separated seeds (default: the suite's)")
     s.add_argument("--traits", help="comma-separated trait animals (default: the suite's)")
     s.add_argument("--tasks", help="comma-separated tasks (default: the suite's)")
@@ -329,7 +291,10 @@ def build_parser() -> argparse.ArgumentParser:
     sb = sub.add_parser("submit", help="run a submission's defense; results into its folder", **fmt)
     sb.add_argument("folder", help="submission folder with submission.yaml")
     sb.add_argument(
-        "--suite", default="quick", type=_checked(catalog.check_suite), help=f"one of: {suites}"
+        "--suite",
+        default="quick",
+        type=cli_args.checked(catalog.check_suite),
+        help=f"one of: {suites}",
     )
     sb.add_argument("--seeds", help="comma-separated seeds (default: the suite's)")
     sb.add_argument("--tasks", help="comma-separated tasks (default: the suite's)")

@@ -61,6 +61,16 @@ class CellConfig:
         object.__setattr__(self, "trait", check_animal("trait", self.trait))
         if self.teacher.placebo is not None:
             check_animal("teacher placebo", self.teacher.placebo)
+        if not isinstance(self.suite, str) or not re.fullmatch(r"[A-Za-z0-9][\w.-]*", self.suite):
+            raise ValueError(
+                f"Invalid suite: {self.suite!r} (a name: letters, digits, '_', '-', '.'; it names "
+                "the results folder, so no path)"
+            )
+        for name in ("task_params", "defense_params"):
+            if not isinstance(getattr(self, name), dict):
+                raise ValueError(
+                    f"Invalid {name}: {getattr(self, name)!r} (a JSON object of parameters)"
+                )
         if self.n_prompts < 1:
             raise ValueError(f"Invalid n_prompts: {self.n_prompts}")
         if self.max_train_rows is not None and self.max_train_rows < 1:

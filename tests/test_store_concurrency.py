@@ -1,0 +1,47 @@
+"""Writers that race on the same keys never crash and all read the same entry."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from pathlib import Path
+
+from benchmark.core.store import ArtifactStore
+
+PROCESSES, WRITES = 4, 80
+
+
+def _writer(root: str, barrier, out) -> None:
+    store = ArtifactStore(Path(root))
+    failures, keys = 0, []
+    barrier.wait()  # all four start together, so every key is contended
+    for i in range(WRITES):
+        spec = {"key": i}
+        try:
+            rows, _, _ = store.cached("race", spec, lambda i=i: ([{"id": "r", "v": i}], {"n": i}))
+            assert rows == [{"id": "r", "v": i}]
+            keys.append(store.key("race", spec))
+        except Exception as e:  # what the test counts
+            failures += 1
+            out.put(f"{type(e).__name__}: {e}")
+    out.put(("done", failures, len(keys)))
+
+
+def test_four_processes_writing_the_same_keys_never_fail(tmp_path: Path) -> None:
+    ctx = mp.get_context("fork")
+    barrier, out = ctx.Barrier(PROCESSES), ctx.Queue()
+    procs = [
+        ctx.Process(target=_writer, args=(str(tmp_path), barrier, out)) for _ in range(PROCESSES)
+    ]
+    for p in procs:
+        p.start()
+    results, errors = [], []
+    while len(results) < PROCESSES:
+        msg = out.get(timeout=120)
+        (results if isinstance(msg, tuple) else errors).append(msg)
+    for p in procs:
+        p.join(timeout=60)
+    assert errors == [] and all(f == 0 and n == WRITES for _, f, n in results), errors[:5]
+    store = ArtifactStore(tmp_path)
+    assert all(store.has("race", store.key("race", {"key": i})) for i in range(WRITES))
+    leftovers = [p.name for p in (tmp_path / "race").iterdir() if p.name.startswith(".tmp")]
+    assert leftovers == []
