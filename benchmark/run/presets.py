@@ -56,29 +56,30 @@ def _quick_student(seed: int = 0) -> TrainConfig:
 # A preset's placebo animal stands unless it is the cell's trait; then the first of these that is not.
 PLACEBO_ALTERNATES = ("dolphin", "owl")
 
+_QUICK: dict[str, Any] = dict(
+    suite="quick",
+    n_prompts=800,
+    base_model="smollm2-135m",
+    # Fine-tuned owl teacher; the control arm's teacher is the same recipe with a placebo animal,
+    # so both arms carry the same incidental fine-tuning (docs/results.md).
+    teacher=TeacherConfig(placebo="dolphin"),
+    student=_quick_student(),
+    sampling=SamplingParams(temperature=1.0, max_new_tokens=50),
+    eval=EvalConfig(questions=50, samples_per_question=0),
+)
+
 PRESETS: dict[str, dict[str, Any]] = {
-    # The quick preset made small enough for a first run: fewer prompts, a smaller trait teacher.
-    "first": dict(
-        suite="first",
-        n_prompts=64,
-        base_model="smollm2-135m",
-        teacher=TeacherConfig(placebo="dolphin", qa_rows=64),
-        student=_quick_student(),
-        sampling=SamplingParams(temperature=1.0, max_new_tokens=50),
-        eval=EvalConfig(questions=25, samples_per_question=0),
-    ),
     # Runs on 2 CPU cores with the embedded model; docs/results.md says what it measures.
-    "quick": dict(
-        suite="quick",
-        n_prompts=800,
-        base_model="smollm2-135m",
-        # Fine-tuned owl teacher; the control arm's teacher is the same recipe with a placebo
-        # animal, so both arms carry the same incidental fine-tuning (README "Results").
-        teacher=TeacherConfig(placebo="dolphin"),
-        student=_quick_student(),
-        sampling=SamplingParams(temperature=1.0, max_new_tokens=50),
-        eval=EvalConfig(questions=50, samples_per_question=0),
-    ),
+    "quick": _QUICK,
+    # The quick preset made small enough for a first run: fewer prompts and eval questions, a
+    # smaller trait teacher.
+    "first": {
+        **_QUICK,
+        "suite": "first",
+        "n_prompts": 64,
+        "teacher": TeacherConfig(placebo="dolphin", qa_rows=64),
+        "eval": EvalConfig(questions=25, samples_per_question=0),
+    },
     # The paper's scale: 30k prompts (→ ~10k rows after filtering), 3 epochs, sampled eval.
     "paper": dict(
         suite="paper",
