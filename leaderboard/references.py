@@ -22,11 +22,9 @@ from __future__ import annotations
 from typing import Any
 
 from benchmark.core.artifact import CellResult
+from benchmark.core.results import BOUND, CONTROL, NULL
 
 RANDOM_DROP = "random_drop"
-BOUND = "bound"
-CONTROL = "matched random drop"
-NULL = "same-animal null"
 # (defense name, params that must match, kind): references recognised from the artifact alone.
 BY_DEFENSE: tuple[tuple[str, dict[str, Any], str], ...] = (
     (RANDOM_DROP, {}, CONTROL),

@@ -117,6 +117,10 @@ VERDICT = "verdict"
 # Added after the first artifacts: a reader (and ``slb validate``) treats them as optional.
 ADDED_LATER = (OWN_ANIMAL, SPECIFICITY, VERDICT)
 ALPHA = 0.05  # over runs (seed-level t) and for specificity (p_rank)
+# Kinds of reference row (shown beside the defenses, never ranked): what ``reference:`` in a
+# submission.yaml may say, and what the leaderboard recognises from an artifact alone.
+BOUND, NULL, CONTROL = "bound", "same-animal null", "matched random drop"
+REFERENCE_KINDS = (BOUND, NULL, CONTROL)
 
 
 def scores_by_question(ev: dict[str, Any], metric: str) -> dict[str, float]:

@@ -30,6 +30,7 @@ from typing import Any
 
 import yaml
 
+from benchmark.core.results import REFERENCE_KINDS
 from benchmark.run.names import suggest
 from benchmark.run.suite import run_suite
 from defenses.loading import builtin_names
@@ -37,8 +38,6 @@ from defenses.loading import builtin_names
 SUBMISSION_FILE = "submission.yaml"
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _DEFENSE_KINDS = ("builtin", "entry_point", "module")
-# Reference rows (shown, never ranked): a bound, a null control, the matched random drop.
-REFERENCES = ("bound", "null", "matched random drop")
 # `slb submit` runs the matched random drop for a defense that kept less than this share of rows.
 MATCH_BELOW = 0.99
 RANDOM_DROP = "random_drop"
@@ -51,7 +50,7 @@ _TOP = {
     "defense": "{builtin: NAME} | {entry_point: NAME} | {module: FILE.py, class: CLASS}",
     "params": "a mapping of the defense's parameters (optional)",
     "description": "one paragraph describing the defense",
-    "reference": f"optional: this entry is a reference row, not a defense ({', '.join(REFERENCES)})",
+    "reference": f"optional: this entry is a reference row, not a defense ({', '.join(REFERENCE_KINDS)})",
 }
 _OPTIONAL = {"params", "reference"}
 
@@ -143,8 +142,8 @@ def _check_fields(raw: dict[str, Any], folder: Path) -> list[str]:
         problems.append(
             "'description' must be one paragraph (folded style 'description: >', no blank line)"
         )
-    if "reference" in raw and raw["reference"] not in REFERENCES:
-        problems.append(f"'reference' must be one of {REFERENCES}, got {raw['reference']!r}")
+    if "reference" in raw and raw["reference"] not in REFERENCE_KINDS:
+        problems.append(f"'reference' must be one of {REFERENCE_KINDS}, got {raw['reference']!r}")
     if "defense" in raw:
         problems += _check_defense(raw["defense"], folder)
     return problems
