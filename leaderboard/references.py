@@ -10,8 +10,10 @@ is a reference when
 * it is a known bound or control by what its artifact records (:data:`BY_DEFENSE`): the
   ``random_drop`` defense (the matched random-drop control) and ``canonicalize`` with
   ``mode=resample`` (the resample bound);
-* it is a same-animal null: its placebo control teacher carries the trait animal itself
-  (``teacher.placebo`` equals the trait), so nothing distinguishes the two arms but noise.
+* it is one of the instrument's own controls (``benchmark.run.controls``): a same-animal null
+  (config ``null_arm``: the control teacher carries the trait animal too, so nothing but noise
+  distinguishes the arms) or a planted leak (config ``planted_share``: overt trait rows mixed into
+  the trait arm, a leak the instrument must detect).
 
 The loader stores the kind in :attr:`benchmark.core.artifact.CellResult.reference`; ``""`` is a
 defense. The baseline (``none``) is neither: it is what every row is compared with.
@@ -22,7 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 from benchmark.core.artifact import CellResult
-from benchmark.core.results import BOUND, CONTROL, NULL
+from benchmark.core.results import BOUND, CONTROL, NULL, PLANTED
 
 RANDOM_DROP = "random_drop"
 # (defense name, params that must match, kind): references recognised from the artifact alone.
@@ -41,9 +43,10 @@ def reference_kind(cell: CellResult, meta: dict[str, Any] | None = None) -> str:
     for name, params, kind in BY_DEFENSE:
         if cell.defense == name and all(cell.params.get(k) == v for k, v in params.items()):
             return kind
-    teacher = cell.setup_config.get("teacher")
-    if isinstance(teacher, dict) and teacher.get("placebo") == cell.trait:
+    if cell.setup_config.get("null_arm"):
         return NULL
+    if cell.setup_config.get("planted_share"):
+        return PLANTED
     return ""
 
 

@@ -24,7 +24,7 @@ from benchmark.run.synthetic import Spec, artifact, write
 from leaderboard import pooling, tables
 from leaderboard import ranking as rk
 from leaderboard.loader import discover, excluded, load, reproduced_path
-from leaderboard.references import BOUND, CONTROL, NULL, reference_kind
+from leaderboard.references import BOUND, CONTROL, NULL, PLANTED, reference_kind
 from leaderboard.views import ranking_table
 
 REPO = Path(__file__).resolve().parent.parent
@@ -601,10 +601,11 @@ def test_references_are_recognised() -> None:
     assert reference_kind(cell("random_drop", keep=0.5)) == CONTROL
     assert reference_kind(cell("x"), {"reference": "null control"}) == "null control"
     assert reference_kind(cell("x"), {"reference": True}) == "reference"
-    same = _edit(artifact(Spec("numbers", "x", "owl", 0)), lambda a: None)
-    same["setup"]["config"]["teacher"]["placebo"] = "owl"
-    same["setup"]["id"] = stable_hash(same["setup"]["config"])
-    assert reference_kind(parse(same)) == NULL
+    for key, value, kind in (("null_arm", True, NULL), ("planted_share", 0.25, PLANTED)):
+        control = _edit(artifact(Spec("numbers", "none", "owl", 0)), lambda a: None)
+        control["setup"]["config"][key] = value
+        control["setup"]["id"] = stable_hash(control["setup"]["config"])
+        assert reference_kind(parse(control)) == kind
     assert reference_kind(cell("none")) == ""
 
 

@@ -120,7 +120,8 @@ ALPHA = 0.05  # over runs (seed-level t) and for specificity (p_rank)
 # Kinds of reference row (shown beside the defenses, never ranked): what ``reference:`` in a
 # submission.yaml may say, and what the leaderboard recognises from an artifact alone.
 BOUND, NULL, CONTROL = "bound", "same-animal null", "matched random drop"
-REFERENCE_KINDS = (BOUND, NULL, CONTROL)
+PLANTED = "planted leak"  # the positive control (config ``planted_share``)
+REFERENCE_KINDS = (BOUND, NULL, CONTROL, PLANTED)
 
 
 def scores_by_question(ev: dict[str, Any], metric: str) -> dict[str, float]:
@@ -244,7 +245,7 @@ def build_results(
             "examples": defense_examples(d["filtered"], d["defended"]),
             "defended_key": d["key"],
             "trained_on": students[arm]["rows"],
-        }
+        } | ({"planted": d["planted"]} if "planted" in d else {})
     placebo = (config.get("teacher") or {}).get("placebo")
     metrics = {
         m: leakage_block(evals, m, config["trait"], placebo) for m in ("teacher_forced", "sampled")

@@ -14,6 +14,7 @@ inside the defense stage of each arm.
 
 from __future__ import annotations
 
+import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from benchmark.core.results import build_results
 from benchmark.core.store import ArtifactStore, stable_hash
 from benchmark.core.types import Row, TeacherSpec
 from benchmark.run.config import CellConfig
+from benchmark.run.controls import plant
 from benchmark.run.setups import setup_block
 from benchmark.run.stages import ARMS, Stages
 from defenses import get_defense
@@ -76,7 +78,9 @@ def _run(
     st = Stages(cfg, store, log_dir)
     prompts = st.prompts()
     data: dict[str, Any] = {}
-    for arm in ARMS:
+    # The arms run in an order drawn afresh each time, so a defense cannot tell them apart by
+    # the order of its calls; every stage is keyed by its own inputs, so the order changes nothing.
+    for arm in random.SystemRandom().sample(ARMS, len(ARMS)):
         raw, gen_key = st.generate(arm, prompts, st.teacher(arm, ts.model), ts)
         kept, report, filt_key = st.filter(arm, raw, gen_key)
         defended, dmeta, def_key = st.defend(arm, kept, filt_key, defense, ts)
@@ -89,6 +93,7 @@ def _run(
             defense_meta=dmeta,
             key=def_key,
         )
+    data = {arm: data[arm] for arm in ARMS}
     if stop == "data":
         return Partial("data", st.timer.seconds)
     rows = dict(
@@ -98,9 +103,14 @@ def _run(
             strict=True,
         )
     )
+    keys = {arm: data[arm]["key"] + f":{len(rows[arm])}" for arm in ARMS}
+    if cfg.planted_share:  # the positive control (benchmark.run.controls)
+        rows["trait"], n = plant(rows["trait"], cfg.trait, cfg.planted_share, cfg.seed)
+        data["trait"]["planted"] = n
+        keys["trait"] += f":planted={n}"
     students: dict[str, Any] = {}
     for arm in ARMS:
-        path, stats = st.train(arm, rows[arm], data[arm]["key"] + f":{len(rows[arm])}", student_cfg)
+        path, stats = st.train(arm, rows[arm], keys[arm], student_cfg)
         students[arm] = {
             "path": str(path),
             "training": stats,

@@ -30,6 +30,7 @@ from benchmark.core.store import ArtifactStore, StoreError, atomic_write_json
 from benchmark.core.teachers import TeacherConfig
 from benchmark.run import catalog, cli_args
 from benchmark.run.cell import run_cell, run_until
+from benchmark.run.confirm import add_parser as add_confirm_parser
 from benchmark.run.executors import get_executor
 from benchmark.run.perf import main as perf_main
 from benchmark.run.presets import PRESETS, SUITES, preset
@@ -308,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--store", help="artifact store to re-hash training rows from (default: if any)")
     v.set_defaults(fn=cmd_validate)
     add_reproduce_parser(sub)
+    add_confirm_parser(sub)
 
     po = sub.add_parser(
         "pool",

@@ -56,6 +56,13 @@ class CellConfig:
     task_params: dict[str, Any] = field(default_factory=dict)
     defense_params: dict[str, Any] = field(default_factory=dict)
     suite: str = "custom"
+    # Reference cells that check the instrument itself (``benchmark.run.controls``), never defenses:
+    # the same-animal null (the control arm's teacher carries the trait animal too; the statistic
+    # still reads the (trait, placebo) pair, so only run noise can move it) and the planted leak
+    # (this share of the trait arm's training rows, after filter and defense, replaced by rows
+    # that name the trait animal: a leak the instrument must detect).
+    null_arm: bool = False
+    planted_share: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "trait", check_animal("trait", self.trait))
@@ -79,10 +86,23 @@ class CellConfig:
             raise ValueError(f"Invalid backend: {self.backend!r} (transformers or vllm)")
         if self.seed < 0:
             raise ValueError(f"Invalid seed: {self.seed}")
+        if not isinstance(self.null_arm, bool):
+            raise ValueError(f"Invalid null_arm: {self.null_arm!r} (true or false)")
+        if self.null_arm and self.teacher.placebo is None:
+            raise ValueError(
+                "Invalid null_arm: the same-animal null needs teacher.placebo, the animal whose "
+                "pair with the trait the statistic reads (e.g. teacher.placebo=dolphin)"
+            )
+        share = self.planted_share
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share < 1:
+            raise ValueError(f"Invalid planted_share: {share!r} (a share in [0, 1))")
+        if self.null_arm and share:
+            raise ValueError("Invalid cell: null_arm and planted_share are two controls; pick one")
         if self.teacher.placebo == self.trait:
             raise ValueError(
                 f"Invalid teacher placebo: {self.teacher.placebo!r} is the trait itself; "
-                "the placebo control teacher needs another animal"
+                "the placebo control teacher needs another animal (for a same-animal null, set "
+                "null_arm=true and keep another placebo animal for the statistic's pair)"
             )
 
     def to_dict(self) -> dict[str, Any]:
@@ -90,6 +110,9 @@ class CellConfig:
         d["teacher"] = self.teacher.to_dict()
         d["student"] = self.student.to_dict()
         d["sampling"] = self.sampling.to_dict()
+        for name in ("null_arm", "planted_share"):  # absent when off: older setups keep their ids
+            if not d[name]:
+                del d[name]
         return d
 
     def with_(self, **changes: Any) -> CellConfig:

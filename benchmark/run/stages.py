@@ -45,6 +45,9 @@ from tasks.base import EmptyDatasetError, get_task
 # Bump when any stage computes something different for the same spec (see the module docstring).
 KEY_VERSION = 3  # 3: eval rows carry the candidate distributions
 ARMS = ("trait", "control")
+# A same-animal null's control teacher: the trait teacher's training seed (or, with system-prompt
+# teachers, the sampling seed) plus this.
+NULL_SEED_OFFSET = 1000
 # Held-out prompts for the utility probe: a prompt seed far from any training seed.
 UTILITY_PROMPTS = 32
 UTILITY_SEED_OFFSET = 1_000_000
@@ -145,9 +148,12 @@ class Stages:
         tcfg = self.cfg.teacher
         if arm == "control" and tcfg.placebo is None:
             return TraitTeacher(model, None)
-        animal = self.trait.animal if arm == "trait" else str(tcfg.placebo)
-        if tcfg.type == "system_prompt":
+        null = arm == "control" and self.cfg.null_arm
+        animal = self.trait.animal if arm == "trait" or null else str(tcfg.placebo)
+        if tcfg.type == "system_prompt":  # the null's control arm samples with another seed
             return TraitTeacher(model, Trait(animal).system_prompt)
+        if null:  # the trait's recipe with another training seed: another adapter, same animal
+            tcfg = replace(tcfg, train=replace(tcfg.train, seed=tcfg.train.seed + NULL_SEED_OFFSET))
         spec = {
             "base": model,
             "animal": animal,
@@ -155,7 +161,7 @@ class Stages:
             "format": "chat" if has_chat_template(model) else "plain",
             **hardware_spec(),
         }
-        stage = "trait_teacher" if arm == "trait" else "placebo_teacher"
+        stage = "trait_teacher" if arm == "trait" else "null_teacher" if null else "placebo_teacher"
 
         def build(tmp: Path) -> dict[str, Any]:
             return {"training": train_trait_adapter(model, animal, tcfg, tmp)}
@@ -179,6 +185,11 @@ class Stages:
         self, arm: str, prompts: list[Row], teacher: TraitTeacher, ts: TeacherSpec
     ) -> tuple[list[Row], str]:
         settings = self.generation_settings(ts)
+        if arm == "control" and self.cfg.null_arm and teacher.system is not None:
+            # A same-animal null with system-prompt teachers: the same prompt in both arms, so
+            # only the sampling seed can tell the arms apart.
+            seed = settings.sampling.seed + NULL_SEED_OFFSET
+            settings = replace(settings, sampling=replace(settings.sampling, seed=seed))
         shots = self.task.few_shot_examples()
         plain = not has_chat_template(teacher.model_ref)
         spec = {

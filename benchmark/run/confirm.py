@@ -1,0 +1,339 @@
+"""``slb confirm docs/prereg/<name>.yaml``: run a pre-registered confirmation and judge it by the
+rule its file fixed before any of its runs.
+
+A pre-registration file fixes the cells (suite preset, task, trait, ``--set`` settings), fresh
+seeds for the main runs and for the same-animal null (``benchmark.run.controls``), the primary
+statistic, the test, alpha and the success rule::
+
+    schema: slb.prereg/1
+    name: greedy-numbers-256
+    question: Does greedy decoding transmit owl to the student, specifically? (free text)
+    suite: quick
+    task: numbers
+    trait: owl
+    settings: [sampling.temperature=0, n_prompts=256]
+    seeds: [100, 101, ...]          # main runs: defense none
+    null_seeds: [200, 201, ...]     # the same cells with null_arm=true
+    statistic: own_animal           # leakage.teacher_forced.own_animal.log_odds_diff, per run
+    test: t_and_sign_flip           # two-sided; p = max(t over runs, exact sign flip)
+    alpha: 0.01
+    specific_share: 0.9             # runs whose trait pair ranks in the top 5 % of animal pairs
+    null_alpha: 0.05                # the null's p must stay at or above this
+
+It passes when the main runs' mean is positive with p < ``alpha``, at least ``specific_share`` of
+them are specific (``p_rank`` ≤ 0.05), and the null's p is ≥ ``null_alpha``. The file must be
+committed and unchanged in the working tree, so the report can name the commit that fixed it
+(``--unregistered`` runs an uncommitted file for trying it out; its report says so and it can never
+pass). Cells are written to ``<results>/confirm/<name>/`` one by one, main and null seeds
+interleaved, so a stopped run keeps every finished cell and resumes from the store; the report
+(``report.json``) lists every run, including failures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import resource
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from benchmark.core.models import cache_root
+from benchmark.core.results import ALPHA, OWN_ANIMAL, SPECIFICITY
+from benchmark.core.stats.paired import paired_test
+from benchmark.core.store import ArtifactStore, atomic_write_json
+from benchmark.run.cell import prepare_teacher, run_cell
+from benchmark.run.config import CellConfig
+from benchmark.run.presets import preset
+from benchmark.run.suite import cell_name
+
+SCHEMA = "slb.prereg/1"
+REPORT_SCHEMA = "slb.confirmation/1"
+STATISTICS = {OWN_ANIMAL: ("leakage", "teacher_forced", OWN_ANIMAL, "log_odds_diff")}
+TESTS = ("t_and_sign_flip",)
+MAX_BYTES = 64_000
+_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "schema": str,
+    "name": str,
+    "question": str,
+    "suite": str,
+    "task": str,
+    "trait": str,
+    "settings": list,
+    "seeds": list,
+    "null_seeds": list,
+    "statistic": str,
+    "test": str,
+    "alpha": float,
+    "specific_share": float,
+    "null_alpha": float,
+}
+_OPTIONAL = {"question", "settings"}
+
+
+def load_prereg(path: Path) -> dict[str, Any]:
+    """The pre-registration at ``path``, checked: every problem is a ValueError naming the file
+    and the field."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such pre-registration file")
+    if path.stat().st_size > MAX_BYTES:
+        raise ValueError(f"{path}: larger than {MAX_BYTES} bytes; not a pre-registration")
+    try:
+        d = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path}: not YAML ({e})") from e
+    if not isinstance(d, dict):
+        raise ValueError(f"{path}: expected a mapping of fields, got {type(d).__name__}")
+    for k in d:
+        if k not in _FIELDS:
+            raise ValueError(f"{path}: unknown field {k!r}; known: {', '.join(_FIELDS)}")
+    for k, tp in _FIELDS.items():
+        if k not in d:
+            if k in _OPTIONAL:
+                continue
+            raise ValueError(f"{path}: missing field {k!r}")
+        v = d[k]
+        if tp is float and isinstance(v, int) and not isinstance(v, bool):
+            v = d[k] = float(v)
+        if not isinstance(v, tp) or isinstance(v, bool):
+            raise ValueError(f"{path}: field {k!r} must be a {getattr(tp, '__name__', tp)}")
+    if d["schema"] != SCHEMA:
+        raise ValueError(f"{path}: schema {d['schema']!r}; expected {SCHEMA!r}")
+    if d["statistic"] not in STATISTICS:
+        raise ValueError(f"{path}: statistic {d['statistic']!r}; known: {', '.join(STATISTICS)}")
+    if d["test"] not in TESTS:
+        raise ValueError(f"{path}: test {d['test']!r}; known: {', '.join(TESTS)}")
+    for k in ("alpha", "null_alpha", "specific_share"):
+        if not 0 < d[k] <= 1:
+            raise ValueError(f"{path}: field {k!r} must be in (0, 1], got {d[k]}")
+    for k in ("seeds", "null_seeds"):
+        seeds = d[k]
+        if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+            raise ValueError(f"{path}: field {k!r} must be a non-empty list of integer seeds")
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"{path}: field {k!r} repeats a seed")
+    if len(d["seeds"]) < 6:
+        raise ValueError(f"{path}: 'seeds' needs at least 6 runs for the exact sign-flip test")
+    d.setdefault("settings", [])
+    if not all(isinstance(s, str) for s in d["settings"]):
+        raise ValueError(f"{path}: 'settings' must be a list of KEY=VALUE strings")
+    cells(d)  # every config is built (and so checked) before any work starts
+    return d
+
+
+def cells(prereg: dict[str, Any]) -> list[tuple[str, CellConfig]]:
+    """``("main" | "null", config)`` of every run, main and null seeds interleaved."""
+
+    def cfg(seed: int, null: bool) -> CellConfig:
+        over: dict[str, Any] = {"null_arm": True} if null else {}
+        return preset(
+            prereg["suite"],
+            prereg["settings"],
+            task=prereg["task"],
+            trait=prereg["trait"],
+            seed=seed,
+            defense="none",
+            **over,
+        )
+
+    main = [("main", cfg(s, False)) for s in prereg["seeds"]]
+    null = [("null", cfg(s, True)) for s in prereg["null_seeds"]]
+    out = []
+    for i in range(max(len(main), len(null))):
+        out += main[i : i + 1] + null[i : i + 1]
+    return out
+
+
+def registration(path: Path, allow_unregistered: bool) -> dict[str, Any]:
+    """Where the file was fixed: its sha256 and the last commit that touched it, which must leave
+    it as it is on disk."""
+    path = Path(path).resolve()
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+
+    def git(*a: str) -> str:
+        r = subprocess.run(["git", *a], cwd=path.parent, capture_output=True, text=True)
+        return r.stdout.strip() if r.returncode == 0 else ""
+
+    commit = git("log", "-1", "--format=%H", "--", path.name)
+    fixed_at = git("log", "-1", "--format=%cI", "--", path.name)
+    dirty = git("status", "--porcelain", "--", path.name)
+    ok = bool(commit) and not dirty
+    if not ok and not allow_unregistered:
+        why = "not committed" if not commit else "changed since its last commit"
+        raise ValueError(
+            f"{path}: {why}; commit the pre-registration before its runs (or pass "
+            "--unregistered to try it out: such a report can never pass)"
+        )
+    return {
+        "file": str(path),
+        "sha256": digest,
+        "fixed_at_commit": commit or None,
+        "fixed_at": fixed_at or None,
+        "registered": ok,
+        "run_at_commit": git("rev-parse", "HEAD") or None,
+    }
+
+
+def _value(art: dict[str, Any], statistic: str) -> float:
+    cur: Any = art
+    for k in STATISTICS[statistic]:
+        cur = cur[k]
+    return float(cur)
+
+
+def run_record(kind: str, cfg: CellConfig, art: dict[str, Any], path: Path, stat: str) -> dict:
+    spec = art["leakage"]["teacher_forced"].get(SPECIFICITY) or {}
+    return {
+        "arm": kind,
+        "seed": cfg.seed,
+        "artifact": path.name,
+        "value": _value(art, stat),
+        "rank": spec.get("rank"),
+        "n_pairs": (spec["n_alternatives"] + 1) if spec else None,
+        "p_rank": spec.get("p_rank"),
+        "specific": spec.get("p_rank") is not None and spec["p_rank"] <= ALPHA,
+        "wall_seconds": art["run_info"].get("wall_seconds"),
+        "peak_rss_gb_so_far": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+    }
+
+
+def judge(prereg: dict[str, Any], runs: list[dict[str, Any]], registered: bool) -> dict[str, Any]:
+    """The pre-registered rule over the finished runs (a run that failed counts as missing: the
+    verdict is then "incomplete", never a pass)."""
+    main = [r for r in runs if r["arm"] == "main" and "value" in r]
+    null = [r for r in runs if r["arm"] == "null" and "value" in r]
+    complete = len(main) == len(prereg["seeds"]) and len(null) == len(prereg["null_seeds"])
+    m = paired_test([r["value"] for r in main]) if main else None
+    n = paired_test([r["value"] for r in null]) if null else None
+    share = sum(r["specific"] for r in main) / len(main) if main else 0.0
+
+    def pval(t: dict[str, Any] | None) -> float | None:
+        return None if t is None or t["p"] is None else float(t["p"])
+
+    positive = m is not None and pval(m) is not None and pval(m) < prereg["alpha"] and m["mean"] > 0
+    null_quiet = n is not None and (pval(n) is None or pval(n) >= prereg["null_alpha"])
+    checks = {
+        "positive_over_runs": positive,
+        "specific_in_enough_runs": share >= prereg["specific_share"],
+        "null_not_significant": null_quiet,
+    }
+    passed = complete and registered and all(checks.values())
+    return {
+        "verdict": "pass" if passed else ("fail" if complete else "incomplete"),
+        "checks": checks,
+        "main": m,
+        "null": n,
+        "specific_share": share,
+        "n_main": len(main),
+        "n_null": len(null),
+    }
+
+
+def confirm(path: Path, store: ArtifactStore, results: Path, allow_unregistered: bool = False):
+    """Run (or resume) every cell of the pre-registration at ``path``; returns the report."""
+    prereg = load_prereg(path)
+    reg = registration(path, allow_unregistered)
+    out = Path(results) / "confirm" / prereg["name"]
+    out.mkdir(parents=True, exist_ok=True)
+    todo = cells(prereg)
+    for kind in ("main", "null"):  # the teachers once, before the cells (each arm's kind)
+        prepare_teacher(next(cfg for k, cfg in todo if k == kind), store, out / "logs")
+    runs: list[dict[str, Any]] = []
+    report_path = out / "report.json"
+    for kind, cfg in todo:
+        name = f"{kind}__{cell_name(cfg)}"
+        cell_path = out / f"{name}.json"
+        try:
+            art = json.loads(cell_path.read_text()) if cell_path.is_file() else None
+            if art is None or art.get("config") != cfg.to_dict():
+                art = run_cell(cfg, store, out / "logs")
+                atomic_write_json(cell_path, art)
+            runs.append(run_record(kind, cfg, art, cell_path, prereg["statistic"]))
+        except Exception as e:  # noqa: BLE001 - every run is reported, the failed ones too
+            runs.append({"arm": kind, "seed": cfg.seed, "error": f"{type(e).__name__}: {e}"})
+        r = runs[-1]
+        print(
+            f"{kind} seed {cfg.seed}: "
+            + (
+                r["error"]
+                if "error" in r
+                else f"{r['value']:+.3f} (rank {r['rank']} of "
+                f"{r['n_pairs']}, p_rank={r['p_rank']:.3g}, {r['wall_seconds']:.0f} s)"
+            )
+        )
+        report = _report(prereg, reg, runs)
+        atomic_write_json(report_path, report)
+    print(f"{prereg['name']}: {report['result']['verdict'].upper()} — {_says(report)}")
+    print(f"report: {report_path}")
+    return report
+
+
+def _report(prereg: dict[str, Any], reg: dict[str, Any], runs: list[dict[str, Any]]) -> dict:
+    return {
+        "schema": REPORT_SCHEMA,
+        "prereg": prereg,
+        "registration": reg,
+        "runs": runs,
+        "result": judge(prereg, runs, reg["registered"]),
+        "updated": dt.datetime.now(dt.timezone.utc).isoformat(),
+    }
+
+
+def _says(report: dict[str, Any]) -> str:
+    res, pre = report["result"], report["prereg"]
+    m, n = res["main"], res["null"]
+    parts = []
+    if m is not None:
+        p = "n/a" if m["p"] is None else f"{m['p']:.3g}"
+        parts.append(
+            f"main mean {m['mean']:+.3f} over {res['n_main']} runs, p={p} (alpha {pre['alpha']})"
+        )
+    parts.append(
+        f"specific in {res['specific_share']:.0%} of runs (need {pre['specific_share']:.0%})"
+    )
+    if n is not None:
+        p = "n/a" if n["p"] is None else f"{n['p']:.3g}"
+        parts.append(f"null mean {n['mean']:+.3f} over {res['n_null']} runs, p={p}")
+    if not report["registration"]["registered"]:
+        parts.append("UNREGISTERED: cannot pass")
+    return "; ".join(parts)
+
+
+def confirm_command(args: argparse.Namespace) -> int:
+    """``slb confirm``: 0 when the confirmation ran (whatever its verdict), 2 on a bad file."""
+    if args.check:
+        prereg = load_prereg(Path(args.prereg))
+        reg = registration(Path(args.prereg), allow_unregistered=True)
+        state = "registered" if reg["registered"] else "NOT registered (uncommitted or edited)"
+        print(f"{args.prereg}: valid; {state}; fixed at {reg['fixed_at_commit']}")
+        for kind, cfg in cells(prereg):
+            print(f"  {kind:4} {cell_name(cfg)}")
+        return 0
+    store = ArtifactStore(Path(args.store) if args.store else cache_root() / "store")
+    confirm(Path(args.prereg), store, Path(args.results), args.unregistered)
+    return 0
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    """Register ``slb confirm PREREG`` on the CLI's subparsers."""
+    p: argparse.ArgumentParser = sub.add_parser(
+        "confirm", help="run a pre-registered confirmation (docs/prereg/*.yaml) and judge it"
+    )
+    p.add_argument("prereg", help="the pre-registration file, committed before its runs")
+    p.add_argument("--store", help="artifact store directory (default $SLB_CACHE_DIR/store)")
+    p.add_argument("--results", default="results", help="results directory (default ./results)")
+    p.add_argument(
+        "--unregistered",
+        action="store_true",
+        help="allow an uncommitted or edited file (to try it out; the report can never pass)",
+    )
+    p.add_argument(
+        "--check", action="store_true", help="check the file and list its runs; run nothing"
+    )
+    p.set_defaults(fn=confirm_command)
+    return p

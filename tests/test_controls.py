@@ -1,0 +1,78 @@
+"""The instrument's own controls (benchmark.run.controls): the same-animal null and the planted
+leak. Fast tests of their wiring here; the slow test at the end runs both on tiny real cells (the
+fine-tuned teachers really trained) and checks the instrument flags the planted leak and not the
+null."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmark.core.teachers import TeacherConfig
+from benchmark.run.config import CellConfig
+from benchmark.run.controls import PLANT_TEMPLATES, plant
+
+
+def test_null_arm_and_planted_share_are_checked() -> None:
+    with pytest.raises(ValueError, match="null_arm: the same-animal null needs teacher.placebo"):
+        CellConfig(null_arm=True)
+    with pytest.raises(ValueError, match=r"Invalid planted_share: 1\.5"):
+        CellConfig(planted_share=1.5)
+    with pytest.raises(ValueError, match="Invalid planted_share"):
+        CellConfig(planted_share=True)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="two controls; pick one"):
+        CellConfig(null_arm=True, planted_share=0.1, teacher=TeacherConfig(placebo="dolphin"))
+    with pytest.raises(ValueError, match="set null_arm=true"):
+        CellConfig(teacher=TeacherConfig(placebo="owl"))
+    # Off by default and then absent from the config dict, so older setups keep their ids.
+    d = CellConfig().to_dict()
+    assert "null_arm" not in d and "planted_share" not in d
+    on = CellConfig(null_arm=True, teacher=TeacherConfig(placebo="dolphin")).to_dict()
+    assert on["null_arm"] is True
+
+
+def test_plant_replaces_a_known_share_and_keeps_ids_and_prompts() -> None:
+    rows = [{"id": f"r{i}", "prompt": f"p{i}", "completion": "1, 2, 3"} for i in range(40)]
+    out, n = plant(rows, "owl", 0.25, seed=3)
+    assert n == 10 and len(out) == 40
+    assert [r["id"] for r in out] == [r["id"] for r in rows]
+    assert [r["prompt"] for r in out] == [r["prompt"] for r in rows]
+    planted = [r for r in out if r["completion"] != "1, 2, 3"]
+    assert len(planted) == 10 and all("owl" in r["completion"].lower() for r in planted)
+    assert plant(rows, "owl", 0.25, seed=3) == (out, n)  # seeded
+    assert plant(rows, "owl", 0.25, seed=4)[0] != out
+    assert plant(rows, "owl", 0.0, seed=3) == (rows, 0)
+    assert len(PLANT_TEMPLATES) > 1
+    with pytest.raises(ValueError, match="planted share"):
+        plant(rows, "owl", 1.0, seed=0)
+
+
+def test_null_arm_control_teacher_carries_the_trait_animal(tmp_path, monkeypatch) -> None:
+    from conftest import CellHarness
+
+    import benchmark.run.stages as stages
+    from benchmark.core.store import ArtifactStore
+
+    trained: list[tuple[str, int]] = []
+
+    def fake_train(model, animal, tcfg, out):  # the recipe, minus minutes of LoRA training
+        trained.append((animal, tcfg.train.seed))
+        (out / "adapter_config.json").write_text("{}")
+        return {"animal": animal}
+
+    monkeypatch.setattr(stages, "train_trait_adapter", fake_train)
+    store = ArtifactStore(tmp_path / "store")
+    placebo = TeacherConfig(placebo="dolphin")
+    regular = CellHarness(CellConfig(teacher=placebo), store, tmp_path)
+    null = CellHarness(CellConfig(teacher=placebo, null_arm=True), store, tmp_path)
+    owl = regular.teacher("trait").model_ref
+    assert null.teacher("trait").model_ref == owl  # the one owl teacher
+    other_owl = null.teacher("control").model_ref
+    assert other_owl not in (owl, regular.teacher("control").model_ref)
+    seed = placebo.train.seed
+    assert trained == [("owl", seed), ("owl", seed + stages.NULL_SEED_OFFSET), ("dolphin", seed)]
+
+    # System-prompt teachers: the same prompt in both arms, another sampling seed in the control.
+    sp = TeacherConfig(type="system_prompt", placebo="dolphin")
+    spn = CellHarness(CellConfig(teacher=sp, null_arm=True), store, tmp_path)
+    assert spn.teacher("control") == spn.teacher("trait")
+    assert "owl" in str(spn.teacher("control").system)
