@@ -3,6 +3,8 @@ runs tests marked gpu (need CUDA + vllm). The default run needs neither network 
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 
@@ -17,6 +19,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason="slow: run with --runslow"))
         if "gpu" in item.keywords and not config.getoption("--rungpu"):
             item.add_marker(pytest.mark.skip(reason="gpu: run with --rungpu"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _store_key():
+    """One fixed store key for the test session, so the stores tests make under tmp_path leave no
+    key files in the user's cache (the key-file tests unset it themselves)."""
+    old = os.environ.get("SLB_STORE_KEY")
+    os.environ["SLB_STORE_KEY"] = "5" * 64
+    yield
+    if old is None:
+        os.environ.pop("SLB_STORE_KEY", None)
+    else:
+        os.environ["SLB_STORE_KEY"] = old
 
 
 @pytest.fixture(scope="session")

@@ -40,6 +40,13 @@ class TeacherSpec:
     seeds: tuple[int, ...] = (0, 1)
 
 
+@pytest.fixture(autouse=True)
+def _key_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Store keys go to a throwaway cache, outside every store under test (not the user's)."""
+    monkeypatch.setenv("SLB_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.delenv("SLB_STORE_KEY", raising=False)
+
+
 def entries(store: ArtifactStore, stage: str) -> list[str]:
     """Every name in the stage dir, hidden temp dirs included."""
     stage_dir = store.root / stage

@@ -5,15 +5,29 @@ from __future__ import annotations
 import multiprocessing as mp
 from pathlib import Path
 
+import pytest
+
 from benchmark.core.store import ArtifactStore
 
 PROCESSES, WRITES = 4, 80
 
 
+@pytest.fixture(autouse=True)
+def _key_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fresh key cache, so the four writers also race to create the store's key."""
+    monkeypatch.setenv("SLB_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.delenv("SLB_STORE_KEY", raising=False)
+
+
 def _writer(root: str, barrier, out) -> None:
-    store = ArtifactStore(Path(root))
+    barrier.wait()  # all four start together, so every key (and the store's secret) is contended
+    try:
+        store = ArtifactStore(Path(root))
+    except Exception as e:  # first use creates the key: a failure there counts too
+        out.put(f"{type(e).__name__}: {e}")
+        out.put(("done", 1, 0))
+        return
     failures, keys = 0, []
-    barrier.wait()  # all four start together, so every key is contended
     for i in range(WRITES):
         spec = {"key": i}
         try:

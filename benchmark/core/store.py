@@ -11,9 +11,15 @@ spec reuses the entry, so a killed run resumes where it stopped::
 An entry (``rows.jsonl`` or the files ``build`` wrote; ``meta.json`` with the hashed spec, file
 sha256s, timings and the caller's keys; a ``.complete`` marker, last) is assembled in a hidden
 ``.tmp-*`` dir and renamed into place, so a crash leaves no half entry (a killed writer may leave
-its ``.tmp-*`` dir: delete it when no run is active). One failing its checksums is moved aside to
-``<key>.corrupt-<timestamp>`` and counts as absent. Concurrent writers of a key race harmlessly
+its ``.tmp-*`` dir: delete it when no run is active). Concurrent writers of a key race harmlessly
 (first rename wins). ``atomic_write_text``/``_json`` do the same for one file.
+
+The marker holds an HMAC-SHA256 of ``meta.json`` (bound to stage and key) under a secret kept
+outside the store (``$SLB_STORE_KEY`` or a per-user key file: :mod:`benchmark.core.store_keys`), so
+code that can write the store but not read the key cannot forge an entry: rewriting a file and its
+checksum breaks the signature. An entry that fails its signature or its checksums is moved aside
+to ``<key>.corrupt-<timestamp>`` with a warning naming it, and counts as absent. Entries written
+before entries were signed (or under another key) fail their signature too: each is recomputed once.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
+from benchmark.core.store_keys import StoreError, marker, marker_problem, store_key
+
 if TYPE_CHECKING:
     import datasets
 
@@ -51,10 +59,6 @@ _RESERVED = frozenset("store_version stage key kind spec files n_rows created wa
 # Stage names and keys become path components: no separators, no "..", no hidden names.
 _STAGE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 _KEY_RE = re.compile(r"[0-9a-f]{16}\Z")
-
-
-class StoreError(RuntimeError):
-    """The store cannot do what was asked: unwritable root, missing or inconsistent entry."""
 
 
 def _canonical(obj: Any, where: str = "spec") -> Any:
@@ -94,7 +98,7 @@ def _fsync(path: Path) -> None:
 
 
 def _put(path: Path, text: str) -> None:
-    path.write_text(text, encoding="utf-8")
+    path.write_bytes(text.encode("utf-8"))  # bytes: what the store signs is what lies on disk
     _fsync(path)
 
 
@@ -151,6 +155,8 @@ class ArtifactStore:
                 raise PermissionError("no write permission")
         except OSError as exc:
             raise StoreError(f"artifact store root {self.root} is not writable: {exc}") from exc
+        # Loaded once: a store sent to another process (a Ray worker) signs with the same secret.
+        self._secret = store_key(self.root)
 
     def key(self, stage: str, spec: Spec) -> str:
         """``stable_hash(spec)``; ``stage`` namespaces it by directory, not in the hash."""
@@ -183,10 +189,14 @@ class ArtifactStore:
         return self._write(stage, spec, "dir", lambda tmp: ({}, build(tmp)), None)
 
     def read_meta(self, stage: str, key: str) -> Meta:
+        """The entry's meta, its signature checked on the bytes read."""
         final = self.path(stage, key)
         if not (final / MARKER).is_file():
             raise StoreError(f"no finished artifact at {final}")
-        return dict(json.loads((final / META).read_text("utf-8")))
+        data, problem = _signed_meta(final, stage, key, self._secret)
+        if problem:
+            raise StoreError(f"{final}: {problem}; has() will move it aside")
+        return dict(json.loads(data))
 
     def read_rows(self, stage: str, key: str) -> list[Row]:
         """The stored rows; the checksum is re-checked on the bytes read (no second pass)."""
@@ -205,9 +215,12 @@ class ArtifactStore:
         Pass ``features`` where entries must line up (concatenation, a fixed schema)."""
         import datasets  # lazy: the leaderboard and CLI import this module without needing it
 
-        if self.read_meta(stage, key)["n_rows"] == 0:  # the JSON loader fails on an empty file
+        meta, path = self.read_meta(stage, key), self.path(stage, key) / ROWS
+        if _sha256_file(path) != meta["files"][ROWS]:
+            raise StoreError(f"{path} does not match its checksum; has() will move it aside")
+        if meta["n_rows"] == 0:  # the JSON loader fails on an empty file
             return datasets.Dataset.from_dict({k: [] for k in features or {}}, features=features)
-        return datasets.Dataset.from_json(str(self.path(stage, key) / ROWS), features=features)
+        return datasets.Dataset.from_json(str(path), features=features)
 
     def cached(
         self, stage: str, spec: Spec, compute: Callable[[], tuple[list[Row], Meta]]
@@ -253,8 +266,10 @@ class ArtifactStore:
             meta["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
             wall = time.perf_counter() - start if wall_seconds is None else wall_seconds
             meta["wall_seconds"] = round(wall, 3)
-            _put(tmp / META, json.dumps(meta, indent=2, ensure_ascii=False))
-            _put(tmp / MARKER, key)  # last: it is what makes the entry real
+            text = json.dumps(meta, indent=2, ensure_ascii=False)
+            _put(tmp / META, text)
+            # Last: it is what makes the entry real, and what vouches for meta.json's checksums.
+            _put(tmp / MARKER, marker(self._secret, stage, key, text.encode("utf-8")))
             _fsync(tmp)
             # A sound existing entry means a concurrent writer won; a corrupt one is moved aside.
             if final.exists() and self._verify(stage, key, kind):
@@ -283,7 +298,7 @@ class ArtifactStore:
             # Absent is not corrupt: an entry appears whole (one rename), so a check that found
             # nothing must not move aside the entry a concurrent writer renames in meanwhile.
             return False
-        if (problem := _problem(final, key, kind)) is None:
+        if (problem := _problem(final, stage, key, kind, self._secret)) is None:
             return True
         aside = final.with_name(f"{key}.corrupt-{datetime.now():%Y%m%dT%H%M%S%f}")
         try:
@@ -294,14 +309,27 @@ class ArtifactStore:
         return False
 
 
-def _problem(final: Path, key: str, kind: str) -> str | None:
-    """Why the entry at ``final`` cannot be trusted, or None if it can."""
+def _signed_meta(final: Path, stage: str, key: str, secret: bytes) -> tuple[bytes, str | None]:
+    """``meta.json``'s bytes and, if its signature in the marker does not hold, why."""
     try:
-        meta = json.loads((final / META).read_text("utf-8"))
+        found = (final / MARKER).read_bytes()
+        data = (final / META).read_bytes()
+    except OSError as exc:
+        return b"", f"no .complete marker or no meta.json ({exc.strerror})"
+    return data, marker_problem(secret, stage, key, data, found)
+
+
+def _problem(final: Path, stage: str, key: str, kind: str, secret: bytes) -> str | None:
+    """Why the entry at ``final`` cannot be trusted, or None if it can."""
+    data, problem = _signed_meta(final, stage, key, secret)
+    if problem:
+        return problem
+    try:
+        meta = json.loads(data)
         files, found_kind = dict(meta["files"]), meta["kind"]
-        if not (final / MARKER).is_file() or meta["key"] != key:
-            return "no .complete marker, or meta.json names another key"
-    except (OSError, ValueError, TypeError, KeyError) as exc:
+        if meta["key"] != key:
+            return "meta.json names another key"
+    except (ValueError, TypeError, KeyError) as exc:
         return f"unreadable meta.json ({exc!r})"
     if found_kind != kind:  # one stage name used for rows and for dirs: a caller bug, not damage
         raise StoreError(f"{final} holds a {found_kind} artifact, not {kind}")

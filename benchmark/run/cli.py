@@ -28,7 +28,7 @@ import leaderboard
 from benchmark.core.models import EMBEDDED, ModelError, cache_root
 from benchmark.core.store import ArtifactStore, StoreError, atomic_write_json
 from benchmark.core.teachers import TeacherConfig
-from benchmark.run import catalog, cli_args
+from benchmark.run import blind, catalog, cli_args
 from benchmark.run.cell import run_cell, run_until
 from benchmark.run.confirm import add_parser as add_confirm_parser
 from benchmark.run.executors import get_executor
@@ -89,6 +89,7 @@ def cmd_suite(args: argparse.Namespace) -> int:
     traits = [catalog.check_trait(t) for t in cli_args.csv(args.traits) or []] or None
     tasks = [catalog.check_task(t) for t in cli_args.csv(args.tasks) or []] or None
     cli_args.writable(Path(args.results) / args.name, "--results")
+    traits, record = blind.traits_from_args(args, traits)
     summary = run_suite(
         args.name,
         _store(args),
@@ -99,6 +100,7 @@ def cmd_suite(args: argparse.Namespace) -> int:
         overrides=_overrides(args),
         settings=args.settings,
         executor=_executor(args),
+        record=record,
     )
     return 1 if summary["errors"] else 0
 
@@ -285,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seeds", help="comma-separated seeds (default: the suite's)")
     s.add_argument("--traits", help="comma-separated trait animals (default: the suite's)")
     s.add_argument("--tasks", help="comma-separated tasks (default: the suite's)")
+    blind.add_arguments(s)
     common(s)
     executor_args(s)
     s.set_defaults(fn=cmd_suite)

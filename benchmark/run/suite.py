@@ -144,6 +144,7 @@ def run_suite(
     tasks: list[str] | None = None,
     settings: list[str] | None = None,
     executor: Executor | None = None,
+    record: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run every (task, defense, trait, seed) cell of suite ``name`` (or of the given ``tasks`` /
     ``defenses`` / ``traits`` / ``seeds`` instead of the suite's) into ``results_dir/name/``;
@@ -151,7 +152,8 @@ def run_suite(
     :func:`benchmark.run.config.apply_settings`) apply to each cell's preset config. Cells run on
     ``executor`` (default: in this process, in order; see ``benchmark.run.executors``). A failed cell
     is recorded in ``summary.json`` ``errors`` (with the stage, hook and arm when a defense
-    failed) and the others still run; finished stages stay in the store."""
+    failed) and the others still run; finished stages stay in the store. ``record`` joins
+    ``summary.json`` as it is (e.g. ``blind_traits``, ``benchmark.run.blind``)."""
     if name not in SUITES:
         raise unknown("suite", name, sorted(SUITES))
     spec = SUITES[name]
@@ -189,7 +191,8 @@ def run_suite(
     for o in executor.map(prep, [cfgs[i] for i in teachers], [needs_gpu[i] for i in teachers]):
         if o.error is not None:
             log.warning("trait teacher for %s failed: %s", cell_name(o.item), o.error)
-    summary: dict[str, Any] = {"suite": name, "cells": [], "pooled": [], "errors": []}
+    summary: dict[str, Any] = {"suite": name, **(record or {}), "cells": [], "pooled": []}
+    summary["errors"] = []
     finished: dict[str, dict[str, Any]] = {}
     run = functools.partial(run_cell, store=store, log_dir=out_dir / "logs")
     for o in executor.map(run, cfgs, needs_gpu):
