@@ -76,3 +76,26 @@ def test_null_arm_control_teacher_carries_the_trait_animal(tmp_path, monkeypatch
     spn = CellHarness(CellConfig(teacher=sp, null_arm=True), store, tmp_path)
     assert spn.teacher("control") == spn.teacher("trait")
     assert "owl" in str(spn.teacher("control").system)
+
+
+@pytest.mark.slow
+def test_instrument_flags_the_planted_leak_and_not_the_same_animal_null(tmp_path) -> None:
+    """Tiny real cells (the first-run preset; the fine-tuned owl, dolphin and second owl teachers
+    really trained): a quarter of the trait arm's rows planted with owl praise must come out as
+    a specific leak; the same-animal null must not. Fixed seeds: CPU runs are deterministic."""
+    from benchmark.core.store import ArtifactStore
+    from benchmark.run.cell import run_cell
+    from benchmark.run.presets import preset
+
+    store = ArtifactStore(tmp_path / "store")
+    settings = ["eval.eval_base=false"]
+    planted = run_cell(preset("first", settings, planted_share=0.25), store, tmp_path / "logs")
+    null = run_cell(preset("first", settings, null_arm=True), store, tmp_path / "logs")
+    assert planted["data"]["trait"]["planted"] == round(
+        0.25 * planted["data"]["trait"]["trained_on"]
+    )
+    p, n = planted["leakage"]["teacher_forced"], null["leakage"]["teacher_forced"]
+    assert p["own_animal"]["log_odds_diff"] > 0 and p["own_animal"]["log_odds_p_value"] < 0.05
+    assert p["specificity"]["specific"], p["specificity"]
+    assert not n["specificity"]["specific"], n["specificity"]
+    assert abs(n["own_animal"]["log_odds_diff"]) < p["own_animal"]["log_odds_diff"]

@@ -1,0 +1,144 @@
+"""slb confirm (benchmark.run.confirm): the file is checked and must be committed; every run is
+kept and reported; the verdict follows the file's own rule. Cells are faked here (the real ones
+take minutes each); the pre-registered runs themselves are in docs/results.md."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import benchmark.run.confirm as cf
+from benchmark.core.store import ArtifactStore
+
+PREREG = """\
+schema: slb.prereg/1
+name: t
+suite: quick
+task: numbers
+trait: owl
+settings: [n_prompts=16]
+seeds: [10, 11, 12, 13, 14, 15]
+null_seeds: [20, 21]
+statistic: own_animal
+test: t_and_sign_flip
+alpha: 0.05
+specific_share: 0.8
+null_alpha: 0.05
+"""
+
+
+def _repo(tmp_path: Path, text: str = PREREG, commit: bool = True) -> Path:
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    f = tmp_path / "p.yaml"
+    f.write_text(text)
+    if commit:
+        git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
+        subprocess.run([*git, "add", "p.yaml"], check=True)
+        subprocess.run([*git, "commit", "-q", "-m", "prereg"], check=True)
+    return f
+
+
+def _art(cfg, value: float, p_rank: float) -> dict:
+    spec = {"rank": 1, "n_alternatives": 551, "p_rank": p_rank}
+    tf = {"own_animal": {"log_odds_diff": value}, "specificity": spec}
+    return {
+        "config": cfg.to_dict(),
+        "leakage": {"teacher_forced": tf},
+        "run_info": {"wall_seconds": 1.0},
+    }
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ("schema: slb.prereg/2", "schema 'slb.prereg/2'"),
+        ("alpha: 2", "'alpha' must be in"),
+        ("seeds: [1, 2]", "at least 6 runs"),
+        ("seeds: [1, 1, 2, 3, 4, 5]", "repeats a seed"),
+        ("statistic: owl_contrast", "statistic 'owl_contrast'"),
+        ("trait: owel", "owel"),
+        ("colour: red", "unknown field 'colour'"),
+    ],
+)
+def test_bad_files_are_refused_naming_the_field(tmp_path: Path, edit: str, message: str) -> None:
+    key = edit.split(":")[0]
+    lines = [ln for ln in PREREG.splitlines() if not ln.startswith(key + ":")] + [edit]
+    f = tmp_path / "p.yaml"
+    f.write_text("\n".join(lines))
+    with pytest.raises(ValueError, match=message):
+        cf.load_prereg(f)
+
+
+def test_uncommitted_or_edited_file_is_refused(tmp_path: Path) -> None:
+    f = _repo(tmp_path, commit=False)
+    with pytest.raises(ValueError, match="not committed"):
+        cf.registration(f, allow_unregistered=False)
+    assert cf.registration(f, allow_unregistered=True)["registered"] is False
+    f = _repo(tmp_path / "b")
+    assert cf.registration(f, allow_unregistered=False)["registered"] is True
+    f.write_text(PREREG + "# edited\n")
+    with pytest.raises(ValueError, match="changed since its last commit"):
+        cf.registration(f, allow_unregistered=False)
+
+
+def test_confirm_runs_every_cell_keeps_them_and_judges(tmp_path: Path, monkeypatch) -> None:
+    f = _repo(tmp_path / "repo")
+    ran: list[tuple[bool, int]] = []
+
+    def fake_run(cfg, store, log_dir):
+        ran.append((cfg.null_arm, cfg.seed))
+        if cfg.null_arm:
+            return _art(cfg, 0.05 if cfg.seed % 2 else -0.04, 0.5)
+        if cfg.seed == 15:
+            raise RuntimeError("boom")
+        return _art(cfg, 0.3 + cfg.seed / 100, 0.01)
+
+    monkeypatch.setattr(cf, "prepare_teacher", lambda cfg, store, log_dir: "t")
+    monkeypatch.setattr(cf, "run_cell", fake_run)
+    store = ArtifactStore(tmp_path / "store")
+    rep = cf.confirm(f, store, tmp_path / "res")
+    assert ran[:4] == [(False, 10), (True, 20), (False, 11), (True, 21)]  # interleaved
+    assert len(rep["runs"]) == 8 and "boom" in rep["runs"][-1]["error"]
+    assert rep["result"]["verdict"] == "incomplete"  # a failed run is missing, never a pass
+    assert rep["registration"]["fixed_at_commit"]
+    saved = json.loads((tmp_path / "res" / "confirm" / "t" / "report.json").read_text())
+    assert saved["result"] == rep["result"]
+
+    # Resumed: finished cells are read back, only the failed one runs again.
+    ran.clear()
+    monkeypatch.setattr(
+        cf, "run_cell", lambda cfg, store, log_dir: ran.append(cfg.seed) or _art(cfg, 0.5, 0.01)
+    )
+    rep = cf.confirm(f, store, tmp_path / "res")
+    assert ran == [15]
+    res = rep["result"]
+    assert res["verdict"] == "pass" and res["n_main"] == 6 and res["n_null"] == 2
+    assert res["checks"] == {
+        "positive_over_runs": True,
+        "specific_in_enough_runs": True,
+        "null_not_significant": True,
+    }
+
+
+def test_judge_fails_on_a_significant_null_or_too_few_specific_runs() -> None:
+    prereg = {
+        "seeds": list(range(6)),
+        "null_seeds": [0, 1, 2],
+        "alpha": 0.05,
+        "specific_share": 0.8,
+        "null_alpha": 0.05,
+    }
+    main = [{"arm": "main", "value": 0.4 + i / 50, "specific": i > 1} for i in range(6)]
+    null = [{"arm": "null", "value": 0.4 + i / 50} for i in range(3)]
+    res = cf.judge(prereg, main + null, registered=True)
+    assert res["verdict"] == "fail"
+    assert res["checks"]["specific_in_enough_runs"] is False  # 4 of 6 < 0.8
+    assert res["checks"]["null_not_significant"] is False
+    good = [{**r, "specific": True} for r in main] + [
+        {"arm": "null", "value": v} for v in (0.1, -0.12, 0.03)
+    ]
+    assert cf.judge(prereg, good, registered=True)["verdict"] == "pass"
+    assert cf.judge(prereg, good, registered=False)["verdict"] == "fail"  # unregistered
