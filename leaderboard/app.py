@@ -323,7 +323,15 @@ def examples_section(mine: list[CellResult]) -> None:
 
 def logs_section(mine: list[CellResult]) -> None:
     st.markdown("**Inspect logs**")
-    dirs = sorted({str(Path(p).parent) for c in mine for ps in c.inspect_logs.values() for p in ps})
+    # A relative log path (written so) lies under its artifact's folder.
+    dirs = sorted(
+        {
+            str((Path(c.path).parent / p).parent)
+            for c in mine
+            for ps in c.inspect_logs.values()
+            for p in ps
+        }
+    )
     if not dirs:
         st.info("No Inspect log paths recorded.")
         return

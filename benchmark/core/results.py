@@ -293,6 +293,24 @@ def integrity_block(
     }
 
 
+def with_relative_logs(art: dict[str, Any], folder: Path | str) -> dict[str, Any]:
+    """``art`` with each Inspect log path that lies under ``folder`` (where the artifact is
+    written) made relative to it, so a committed results folder keeps working links to its logs
+    on another machine (readers resolve a relative path against the artifact's folder)."""
+    root = Path(folder).resolve()
+
+    def rel(p: str) -> str:
+        try:
+            return Path(p).resolve().relative_to(root).as_posix()
+        except ValueError:  # elsewhere (a log reused from another results folder): as it was
+            return p
+
+    logs = art.get("inspect_logs")
+    if not isinstance(logs, dict):
+        return art
+    return {**art, "inspect_logs": {k: [rel(str(p)) for p in v] for k, v in logs.items()}}
+
+
 def utility_block(utility: dict[str, Any] | None) -> dict[str, Any] | None:
     """The students' quality on the task (``Cell.utility``): per arm and their mean as ``score``."""
     if not utility:

@@ -43,7 +43,7 @@ from typing import Any
 import yaml
 
 from benchmark.core.models import cache_root
-from benchmark.core.results import ALPHA, OWN_ANIMAL, SPECIFICITY
+from benchmark.core.results import ALPHA, OWN_ANIMAL, SPECIFICITY, with_relative_logs
 from benchmark.core.stats.paired import paired_test
 from benchmark.core.store import ArtifactStore, atomic_write_json
 from benchmark.run.cell import prepare_teacher, run_cell
@@ -252,6 +252,7 @@ def confirm(path: Path, store: ArtifactStore, results: Path, allow_unregistered:
             art = json.loads(cell_path.read_text()) if cell_path.is_file() else None
             if art is None or art.get("config") != cfg.to_dict():
                 art = run_cell(cfg, store, out / "logs")
+                art = with_relative_logs(art, out)
                 atomic_write_json(cell_path, art)
             runs.append(run_record(kind, cfg, art, cell_path, prereg["statistic"]))
         except Exception as e:  # noqa: BLE001 - every run is reported, the failed ones too
