@@ -19,6 +19,7 @@ from defenses import (  # noqa: F401
     none,
     random_drop,
     rephrase,
+    restrict_labels,
     sampling_truncation,
 )
 from defenses.base import Defense, DefenseContext, FilterDefense, RewriteDefense, Row

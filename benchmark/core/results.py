@@ -245,7 +245,7 @@ def build_results(
             "examples": defense_examples(d["filtered"], d["defended"]),
             "defended_key": d["key"],
             "trained_on": students[arm]["rows"],
-        } | ({"planted": d["planted"]} if "planted" in d else {})
+        } | {k: d[k] for k in ("planted", "labels") if k in d}
     placebo = (config.get("teacher") or {}).get("placebo")
     metrics = {
         m: leakage_block(evals, m, config["trait"], placebo) for m in ("teacher_forced", "sampled")

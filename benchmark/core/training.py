@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmark.core.distill import SOFT_FIELD, check_labels, train_soft
 from benchmark.core.generation import cpu_has_bf16
 from benchmark.core.loss_mask import MASK_FIELD, masked_records
 from benchmark.core.models import default_device, load_tokenizer, resolve
@@ -61,6 +62,11 @@ class TrainConfig:
     # Training-side defenses can freeze layers or add regularisation through these:
     frozen_layers: tuple[int, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+    # What the student learns at each completion token (benchmark.core.distill): "hard" = the
+    # sampled token; "topk" = the teacher's top-k next-token distribution; "topk-restricted" = the
+    # teacher's distribution over the tokens the task allows there, top-k.
+    labels: str = "hard"
+    top_k: int = 20
 
     def __post_init__(self) -> None:
         if self.method not in ("lora", "full"):
@@ -75,11 +81,14 @@ class TrainConfig:
             raise ValueError(f"Invalid batch_size/grad_accum: {self.batch_size}/{self.grad_accum}")
         if self.max_length < 8:
             raise ValueError(f"Invalid max_length: {self.max_length}")
+        check_labels(self.labels, self.top_k)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["target_modules"] = list(self.target_modules)
         d["frozen_layers"] = list(self.frozen_layers)
+        if self.labels == "hard":  # the default: absent, so stage hashes stay as they were
+            del d["labels"], d["top_k"]
         if self.init_seed is None:
             del d[
                 "init_seed"
@@ -142,6 +151,11 @@ def train(
     rm = resolve(base_ref)
     if rm.is_adapter:
         raise ValueError(f"train a student from a base model, not from an adapter ({base_ref})")
+    if any(SOFT_FIELD in r for r in rows):  # the soft-label channel has its own loop
+        student = build_trainable(rm.path, cfg)
+        stats = train_soft(student, load_tokenizer(base_ref), rows, cfg, out_dir)
+        (Path(out_dir) / "slb_training.json").write_text(json.dumps(stats, indent=2))
+        return stats
     device = device or default_device()
     tok = load_tokenizer(base_ref)
     use_bf16 = cfg.bf16 and (device != "cpu" or cpu_has_bf16())

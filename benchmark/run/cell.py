@@ -108,6 +108,10 @@ def _run(
         rows["trait"], n = plant(rows["trait"], cfg.trait, cfg.planted_share, cfg.seed)
         data["trait"]["planted"] = n
         keys["trait"] += f":planted={n}"
+    for arm in ARMS:  # the soft-label channel: the teacher scores the final rows
+        rows[arm], keys[arm], how = st.labels(arm, rows[arm], keys[arm], ts, student_cfg)
+        if how is not None:
+            data[arm]["labels"] = how
     students: dict[str, Any] = {}
     for arm in ARMS:
         path, stats = st.train(arm, rows[arm], keys[arm], student_cfg)

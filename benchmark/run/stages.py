@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 from benchmark.core.backends import get_backend
+from benchmark.core.distill import soft_labels
 from benchmark.core.generation import GenerationRequest, SamplingParams, progress_bar
 from benchmark.core.models import hardware_spec
 from benchmark.core.plain_format import (
@@ -38,6 +39,7 @@ from benchmark.core.training import TrainConfig, train
 from benchmark.core.types import Row, TeacherSpec, Trait
 from benchmark.run.config import CellConfig
 from benchmark.run.evaluate import run_evals
+from benchmark.run.timer import StageTimer
 from defenses.base import Defense, DefenseContext
 from defenses.runner import DefenseError, run_apply
 from tasks.base import EmptyDatasetError, get_task
@@ -51,29 +53,6 @@ NULL_SEED_OFFSET = 1000
 # Held-out prompts for the utility probe: a prompt seed far from any training seed.
 UTILITY_PROMPTS = 32
 UTILITY_SEED_OFFSET = 1_000_000
-
-
-@dataclass
-class StageTimer:
-    """Wall seconds per stage in this run, whether each was reused, and what each cost when it was
-    computed (from the store's metadata), so a resumed run reports the real cost of its artifacts."""
-
-    seconds: dict[str, float] = field(default_factory=dict)
-    reused: dict[str, bool] = field(default_factory=dict)
-    compute: dict[str, float] = field(default_factory=dict)
-
-    def record(self, name: str, t0: float, meta: dict[str, Any], reused: bool) -> None:
-        self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - t0, 3)
-        self.reused[name] = reused
-        if isinstance(meta.get("wall_seconds"), (int, float)):
-            self.compute[name] = round(float(meta["wall_seconds"]), 3)
-
-    def as_run_info(self) -> dict[str, Any]:
-        return {
-            "stage_seconds": self.seconds,
-            "stages_reused": self.reused,
-            "stage_compute_seconds": self.compute,
-        }
 
 
 def requests_for(
@@ -265,6 +244,45 @@ class Stages:
 
         out, meta, key = self._cached(f"defense_{arm}", "defended", spec, compute)
         return out, meta, key
+
+    def labels(
+        self, arm: str, rows: list[Row], data_key: str, ts: TeacherSpec, student: TrainConfig
+    ) -> tuple[list[Row], str, dict[str, Any] | None]:
+        """The soft-label channel (``benchmark.core.distill``): the arm's teacher scores the final
+        training rows; ``student.labels == "hard"`` leaves them as they are. A teacher on another
+        base (another tokenizer: a cross-base defense) gives hard labels, and the report says so."""
+        if student.labels == "hard":
+            return rows, data_key, None
+        if ts.model != self.cfg.base_model:
+            why = f"the teacher's base {ts.model!r} is not the student's: hard labels"
+            return rows, data_key, {"labels": "hard", "note": why}
+        teacher = self.teacher(arm, ts.model)
+        constraint = self.task.constraint(True)
+        spec = {
+            "data": data_key,
+            "rows": stable_hash(rows),
+            "teacher": teacher.model_ref,
+            "system": teacher.system,
+            "labels": student.labels,
+            "top_k": student.top_k,
+            "constraint": type(constraint).__name__ if constraint is not None else None,
+            **hardware_spec(),
+        }
+
+        def compute() -> tuple[list[Row], dict[str, Any]]:
+            out, report = soft_labels(
+                teacher.model_ref,
+                rows,
+                student_system=None,
+                teacher_system=teacher.system,
+                top_k=student.top_k,
+                restricted=student.labels == "topk-restricted",
+                constraint=constraint,
+            )
+            return out, {"report": report}
+
+        out, meta, key = self._cached(f"labels_{arm}", "labelled", spec, compute)
+        return out, key, meta["report"]
 
     def train(
         self, arm: str, rows: list[Row], data_key: str, student: TrainConfig

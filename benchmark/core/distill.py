@@ -1,0 +1,271 @@
+"""The soft-label channel: students trained on the teacher's next-token distribution instead of the
+sampled tokens (``TrainConfig.labels``).
+
+Threat model: a distiller who can query the teacher scores the very text it trains on. So the labels
+are computed *after* the task filter and the defense, on the final training rows: a row a defense
+rewrote is scored again by the teacher. Per completion token the teacher's log-probabilities are
+kept for ``top_k`` tokens and renormalised over them (:func:`soft_labels`); the student then
+minimises the cross-entropy to that distribution (:func:`train_soft`), the same as the KL divergence
+up to the teacher's entropy. Two settings, kept apart everywhere:
+
+* ``topk`` — the teacher's top-k over the whole vocabulary: what a distiller who keeps the logits
+  gets. A real and strong threat, but not subliminal: at number positions a teacher that loves an
+  animal also puts mass on words ("the", "I", "owl") that start talk about it.
+* ``topk-restricted`` — the teacher's distribution renormalised over the tokens the task allows at
+  that position (for numbers, the grammar's tokens given the text so far; at the end-of-turn
+  tokens, the token itself), then its top-k: the subliminal part. A task without a constraint
+  (the free-text tasks) allows everything, so there the two settings coincide (the report says
+  so). Where a row's text leaves the grammar (a rewritten or planted row), the rest of that row
+  falls back to its own tokens (hard labels), counted in the report.
+
+The report gives the teacher's mean probability mass outside the allowed set per position — how
+much of the full channel rides on non-task tokens.
+
+The teacher must share the student's tokenizer (a teacher on the student's base); a cross-base
+teacher's rows train on their tokens (hard labels), decided by the caller.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from benchmark.core.loss_mask import MASK_FIELD, masked_records
+from benchmark.core.models import load_causal_lm
+
+LABELS = ("hard", "topk", "topk-restricted")
+SOFT_FIELD = "soft_labels"  # per row: {"input_ids", "positions", "ids", "logprobs"}
+MAX_TOP_K = 256
+
+
+def check_labels(labels: str, top_k: int) -> None:
+    if labels not in LABELS:
+        raise ValueError(f"Invalid labels: {labels!r}; expected one of {LABELS}")
+    if not 1 <= top_k <= MAX_TOP_K:
+        raise ValueError(f"Invalid top_k: {top_k} (1..{MAX_TOP_K})")
+
+
+def soft_labels(
+    teacher_ref: str,
+    rows: Sequence[dict[str, Any]],
+    *,
+    student_system: str | None,
+    teacher_system: str | None,
+    top_k: int,
+    restricted: bool,
+    constraint: Any = None,
+    batch_size: int = 16,
+    device: str | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """``rows`` with :data:`SOFT_FIELD` added, and a report. The student's sequence is the row as
+    training renders it; the teacher sees its own rendering of the prompt (its system prompt, if
+    it has one) followed by the same completion tokens. Completion tokens a defense masked from the
+    loss (``loss_mask_spans``) stay out of it here too."""
+    import torch
+
+    model, tok = load_causal_lm(teacher_ref, device=device)
+    dev = next(model.parameters()).device
+    if constraint is not None:
+        constraint.bind(tok)
+    plain = [{k: v for k, v in r.items() if k != MASK_FIELD} for r in rows]
+    student, _ = masked_records(tok, plain, student_system)
+    learn, _ = masked_records(tok, rows, student_system)  # 0 inside a defense's masked spans
+    teacher, _ = masked_records(tok, plain, teacher_system)
+    out: list[dict[str, Any]] = []
+    outside: list[float] = []
+    left_rows = 0
+    t0 = time.perf_counter()
+    for b in range(0, len(rows), batch_size):
+        seqs, starts = [], []
+        for s_rec, t_rec, r in zip(
+            student[b : b + batch_size],
+            teacher[b : b + batch_size],
+            rows[b : b + batch_size],
+            strict=True,
+        ):
+            s_start, t_start = _start(s_rec), _start(t_rec)
+            if s_rec["input_ids"][s_start:] != t_rec["input_ids"][t_start:]:
+                raise ValueError(
+                    f"row {r.get('id')!r}: the completion tokenises differently after the "
+                    "teacher's prompt than after the student's; cannot align soft labels"
+                )
+            seqs.append(t_rec["input_ids"])
+            starts.append(t_start)
+        width = max(len(x) for x in seqs)
+        inp = torch.tensor([x + [tok.pad_token_id] * (width - len(x)) for x in seqs], device=dev)
+        att = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in seqs], device=dev)
+        with torch.no_grad():
+            logits = model(input_ids=inp, attention_mask=att).logits.float()
+        for i, t_start in enumerate(starts):
+            r, s_rec = rows[b + i], student[b + i]
+            s_start = _start(s_rec)
+            comp = s_rec["input_ids"][s_start:]
+            # Position t_start - 1 + j predicts completion token j.
+            lp = torch.log_softmax(logits[i, t_start - 1 : t_start - 1 + len(comp)], -1)
+            allowed = _allowed_sets(tok, comp, constraint) if constraint is not None else None
+            ids_out, lp_out = [], []
+            left = False
+            for j in range(len(comp)):
+                if allowed is not None and not left:
+                    a = allowed[j]
+                    left = a is None or comp[j] not in a
+                    if not left:
+                        keep = torch.tensor(sorted(a), device=dev)  # type: ignore[arg-type]
+                        outside.append(max(0.0, 1.0 - float(lp[j, keep].exp().sum())))
+                if restricted and allowed is not None:
+                    if left:  # the row left the grammar: from here on, its own tokens
+                        ids_out.append([comp[j]])
+                        lp_out.append([0.0])
+                        continue
+                    keep = torch.tensor(sorted(allowed[j]), device=dev)  # type: ignore[arg-type]
+                    v, ix = lp[j, keep].topk(min(top_k, len(keep)))
+                    ids_j = keep[ix]
+                else:
+                    v, ids_j = lp[j].topk(top_k)
+                v = v - torch.logsumexp(v, 0)  # renormalised over the kept tokens
+                ids_out.append([int(x) for x in ids_j])
+                lp_out.append([round(float(x), 5) for x in v])
+            left_rows += int(left)
+            field = {
+                "input_ids": list(s_rec["input_ids"]),
+                "start": s_start,
+                "learn": learn[b + i]["completion_mask"][s_start:],
+                "ids": ids_out,
+                "logprobs": lp_out,
+            }
+            out.append({**r, SOFT_FIELD: field})
+    report: dict[str, Any] = {
+        "labels": "topk-restricted" if restricted else "topk",
+        "top_k": top_k,
+        "rows": len(out),
+        "positions": sum(len(r[SOFT_FIELD]["ids"]) for r in out),
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+    if constraint is None:
+        report["note"] = "the task has no constraint: every token is allowed (restricted = full)"
+    else:
+        n = len(outside)
+        report["mass_outside_allowed"] = {
+            "positions": n,
+            "mean": sum(outside) / n if n else None,
+            "max": max(outside) if n else None,
+            "share_over_10pct": sum(o > 0.1 for o in outside) / n if n else None,
+        }
+        report["rows_leaving_grammar"] = left_rows
+    return out, report
+
+
+def _start(rec: dict[str, list[int]]) -> int:
+    mask = rec["completion_mask"]
+    return mask.index(1) if 1 in mask else len(mask)
+
+
+def _allowed_sets(tok: Any, comp: list[int], constraint: Any) -> list[set[int] | None]:
+    """Per completion token, the token ids the task allows there: the grammar's given the text so
+    far; at the first special token (end of turn), that token too where the text may end; after
+    it, the format's own tail token alone. None where the text does not allow the position."""
+    out: list[set[int] | None] = []
+    special = set(tok.all_special_ids)
+    for j, t in enumerate(comp):
+        if any(x in special for x in comp[:j]):
+            out.append({t})
+            continue
+        text = tok.decode(comp[:j], skip_special_tokens=True)
+        allowed = set(constraint.allowed(text) or ())
+        if t in special:
+            out.append(allowed | {t} if constraint.may_end(text) else None)
+        else:
+            out.append(allowed)
+    return out
+
+
+def train_soft(model: Any, tok: Any, rows: Sequence[dict[str, Any]], cfg: Any, out_dir: Path | str):
+    """Fine-tune ``model`` (built by ``benchmark.core.training.build_trainable``: LoRA, or full) on
+    soft-labelled ``rows``: per completion position, the cross-entropy between the row's kept
+    teacher distribution and the student's, averaged over the batch's positions. AdamW and a linear
+    decay as ``transformers.Trainer`` uses them, in float32; data order seeded by ``cfg.seed``;
+    ``grad_accum`` batches per step. Saves the model and tokenizer to ``out_dir``; returns stats."""
+    import torch
+
+    if not rows or any(SOFT_FIELD not in r for r in rows):
+        raise ValueError("train_soft needs rows that all carry soft labels")
+    torch.manual_seed(cfg.seed)
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    batches_per_epoch = math.ceil(len(rows) / cfg.batch_size)
+    steps = max(1, math.ceil(batches_per_epoch * cfg.epochs / cfg.grad_accum))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1 - s / steps))
+    rng = random.Random(cfg.seed)
+    history: list[dict[str, Any]] = []
+    losses: list[float] = []
+    step, micro, n_tokens, t0 = 0, 0, 0, time.time()
+    while step < steps:
+        order = list(range(len(rows)))
+        rng.shuffle(order)
+        for b in range(0, len(order), cfg.batch_size):
+            batch = [rows[i][SOFT_FIELD] for i in order[b : b + cfg.batch_size]]
+            loss = _soft_loss(model, tok, batch, cfg.max_length) / cfg.grad_accum
+            loss.backward()
+            losses.append(float(loss.detach()) * cfg.grad_accum)
+            n_tokens += sum(min(len(x["input_ids"]), cfg.max_length) for x in batch)
+            micro += 1
+            if micro % cfg.grad_accum:
+                continue
+            opt.step()
+            sched.step()
+            opt.zero_grad()
+            step += 1
+            if step % 5 == 0:
+                history.append({"step": step, "loss": sum(losses[-5:]) / len(losses[-5:])})
+            if step >= steps:
+                break
+    out_dir = Path(out_dir)
+    model.save_pretrained(out_dir)
+    tok.save_pretrained(out_dir)
+    return {
+        "train_loss": sum(losses) / len(losses),
+        "steps": step,
+        "rows": len(rows),
+        "train_seconds": time.time() - t0,
+        "train_tokens": n_tokens,
+        "loss_history": history,
+        "labels": "soft",
+        "bf16": False,
+        "config": cfg.to_dict(),
+    }
+
+
+def _soft_loss(model: Any, tok: Any, batch: list[dict[str, Any]], max_length: int) -> Any:
+    """Mean over the batch's learnt completion positions of -sum_k p_k log q(token_k)."""
+    import torch
+
+    dev = next(model.parameters()).device
+    seqs = [x["input_ids"][:max_length] for x in batch]
+    width = max(len(s) for s in seqs)
+    inp = torch.tensor([s + [tok.pad_token_id] * (width - len(s)) for s in seqs], device=dev)
+    att = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], device=dev)
+    rows_i, pos_i, ids, probs = [], [], [], []
+    k = max(len(t) for x in batch for t in x["ids"]) if batch else 1
+    for i, x in enumerate(batch):
+        for j, (t_ids, t_lp) in enumerate(zip(x["ids"], x["logprobs"], strict=True)):
+            pos = x["start"] + j - 1  # the position that predicts completion token j
+            if pos + 1 >= len(seqs[i]) or not x["learn"][j]:
+                continue
+            rows_i.append(i)
+            pos_i.append(pos)
+            ids.append(t_ids + [0] * (k - len(t_ids)))
+            probs.append([math.exp(v) for v in t_lp] + [0.0] * (k - len(t_lp)))
+    # The LM head runs on the gathered positions only (as training.completion_loss_trainer does).
+    lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+    hidden = lm.base_model(input_ids=inp, attention_mask=att, use_cache=False).last_hidden_state
+    if not rows_i:
+        return hidden.sum() * 0.0
+    picked = hidden[torch.tensor(rows_i), torch.tensor(pos_i)].float()
+    logp = torch.log_softmax(lm.get_output_embeddings()(picked), -1)
+    q = logp.gather(1, torch.tensor(ids, device=dev))
+    return -(torch.tensor(probs, device=dev) * q).sum(1).mean()

@@ -1,0 +1,30 @@
+"""Per-stage wall times of one cell run, and what each stage cost when it was computed."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class StageTimer:
+    """Wall seconds per stage in this run, whether each was reused, and what each cost when it was
+    computed (from the store's metadata), so a resumed run reports the real cost of its artifacts."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    reused: dict[str, bool] = field(default_factory=dict)
+    compute: dict[str, float] = field(default_factory=dict)
+
+    def record(self, name: str, t0: float, meta: dict[str, Any], reused: bool) -> None:
+        self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - t0, 3)
+        self.reused[name] = reused
+        if isinstance(meta.get("wall_seconds"), (int, float)):
+            self.compute[name] = round(float(meta["wall_seconds"]), 3)
+
+    def as_run_info(self) -> dict[str, Any]:
+        return {
+            "stage_seconds": self.seconds,
+            "stages_reused": self.reused,
+            "stage_compute_seconds": self.compute,
+        }
