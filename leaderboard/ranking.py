@@ -15,7 +15,9 @@ contrast) on the (task, trait) groups all entries share, run by run:
 * ``vs_drop``: for an entry that drops rows, its reduction beyond a ``random_drop`` run that kept
   the same share (±:data:`MATCH_TOL`) on the same seeds: what dropping that many rows at random
   already does.
-* ``leakage`` (with its interval over seeds): the entry's own statistic, the mean of its runs.
+* ``leakage`` (with its interval over seeds): the entry's own statistic, the mean of its runs;
+  ``specific_runs`` of ``specificity_n``: in how many of its runs the trait pair ranked in the top
+  5 % of animal pairs (``p_rank``; runs written before the check are not counted).
 
 References (``leaderboard.references``) and the baseline are rows of their own (``role``), never
 ranked. Cost columns (rows kept, utility, helper time) are means over the same cells.
@@ -33,6 +35,7 @@ from typing import Any
 import pandas as pd
 
 from benchmark.core.artifact import CellResult
+from benchmark.core.results import ALPHA
 from benchmark.core.stats.paired import paired_test, ratio_ci
 from leaderboard.pairing import Paired, Statistic, groups_of, pair, per_seed, runs, statistic_of
 from leaderboard.pooling import BASELINE, by_entry, is_baseline, mean_of
@@ -52,6 +55,7 @@ COLUMNS = [
     "seeds", "p_t", "p_sign_flip", "p", "p_holm", "overshoot", "score", "baseline_stat", "share",
     "share_ci_low", "share_ci_high", "vs_drop", "vs_drop_ci_low", "vs_drop_ci_high", "vs_drop_p",
     "vs_drop_entry", "leakage", "leakage_ci_low", "leakage_ci_high", "leakage_p", "leakage_n",
+    "specific_runs", "specificity_n",
     "statistic", "unit", "name", "version", "params", "reference", "rows_kept", "utility",
     "helper_calls_per_cell", "helper_seconds_per_cell", "cells", "tasks", "traits", "integrity",
     "reproduced", "sources", "flags",
@@ -206,6 +210,8 @@ def _describe(ec: list[CellResult], used: list[CellResult]) -> dict[str, Any]:
         "tasks": ", ".join(task_order({c.task for c in used})),
         "traits": ", ".join(sorted({c.trait for c in used})),
         "sources": ", ".join(sorted({c.source for c in ec})),
+        "specific_runs": sum(c.p_rank <= ALPHA for c in used if c.p_rank is not None),
+        "specificity_n": sum(c.p_rank is not None for c in used),
     }
 
 
@@ -231,6 +237,12 @@ def _flags(
         p = row["leakage_p"]
         if p is None or not (p < 0.05 and (row["leakage"] or 0) > 0):
             flags.append("baseline leakage not significant over seeds: shares are not shown")
+        k, n = row["specific_runs"], row["specificity_n"]
+        if n and 2 * k < n:
+            flags.append(
+                f"baseline leakage specific in only {k} of {n} runs: other animal pairs move as "
+                "much (drift, not the trait?)"
+            )
     elif not has_base:
         flags.append(f"no {BASELINE} baseline in this setup")
     elif row["n_pairs"] < row["leakage_n"]:

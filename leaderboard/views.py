@@ -119,6 +119,10 @@ def ranking_table(df: pd.DataFrame) -> pd.DataFrame:
             f"leakage, {unit} [CI over seeds]": [
                 with_ci(r["leakage"], r["leakage_ci_low"], r["leakage_ci_high"]) for r in rows
             ],
+            "specific (runs)": [
+                f"{r['specific_runs']} of {r['specificity_n']}" if r["specificity_n"] else "—"
+                for r in rows
+            ],
             "utility": df["utility"].map(num),
             "helper s / cell": df["helper_seconds_per_cell"].map(lambda v: num(v, "{:.1f}")),
             "integrity": df["integrity"],

@@ -136,3 +136,21 @@ def test_the_cpu_setup_puts_the_bound_apart(tmp_path: Path) -> None:
     assert row["role"] == "bound" and row["rank"] == "—" and row["verdict"] == "reference (bound)"
     assert df["role"].iloc[0] == "defense"
     assert list(df["role"]).index("bound") > list(df["role"]).index("baseline")
+
+
+def test_specific_runs_are_counted_and_a_mostly_unspecific_baseline_is_flagged(gpu) -> None:
+    # The committed GPU artifacts predate the specificity check: nothing is counted for them.
+    df = rk.ranking(gpu, "teacher_forced").set_index("name")
+    assert (df["specificity_n"] == 0).all() and (df["specific_runs"] == 0).all()
+    ranks = [0.01, 0.5, 0.3, 0.02, 0.9]  # the baseline's runs: specific in 2 of 5
+    base = sorted((c for c in gpu if c.defense == "none"), key=lambda c: c.seed)
+    marked = [replace(c, p_rank=p) for c, p in zip(base, ranks, strict=True)]
+    others = [c for c in gpu if c.defense != "none"]
+    df = rk.ranking(marked + others, "teacher_forced").set_index("name")
+    row = df.loc["none"]
+    assert (row["specific_runs"], row["specificity_n"]) == (2, 5)
+    assert "specific in only 2 of 5 runs" in row["flags"]
+    marked = [replace(c, p_rank=0.01) for c in base]
+    row = rk.ranking(marked + others, "teacher_forced").set_index("name").loc["none"]
+    assert (row["specific_runs"], row["specificity_n"]) == (5, 5)
+    assert "specific in only" not in row["flags"]

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.core.results import SCHEMA
+from benchmark.core.results import SCHEMA, SPECIFICITY
 from benchmark.core.stats import own_animal_per_question, paired_summary, t_summary
 from benchmark.core.store import stable_hash
 
@@ -124,6 +124,7 @@ class CellResult:
     config_hash: str = ""  # the cell's identity: config and defense (its source file's hash too)
     setup_source: str = ""  # hash of the config minus cell keys, with hardware, as the run set it
     reference: str = ""  # set by a reader that knows it: what kind of reference row this is
+    p_rank: float | None = None  # the trait pair's specificity (teacher-forced), where recorded
 
 
 def parse(art: Any, path: str = "", source: str = "") -> CellResult:
@@ -152,6 +153,7 @@ def parse(art: Any, path: str = "", source: str = "") -> CellResult:
     status, note = check_integrity(art, scores, placebo)
     data = _dict(art.get("data"))
     arms = [data[a] for a in ARMS if isinstance(data.get(a), dict)]
+    tf = _dict(_dict(art.get("leakage")).get("teacher_forced"))
     return CellResult(
         path=path,
         source=source,
@@ -183,6 +185,7 @@ def parse(art: Any, path: str = "", source: str = "") -> CellResult:
         finished=str(run_info.get("finished")) if run_info.get("finished") else None,
         config_hash=_hash({"config": cfg, "defense": [name, version, params, sha256]}),
         setup_source=_hash(with_hardware(without_cell_keys(cfg), run_info.get("device"))),
+        p_rank=_num(_dict(tf.get(SPECIFICITY)).get("p_rank")),
     )
 
 
@@ -197,12 +200,8 @@ def _setup(art: dict[str, Any], cfg: dict[str, Any], run_info: dict[str, Any]) -
         if not isinstance(block.get(key), str) or not block[key]:
             raise Skip(f"setup.{key} is {block.get(key)!r}, expected a non-empty string")
     diff, config = block.get("diff", ""), block.get("config", {})
-    return {
-        "id": block["id"],
-        "label": block["label"],
-        "diff": diff if isinstance(diff, str) else "",
-        "config": config if isinstance(config, dict) else {},
-    }
+    diff, config = diff if isinstance(diff, str) else "", config if isinstance(config, dict) else {}
+    return {"id": block["id"], "label": block["label"], "diff": diff, "config": config}
 
 
 def entry_label(name: str, version: str, params: dict[str, Any]) -> str:
