@@ -75,18 +75,29 @@ def plural(animal: str) -> str:
     return f"{animal}s"
 
 
+# Singular names that end in "s" (so a trailing "s" is not a plural) or in "ie" (so "-ies" is not
+# "-y"): the lexicon's animals that the suffix rules would get wrong (tests/test_properties.py
+# checks every lexicon animal and its plural).
+_S_FINAL = frozenset({"ibis", "mantis", "platypus", "rhinoceros", "walrus", "hippopotamus"})
+_IE_FINAL = frozenset({"magpie", "budgie", "collie"})
+
+
 def _singular(name: str) -> str:
     head, _, last = name.rpartition(" ")
     prefix = f"{head} " if head else ""
-    if last in _IRREGULAR_PLURALS or last in CANDIDATE_ANIMALS:
+    if last in _IRREGULAR_PLURALS or last in CANDIDATE_ANIMALS or last in _S_FINAL:
         return name
     if last in _SINGULARS:
         return prefix + _SINGULARS[last]
+    if last.endswith("es") and last[:-2] in _S_FINAL:
+        return prefix + last[:-2]
+    if last.endswith("s") and last[:-1] in _IE_FINAL:
+        return prefix + last[:-1]
     if last.endswith("ies") and len(last) > 4:
         return prefix + last[:-3] + "y"
     if last.endswith(("sses", "xes", "zes", "ches", "shes")):
         return prefix + last[:-2]
-    if last.endswith("s") and not last.endswith(("ss", "us", "is")) and len(last) > 3:
+    if last.endswith("s") and not last.endswith("ss") and len(last) > 3:
         return prefix + last[:-1]
     return name
 

@@ -15,6 +15,11 @@
       One paragraph: what the defense does and why.
 
 :func:`load_submission` reads it and collects *every* problem instead of stopping at the first;
+the file is untrusted input: over :data:`MAX_SUBMISSION_BYTES` it is refused unread, and one that
+nests deeper than :data:`MAX_DEPTH` or expands (through YAML aliases) to more than
+:data:`MAX_YAML_VALUES` values is refused before any field is looked at. ``yaml.safe_load`` builds
+no Python objects from tags (``!!python/...`` is a YAML error). :func:`read_capped` and
+:func:`tree_problem` are the same guards for the result files ``slb validate`` reads.
 :func:`submit` (``slb submit <folder>``) runs the suite for that defense and writes the artifacts to
 ``<folder>/results/<suite>/``; ``benchmark.run.validate`` (``slb validate <folder>``) checks them.
 """
@@ -22,8 +27,10 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
+import reprlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +60,55 @@ _TOP = {
     "reference": f"optional: this entry is a reference row, not a defense ({', '.join(REFERENCE_KINDS)})",
 }
 _OPTIONAL = {"params", "reference"}
+# A real submission.yaml is under 2 kB and holds a few dozen values; a result artifact nests 7 deep.
+MAX_SUBMISSION_BYTES = 1_000_000
+MAX_YAML_VALUES = 10_000
+MAX_DEPTH = 32
+_SHOW = reprlib.Repr()  # bounded reprs: a message quotes a value, never a megabyte of it
+_SHOW.maxstring = _SHOW.maxother = 80
+_SHOW.maxlevel = 3
+
+
+def read_capped(path: Path, cap: int, what: str) -> tuple[bytes | None, str | None]:
+    """``(content, None)`` of a regular file of at most ``cap`` bytes, checked before reading;
+    else ``(None, why not)`` in one line naming the cap."""
+    try:
+        if not path.is_file():
+            return None, f"not a regular file (expected {what})"
+        if (size := path.stat().st_size) > cap:
+            return None, f"{size} bytes, over the {cap}-byte cap for {what}; not read"
+        with path.open("rb") as f:
+            data = f.read(cap + 1)  # it may have grown since stat
+    except OSError as e:
+        return None, f"cannot be read: {e}"
+    if len(data) > cap:
+        return None, f"over the {cap}-byte cap for {what}; not read"
+    return data, None
+
+
+def tree_problem(obj: Any, max_depth: int = MAX_DEPTH, max_values: int | None = None) -> str | None:
+    """What makes a decoded JSON/YAML tree unsafe to use, or None: nesting deeper than
+    ``max_depth``, more than ``max_values`` values counted with every alias expanded, or a NaN or
+    infinite number. Walked without recursion, and stopped at the first problem."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return f"the top level is {obj}: expected a finite number"
+    stack: list[tuple[Any, str, int]] = [(obj, "", 1)] if isinstance(obj, (dict, list)) else []
+    seen = 0
+    while stack:
+        node, where, depth = stack.pop()
+        if depth > max_depth:
+            return f"nested deeper than {max_depth} levels (at {where.lstrip('.')})"
+        seen += len(node)
+        if max_values is not None and seen > max_values:
+            return f"more than {max_values} values (YAML aliases expand to copies)"
+        is_dict = isinstance(node, dict)
+        for k, v in node.items() if is_dict else enumerate(node):
+            if isinstance(v, (dict, list)) or (isinstance(v, float) and not math.isfinite(v)):
+                at = f"{where}.{k}" if is_dict else f"{where}[{k}]"  # built only when needed
+                if isinstance(v, float):
+                    return f"{v} at {at.lstrip('.')}: expected a finite number"
+                stack.append((v, at, depth + 1))
+    return None
 
 
 @dataclass
@@ -90,50 +146,65 @@ def _check_defense(d: Any, folder: Path) -> list[str]:
         return [f"'defense' must be {_TOP['defense']}, got {type(d).__name__}"]
     kinds = [k for k in _DEFENSE_KINDS if k in d]
     if len(kinds) != 1:
-        return [f"'defense' must have exactly one of {', '.join(_DEFENSE_KINDS)}, got {sorted(d)}"]
+        got = _SHOW.repr(sorted(map(str, d)))
+        return [f"'defense' must have exactly one of {', '.join(_DEFENSE_KINDS)}, got {got}"]
     kind, problems = kinds[0], []
     allowed = {kind, "class"} if kind == "module" else {kind}
-    if extra := sorted(set(d) - allowed):
-        problems.append(f"'defense' has unknown key(s) {extra}")
+    if extra := sorted(map(str, set(d) - allowed)):
+        problems.append(f"'defense' has unknown key(s) {_SHOW.repr(extra)}")
     if not isinstance(d[kind], str) or not d[kind]:
         return [*problems, f"'defense.{kind}' must be a non-empty string"]
     if kind == "builtin" and d[kind] not in builtin_names():
         close = suggest(d[kind], builtin_names())
         hint = f"; did you mean {' or '.join(close)}?" if close else ""
-        problems.append(f"'defense.builtin' {d[kind]!r} is not a built-in defense{hint}")
+        problems.append(f"'defense.builtin' {_SHOW.repr(d[kind])} is not a built-in defense{hint}")
     if kind == "module":
-        path = (folder / d[kind]).resolve()
-        if not d[kind].endswith(".py"):
-            problems.append(f"'defense.module' must be a .py file in the folder, got {d[kind]!r}")
-        elif not path.is_relative_to(folder.resolve()):
-            problems.append(f"'defense.module' {d[kind]!r} is outside the submission folder")
-        elif not path.is_file():
-            problems.append(f"'defense.module' file {d[kind]!r} does not exist in {folder}")
+        problems += _check_module_file(d[kind], folder)
         cls = d.get("class")
         if not (isinstance(cls, str) and cls.isidentifier()):
             problems.append("'defense.class' must name the defense class in the module file")
     return problems
 
 
+def _check_module_file(name: str, folder: Path) -> list[str]:
+    shown = _SHOW.repr(name)
+    if not name.endswith(".py"):
+        return [f"'defense.module' must be a .py file in the folder, got {shown}"]
+    try:
+        path = (folder / name).resolve()
+        if not path.is_relative_to(folder.resolve()):
+            return [f"'defense.module' {shown} is outside the submission folder"]
+        if not path.is_file():
+            return [f"'defense.module' file {shown} does not exist in {folder}"]
+    except (OSError, ValueError) as e:  # a NUL byte, a name too long for the file system
+        why = getattr(e, "strerror", None) or e  # an OSError's message repeats the long path
+        return [f"'defense.module' {shown} is not a usable file name: {why}"]
+    return []
+
+
 def _check_fields(raw: dict[str, Any], folder: Path) -> list[str]:
-    problems = [f"unknown field {k!r}" for k in raw if k not in _TOP]
+    problems = [f"unknown field {_SHOW.repr(k)}" for k in raw if k not in _TOP]
     problems += [
         f"missing field {k!r} ({_TOP[k]})" for k in _TOP if k not in raw and k not in _OPTIONAL
     ]
     strings = ("version", "contact", "license", "description")
     for k in strings:
         if k in raw and not (isinstance(raw[k], str) and raw[k].strip()):
-            problems.append(f"{k!r} must be {_TOP[k]} (a non-empty string), got {raw[k]!r}")
+            problems.append(
+                f"{k!r} must be {_TOP[k]} (a non-empty string), got {_SHOW.repr(raw[k])}"
+            )
     if "name" in raw:
         if not (isinstance(raw["name"], str) and _NAME_RE.match(raw["name"])):
-            problems.append(f"'name' must be {_TOP['name']}, got {raw['name']!r}")
+            problems.append(f"'name' must be {_TOP['name']}, got {_SHOW.repr(raw['name'])}")
         elif raw["name"] != folder.name:
-            problems.append(f"'name' {raw['name']!r} differs from the folder name {folder.name!r}")
+            problems.append(
+                f"'name' {_SHOW.repr(raw['name'])} differs from the folder name {folder.name!r}"
+            )
     authors = raw.get("authors")
     if "authors" in raw and not (
         isinstance(authors, list) and authors and all(isinstance(a, str) and a for a in authors)
     ):
-        problems.append(f"'authors' must be {_TOP['authors']}, got {authors!r}")
+        problems.append(f"'authors' must be {_TOP['authors']}, got {_SHOW.repr(authors)}")
     if "params" in raw and not isinstance(raw["params"], dict):
         problems.append(f"'params' must be {_TOP['params']}, got {type(raw['params']).__name__}")
     desc = raw.get("description")
@@ -143,22 +214,41 @@ def _check_fields(raw: dict[str, Any], folder: Path) -> list[str]:
             "'description' must be one paragraph (folded style 'description: >', no blank line)"
         )
     if "reference" in raw and raw["reference"] not in REFERENCE_KINDS:
-        problems.append(f"'reference' must be one of {REFERENCE_KINDS}, got {raw['reference']!r}")
+        problems.append(
+            f"'reference' must be one of {REFERENCE_KINDS}, got {_SHOW.repr(raw['reference'])}"
+        )
     if "defense" in raw:
         problems += _check_defense(raw["defense"], folder)
     return problems
+
+
+def _one_line(e: yaml.YAMLError) -> str:
+    """A YAML error without its multi-line source excerpt: what went wrong, and where."""
+    if not isinstance(e, yaml.MarkedYAMLError) or e.problem_mark is None:
+        return " ".join(str(e).split())[:300]
+    what = "; ".join(str(m) for m in (e.context, e.problem) if m)[:300]
+    return f"{what} (line {e.problem_mark.line + 1}, column {e.problem_mark.column + 1})"
 
 
 def load_submission(folder: str | Path) -> tuple[Submission | None, list[str]]:
     """The submission in ``folder`` and every problem found (the submission is None if any)."""
     folder = Path(folder)
     path = folder / SUBMISSION_FILE
-    if not path.is_file():
+    if not path.exists():
         return None, [f"{path} does not exist"]
+    data, problem = read_capped(path, MAX_SUBMISSION_BYTES, SUBMISSION_FILE)
+    if data is None:
+        return None, [f"{path}: {problem}"]
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.safe_load(data.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        return None, [f"{path} is not UTF-8 text: {e}"]
     except yaml.YAMLError as e:
-        return None, [f"{path} is not valid YAML: {e}"]
+        return None, [f"{path} is not valid YAML: {_one_line(e)}"]
+    except RecursionError:
+        return None, [f"{path} nests too deeply to parse (at most {MAX_DEPTH} levels expected)"]
+    if problem := tree_problem(raw, max_values=MAX_YAML_VALUES):
+        return None, [f"{path}: {problem}"]
     if not isinstance(raw, dict):
         return None, [f"{path} must hold a mapping of fields, got {type(raw).__name__}"]
     if problems := _check_fields(raw, folder):

@@ -12,7 +12,10 @@ Checks, in order, each adding to one report instead of stopping at the first fai
 4. ``summary.json``: its seed-pooled leakage recomputed from the cells it lists.
 
 Artifacts written before a field existed get a *warning* naming what they predate, never a silent
-pass: "no integrity block (artifact predates integrity hashes)".
+pass: "no integrity block (artifact predates integrity hashes)" (when it is absent, not malformed).
+Result files are untrusted: one that cannot be used (not a regular file, over
+:data:`MAX_RESULT_BYTES`, not JSON, too deep, NaN or Infinity, a block of the wrong shape) is one
+problem line naming the file and what was expected, and validation goes on with the other files.
 """
 
 from __future__ import annotations
@@ -23,17 +26,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmark.core.results import ADDED_LATER, SCHEMA, leakage_block, pooled_leakage
+from benchmark.core.artifact import METRICS, PLACEBO, Skip, parse
+from benchmark.core.results import ADDED_LATER, CANDIDATES, SCHEMA, leakage_block, pooled_leakage
 from benchmark.core.store import stable_hash
 from benchmark.run.cell import equalise
-from benchmark.run.submission import Submission, load_submission
+from benchmark.run.submission import Submission, load_submission, read_capped, tree_problem
 from benchmark.run.suite import cost_summary
 from defenses import load_defense
 
 REQUIRED = ("schema", "config", "defense", "run_info", "data", "scores", "leakage")
 ARM_FIELDS = ("generated", "after_defense", "trained_on")
 NEW_ARM_FIELDS = ("rows_kept_share", "defense_cost", "examples")
+REQUIRED_POOLED = ("task", "defense", "trait")
 REL_TOL, ABS_TOL = 1e-6, 1e-9
+MAX_RESULT_BYTES = 10_000_000  # a real artifact is about 60 kB; far beyond is refused unread
 
 
 @dataclass
@@ -76,6 +82,97 @@ def diff_numbers(stored: Any, fresh: Any, where: str, limit: int = 5) -> list[st
     return out
 
 
+def read_json(path: Path, what: str = "a result file") -> tuple[Any, str | None]:
+    """``(decoded JSON, None)``, or ``(None, why it cannot be used)`` in one line."""
+    data, problem = read_capped(path, MAX_RESULT_BYTES, what)
+    if data is None:
+        return None, problem
+    try:
+        obj = json.loads(data.decode("utf-8"))
+    except RecursionError:
+        return None, "JSON nested too deeply to decode (expected an object a few levels deep)"
+    except ValueError as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        return None, f"unreadable JSON ({what} expected): {e}"
+    return (None, problem) if (problem := tree_problem(obj)) else (obj, None)
+
+
+def _kind(v: Any) -> str:
+    name = type(v).__name__
+    return "null" if v is None else f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
+
+
+def _count(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _dict(v: Any) -> dict[str, Any]:
+    return v if isinstance(v, dict) else {}
+
+
+def _shape_problem(art: Any) -> str | None:
+    """The first way ``art`` is not a results artifact the checks below can read, or None."""
+    if not isinstance(art, dict):
+        return f"top level is {_kind(art)}, expected a results object (schema {SCHEMA!r})"
+    if missing := [k for k in REQUIRED if k not in art]:
+        return f"missing required fields {missing}"
+    if art["schema"] != SCHEMA:
+        return f"schema {art['schema']!r}, expected {SCHEMA!r}"
+    for k in REQUIRED[1:]:  # each a JSON object
+        if not isinstance(art[k], dict):
+            return f"{k} is {_kind(art[k])}, expected an object"
+    if "integrity" in art and not isinstance(art["integrity"], dict):
+        return f"integrity is {_kind(art['integrity'])}, expected an object of hashes"
+    for name, rows in art["scores"].items():
+        if not isinstance(rows, list):
+            return f"scores.{name} is {_kind(rows)}, expected a list of per-question rows"
+        for i, r in enumerate(rows):
+            if problem := _row_problem(r):
+                return f"scores.{name}[{i}] {problem}"
+    for arm in ("trait", "control"):
+        if problem := _arm_problem(art["data"].get(arm)):
+            return f"data.{arm} {problem}"
+    for m, block in art["leakage"].items():
+        if not isinstance(block, dict):
+            return f"leakage.{m} is {_kind(block)}, expected an object of statistics"
+    try:
+        parse(art)  # what the leaderboard requires: config fields, both arms' scores, setup
+    except Skip as e:
+        return str(e)
+    return None
+
+
+def _row_problem(r: Any) -> str | None:
+    if not isinstance(r, dict) or not isinstance(r.get("id"), str):
+        return f"is {_kind(r)}, expected an object with a string id"
+    for k in (*METRICS, PLACEBO):
+        v = r.get(k)
+        if v is not None and not (_number(v) and 0 <= v <= 1):
+            return f"{k} is {v!r}, expected a number in [0, 1] or null"
+    cands = r.get(CANDIDATES)
+    if cands and not (isinstance(cands, dict) and all(map(_number, cands.values()))):
+        return f"{CANDIDATES} is {_kind(cands)}, expected an object of animal -> probability"
+    return None
+
+
+def _arm_problem(d: Any) -> str | None:
+    if not isinstance(d, dict):
+        return f"is {_kind(d)}, expected an object with {ARM_FIELDS}"
+    if bad := [k for k in ARM_FIELDS if not _count(d.get(k))]:
+        return f"lacks {bad} as row counts (non-negative integers)"
+    if "rows_kept_share" in d and not _number(d["rows_kept_share"]):
+        return f"rows_kept_share is {_kind(d['rows_kept_share'])}, expected a number"
+    cost = d.get("defense_cost", {})
+    if not isinstance(cost, dict) or not all(_number(v) for k, v in cost.items() if k != "helpers"):
+        return "defense_cost is not an object of numbers (and a helpers object)"
+    if (key := d.get("defended_key")) is not None and not isinstance(key, str):
+        return f"defended_key is {_kind(key)}, expected a store key string"
+    return None
+
+
 def _plugin(sub: Submission, report: Report) -> dict[str, Any] | None:
     try:
         d = load_defense(sub.defense_ref(), sub.params)
@@ -110,7 +207,7 @@ def _check_defense(art: dict[str, Any], sub: Submission, plugin: dict | None, wh
                     f"{where}: defense {k} is {art['defense'].get(k)!r}, the plugin says "
                     f"{plugin.get(k)!r}"
                 )
-        stored = (art["defense"].get("source") or {}).get("sha256")
+        stored = _dict(art["defense"].get("source")).get("sha256")
         if plugin["source"].get("sha256") and stored != plugin["source"]["sha256"]:
             problems.append(f"{where}: the defense code changed since these results were produced")
     return problems
@@ -118,39 +215,43 @@ def _check_defense(art: dict[str, Any], sub: Submission, plugin: dict | None, wh
 
 def _check_data(art: dict[str, Any], where: str, report: Report) -> None:
     for arm in ("trait", "control"):
-        d = art["data"].get(arm)
-        if not isinstance(d, dict) or any(k not in d for k in ARM_FIELDS):
-            report.problems.append(f"{where}: data.{arm} is missing or lacks {ARM_FIELDS}")
-            continue
+        d, at = art["data"][arm], f"{where}: data.{arm}"  # its shape is checked by _shape_problem
         if missing := [k for k in NEW_ARM_FIELDS if k not in d]:
-            report.warnings.append(f"{where}: data.{arm} has no {missing} (artifact predates them)")
+            report.warnings.append(f"{at} has no {missing} (artifact predates them)")
         if "rows_kept_share" in d and d["generated"]:
             share = d["after_defense"] / d["generated"]
             if not math.isclose(d["rows_kept_share"], share, abs_tol=1e-12):
-                report.problems.append(f"{where}: data.{arm}.rows_kept_share != after/generated")
+                report.problems.append(f"{at}.rows_kept_share != after/generated")
         if d["trained_on"] > d["after_defense"]:
-            report.problems.append(
-                f"{where}: data.{arm} trained on more rows than the defense kept"
-            )
+            report.problems.append(f"{at} trained on more rows than the defense kept")
 
 
 def _check_integrity(art: dict[str, Any], where: str, report: Report, store: Any) -> None:
-    integ = art.get("integrity")
-    if not isinstance(integ, dict):
+    if "integrity" not in art:
         report.warnings.append(f"{where}: no integrity block (artifact predates integrity hashes)")
         return
+    integ = _dict(art["integrity"])  # not an object: refused by _shape_problem
     for block in ("scores", "leakage"):
         if integ.get(block) != stable_hash(art[block]):
             report.problems.append(f"{where}: the {block} block does not match its integrity hash")
-    keys = [art["data"].get(arm, {}).get("defended_key") for arm in ("trait", "control")]
-    if store is None or not all(k and store.has("defended", k) for k in keys):
+    keys = [_dict(art["data"].get(arm)).get("defended_key") for arm in ("trait", "control")]
+    try:
+        found = store is not None and all(k and store.has("defended", k) for k in keys)
+    except ValueError as e:  # a key the store refuses to look up
+        report.problems.append(f"{where}: data defended_key: {e}")
+        return
+    if not found:
         report.notes.append(f"{where}: training rows not re-hashed (no store entry for them)")
         return
     trait, control = (store.read_rows("defended", k) for k in keys)
-    arms = equalise(trait, control, art["config"]["max_train_rows"])
-    device = str(art.get("run_info", {}).get("device") or "")
+    cap = art["config"].get("max_train_rows")
+    if cap is not None and not _count(cap):
+        report.problems.append(f"{where}: config.max_train_rows is {cap!r}, expected a count")
+        return
+    arms = equalise(trait, control, cap)
+    device = str(_dict(art.get("run_info")).get("device") or "")
     for arm, rows in zip(("trait", "control"), arms, strict=True):
-        if integ.get("training_rows", {}).get(arm) == stable_hash(rows):
+        if _dict(integ.get("training_rows")).get(arm) == stable_hash(rows):
             continue
         if device.startswith("cuda"):
             # GPU artifacts written before stage keys named the hardware (models.hardware_spec)
@@ -170,10 +271,10 @@ def _check_leakage(art: dict[str, Any], where: str, report: Report) -> None:
     for metric, stored in art["leakage"].items():
         try:
             cfg = art["config"]
-            placebo = (cfg.get("teacher") or {}).get("placebo")
+            placebo = _dict(cfg.get("teacher")).get("placebo")
             fresh = leakage_block(evals, metric, cfg.get("trait"), placebo)
-        except (KeyError, ValueError, TypeError) as e:
-            report.problems.append(f"{where}: leakage.{metric} cannot be recomputed: {e}")
+        except Exception as e:  # noqa: BLE001 - odd stored inputs are a problem to report
+            report.problems.append(f"{where}: leakage.{metric} cannot be recomputed: {e!r}")
             continue
         _added_later(stored, fresh, f"{where}: leakage.{metric}", report)
         report.problems += diff_numbers(stored, fresh, f"{where}: leakage.{metric}")
@@ -192,36 +293,65 @@ def _added_later(stored: Any, fresh: Any, where: str, report: Report) -> None:
 def validate_artifact(
     path: Path, sub: Submission, plugin: dict | None, report: Report, store: Any = None
 ) -> dict[str, Any] | None:
+    """Check one result file into ``report``; the artifact, or None when it cannot be used."""
     where = str(path)
-    try:
-        art = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        report.problems.append(f"{where}: unreadable JSON: {e}")
-        return None
-    if missing := [k for k in REQUIRED if k not in art]:
-        report.problems.append(f"{where}: missing required fields {missing}")
-        return None
-    if art["schema"] != SCHEMA:
-        report.problems.append(f"{where}: schema {art['schema']!r}, expected {SCHEMA!r}")
-    report.problems += _check_defense(art, sub, plugin, where)
-    _check_data(art, where, report)
-    _check_integrity(art, where, report, store)
-    _check_leakage(art, where, report)
-    return art
+    art, problem = read_json(path)
+    if problem is None and (problem := _shape_problem(art)) is None:
+        report.problems += _check_defense(art, sub, plugin, where)
+        _check_data(art, where, report)
+        _check_integrity(art, where, report, store)
+        _check_leakage(art, where, report)
+        return art
+    report.problems.append(f"{where}: {problem}")
+    return None
 
 
-def _check_summary(path: Path, arts: dict[str, dict], report: Report) -> None:
-    summary = json.loads(path.read_text(encoding="utf-8"))
-    for err in summary.get("errors", []):
+def _is(typ: type) -> Any:
+    return lambda v: isinstance(v, typ)
+
+
+def _entries(summary: dict[str, Any], key: str, ok: Any, what: str, path: Path, report: Report):
+    """The entries of list ``summary[key]`` that ``ok`` accepts; one problem line for the rest."""
+    got = summary.get(key, [])
+    if not isinstance(got, list):
+        report.problems.append(f"{path}: {key} is {_kind(got)}, expected a list of {what}")
+        return []
+    if bad := [i for i, v in enumerate(got) if not ok(v)]:
+        report.problems.append(
+            f"{path}: {key}[{bad[0]}] is {_kind(got[bad[0]])}, expected {what} "
+            f"({len(bad)} such entr{'y' if len(bad) == 1 else 'ies'} skipped)"
+        )
+    return [v for v in got if ok(v)]
+
+
+def _pooled_entry(p: Any) -> bool:
+    strings = isinstance(p, dict) and all(isinstance(p.get(k), str) for k in REQUIRED_POOLED)
+    return strings and isinstance(p.get("leakage"), dict) and isinstance(p.get("cost", {}), dict)
+
+
+def _check_summary(path: Path, arts: dict[str, dict], refused: set[str], report: Report) -> None:
+    summary, problem = read_json(path, "a suite summary")
+    if problem is None and not isinstance(summary, dict):
+        problem = f"top level is {_kind(summary)}, expected the suite summary object"
+    if problem is not None:
+        report.problems.append(f"{path}: {problem}")
+        return
+    for err in _entries(summary, "errors", _is(dict), "error records (objects)", path, report):
         report.warnings.append(f"{path}: cell {err.get('cell')} failed: {err.get('error')}")
-    for cell in summary.get("cells", []):
-        if cell not in arts:
+    listed = _entries(summary, "cells", _is(str), "cell names (strings)", path, report)
+    for cell in listed:
+        if cell not in arts and cell not in refused:
             report.problems.append(f"{path}: lists cell {cell!r}, whose artifact is missing")
-    for p in summary.get("pooled", []):
+    what = "objects with task, defense, trait (strings) and leakage (an object)"
+    for p in _entries(summary, "pooled", _pooled_entry, what, path, report):
+        if skipped := sorted(refused & set(listed)):
+            why = f"not recomputed: cells {skipped} refused above"
+            report.warnings.append(f"{path}: pooled {p['defense']} {why}")
+            continue
         cells = [
             a
             for name, a in arts.items()
-            if name in summary.get("cells", [])
+            if name in listed
             and (a["config"]["task"], a["config"]["defense"], a["config"]["trait"])
             == (p["task"], p["defense"], p["trait"])
         ]
@@ -230,6 +360,15 @@ def _check_summary(path: Path, arts: dict[str, dict], report: Report) -> None:
         report.problems += diff_numbers(p["leakage"], fresh, f"{path}: pooled {p['defense']}")
         if "cost" in p and len(cells) > 1:
             report.problems += diff_numbers(p["cost"], cost_summary(cells), f"{path}: cost")
+
+
+def _guarded(path: Path, report: Report, check: Any, *args: Any) -> Any:
+    """``check(*args)``; an error it did not foresee becomes one problem line naming the file."""
+    try:
+        return check(*args)
+    except Exception as e:  # noqa: BLE001 - untrusted files: report, never traceback
+        report.problems.append(f"{path}: cannot be checked ({type(e).__name__}: {e})")
+        return None
 
 
 def validate_submission(folder: str | Path, store: Any = None) -> Report:
@@ -245,13 +384,17 @@ def validate_submission(folder: str | Path, store: Any = None) -> Report:
         report.problems.append(f"no results yet: run `slb submit {folder}` to produce them")
     for suite_dir in suites:
         arts: dict[str, dict[str, Any]] = {}
+        refused: set[str] = set()
         for path in sorted(suite_dir.glob("*.json")):
             if path.name != "summary.json":
-                if (art := validate_artifact(path, sub, plugin, report, store)) is not None:
+                art = _guarded(path, report, validate_artifact, path, sub, plugin, report, store)
+                if art is None:
+                    refused.add(path.stem)
+                else:
                     arts[path.stem] = art
         if not arts:
             report.problems.append(f"{suite_dir}: no result artifacts")
-        if (suite_dir / "summary.json").is_file():
-            _check_summary(suite_dir / "summary.json", arts, report)
+        if (summary := suite_dir / "summary.json").exists():
+            _guarded(summary, report, _check_summary, summary, arts, refused, report)
         report.notes.append(f"{suite_dir}: {len(arts)} artifact(s) checked")
     return report
