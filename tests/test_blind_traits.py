@@ -68,3 +68,40 @@ def test_suite_draws_blind_traits_and_records_the_draw(monkeypatch, tmp_path: Pa
     assert "exclude each other" in capsys.readouterr().err
     assert main(["suite", "quick", "--blind-seed", "3", *common]) == 2
     assert "--blind-seed needs --blind-traits" in capsys.readouterr().err
+
+
+def test_submit_takes_blind_traits_and_records_them(monkeypatch, tmp_path: Path) -> None:
+    import benchmark.run.cli as cli
+
+    seen: dict = {}
+
+    def fake_submit(folder, store, **kw):
+        seen.update(kw)
+        return {"errors": []}
+
+    monkeypatch.delenv(ENV_SEED, raising=False)
+    monkeypatch.setattr(cli, "submit", fake_submit)
+    monkeypatch.setattr(
+        cli,
+        "validate_submission",
+        lambda folder, store: type("R", (), {"ok": True, "render": lambda self: "ok"})(),
+    )
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    assert (
+        main(
+            [
+                "submit",
+                str(sub),
+                "--blind-traits",
+                "3",
+                "--blind-seed",
+                "5",
+                "--store",
+                str(tmp_path / "s"),
+            ]
+        )
+        == 0
+    )
+    assert seen["traits"] == draw_traits(3, 5)[0]
+    assert seen["record"]["blind_traits"]["seed"] == 5

@@ -119,16 +119,18 @@ def _executor(args: argparse.Namespace):
 
 def cmd_submit(args: argparse.Namespace) -> int:
     cli_args.writable(Path(args.folder) / "results" / args.suite, "the submission's results folder")
+    traits, record = blind.traits_from_args(args, cli_args.csv(args.traits))
     summary = submit(
         args.folder,
         _store(args),
         suite=args.suite,
         seeds=cli_args.csv(args.seeds, int),
         tasks=cli_args.csv(args.tasks),
-        traits=cli_args.csv(args.traits),
+        traits=traits,
         overrides=_overrides(args),
         settings=args.settings,
         executor=_executor(args),
+        record=record,
     )
     report = validate_submission(args.folder, _store(args))
     print(report.render())
@@ -304,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("--seeds", help="comma-separated seeds (default: the suite's)")
     sb.add_argument("--tasks", help="comma-separated tasks (default: the suite's)")
     sb.add_argument("--traits", help="comma-separated trait animals (default: the suite's)")
+    blind.add_arguments(sb)
     common(sb, results=False)
     executor_args(sb)
     sb.set_defaults(fn=cmd_submit)

@@ -268,14 +268,15 @@ def submit(
     overrides: dict[str, Any] | None = None,
     settings: list[str] | None = None,
     executor: Any = None,
+    record: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run ``suite`` for the submission's defense into ``<folder>/results/<suite>/``
-    (``overrides`` / ``settings`` as for :func:`benchmark.run.suite.run_suite`)."""
+    (``overrides`` / ``settings`` / ``record`` as for :func:`benchmark.run.suite.run_suite`)."""
 
     sub, problems = load_submission(folder)
     if sub is None:
         raise ValueError(f"{folder}: " + "; ".join(problems))
-    common = dict(seeds=seeds, traits=traits, settings=settings, executor=executor)
+    common = dict(seeds=seeds, traits=traits, settings=settings, executor=executor, record=record)
     summary = run_suite(
         suite,
         store,
