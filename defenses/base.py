@@ -36,8 +36,10 @@ drops the row), or ``rewrite_many(rows, ctx)`` to batch through a rewriter model
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 from benchmark.core.training import TrainConfig
@@ -96,7 +98,13 @@ class Defense:
             "description": self.description(),
             "hooks": self.hooks(),
             "params_schema": params_schema(self.Params),
-            "source": {"kind": "builtin", "module": type(self).__module__},
+            "source": {
+                "kind": "builtin",
+                "module": type(self).__module__,
+                # The exact code (not part of the entry's identity: a docstring edit must not
+                # split one entry's runs into two).
+                "code_sha256": _file_sha256(inspect.getfile(type(self))),
+            },
         }
 
     def identity(self) -> dict[str, Any]:
@@ -159,3 +167,10 @@ class RewriteDefense(Defense):
         if len(texts) != len(rows):
             raise ValueError(f"rewrite_many returned {len(texts)} texts for {len(rows)} rows")
         return [{**r, "completion": t} for r, t in zip(rows, texts, strict=True) if t is not None]
+
+
+def _file_sha256(path: str) -> str | None:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None

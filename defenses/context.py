@@ -53,10 +53,8 @@ def _usage(helper: Any) -> dict[str, float]:
     return {k: d.get(k, 0) for k in _USAGE_KEYS}
 
 
-def _number(v: Any) -> float:
-    # Reported by plugin code in another process: anything but a finite number counts as 0.
-    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-    return v if ok else 0
+def _count(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < math.inf
 
 
 def reference_seed(seed: int) -> int:
@@ -125,10 +123,21 @@ class DefenseContext:
         return {**totals, "helpers": per}
 
     def add_cost(self, cost: Mapping[str, Any]) -> None:
-        """Fold in the cost another process reported for this context (see defenses.isolation)."""
-        for key, u in (cost.get("helpers") or {}).items():
+        """Fold in the cost another process reported for this context (see defenses.isolation).
+        Plugin code counted it: anything but finite, non-negative counts is refused whole
+        (``ValueError`` naming the helper and the count), before any of it is added."""
+        helpers = cost.get("helpers") if isinstance(cost, Mapping) else None
+        if not isinstance(helpers, Mapping):
+            raise ValueError(f"cost is {cost!r:.80}, expected an object with 'helpers'")
+        for key, u in helpers.items():
+            if not isinstance(u, Mapping):
+                raise ValueError(f"helper {key!r} usage is {type(u).__name__}, expected an object")
+            for k in _USAGE_KEYS:
+                if not _count(v := u.get(k, 0)):
+                    raise ValueError(f"helper {key!r} {k} is {v!r}, expected a finite number >= 0")
+        for key, u in helpers.items():
             prev = self._carried.get(key, {})
-            self._carried[key] = {k: prev.get(k, 0) + _number(u.get(k)) for k in _USAGE_KEYS}
+            self._carried[key] = {k: prev.get(k, 0) + u.get(k, 0) for k in _USAGE_KEYS}
 
     def blind_copy(self) -> DefenseContext:
         """A fresh context with the same identity and helpers, no lent objects (for a child)."""

@@ -1,22 +1,31 @@
-"""Untrusted defenses (entry points, module files) run in a child process with limits.
+"""Untrusted defenses (entry points, module files) run in a child process, shut in where the OS allows.
 
 :class:`IsolatedDefense` stands in for a defense that is not built in: each hook call (and the one
-``describe`` call that loads it) starts a fresh ``spawn`` child — a new interpreter that shares no
-memory with the pipeline, so the trait held there is out of reach — which
+``describe`` call that loads it) starts a fresh child, ``python -m defenses.child`` (the protocol
+and the child's side are in :mod:`defenses.child`), which
 
-1. drops the parent's ``argv`` (it may name the trait), starts its own process group and sets an
-   address-space limit (``RLIMIT_AS``, :attr:`Limits.memory_mb`) before any plugin code runs;
-2. imports the plugin, builds it with its parameters and runs the one hook;
-3. sends back JSON (never a pickle: unpickling would run the plugin's code in the pipeline) with
-   the result, its Python type, and the helper-model cost the child's context counted.
+1. runs with a fixed ``argv``, an allow-listed environment, a private empty working, home and
+   temporary directory, and no file descriptor of the parent's but its three pipes;
+2. under OS namespaces (:mod:`defenses.sandbox`, ``isolation: "namespace"``) sees no other
+   process, no network, and of the file system only its own code and the Python environment
+   (read-only) — no store, results, model cache or home — and everything it starts ends with it;
+   where the OS refuses namespaces (probed once per process), it is a plain child process
+   (``isolation: "process"``) whose descendants its supervisor kills as far as it can;
+3. sets an address-space limit (``RLIMIT_AS``, :attr:`Limits.memory_mb`, clamped to the hard limit
+   it inherits) before any plugin code runs, imports the plugin and runs the one hook;
+4. sends back JSON (never a pickle: unpickling would run the plugin's code in the pipeline).
 
-The parent waits at most :attr:`Limits.time_s`, then kills the child's process group. A crash, a
-timeout, an exception, running out of memory, or a result that is not JSON becomes a
-:class:`~defenses.runner.DefenseError` naming the defense, the hook and what happened; the row
-contract itself is checked by :mod:`defenses.runner` as for a built-in. Each call is a fresh
-process, so a plugin keeps no state between the trait and control arms in memory.
+The parent gives the whole round trip — start, request, hook, reply — at most
+:attr:`Limits.time_s`, then ends the child and everything it started. A crash, a timeout, an
+exception, running out of memory, or a reply that is not JSON becomes a
+:class:`~defenses.runner.DefenseError` naming the defense, the hook and what happened. The row
+contract is checked by :mod:`defenses.runner` as for a built-in; ``teacher()`` and ``training()``
+results by :mod:`defenses.hook_checks`; helper costs and ``ctx.notes`` here.
 
-Limits default to 2 h and 16 GiB, or ``$SLB_DEFENSE_TIMEOUT_S`` / ``$SLB_DEFENSE_MEMORY_MB``.
+Which isolation ran is :attr:`IsolatedDefense.isolation` and ``describe()["isolation"]``.
+``$SLB_DEFENSE_ISOLATION`` = ``auto`` (default: namespaces where they work), ``namespace``
+(required: fail if refused) or ``process`` (force the fallback). Limits default to 2 h and 16 GiB,
+or ``$SLB_DEFENSE_TIMEOUT_S`` / ``$SLB_DEFENSE_MEMORY_MB``.
 """
 
 from __future__ import annotations
@@ -25,26 +34,24 @@ import dataclasses
 import json
 import logging
 import math
-import multiprocessing
 import os
-import resource
-import signal
-import sys
 import time
-import traceback
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from benchmark.core.training import TrainConfig
 from benchmark.core.types import TeacherSpec
+from defenses import sandbox
 from defenses.base import Defense, Row
 from defenses.context import DefenseContext
-from defenses.loading import Source, load_class, source_info
-from defenses.runner import DefenseError
+from defenses.hook_checks import HookValueError, check_teacher, check_training
+from defenses.launch import isolation_mode, round_trip, sys_path
+from defenses.loading import Source, code_root, source_info
+from defenses.runner import DefenseError, json_problem
 
 log = logging.getLogger(__name__)
-MAX_REPLY_BYTES = 2 << 30
 
 
 def _env_number(name: str, default: float, cast: type) -> float:
@@ -78,85 +85,7 @@ class Limits:
             raise ValueError(f"Invalid defense limits: {self}")
 
 
-# -- the child ---------------------------------------------------------------------------------
-def _op_describe(d: Defense, source: Source, arg: Any) -> Any:
-    return {**d.describe(), "hooks": type(d).hooks(), "source": source_info(source, type(d))}
-
-
-def _op_teacher(d: Defense, source: Source, spec: TeacherSpec) -> Any:
-    out = d.teacher(spec)
-    if not isinstance(out, TeacherSpec):
-        raise TypeError(f"teacher() returned {type(out).__name__}, expected a TeacherSpec")
-    return dataclasses.asdict(out)
-
-
-def _op_training(d: Defense, source: Source, cfg: TrainConfig) -> Any:
-    out = d.training(cfg)
-    if not isinstance(out, TrainConfig):
-        raise TypeError(f"training() returned {type(out).__name__}, expected a TrainConfig")
-    return out.to_dict()
-
-
-_OPS: dict[str, Callable[[Defense, Source, Any], Any]] = {
-    "describe": _op_describe,
-    "teacher": _op_teacher,
-    "training": _op_training,
-}
-
-
-def _child_main(conn: Any, request: dict[str, Any]) -> None:
-    sys.argv = ["slb-defense-child"]
-    os.setsid()  # its own process group, so a timeout kills anything it started too
-    limit = request["memory_mb"] << 20
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    op, ctx = request["op"], request.get("ctx")
-    payload: dict[str, Any] = {}
-    try:
-        d = load_class(request["source"])(**request["params"])
-        if op == "apply":
-            out = d.apply(request["arg"], ctx)  # type: ignore[arg-type]  # set for "apply"
-            payload = {"type": type(out).__name__, "value": out}
-        else:
-            payload = {"type": "dict", "value": _OPS[op](d, request["source"], request["arg"])}
-        payload["ok"] = True
-    except MemoryError:
-        payload = {"ok": False, "error": f"ran out of memory (limit {request['memory_mb']} MiB)"}
-    except BaseException as e:  # noqa: BLE001 - SystemExit and KeyboardInterrupt are errors too
-        tb = traceback.format_exception(type(e), e, e.__traceback__)
-        payload = {
-            "ok": False,
-            "error": f"raised {type(e).__name__}: {e}",
-            "tb": "".join(tb)[-4000:],
-        }
-    if ctx is not None:
-        payload["cost"], payload["notes"] = ctx.cost, ctx.notes
-    try:
-        data = json.dumps(payload)  # NaN passes as NaN; the parent's row check names it
-    except (TypeError, ValueError) as e:
-        data = json.dumps(
-            {"ok": False, "error": f"{op}() returned something that is not JSON: {e}"}
-        )
-    conn.send_bytes(data.encode())
-    conn.close()
-
-
 # -- the parent --------------------------------------------------------------------------------
-def _kill_group(proc: Any) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError, TypeError):
-        pass
-    proc.join(timeout=5)
-
-
-def _exit_reason(code: int | None) -> str:
-    if code is not None and code < 0:
-        name = signal.Signals(-code).name if -code in signal.Signals.__members__.values() else -code
-        hint = " (out of memory?)" if code == -signal.SIGKILL else ""
-        return f"was killed by signal {name}{hint}"
-    return f"exited with code {code} without returning a result"
-
-
 def _rebuild(cls: type, value: Any) -> Any:
     """A dataclass from the dict a child sent (nested dataclasses, lists back to tuples)."""
     if not isinstance(value, dict):
@@ -172,19 +101,42 @@ def _rebuild(cls: type, value: Any) -> Any:
     return cls(**kw)
 
 
-class IsolatedDefense(Defense):
-    """A non-built-in defense; every hook runs in a fresh child process (module docstring)."""
+def _code(source: Source) -> list[Path]:
+    root = code_root(source)
+    if root is None:
+        return []
+    return sandbox.plugin_code(root) if source.kind == "module" else [root]
 
-    def __init__(self, source: Source, params: dict[str, Any], limits: Limits | None = None):
+
+class IsolatedDefense(Defense):
+    """A non-built-in defense; every hook runs in a fresh child process (module docstring).
+
+    ``isolation`` is ``"namespace"`` or ``"process"`` (also ``describe()["isolation"]``);
+    ``model_paths`` are the local model directories its ``teacher()`` may name (the submission's
+    declared paths; :mod:`defenses.hook_checks`)."""
+
+    def __init__(
+        self,
+        source: Source,
+        params: dict[str, Any],
+        limits: Limits | None = None,
+        model_paths: Iterable[str | Path] = (),
+    ):
         self.source, self.given, self.limits = source, params, limits or Limits()
-        self._described: dict[str, Any] = self._call("describe", None)["value"]
-        d = self._described
-        if not (isinstance(d.get("name"), str) and isinstance(d.get("params"), dict)):
+        self.model_paths = tuple(model_paths)
+        self.isolation = isolation_mode()
+        d = self._call("describe", None)["value"]
+        if not (isinstance(d, dict) and isinstance(d.get("name"), str)):
             raise DefenseError(f"defense {source.ref!r}: describe() is malformed", hook="describe")
+        if not isinstance(d.get("params"), dict) or not isinstance(d.get("hooks"), list):
+            raise DefenseError(f"defense {source.ref!r}: describe() is malformed", hook="describe")
+        # The parent's own account of the code and of how it ran, never the child's.
+        self._described = {**d, "source": source_info(source), "isolation": self.isolation}
         self.params = d["params"]
 
     def display_name(self) -> str:  # type: ignore[override]
-        return str(self._described.get("name") or self.source.ref)
+        described = getattr(self, "_described", None) or {}
+        return str(described.get("name") or self.source.ref)
 
     def describe(self) -> dict[str, Any]:
         return dict(self._described)
@@ -201,12 +153,16 @@ class IsolatedDefense(Defense):
     def teacher(self, spec: TeacherSpec) -> TeacherSpec:
         if "teacher" not in self._described["hooks"]:
             return spec
-        return self._rebuilt(TeacherSpec, "teacher", self._call("teacher", spec)["value"])
+        value = self._call("teacher", spec)["value"]
+        self._checked("teacher", lambda: check_teacher(value, spec, self.model_paths))
+        return self._rebuilt(TeacherSpec, "teacher", value)
 
     def training(self, cfg: TrainConfig) -> TrainConfig:
         if "training" not in self._described["hooks"]:
             return cfg
-        return self._rebuilt(TrainConfig, "training", self._call("training", cfg)["value"])
+        value = self._call("training", cfg)["value"]
+        self._checked("training", lambda: check_training(value))
+        return self._rebuilt(TrainConfig, "training", value)
 
     def apply(self, rows: Sequence[Row], ctx: DefenseContext) -> Any:
         if "apply" not in self._described["hooks"]:
@@ -220,6 +176,16 @@ class IsolatedDefense(Defense):
             )
         return reply["value"]
 
+    def _checked(self, hook: str, check: Callable[[], None]) -> None:
+        try:
+            check()
+        except HookValueError as e:
+            raise DefenseError(
+                f"defense {self.display_name()!r}: {hook}() returned a bad {e.field}: "
+                f"{str(e).removeprefix(e.field).strip()}",
+                hook=hook,
+            ) from None
+
     def _rebuilt(self, cls: type, hook: str, value: Any) -> Any:
         try:
             return _rebuild(cls, value)
@@ -230,9 +196,8 @@ class IsolatedDefense(Defense):
             ) from e
 
     def _call(self, op: str, arg: Any, ctx: DefenseContext | None = None) -> dict[str, Any]:
-        who = self._described["name"] if hasattr(self, "_described") else self.source.ref
-        mp = multiprocessing.get_context("spawn")
-        recv, send = mp.Pipe(duplex=False)
+        who = self.display_name()
+        what = "loading it" if op == "describe" else f"{op}()"
         request = {
             "op": op,
             "source": self.source,
@@ -240,40 +205,46 @@ class IsolatedDefense(Defense):
             "arg": arg,
             "ctx": ctx.blind_copy() if ctx is not None else None,
             "memory_mb": self.limits.memory_mb,
+            "sys_path": sys_path(),
+            "plan": None,
         }
-        proc = mp.Process(target=_child_main, args=(send, request), name=f"slb-defense-{op}")
+        if self.isolation == "namespace":  # what it sees: its code and the Python environment
+            code = _code(self.source)
+            request["plan"] = sandbox.plan_for(code, request["sys_path"], self.limits.memory_mb)
         start = time.monotonic()
-        proc.start()
-        send.close()  # else the parent's copy keeps the pipe open and a crash never reads as EOF
-        data, problem = None, None
-        try:
-            if recv.poll(self.limits.time_s):
-                try:
-                    data = recv.recv_bytes(MAX_REPLY_BYTES)
-                except EOFError:
-                    proc.join(timeout=5)
-                    problem = _exit_reason(proc.exitcode)
-                except OSError:
-                    problem = f"sent back more than {MAX_REPLY_BYTES >> 20} MiB"
-            else:
-                problem = f"exceeded its time limit of {self.limits.time_s:g} s"
-        finally:
-            _kill_group(proc)
-            recv.close()
-        what = "loading it" if op == "describe" else f"{op}()"
+        data, problem, tail = round_trip(self.isolation, request, self.limits.time_s)
+        if tail.strip():
+            log.info("defense %r %s wrote:\n%s", who, what, tail.rstrip())
         if problem or data is None:
             raise DefenseError(f"defense {who!r}: {what} {problem}", hook=op)
         try:
             reply = json.loads(data)
-        except ValueError as e:
+            assert isinstance(reply, dict)
+        except (ValueError, AssertionError) as e:
             raise DefenseError(f"defense {who!r}: {what} sent an unreadable reply", hook=op) from e
-        if ctx is not None and isinstance(reply.get("cost"), dict):
-            ctx.add_cost(reply["cost"])
-            if isinstance(reply.get("notes"), dict):
-                ctx.notes.update(reply["notes"])
+        if ctx is not None and "cost" in reply:
+            self._take_cost(ctx, reply, what, op)
         if not reply.get("ok"):
             if reply.get("tb"):  # the plugin author's traceback, from the child
                 log.warning("defense %r %s failed in its child:\n%s", who, what, reply["tb"])
             raise DefenseError(f"defense {who!r}: {what} {reply.get('error')}", hook=op)
         reply["seconds"] = time.monotonic() - start
         return reply
+
+    def _take_cost(self, ctx: DefenseContext, reply: dict[str, Any], what: str, op: str) -> None:
+        """Fold the child's helper cost and notes into ``ctx``, refusing what is not a finite,
+        non-negative count or JSON-safe note."""
+        who, notes = self.display_name(), reply.get("notes")
+        if not isinstance(notes, dict):
+            problem: str | None = f"ctx.notes is {type(notes).__name__}, expected a dict"
+        else:
+            problem = json_problem(notes, "ctx.notes")
+        if problem or not isinstance(notes, dict):
+            raise DefenseError(f"defense {who!r}: {what} left a bad note: {problem}", hook=op)
+        try:
+            ctx.add_cost(reply["cost"])
+        except ValueError as e:
+            raise DefenseError(
+                f"defense {who!r}: {what} reported an invalid helper cost: {e}", hook=op
+            ) from None
+        ctx.notes.update(notes)

@@ -23,6 +23,7 @@ import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib.machinery import PathFinder
 from importlib.metadata import EntryPoint, distributions
 from pathlib import Path
 from typing import Any
@@ -97,7 +98,7 @@ class Source:
 
     kind: str  # "builtin" | "entry_point" | "module"
     ref: str  # the reference as given
-    target: str = ""  # builtin: module.Class; entry point: its value; module: the file path
+    target: str = ""  # builtin: module.Class; entry point: its value; module: the absolute path
     cls: str = ""  # module file: the class name
 
     @property
@@ -105,13 +106,28 @@ class Source:
         return self.kind == "builtin"
 
 
-def resolve(ref: str) -> Source:
-    """The :class:`Source` a defense reference names, or a ``ValueError`` listing known names."""
+def resolve(ref: str, expect: str | None = None) -> Source:
+    """The :class:`Source` a defense reference names, or a ``ValueError`` listing known names.
+    ``expect`` (a :attr:`Source.kind`) refuses a reference of another kind: a submission that says
+    ``{builtin: ...}`` or ``{entry_point: ...}`` must not load a module file."""
+    source = _resolve(ref)
+    if expect is not None and source.kind != expect:
+        kinds = {
+            "builtin": "a built-in",
+            "entry_point": "an entry point",
+            "module": "a module file",
+        }
+        raise DefenseRegistryError(f"defense {ref!r} is {kinds[source.kind]}, not {kinds[expect]}")
+    return source
+
+
+def _resolve(ref: str) -> Source:
     if m := _MODULE_REF.match(ref):
         path = Path(m["path"])
         if not path.is_file():
             raise DefenseRegistryError(f"defense module file {str(path)!r} does not exist")
-        return Source("module", ref, str(path), m["cls"])
+        # Absolute: the child that loads it runs in a private working directory.
+        return Source("module", ref, str(path.resolve()), m["cls"])
     builtins = _builtins()
     if ref in builtins:
         entry_point_table()  # refuses a plugin that shadows this built-in
@@ -157,15 +173,58 @@ def load_class(source: Source) -> type[Defense]:
     return obj
 
 
-def source_info(source: Source, cls: type[Defense]) -> dict[str, Any]:
-    """The ``source`` block of ``describe()``: kind, reference, and the sha256 of the plugin file."""
-    info: dict[str, Any] = {"kind": source.kind, "ref": source.ref, "module": cls.__module__}
+def code_file(source: Source) -> Path | None:
+    """The file that defines the defense class, found without running plugin code: a module
+    file itself, a built-in's module, or an entry point's module located through the import
+    system's finders (a top-level lookup and ``PathFinder`` below it execute nothing)."""
+    if source.kind == "module":
+        return Path(source.target).resolve()
     if source.kind == "builtin":
-        return info
-    path = source.target if source.kind == "module" else sys.modules[cls.__module__].__file__
-    info.update(path=str(path), sha256=sha256_file(path) if path else None)
+        f = getattr(sys.modules.get(_builtins()[source.ref].__module__), "__file__", None)
+        return Path(f).resolve() if f else None
+    parts = source.target.partition(":")[0].strip().split(".")
+    try:
+        spec = importlib.util.find_spec(parts[0])
+        for i in range(1, len(parts)):
+            where = spec.submodule_search_locations if spec else None
+            spec = PathFinder.find_spec(".".join(parts[: i + 1]), list(where)) if where else None
+    except (ImportError, ValueError):
+        return None
+    origin = spec.origin if spec is not None and spec.has_location else None
+    return Path(origin).resolve() if origin else None
+
+
+def code_root(source: Source) -> Path | None:
+    """Where a plugin's code lives: its file, or the folder of an entry point's top package."""
+    path = code_file(source)
+    if path is None or source.kind != "entry_point":
+        return path
+    top = source.target.partition(":")[0].strip().split(".")[0]
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return path
+    where = list(spec.submodule_search_locations or []) if spec else []
+    return Path(where[0]).resolve() if where else path
+
+
+def source_info(source: Source) -> dict[str, Any]:
+    """The ``source`` block of ``describe()``: kind, reference, file and the sha256 of that file,
+    computed in the parent (a plugin's child could report any hash it liked). Built-ins too: the
+    hash names the exact code that produced a result."""
+    path = code_file(source)
+    info: dict[str, Any] = {"kind": source.kind, "ref": source.ref}
+    if source.kind == "builtin":
+        info["module"] = _builtins()[source.ref].__module__
+    shown: str | None = str(path) if path else None
+    if source.kind == "module":  # as the reference gives it (relative, so no home dir shows)
+        shown = source.ref.rpartition(":")[0]
+    elif source.kind == "builtin" and path is not None:
+        shown = path.relative_to(Path(__file__).resolve().parents[1]).as_posix()
+    info.update(path=shown)
+    info.update(sha256=sha256_file(path) if path is not None and path.is_file() else None)
     if source.kind == "module":
         info["class"] = source.cls
-    else:
+    elif source.kind == "entry_point":
         info["entry_point"] = source.target
     return info

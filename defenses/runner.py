@@ -4,9 +4,11 @@
 :class:`~defenses.isolation.IsolatedDefense` runs it in a child) and check the result. ``apply``
 must return a list of ``{id, prompt, completion}`` dicts whose ids are a subsequence of its input's
 (rows dropped, none added, changed or reordered), with string text and JSON-safe extra fields (no
-NaN or infinity); an optional ``loss_mask_spans`` must be ``[start, end)`` integer pairs within the
-completion (``benchmark.core.loss_mask``). Any failure or violation is a :class:`DefenseError` naming
-the defense, the hook and the problem, so the cell records it instead of training on corrupted data.
+NaN or infinity), and leave ``ctx.notes`` JSON-safe too; an optional ``loss_mask_spans`` must be
+``[start, end)`` integer pairs within the completion (``benchmark.core.loss_mask``). Any failure or
+violation is a :class:`DefenseError` naming the defense, the hook and the problem, so the cell
+records it instead of training on corrupted data. An isolated defense's ``teacher()`` and
+``training()`` results are also checked field by field in the parent (``defenses.hook_checks``).
 """
 
 from __future__ import annotations
@@ -33,17 +35,18 @@ class DefenseError(RuntimeError):
         return {"stage": "defense", "hook": self.hook, "defense": self.defense, "arm": self.arm}
 
 
-def _json_problem(v: Any, where: str) -> str | None:
+def json_problem(v: Any, where: str) -> str | None:
+    """What makes ``v`` not plain JSON (NaN, infinity, a non-string key, another type), or None."""
     if isinstance(v, float) and not math.isfinite(v):
         return f"{where} is {'NaN' if math.isnan(v) else v}"
     if v is None or isinstance(v, (str, bool, int, float)):
         return None
     if isinstance(v, list):
-        return next((p for i, x in enumerate(v) if (p := _json_problem(x, f"{where}[{i}]"))), None)
+        return next((p for i, x in enumerate(v) if (p := json_problem(x, f"{where}[{i}]"))), None)
     if isinstance(v, dict):
         if bad := [k for k in v if not isinstance(k, str)]:
             return f"{where} has a non-string key {bad[0]!r}"
-        return next((p for k, x in v.items() if (p := _json_problem(x, f"{where}[{k!r}]"))), None)
+        return next((p for k, x in v.items() if (p := json_problem(x, f"{where}[{k!r}]"))), None)
     return f"{where} is {type(v).__name__}, which is not JSON"
 
 
@@ -69,7 +72,7 @@ def check_rows(name: str, before: Sequence[Row], after: Any) -> list[Row]:
         for k in ("prompt", "completion"):
             if not isinstance(v := r.get(k), str):
                 raise fail(f"row {rid!r} field {k!r} is {type(v).__name__}, expected str")
-        if problem := _json_problem(r, f"row {rid!r}"):
+        if problem := json_problem(r, f"row {rid!r}"):
             raise fail(problem)
         if MASK_FIELD in r:  # read by training: spans must fit the (possibly rewritten) completion
             try:
@@ -115,4 +118,9 @@ def run_training(defense: Defense, cfg: TrainConfig) -> TrainConfig:
 def run_apply(defense: Defense, rows: Sequence[Row], ctx: DefenseContext) -> list[Row]:
     # Copies, so a built-in that mutates its input cannot change the caller's (stored) rows.
     out = _guarded(defense, "apply", lambda: defense.apply([dict(r) for r in rows], ctx))
-    return check_rows(defense.display_name(), rows, out)
+    name = defense.display_name()
+    if problem := json_problem(ctx.notes, "ctx.notes"):  # stored with the results
+        raise DefenseError(
+            f"defense {name!r}: apply() left a bad note: {problem}", hook="apply", defense=name
+        )
+    return check_rows(name, rows, out)

@@ -249,6 +249,12 @@ def _flags(
         flags.append(f"{row['leakage_n'] - row['n_pairs']} seed(s) without a baseline run")
     if row["overshoot"]:
         flags.append("overshoot: reduces beyond the baseline's own statistic (not rewarded)")
+    weak = sum(c.defense_info.get("isolation") == "process" for c in ec)
+    if weak:
+        flags.append(
+            f"{weak} cell(s) ran the plugin with process isolation only (the OS refused "
+            "namespaces): it could read other processes and the user's files"
+        )
     bad = [c for c in ec if c.integrity != "ok"]
     if bad:
         flags.append(f"integrity not ok for {len(bad)} artifact(s) (included)")

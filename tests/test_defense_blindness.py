@@ -1,12 +1,15 @@
 """Blindness: a spy defense records everything it is given while a tiny cell runs — the teacher
 spec, the context, the rows, the training config, its environment and argv — and the trait
 (an unusual animal, so any leak is visible) appears nowhere. Runs the spy in-process (as a
-built-in) and in a child process (as an untrusted plugin), on the real embedded model."""
+built-in) and in a child (as an untrusted plugin, under OS namespaces where the machine allows
+them; tests/test_defense_hostile.py covers the plain-process fallback), on the real embedded
+model."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -28,9 +31,10 @@ import dataclasses, json, os, sys
 from defenses.base import Defense
 
 def _dump(hook, what):
-    with open(os.environ["SPY_OUT"], "a") as f:
-        record = {"hook": hook, "what": what, "env": dict(os.environ), "argv": sys.argv}
-        f.write(json.dumps(record, default=repr) + "\\n")
+    # To stderr: a plugin's child can write nowhere else the test could read (its namespace
+    # hides the test's files); the parent logs the child's output.
+    record = {"hook": hook, "what": what, "env": dict(os.environ), "argv": sys.argv}
+    print("SPY " + json.dumps(record, default=repr), file=sys.stderr, flush=True)
 
 class Spy(Defense):
     """Records what it receives."""
@@ -75,8 +79,11 @@ def builtin_spy(spy_file: Path) -> str:
     return "blindness_spy"
 
 
-def _records(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
+def _records(capfd, caplog, isolated: bool = False) -> list[dict]:
+    """What the spy printed: to this process's stderr (a built-in), or in its child, whose output
+    the parent logs (``defenses.isolation``)."""
+    text = "\n".join(caplog.messages) if isolated else capfd.readouterr().err
+    return [json.loads(line[4:]) for line in text.splitlines() if line.startswith("SPY ")]
 
 
 def _assert_blind(records: list[dict], hooks: set[str]) -> None:
@@ -93,17 +100,16 @@ def _assert_blind(records: list[dict], hooks: set[str]) -> None:
 
 @pytest.mark.parametrize("variant", ["builtin", "isolated"])
 def test_spy_sees_no_trait_in_a_running_cell(
-    variant, builtin_spy, spy_file, smollm_dir, tmp_path, monkeypatch
+    variant, builtin_spy, spy_file, smollm_dir, tmp_path, monkeypatch, capfd, caplog
 ) -> None:
-    out = tmp_path / "spy.jsonl"
-    monkeypatch.setenv("SPY_OUT", str(out))
-    if variant == "isolated":
+    caplog.set_level(logging.INFO, logger="defenses.isolation")
+    if variant != "builtin":
         # As under `slb run --trait axolotl`: the child must not inherit the parent's argv.
         monkeypatch.setattr(sys, "argv", ["slb", "run", "--trait", TRAIT])
     ref = builtin_spy if variant == "builtin" else f"{spy_file}:Spy"
     store = ArtifactStore(tmp_path / "store")
     assert run_until(_tiny(ref), store, tmp_path / "logs", "data").stopped_after == "data"
-    records = _records(out)
+    records = _records(capfd, caplog, isolated=variant != "builtin")
     assert sum(r["hook"] == "apply" for r in records) == 2  # one call per arm
     # The trait was really in the cell: the trait arm's generator had the axolotl system prompt.
     metas = [json.loads(p.read_text()) for p in store.root.glob("generations/*/meta.json")]
@@ -111,14 +117,14 @@ def test_spy_sees_no_trait_in_a_running_cell(
     _assert_blind(records, {"teacher", "apply", "training"})
 
 
-def test_fine_tuned_teacher_is_shown_as_its_base_model(builtin_spy, tmp_path, monkeypatch) -> None:
+def test_fine_tuned_teacher_is_shown_as_its_base_model(
+    builtin_spy, tmp_path, capfd, caplog
+) -> None:
     """With a fine-tuned trait teacher the generator is a trait adapter dir; the defense must see
     the base model in its teacher spec and context, not that dir."""
-    out = tmp_path / "spy.jsonl"
-    monkeypatch.setenv("SPY_OUT", str(out))
     cell = CellHarness(
         _tiny(builtin_spy, teacher="finetuned"), ArtifactStore(tmp_path / "s"), tmp_path
     )
     rows = [{"id": "a", "prompt": "Continue: 1, 2, 3.", "completion": "4, 5"}]
     cell.defend("trait", rows, "0" * 16)
-    _assert_blind(_records(out), {"teacher", "apply", "training"})
+    _assert_blind(_records(capfd, caplog), {"teacher", "apply", "training"})

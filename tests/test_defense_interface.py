@@ -3,6 +3,7 @@ registry (duplicates refused) and entry points found in an installed distributio
 
 from __future__ import annotations
 
+import hashlib
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,7 +87,12 @@ def test_describe_names_version_params_docstring_hooks_and_source() -> None:
     d = get_defense("none").describe()
     assert d["name"] == "none" and d["version"] == "1" and d["params"] == {}
     assert d["description"].startswith("No defense") and d["hooks"] == []
-    assert d["source"] == {"kind": "builtin", "module": "defenses.none"}
+    assert {k: v for k, v in d["source"].items() if k != "code_sha256"} == {
+        "kind": "builtin",
+        "module": "defenses.none",
+    }
+    none_py = Path(__file__).resolve().parents[1] / "defenses" / "none.py"
+    assert d["source"]["code_sha256"] == hashlib.sha256(none_py.read_bytes()).hexdigest()
     assert Quiet().describe()["description"] == "" and Quiet().hooks() == ["apply"]
     s = {p["name"]: p for p in Typed().describe()["params_schema"]}
     assert s["mode"]["default"] == "sort" and s["words"]["default"] == ["a"]

@@ -154,3 +154,15 @@ def test_specific_runs_are_counted_and_a_mostly_unspecific_baseline_is_flagged(g
     row = rk.ranking(marked + others, "teacher_forced").set_index("name").loc["none"]
     assert (row["specific_runs"], row["specificity_n"]) == (5, 5)
     assert "specific in only" not in row["flags"]
+
+
+def test_entries_run_with_process_isolation_only_are_flagged(gpu) -> None:
+    marked = [
+        replace(c, defense_info={**c.defense_info, "isolation": "process"})
+        if c.defense == "canonicalize"
+        else c
+        for c in gpu
+    ]
+    df = rk.ranking(marked, "teacher_forced").set_index("name")
+    assert "process isolation only" in df.loc["canonicalize", "flags"]
+    assert "process isolation only" not in df.loc["divergence_mask", "flags"]

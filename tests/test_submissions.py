@@ -71,6 +71,21 @@ def test_defense_must_name_exactly_one_source(tmp_path: Path) -> None:
     assert "exactly one of builtin, entry_point, module" in load_submission(folder)[1][0]
 
 
+def test_an_entry_point_or_builtin_given_as_a_path_is_refused(tmp_path: Path) -> None:
+    outside = tmp_path / "x.py"
+    outside.write_text("print('ran')\n")
+    for kind in ("entry_point", "builtin"):
+        (tmp_path / kind).mkdir()
+        folder = _example_copy(tmp_path / kind)
+        y = folder / "submission.yaml"
+        text = y.read_text()
+        start = text.index("defense:")
+        end = text.index("\n", text.index("class:", start)) + 1
+        y.write_text(text[:start] + f"defense:\n  {kind}: {outside}:P\n" + text[end:])
+        sub, problems = load_submission(folder)
+        assert sub is None and any(f"'defense.{kind}'" in p for p in problems), problems
+
+
 def test_example_loads_in_a_child_and_lists_missing_results(tmp_path: Path, capsys) -> None:
     folder = _example_copy(tmp_path)
     sub, problems = load_submission(folder)

@@ -40,7 +40,7 @@ import yaml
 from benchmark.core.results import REFERENCE_KINDS
 from benchmark.run.names import suggest
 from benchmark.run.suite import run_suite
-from defenses.loading import builtin_names
+from defenses.loading import builtin_names, entry_point_table
 
 SUBMISSION_FILE = "submission.yaml"
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -158,6 +158,13 @@ def _check_defense(d: Any, folder: Path) -> list[str]:
         close = suggest(d[kind], builtin_names())
         hint = f"; did you mean {' or '.join(close)}?" if close else ""
         problems.append(f"'defense.builtin' {_SHOW.repr(d[kind])} is not a built-in defense{hint}")
+    if kind == "entry_point" and d[kind] not in entry_point_table():
+        # A name only: never a path (a path would load an outside file as an "entry point").
+        known = sorted(entry_point_table())
+        problems.append(
+            f"'defense.entry_point' {_SHOW.repr(d[kind])} is not an installed entry point "
+            f"(group subliminal_bench.defenses; installed: {', '.join(known) or 'none'})"
+        )
     if kind == "module":
         problems += _check_module_file(d[kind], folder)
         cls = d.get("class")
