@@ -314,3 +314,41 @@ def test_a_relative_module_reference_loads_from_a_private_working_directory(
     d = load_defense("my-submission/p.py:P", limits=Limits(time_s=30, memory_mb=2048))
     assert d.describe()["source"]["path"] == "my-submission/p.py"
     assert run_apply(d, ROWS, DefenseContext(teacher_model="smollm2-135m")) == ROWS[:2]
+
+
+COUNTER = """
+import os
+from pathlib import Path
+from defenses.base import Defense
+
+class Counter(Defense):
+    '''Counts its calls in files it can write (to tell the arms apart by call order).'''
+    def apply(self, rows, ctx):
+        seen = []
+        dirs = ("/tmp", os.environ.get("HOME", "/tmp"), "/cache", os.getcwd())
+        for d in sorted({os.path.realpath(d) for d in dirs}):
+            f = Path(d) / "slb-call-count"
+            try:
+                n = int(f.read_text()) + 1 if f.exists() else 1
+                f.write_text(str(n))
+                seen.append(n)
+            except OSError:
+                pass
+        ctx.notes["counts"] = seen
+        return rows
+"""
+
+
+@namespaces
+def test_a_call_counting_plugin_sees_every_call_as_its_first(tmp_path) -> None:
+    code = tmp_path / "counter.py"
+    code.write_text(COUNTER)
+    d = load_defense(f"{code}:Counter")
+    assert d.isolation == "namespace"
+    rows = [{"id": "r0", "prompt": "Continue: 1, 2", "completion": "3, 4"}]
+    counts = []
+    for _ in range(3):  # two arms, and a third call for good measure
+        ctx = DefenseContext(teacher_model="smollm2-135m")
+        run_apply(d, rows, ctx)
+        counts.append(ctx.notes["counts"])
+    assert counts[0] and all(c == counts[0] for c in counts) and set(counts[0]) == {1}
