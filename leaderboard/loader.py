@@ -9,7 +9,8 @@ Usage::
     loaded.skipped    # Skipped(path, reason) for every file that could not be used
     excluded(loaded.cells)   # the cells a default view leaves out (integrity failed or missing)
 
-Files named ``summary.json`` (suite summaries pooled over seeds), reproduction records
+Files named ``summary.json`` (suite summaries pooled over seeds) or ``report.json`` (``slb
+confirm`` reports), reproduction records
 (``<stem>.reproduced.json``), Inspect log folders (``logs/``) and hidden folders are not artifacts
 and are ignored. Submission metadata
 (``submissions/<name>/submission.yaml``) is read as data only, never executed.
@@ -53,7 +54,7 @@ from leaderboard.references import reference_kind
 
 DIRS_ENV = "SLB_LEADERBOARD_DIRS"  # os.pathsep-separated folders the app reads
 DEFAULT_DIRS = ("submissions", "results")
-IGNORED_NAMES = {"summary.json"}
+IGNORED_NAMES = {"summary.json", "report.json"}  # suite summaries, `slb confirm` reports
 REPRODUCED_SUFFIX = ".reproduced.json"  # slb reproduce's record, next to its artifact
 IGNORED_DIRS = {"logs"}
 SUBMISSION_META = ("submission.yaml", "submission.yml", "submission.json")
