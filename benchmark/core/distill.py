@@ -73,7 +73,9 @@ def soft_labels(
         constraint.bind(tok)
     plain = [{k: v for k, v in r.items() if k != MASK_FIELD} for r in rows]
     student, _ = masked_records(tok, plain, student_system)
-    learn, _ = masked_records(tok, rows, student_system)  # 0 inside a defense's masked spans
+    # 0 inside a defense's masked spans; without any, the same records as ``student``.
+    masked = any(MASK_FIELD in r for r in rows)
+    learn = masked_records(tok, rows, student_system)[0] if masked else student
     teacher, _ = masked_records(tok, plain, teacher_system)
     out: list[dict[str, Any]] = []
     outside: list[float] = []

@@ -55,7 +55,7 @@ from benchmark.core.stats import (
     paired_leakage,
     rate_ci,
 )
-from benchmark.core.store import stable_hash
+from benchmark.core.store import atomic_write_json, stable_hash
 
 SCHEMA = "slb.results/1"
 N_EXAMPLES = 5
@@ -309,6 +309,14 @@ def with_relative_logs(art: dict[str, Any], folder: Path | str) -> dict[str, Any
     if not isinstance(logs, dict):
         return art
     return {**art, "inspect_logs": {k: [rel(str(p)) for p in v] for k, v in logs.items()}}
+
+
+def write_artifact(path: Path | str, art: dict[str, Any]) -> dict[str, Any]:
+    """Write a cell's artifact to ``path`` atomically, its Inspect log paths relative to the
+    artifact's folder (:func:`with_relative_logs`); returns what was written."""
+    out = with_relative_logs(art, Path(path).parent)
+    atomic_write_json(Path(path), out)
+    return out
 
 
 def utility_block(utility: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -26,8 +26,8 @@ from typing import Any
 
 import leaderboard
 from benchmark.core.models import EMBEDDED, ModelError, cache_root
-from benchmark.core.results import with_relative_logs
-from benchmark.core.store import ArtifactStore, StoreError, atomic_write_json
+from benchmark.core.results import write_artifact
+from benchmark.core.store import ArtifactStore, StoreError
 from benchmark.core.teachers import TeacherConfig
 from benchmark.run import blind, catalog, cli_args
 from benchmark.run.cell import run_cell, run_until
@@ -80,7 +80,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     res = run_cell(cfg, _store(args), out_dir / "logs")
     path = out_dir / f"{cell_name(cfg)}.json"
-    atomic_write_json(path, with_relative_logs(res, out_dir))
+    write_artifact(path, res)
     print_leakage(cell_name(cfg), res["leakage"])
     print(f"results: {path}")
     return 0

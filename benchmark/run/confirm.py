@@ -43,7 +43,7 @@ from typing import Any
 import yaml
 
 from benchmark.core.models import cache_root
-from benchmark.core.results import ALPHA, OWN_ANIMAL, SPECIFICITY, with_relative_logs
+from benchmark.core.results import ALPHA, OWN_ANIMAL, SPECIFICITY, write_artifact
 from benchmark.core.stats.paired import paired_test
 from benchmark.core.store import ArtifactStore, atomic_write_json
 from benchmark.run.cell import prepare_teacher, run_cell
@@ -251,9 +251,7 @@ def confirm(path: Path, store: ArtifactStore, results: Path, allow_unregistered:
         try:
             art = json.loads(cell_path.read_text()) if cell_path.is_file() else None
             if art is None or art.get("config") != cfg.to_dict():
-                art = run_cell(cfg, store, out / "logs")
-                art = with_relative_logs(art, out)
-                atomic_write_json(cell_path, art)
+                art = write_artifact(cell_path, run_cell(cfg, store, out / "logs"))
             runs.append(run_record(kind, cfg, art, cell_path, prereg["statistic"]))
         except Exception as e:  # noqa: BLE001 - every run is reported, the failed ones too
             runs.append({"arm": kind, "seed": cfg.seed, "error": f"{type(e).__name__}: {e}"})

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.core.artifact import without_seeds
-from benchmark.core.results import SPECIFICITY, VERDICT, pooled_leakage, with_relative_logs
+from benchmark.core.results import SPECIFICITY, VERDICT, pooled_leakage, write_artifact
 from benchmark.core.store import atomic_write_json, stable_hash
 from benchmark.run.cell import prepare_teacher, run_cell
 from benchmark.run.config import CellConfig
@@ -203,7 +203,7 @@ def run_suite(
             summary["errors"].append({"cell": cname, "error": f"{type(e).__name__}: {e}", **record})
             print(f"{cname}: FAILED: {type(e).__name__}: {e}")
             continue
-        atomic_write_json(out_dir / f"{cname}.json", with_relative_logs(o.result, out_dir))
+        write_artifact(out_dir / f"{cname}.json", o.result)
         finished[cname] = o.result
         print_leakage(cname, o.result["leakage"])
         print_cost(cname, [o.result])
