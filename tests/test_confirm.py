@@ -127,6 +127,7 @@ def test_judge_fails_on_a_significant_null_or_too_few_specific_runs() -> None:
     prereg = {
         "seeds": list(range(6)),
         "null_seeds": [0, 1, 2],
+        "test": "t_and_sign_flip",
         "alpha": 0.05,
         "specific_share": 0.8,
         "null_alpha": 0.05,
@@ -142,3 +143,72 @@ def test_judge_fails_on_a_significant_null_or_too_few_specific_runs() -> None:
     ]
     assert cf.judge(prereg, good, registered=True)["verdict"] == "pass"
     assert cf.judge(prereg, good, registered=False)["verdict"] == "fail"  # unregistered
+
+
+def test_a_decided_fail_stops_early_and_lists_the_runs_not_made(
+    tmp_path: Path, monkeypatch
+) -> None:
+    # 6 seeds, specific_share 0.8: 5 of 6 must be specific. Two non-specific main runs decide it.
+    f = _repo(tmp_path / "repo")
+    ran: list[int] = []
+
+    def fake_run(cfg, store, log_dir):
+        ran.append(cfg.seed)
+        return _art(cfg, 0.1, 0.5)  # never specific
+
+    monkeypatch.setattr(cf, "prepare_teacher", lambda cfg, store, log_dir: "t")
+    monkeypatch.setattr(cf, "run_cell", fake_run)
+    store = ArtifactStore(tmp_path / "store")
+    rep = cf.confirm(f, store, tmp_path / "res")
+    assert ran == [10, 20, 11]  # main 10, null 20, main 11: 0 of 2 specific, 4 left, need 5
+    res = rep["result"]
+    assert res["verdict"] == "fail" and res["decided_early"] is True
+    assert "at most 4 of 6" in res["decided_by"]
+    assert rep["not_run"][0] == {"arm": "null", "seed": 21} and len(rep["not_run"]) == 5
+    # --all-runs makes the rest; the verdict stays the same, now complete.
+    rep = cf.confirm(f, store, tmp_path / "res", all_runs=True)
+    assert ran[3:] == [21, 12, 13, 14, 15] and "not_run" not in rep
+    assert rep["result"]["verdict"] == "fail" and rep["result"]["decided_early"] is False
+
+
+def test_one_more_specific_run_keeps_the_verdict_open() -> None:
+    prereg = {"seeds": list(range(6)), "null_seeds": [0], "alpha": 0.05, "test": "t"}
+    prereg |= {"specific_share": 0.8, "null_alpha": 0.05}
+    runs = [{"arm": "main", "value": 0.3, "specific": s} for s in (False, True)]
+    res = cf.judge(prereg, runs, registered=True)
+    assert res["verdict"] == "incomplete" and res["decided_early"] is False  # 5 of 6 still possible
+
+
+SCREEN = PREREG.replace("seeds: [10, 11, 12, 13, 14, 15]", "seeds: [10, 11, 12]")
+SCREEN = SCREEN.replace("null_seeds: [20, 21]", "null_seeds: []")
+SCREEN = SCREEN.replace("test: t_and_sign_flip", "test: t\npurpose: screen")
+
+
+def test_a_screen_says_lead_or_no_lead_never_pass(tmp_path: Path, monkeypatch) -> None:
+    f = _repo(tmp_path / "repo", SCREEN)
+    assert cf.load_prereg(f)["purpose"] == "screen"
+    monkeypatch.setattr(cf, "prepare_teacher", lambda cfg, store, log_dir: "t")
+    monkeypatch.setattr(cf, "run_cell", lambda cfg, store, log_dir: _art(cfg, 1 + cfg.seed / 9, 0))
+    rep = cf.confirm(f, ArtifactStore(tmp_path / "store"), tmp_path / "res")
+    res = rep["result"]
+    assert res["verdict"] == "lead" and res["n_main"] == 3 and res["n_null"] == 0
+    assert "null_not_significant" not in res["checks"]  # no null seeds: no null check
+    assert res["main"]["p_sign_flip"] is None and res["main"]["p"] == res["main"]["p_t"]
+    flat = [{"arm": "main", "value": v, "specific": True} for v in (0.3, -0.2, 0.1)]
+    assert cf.judge(cf.load_prereg(f), flat, registered=True)["verdict"] == "no lead"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (SCREEN.replace("seeds: [10, 11, 12]", "seeds: [10, 11]"), "at least 3 runs"),
+        (SCREEN.replace("purpose: screen", "purpose: explore"), "purpose 'explore'"),
+        (SCREEN.replace("purpose: screen", ""), "test must be t_and_sign_flip"),
+        (PREREG.replace("null_seeds: [20, 21]", "null_seeds: []"), "'null_seeds' must be"),
+    ],
+)
+def test_screen_and_confirmation_rules_are_checked(tmp_path: Path, text: str, message: str) -> None:
+    f = tmp_path / "p.yaml"
+    f.write_text(text)
+    with pytest.raises(ValueError, match=message):
+        cf.load_prereg(f)

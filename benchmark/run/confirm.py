@@ -19,9 +19,15 @@ statistic, the test, alpha and the success rule::
     alpha: 0.01
     specific_share: 0.9             # runs whose trait pair ranks in the top 5 % of animal pairs
     null_alpha: 0.05                # the null's p must stay at or above this
+    purpose: confirm                # optional: confirm (the default) or screen
 
 It passes when the main runs' mean is positive with p < ``alpha``, at least ``specific_share`` of
-them are specific (``p_rank`` ≤ 0.05), and the null's p is ≥ ``null_alpha``. The file must be
+them are specific (``p_rank`` ≤ 0.05), and the null's p is ≥ ``null_alpha``. The verdict is decided
+early, as a fail, once the specific share can no longer be reached even if every main run still to
+come is specific; ``slb confirm`` then stops and lists the runs it did not make (``--all-runs``
+makes them anyway, for the estimates). A ``screen`` is the small run that picks what to confirm:
+at least 3 seeds, null seeds optional, ``test: t`` allowed (the sign-flip test needs 6 runs), and
+its verdict is "lead" or "no lead", never a pass. The file must be
 committed and unchanged in the working tree, so the report can name the commit that fixed it
 (``--unregistered`` runs an uncommitted file for trying it out; its report says so and it can never
 pass). Cells are written to ``<results>/confirm/<name>/`` one by one, main and null seeds
@@ -54,7 +60,9 @@ from benchmark.run.suite import cell_name
 SCHEMA = "slb.prereg/1"
 REPORT_SCHEMA = "slb.confirmation/1"
 STATISTICS = {OWN_ANIMAL: ("leakage", "teacher_forced", OWN_ANIMAL, "log_odds_diff")}
-TESTS = ("t_and_sign_flip",)
+TESTS = ("t_and_sign_flip", "t")
+PURPOSES = {"confirm": ("pass", "fail"), "screen": ("lead", "no lead")}  # (good, bad) verdicts
+MIN_SEEDS = {"confirm": 6, "screen": 3}
 MAX_BYTES = 64_000
 _FIELDS: dict[str, type | tuple[type, ...]] = {
     "schema": str,
@@ -71,8 +79,9 @@ _FIELDS: dict[str, type | tuple[type, ...]] = {
     "alpha": float,
     "specific_share": float,
     "null_alpha": float,
+    "purpose": str,
 }
-_OPTIONAL = {"question", "settings"}
+_OPTIONAL = {"question", "settings", "purpose"}
 
 
 def load_prereg(path: Path) -> dict[str, Any]:
@@ -108,17 +117,28 @@ def load_prereg(path: Path) -> dict[str, Any]:
         raise ValueError(f"{path}: statistic {d['statistic']!r}; known: {', '.join(STATISTICS)}")
     if d["test"] not in TESTS:
         raise ValueError(f"{path}: test {d['test']!r}; known: {', '.join(TESTS)}")
+    purpose = d.setdefault("purpose", "confirm")
+    if purpose not in PURPOSES:
+        raise ValueError(f"{path}: purpose {purpose!r}; known: {', '.join(PURPOSES)}")
+    if purpose == "confirm" and d["test"] != "t_and_sign_flip":
+        raise ValueError(
+            f"{path}: a confirmation's test must be t_and_sign_flip (t is for screens)"
+        )
     for k in ("alpha", "null_alpha", "specific_share"):
         if not 0 < d[k] <= 1:
             raise ValueError(f"{path}: field {k!r} must be in (0, 1], got {d[k]}")
     for k in ("seeds", "null_seeds"):
         seeds = d[k]
-        if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        empty_ok = k == "null_seeds" and purpose == "screen"
+        if (not seeds and not empty_ok) or not all(
+            isinstance(s, int) and not isinstance(s, bool) for s in seeds
+        ):
             raise ValueError(f"{path}: field {k!r} must be a non-empty list of integer seeds")
         if len(set(seeds)) != len(seeds):
             raise ValueError(f"{path}: field {k!r} repeats a seed")
-    if len(d["seeds"]) < 6:
-        raise ValueError(f"{path}: 'seeds' needs at least 6 runs for the exact sign-flip test")
+    if len(d["seeds"]) < MIN_SEEDS[purpose]:
+        why = "for the exact sign-flip test" if purpose == "confirm" else "for a t over runs"
+        raise ValueError(f"{path}: 'seeds' needs at least {MIN_SEEDS[purpose]} runs {why}")
     d.setdefault("settings", [])
     if not all(isinstance(s, str) for s in d["settings"]):
         raise ValueError(f"{path}: 'settings' must be a list of KEY=VALUE strings")
@@ -202,50 +222,83 @@ def run_record(kind: str, cfg: CellConfig, art: dict[str, Any], path: Path, stat
     }
 
 
+def _over_runs(values: list[float], test: str) -> dict[str, Any] | None:
+    if not values:
+        return None
+    t = paired_test(values)
+    return {**t, "p_sign_flip": None, "p": t["p_t"]} if test == "t" else t
+
+
 def judge(prereg: dict[str, Any], runs: list[dict[str, Any]], registered: bool) -> dict[str, Any]:
     """The pre-registered rule over the finished runs (a run that failed counts as missing: the
-    verdict is then "incomplete", never a pass)."""
+    verdict is then "incomplete", never a pass). Decided early (``decided_early``) as a fail once
+    the specific share cannot be reached even if every main run still to come is specific."""
+    good, bad = PURPOSES[prereg.get("purpose", "confirm")]
     main = [r for r in runs if r["arm"] == "main" and "value" in r]
     null = [r for r in runs if r["arm"] == "null" and "value" in r]
-    complete = len(main) == len(prereg["seeds"]) and len(null) == len(prereg["null_seeds"])
-    m = paired_test([r["value"] for r in main]) if main else None
-    n = paired_test([r["value"] for r in null]) if null else None
-    share = sum(r["specific"] for r in main) / len(main) if main else 0.0
+    n_seeds = len(prereg["seeds"])
+    complete = len(main) == n_seeds and len(null) == len(prereg["null_seeds"])
+    m = _over_runs([r["value"] for r in main], prereg["test"])
+    n = _over_runs([r["value"] for r in null], prereg["test"])
+    n_specific = sum(bool(r["specific"]) for r in main)
+    share = n_specific / len(main) if main else 0.0
+    best_share = (n_specific + n_seeds - len(main)) / n_seeds  # if every run to come is specific
 
     def pval(t: dict[str, Any] | None) -> float | None:
         return None if t is None or t["p"] is None else float(t["p"])
 
     positive = m is not None and pval(m) is not None and pval(m) < prereg["alpha"] and m["mean"] > 0
-    null_quiet = n is not None and (pval(n) is None or pval(n) >= prereg["null_alpha"])
     checks = {
         "positive_over_runs": positive,
         "specific_in_enough_runs": share >= prereg["specific_share"],
-        "null_not_significant": null_quiet,
     }
+    if prereg["null_seeds"]:  # a screen may have none: then there is no null check
+        checks["null_not_significant"] = n is not None and (
+            pval(n) is None or pval(n) >= prereg["null_alpha"]
+        )
     passed = complete and registered and all(checks.values())
-    return {
-        "verdict": "pass" if passed else ("fail" if complete else "incomplete"),
+    early = not complete and best_share < prereg["specific_share"]
+    verdict = (good if passed else bad) if complete else (bad if early else "incomplete")
+    out = {
+        "verdict": verdict,
         "checks": checks,
         "main": m,
         "null": n,
         "specific_share": share,
         "n_main": len(main),
         "n_null": len(null),
+        "decided_early": early,
     }
+    if early:
+        out["decided_by"] = (
+            f"{n_specific} of {len(main)} main runs specific: at most "
+            f"{n_specific + n_seeds - len(main)} of {n_seeds} can be, and the rule needs "
+            f"{prereg['specific_share']:.0%}"
+        )
+    return out
 
 
-def confirm(path: Path, store: ArtifactStore, results: Path, allow_unregistered: bool = False):
-    """Run (or resume) every cell of the pre-registration at ``path``; returns the report."""
+def confirm(
+    path: Path,
+    store: ArtifactStore,
+    results: Path,
+    allow_unregistered: bool = False,
+    all_runs: bool = False,
+):
+    """Run (or resume) every cell of the pre-registration at ``path``; returns the report. Stops
+    once the verdict is decided early (unless ``all_runs``), listing the runs not made."""
     prereg = load_prereg(path)
     reg = registration(path, allow_unregistered)
     out = Path(results) / "confirm" / prereg["name"]
     out.mkdir(parents=True, exist_ok=True)
     todo = cells(prereg)
     for kind in ("main", "null"):  # the teachers once, before the cells (each arm's kind)
-        prepare_teacher(next(cfg for k, cfg in todo if k == kind), store, out / "logs")
+        first = next((cfg for k, cfg in todo if k == kind), None)
+        if first is not None:
+            prepare_teacher(first, store, out / "logs")
     runs: list[dict[str, Any]] = []
     report_path = out / "report.json"
-    for kind, cfg in todo:
+    for i, (kind, cfg) in enumerate(todo):
         name = f"{kind}__{cell_name(cfg)}"
         cell_path = out / f"{name}.json"
         try:
@@ -266,6 +319,14 @@ def confirm(path: Path, store: ArtifactStore, results: Path, allow_unregistered:
             )
         )
         report = _report(prereg, reg, runs)
+        if report["result"]["decided_early"] and not all_runs and i + 1 < len(todo):
+            report["not_run"] = [{"arm": k, "seed": c.seed} for k, c in todo[i + 1 :]]
+            print(
+                f"decided early ({report['result']['decided_by']}): stopping; --all-runs "
+                f"makes the {len(todo) - i - 1} runs left"
+            )
+            atomic_write_json(report_path, report)
+            break
         atomic_write_json(report_path, report)
     print(f"{prereg['name']}: {report['result']['verdict'].upper()} — {_says(report)}")
     print(f"report: {report_path}")
@@ -298,6 +359,8 @@ def _says(report: dict[str, Any]) -> str:
     if n is not None:
         p = "n/a" if n["p"] is None else f"{n['p']:.3g}"
         parts.append(f"null mean {n['mean']:+.3f} over {res['n_null']} runs, p={p}")
+    if res.get("decided_early"):
+        parts.append(f"decided early: {res['decided_by']}")
     if not report["registration"]["registered"]:
         parts.append("UNREGISTERED: cannot pass")
     return "; ".join(parts)
@@ -314,7 +377,7 @@ def confirm_command(args: argparse.Namespace) -> int:
             print(f"  {kind:4} {cell_name(cfg)}")
         return 0
     store = ArtifactStore(Path(args.store) if args.store else cache_root() / "store")
-    confirm(Path(args.prereg), store, Path(args.results), args.unregistered)
+    confirm(Path(args.prereg), store, Path(args.results), args.unregistered, args.all_runs)
     return 0
 
 
@@ -333,6 +396,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--check", action="store_true", help="check the file and list its runs; run nothing"
+    )
+    p.add_argument(
+        "--all-runs",
+        action="store_true",
+        help="make every run even once the verdict is decided early (for the estimates)",
     )
     p.set_defaults(fn=confirm_command)
     return p
