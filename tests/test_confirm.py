@@ -169,6 +169,9 @@ def test_a_decided_fail_stops_early_and_lists_the_runs_not_made(
     rep = cf.confirm(f, store, tmp_path / "res", all_runs=True)
     assert ran[3:] == [21, 12, 13, 14, 15] and "not_run" not in rep
     assert rep["result"]["verdict"] == "fail" and rep["result"]["decided_early"] is False
+    # Without --all-runs again: the runs made after the decision still count (none is dropped).
+    rep = cf.confirm(f, store, tmp_path / "res")
+    assert len(rep["runs"]) == 8 and "not_run" not in rep and len(ran) == 8
 
 
 def test_one_more_specific_run_keeps_the_verdict_open() -> None:

@@ -298,12 +298,18 @@ def confirm(
             prepare_teacher(first, store, out / "logs")
     runs: list[dict[str, Any]] = []
     report_path = out / "report.json"
-    for i, (kind, cfg) in enumerate(todo):
-        name = f"{kind}__{cell_name(cfg)}"
-        cell_path = out / f"{name}.json"
+    not_run: list[dict[str, Any]] = []
+    report = _report(prereg, reg, runs)
+    for kind, cfg in todo:
+        cell_path = out / f"{kind}__{cell_name(cfg)}.json"
         try:
             art = json.loads(cell_path.read_text()) if cell_path.is_file() else None
-            if art is None or art.get("config") != cfg.to_dict():
+            if art is not None and art.get("config") != cfg.to_dict():
+                art = None
+            if art is None and report["result"]["decided_early"] and not all_runs:
+                not_run.append({"arm": kind, "seed": cfg.seed})  # a finished run still counts
+                continue
+            if art is None:
                 art = write_artifact(cell_path, run_cell(cfg, store, out / "logs"))
             runs.append(run_record(kind, cfg, art, cell_path, prereg["statistic"]))
         except Exception as e:  # noqa: BLE001 - every run is reported, the failed ones too
@@ -319,14 +325,13 @@ def confirm(
             )
         )
         report = _report(prereg, reg, runs)
-        if report["result"]["decided_early"] and not all_runs and i + 1 < len(todo):
-            report["not_run"] = [{"arm": k, "seed": c.seed} for k, c in todo[i + 1 :]]
-            print(
-                f"decided early ({report['result']['decided_by']}): stopping; --all-runs "
-                f"makes the {len(todo) - i - 1} runs left"
-            )
-            atomic_write_json(report_path, report)
-            break
+        atomic_write_json(report_path, report)
+    if not_run:
+        report["not_run"] = not_run
+        print(
+            f"decided early ({report['result']['decided_by']}): {len(not_run)} runs not made "
+            "(--all-runs makes them)"
+        )
         atomic_write_json(report_path, report)
     print(f"{prereg['name']}: {report['result']['verdict'].upper()} — {_says(report)}")
     print(f"report: {report_path}")
