@@ -29,7 +29,7 @@ from typing import Any
 import pandas as pd
 
 from benchmark.core.artifact import CellResult
-from leaderboard import views
+from leaderboard import confirmations, views
 from leaderboard.loader import excluded, load
 from leaderboard.ranking import ranking
 from leaderboard.tables import Filters, per_group, per_task, select
@@ -69,12 +69,14 @@ def export(dirs: Sequence[str | Path], out_dir: str | Path) -> Path:
     table = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
     table.to_csv(out / "leaderboard.csv", index=False)
     skipped = data.skipped + excluded(data.cells)
+    confirmed = confirmations.table(dirs)
     doc = {
         "generated": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "dirs": [str(d) for d in dirs],
         "rule": views.RULE,
         "rows": json.loads(table.to_json(orient="records")) if len(table) else [],
         "skipped": [{"file": s.path, "reason": s.reason} for s in skipped],
+        "confirmations": confirmed.to_dict("records"),
     }
     (out / "leaderboard.json").write_text(json.dumps(doc, indent=1), encoding="utf-8")
     for e, parts in pages.items():
@@ -87,6 +89,8 @@ def export(dirs: Sequence[str | Path], out_dir: str | Path) -> Path:
         f"generated {doc['generated']}. Only artifacts that pass the integrity check.</p>"
         f"<p class='note'>{_markdown(views.RULE)}</p>"
         + "".join(sections)
+        + f"<h2>Pre-registered confirmations and screens ({len(confirmed)})</h2>"
+        + (_table(confirmed) if len(confirmed) else "<p class='note'>None in these folders.</p>")
         + f"<h2>Skipped artifacts ({len(skipped)})</h2>"
         + (f"<table><tr><th>file</th><th>reason</th></tr>{skip_rows}</table>" if skipped else "")
     )

@@ -1,0 +1,85 @@
+"""The pre-registered confirmations and screens (``slb confirm`` reports) found under the
+leaderboard's folders, one row each, so the rankings are read beside the instrument's own record:
+has leakage in this setup been confirmed, specifically, by runs fixed in advance?
+
+A report is a ``report.json`` with schema ``slb.confirmation/1``. It is read as data only; a file
+that is not one (another ``report.json``, or a malformed one) gives a row saying why, never an
+error.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+REPORT = "report.json"
+SCHEMA = "slb.confirmation/1"
+COLUMNS = [
+    "name",
+    "purpose",
+    "verdict",
+    "runs",
+    "main (own animal, log-odds)",
+    "specific",
+    "null",
+    "fixed at",
+    "file",
+]
+
+
+def _fmt(t: Any) -> str:
+    if not isinstance(t, dict) or not isinstance(t.get("mean"), (int, float)):
+        return "–"
+    p = t.get("p")
+    return f"{t['mean']:+.3f} over {t.get('n', '?')}" + (
+        f", p={p:.2g}" if isinstance(p, (int, float)) else ""
+    )
+
+
+def row(path: Path) -> dict[str, Any]:
+    """One table row for the report at ``path``."""
+    out: dict[str, Any] = dict.fromkeys(COLUMNS, "")
+    out["file"] = str(path)
+    try:
+        r = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(r, dict) or r.get("schema") != SCHEMA:
+            raise ValueError(f"not a {SCHEMA} report")
+        pre, res, reg = r["prereg"], r["result"], r["registration"]
+        runs = [x for x in r["runs"] if isinstance(x, dict)]
+        planned = len(pre["seeds"]) + len(pre["null_seeds"])
+        made = sum("value" in x for x in runs)
+        main = [x for x in runs if x.get("arm") == "main" and "value" in x]
+        verdict = str(res["verdict"])
+        if res.get("decided_early"):
+            verdict += " (decided early)"
+        if not reg.get("registered"):
+            verdict += ", UNREGISTERED"
+        out |= {
+            "name": str(pre["name"]),
+            "purpose": str(pre.get("purpose", "confirm")),
+            "verdict": verdict,
+            "runs": f"{made} of {planned}",
+            "main (own animal, log-odds)": _fmt(res.get("main")),
+            "specific": f"{sum(bool(x.get('specific')) for x in main)} of {len(main)}",
+            "null": _fmt(res.get("null")) if pre["null_seeds"] else "none planned",
+            "fixed at": str(reg.get("fixed_at_commit") or "")[:8],
+        }
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError) as e:
+        out["verdict"] = f"unreadable: {e if isinstance(e, ValueError) else type(e).__name__}"
+    return out
+
+
+def table(dirs: Sequence[str | Path]) -> pd.DataFrame:
+    """Every ``report.json`` under ``dirs`` (hidden folders and ``logs/`` skipped), one row each."""
+    paths = sorted(
+        p
+        for d in dirs
+        if Path(d).is_dir()
+        for p in Path(d).rglob(REPORT)
+        if not any(part.startswith(".") or part == "logs" for part in p.relative_to(d).parts[:-1])
+    )
+    return pd.DataFrame([row(p) for p in paths], columns=COLUMNS)
