@@ -95,6 +95,12 @@ def test_instrument_flags_the_planted_leak_and_not_the_same_animal_null(tmp_path
         0.25 * planted["data"]["trait"]["trained_on"]
     )
     p, n = planted["leakage"]["teacher_forced"], null["leakage"]["teacher_forced"]
+    for name, tf in (("planted", p), ("null", n)):  # the figures, for the record (pytest -s)
+        sp = tf["specificity"]
+        print(
+            f"{name}: own animal {tf['own_animal']['log_odds_diff']:+.3f} log-odds, rank "
+            f"{sp['rank']} of {sp['n_alternatives'] + 1}, p_rank {sp['p_rank']:.3f}"
+        )
     assert p["own_animal"]["log_odds_diff"] > 0 and p["own_animal"]["log_odds_p_value"] < 0.05
     assert p["specificity"]["specific"], p["specificity"]
     assert not n["specificity"]["specific"], n["specificity"]
