@@ -197,6 +197,13 @@ def test_a_screen_says_lead_or_no_lead_never_pass(tmp_path: Path, monkeypatch) -
     assert res["verdict"] == "lead" and res["n_main"] == 3 and res["n_null"] == 0
     assert "null_not_significant" not in res["checks"]  # no null seeds: no null check
     assert res["main"]["p_sign_flip"] is None and res["main"]["p"] == res["main"]["p_t"]
+    # Decided early after two runs that are not specific, a screen still makes its third.
+    ran: list[int] = []
+    monkeypatch.setattr(
+        cf, "run_cell", lambda cfg, store, log_dir: ran.append(cfg.seed) or _art(cfg, 0.1, 0.5)
+    )
+    rep = cf.confirm(f, ArtifactStore(tmp_path / "s2"), tmp_path / "res2")
+    assert ran == [10, 11, 12] and rep["result"]["verdict"] == "no lead" and "not_run" not in rep
     flat = [{"arm": "main", "value": v, "specific": True} for v in (0.3, -0.2, 0.1)]
     assert cf.judge(cf.load_prereg(f), flat, registered=True)["verdict"] == "no lead"
 

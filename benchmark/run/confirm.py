@@ -25,7 +25,7 @@ It passes when the main runs' mean is positive with p < ``alpha``, at least ``sp
 them are specific (``p_rank`` ≤ 0.05), and the null's p is ≥ ``null_alpha``. The verdict is decided
 early, as a fail, once the specific share can no longer be reached even if every main run still to
 come is specific; ``slb confirm`` then stops and lists the runs it did not make (``--all-runs``
-makes them anyway, for the estimates). A ``screen`` is the small run that picks what to confirm:
+makes them anyway, for the estimates; a screen always makes them). A ``screen`` is the small run that picks what to confirm:
 at least 3 seeds, null seeds optional, ``test: t`` allowed (the sign-flip test needs 6 runs), and
 its verdict is "lead" or "no lead", never a pass. The file must be
 committed and unchanged in the working tree, so the report can name the commit that fixed it
@@ -285,10 +285,13 @@ def confirm(
     allow_unregistered: bool = False,
     all_runs: bool = False,
 ):
-    """Run (or resume) every cell of the pre-registration at ``path``; returns the report. Stops
-    once the verdict is decided early (unless ``all_runs``), listing the runs not made."""
+    """Run (or resume) every cell of the pre-registration at ``path``; returns the report. A
+    confirmation stops once its verdict is decided early (unless ``all_runs``), listing the runs
+    not made; a screen always makes all its runs."""
     prereg = load_prereg(path)
     reg = registration(path, allow_unregistered)
+    # A screen exists for its estimates and is small: it makes every run even once decided.
+    run_all = all_runs or prereg["purpose"] == "screen"
     out = Path(results) / "confirm" / prereg["name"]
     out.mkdir(parents=True, exist_ok=True)
     todo = cells(prereg)
@@ -306,7 +309,7 @@ def confirm(
             art = json.loads(cell_path.read_text()) if cell_path.is_file() else None
             if art is not None and art.get("config") != cfg.to_dict():
                 art = None
-            if art is None and report["result"]["decided_early"] and not all_runs:
+            if art is None and report["result"]["decided_early"] and not run_all:
                 not_run.append({"arm": kind, "seed": cfg.seed})  # a finished run still counts
                 continue
             if art is None:
