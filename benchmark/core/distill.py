@@ -185,17 +185,32 @@ def _allowed_sets(tok: Any, comp: list[int], constraint: Any) -> list[set[int] |
     return out
 
 
-def train_soft(model: Any, tok: Any, rows: Sequence[dict[str, Any]], cfg: Any, out_dir: Path | str):
+def train_soft(
+    model: Any,
+    tok: Any,
+    rows: Sequence[dict[str, Any]],
+    cfg: Any,
+    out_dir: Path | str,
+    checkpointing: bool = True,
+):
     """Fine-tune ``model`` (built by ``benchmark.core.training.build_trainable``: LoRA, or full) on
     soft-labelled ``rows``: per completion position, the cross-entropy between the row's kept
     teacher distribution and the student's, averaged over the batch's positions. AdamW and a linear
     decay as ``transformers.Trainer`` uses them, in float32; data order seeded by ``cfg.seed``;
-    ``grad_accum`` batches per step. Saves the model and tokenizer to ``out_dir``; returns stats."""
+    ``grad_accum`` batches per step. Saves the model and tokenizer to ``out_dir``; returns stats.
+
+    ``checkpointing`` recomputes each layer's activations in the backward pass instead of keeping
+    them (as TRL's trainer does for the hard-label students): the same gradients, about half the
+    peak memory (``python -m benchmark.run.perf_soft`` measures both)."""
     import torch
 
     if not rows or any(SOFT_FIELD not in r for r in rows):
         raise ValueError("train_soft needs rows that all carry soft labels")
     torch.manual_seed(cfg.seed)
+    if checkpointing:
+        model.gradient_checkpointing_enable()
+        if hasattr(model, "enable_input_require_grads"):  # LoRA: the frozen embeddings' output
+            model.enable_input_require_grads()
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
@@ -238,6 +253,7 @@ def train_soft(model: Any, tok: Any, rows: Sequence[dict[str, Any]], cfg: Any, o
         "loss_history": history,
         "labels": "soft",
         "bf16": False,
+        "gradient_checkpointing": checkpointing,
         "config": cfg.to_dict(),
     }
 
