@@ -222,3 +222,16 @@ def test_screen_and_confirmation_rules_are_checked(tmp_path: Path, text: str, me
     f.write_text(text)
     with pytest.raises(ValueError, match=message):
         cf.load_prereg(f)
+
+
+def test_a_setting_can_take_each_runs_seed(tmp_path: Path) -> None:
+    block = "settings:\n  - n_prompts=16\n  - teacher.train.seed={seed}  # block style: no quotes"
+    text = PREREG.replace("settings: [n_prompts=16]", block)
+    f = tmp_path / "p.yaml"
+    f.write_text(text)
+    runs = cf.cells(cf.load_prereg(f))
+    assert [c.teacher.train.seed for _, c in runs] == [c.seed for _, c in runs]
+    assert {c.seed for _, c in runs} == {10, 11, 12, 13, 14, 15, 20, 21}
+    f.write_text(text.replace("{seed}", "{run}"))
+    with pytest.raises(ValueError, match="the only placeholder is"):
+        cf.load_prereg(f)

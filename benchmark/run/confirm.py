@@ -21,6 +21,10 @@ statistic, the test, alpha and the success rule::
     null_alpha: 0.05                # the null's p must stay at or above this
     purpose: confirm                # optional: confirm (the default) or screen
 
+A setting may hold ``{seed}``, replaced by each run's seed: ``teacher.train.seed={seed}`` trains
+a fresh pair of teachers per run, so teacher-to-teacher differences count as run noise (a null
+with fixed teachers compares one pair of teachers in every run).
+
 It passes when the main runs' mean is positive with p < ``alpha``, at least ``specific_share`` of
 them are specific (``p_rank`` ≤ 0.05), and the null's p is ≥ ``null_alpha``. The verdict is decided
 early, as a fail, once the specific share can no longer be reached even if every main run still to
@@ -63,6 +67,7 @@ STATISTICS = {OWN_ANIMAL: ("leakage", "teacher_forced", OWN_ANIMAL, "log_odds_di
 TESTS = ("t_and_sign_flip", "t")
 PURPOSES = {"confirm": ("pass", "fail"), "screen": ("lead", "no lead")}  # (good, bad) verdicts
 MIN_SEEDS = {"confirm": 6, "screen": 3}
+SEED_FIELD = "{seed}"  # in a setting, the run's seed (e.g. teacher.train.seed={seed})
 MAX_BYTES = 64_000
 _FIELDS: dict[str, type | tuple[type, ...]] = {
     "schema": str,
@@ -142,6 +147,9 @@ def load_prereg(path: Path) -> dict[str, Any]:
     d.setdefault("settings", [])
     if not all(isinstance(s, str) for s in d["settings"]):
         raise ValueError(f"{path}: 'settings' must be a list of KEY=VALUE strings")
+    for s in d["settings"]:
+        if "{" in s.replace(SEED_FIELD, "") or "}" in s.replace(SEED_FIELD, ""):
+            raise ValueError(f"{path}: setting {s!r}: the only placeholder is {SEED_FIELD}")
     cells(d)  # every config is built (and so checked) before any work starts
     return d
 
@@ -153,7 +161,7 @@ def cells(prereg: dict[str, Any]) -> list[tuple[str, CellConfig]]:
         over: dict[str, Any] = {"null_arm": True} if null else {}
         return preset(
             prereg["suite"],
-            prereg["settings"],
+            [x.replace(SEED_FIELD, str(seed)) for x in prereg["settings"]],
             task=prereg["task"],
             trait=prereg["trait"],
             seed=seed,
