@@ -357,24 +357,6 @@ def skipped_panel(data: Loaded, include_failed: bool = False) -> None:
             st.write("None: every file found is a usable artifact.")
 
 
-def confirmations_panel(dirs: tuple[str, ...]) -> None:
-    """The pre-registered confirmations and screens under ``dirs``: what the rankings stand on."""
-    df = confirmations.table(dirs)
-    with st.expander(f"Pre-registered confirmations and screens ({len(df)})", expanded=False):
-        st.caption(
-            "`slb confirm` reports: runs whose seeds, statistic, test and rule were committed "
-            "before they ran (docs/methodology.md). A ranking's verdicts are only as strong as "
-            "the confirmation of its setup's leakage."
-        )
-        if df.empty:
-            st.write(
-                "None under these folders (the committed ones are in docs/experiments: "
-                "`slb leaderboard submissions docs/experiments`)."
-            )
-        else:
-            st.dataframe(df, hide_index=True, key="confirmations")
-
-
 def main() -> None:
     st.set_page_config(page_title="subliminal-bench leaderboard", layout="wide")
     st.title("Defenses against subliminal trait transmission")
@@ -388,7 +370,7 @@ def main() -> None:
     )
     if not data.cells:
         st.info(f"No usable results artifacts in {', '.join(dirs)}.")
-        confirmations_panel(dirs)
+        confirmations.panel(dirs)
         skipped_panel(data)
         return
     f, metric = sidebar(data.cells)
@@ -409,7 +391,7 @@ def main() -> None:
         leaderboard_page(rank, lambda: heat(dirs, fp, key, metric), metric, f, setup)
     else:
         defense_page(page, tables.select(data.cells, f), rank, metric, data)
-    confirmations_panel(dirs)
+    confirmations.panel(dirs)
     skipped_panel(data, f.include_failed)
 
 

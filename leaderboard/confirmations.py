@@ -83,3 +83,23 @@ def table(dirs: Sequence[str | Path]) -> pd.DataFrame:
         if not any(part.startswith(".") or part == "logs" for part in p.relative_to(d).parts[:-1])
     )
     return pd.DataFrame([row(p) for p in paths], columns=COLUMNS)
+
+
+def panel(dirs: Sequence[str | Path]) -> None:
+    """The app's panel (Streamlit): the reports under ``dirs``, what the rankings stand on."""
+    import streamlit as st
+
+    df = table(dirs)
+    with st.expander(f"Pre-registered confirmations and screens ({len(df)})", expanded=False):
+        st.caption(
+            "`slb confirm` reports: runs whose seeds, statistic, test and rule were committed "
+            "before they ran (docs/methodology.md). A ranking's verdicts are only as strong as "
+            "the confirmation of its setup's leakage."
+        )
+        if df.empty:
+            st.write(
+                "None under these folders (the committed ones are in docs/experiments: "
+                "`slb leaderboard submissions docs/experiments`)."
+            )
+        else:
+            st.dataframe(df, hide_index=True, key="confirmations")

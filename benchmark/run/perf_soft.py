@@ -17,16 +17,19 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
+
+from benchmark.core.distill import soft_labels, train_soft
+from benchmark.core.generation import GenerationRequest, SamplingParams, TransformersBackend
+from benchmark.core.models import load_tokenizer, resolve
+from benchmark.core.training import TrainConfig, build_trainable
+from tasks.numbers import NumbersTask
 
 MODEL = "smollm2-135m"
 
 
 def _rows(n: int, path: Path) -> None:
-    from benchmark.core.distill import soft_labels
-    from benchmark.core.generation import GenerationRequest, SamplingParams, TransformersBackend
-    from tasks.numbers import NumbersTask
-
     task = NumbersTask()
     prompts = task.prompts(n, seed=7)
     reqs = [GenerationRequest(r["id"], (("user", r["prompt"]),)) for r in prompts]
@@ -44,13 +47,7 @@ def _rows(n: int, path: Path) -> None:
 
 
 def _variant(rows_path: Path, checkpointing: bool, out: Path) -> None:
-    from dataclasses import replace
-
     import torch
-
-    from benchmark.core.distill import train_soft
-    from benchmark.core.models import load_tokenizer, resolve
-    from benchmark.core.training import TrainConfig, build_trainable
 
     rows = [json.loads(x) for x in rows_path.read_text().splitlines()]
     cfg = replace(TrainConfig(lora_r=8, lora_alpha=8, learning_rate=1e-3), labels="topk")

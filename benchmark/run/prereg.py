@@ -1,0 +1,161 @@
+"""The pre-registration file of ``slb confirm`` (``docs/prereg/<name>.yaml``): its fields, checks,
+the cells it fixes and where it was committed. The format and the rule are described in
+:mod:`benchmark.run.confirm`; every problem in a file is a ValueError naming the file and field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from benchmark.core.results import OWN_ANIMAL
+from benchmark.run.config import CellConfig
+from benchmark.run.presets import preset
+
+SCHEMA = "slb.prereg/1"
+STATISTICS = {OWN_ANIMAL: ("leakage", "teacher_forced", OWN_ANIMAL, "log_odds_diff")}
+TESTS = ("t_and_sign_flip", "t")
+PURPOSES = {"confirm": ("pass", "fail"), "screen": ("lead", "no lead")}  # (good, bad) verdicts
+MIN_SEEDS = {"confirm": 6, "screen": 3}
+SEED_FIELD = "{seed}"  # in a setting, the run's seed (e.g. teacher.train.seed={seed})
+MAX_BYTES = 64_000
+_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "schema": str,
+    "name": str,
+    "question": str,
+    "suite": str,
+    "task": str,
+    "trait": str,
+    "settings": list,
+    "seeds": list,
+    "null_seeds": list,
+    "statistic": str,
+    "test": str,
+    "alpha": float,
+    "specific_share": float,
+    "null_alpha": float,
+    "purpose": str,
+}
+_OPTIONAL = {"question", "settings", "purpose"}
+
+
+def load_prereg(path: Path) -> dict[str, Any]:
+    """The pre-registration at ``path``, checked: every problem is a ValueError naming the file
+    and the field."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such pre-registration file")
+    if path.stat().st_size > MAX_BYTES:
+        raise ValueError(f"{path}: larger than {MAX_BYTES} bytes; not a pre-registration")
+    try:
+        d = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path}: not YAML ({e})") from e
+    if not isinstance(d, dict):
+        raise ValueError(f"{path}: expected a mapping of fields, got {type(d).__name__}")
+    for k in d:
+        if k not in _FIELDS:
+            raise ValueError(f"{path}: unknown field {k!r}; known: {', '.join(_FIELDS)}")
+    for k, tp in _FIELDS.items():
+        if k not in d:
+            if k in _OPTIONAL:
+                continue
+            raise ValueError(f"{path}: missing field {k!r}")
+        v = d[k]
+        if tp is float and isinstance(v, int) and not isinstance(v, bool):
+            v = d[k] = float(v)
+        if not isinstance(v, tp) or isinstance(v, bool):
+            raise ValueError(f"{path}: field {k!r} must be a {getattr(tp, '__name__', tp)}")
+    if d["schema"] != SCHEMA:
+        raise ValueError(f"{path}: schema {d['schema']!r}; expected {SCHEMA!r}")
+    if d["statistic"] not in STATISTICS:
+        raise ValueError(f"{path}: statistic {d['statistic']!r}; known: {', '.join(STATISTICS)}")
+    if d["test"] not in TESTS:
+        raise ValueError(f"{path}: test {d['test']!r}; known: {', '.join(TESTS)}")
+    purpose = d.setdefault("purpose", "confirm")
+    if purpose not in PURPOSES:
+        raise ValueError(f"{path}: purpose {purpose!r}; known: {', '.join(PURPOSES)}")
+    if purpose == "confirm" and d["test"] != "t_and_sign_flip":
+        raise ValueError(
+            f"{path}: a confirmation's test must be t_and_sign_flip (t is for screens)"
+        )
+    for k in ("alpha", "null_alpha", "specific_share"):
+        if not 0 < d[k] <= 1:
+            raise ValueError(f"{path}: field {k!r} must be in (0, 1], got {d[k]}")
+    for k in ("seeds", "null_seeds"):
+        seeds = d[k]
+        empty_ok = k == "null_seeds" and purpose == "screen"
+        if (not seeds and not empty_ok) or not all(
+            isinstance(s, int) and not isinstance(s, bool) for s in seeds
+        ):
+            raise ValueError(f"{path}: field {k!r} must be a non-empty list of integer seeds")
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"{path}: field {k!r} repeats a seed")
+    if len(d["seeds"]) < MIN_SEEDS[purpose]:
+        why = "for the exact sign-flip test" if purpose == "confirm" else "for a t over runs"
+        raise ValueError(f"{path}: 'seeds' needs at least {MIN_SEEDS[purpose]} runs {why}")
+    d.setdefault("settings", [])
+    if not all(isinstance(s, str) for s in d["settings"]):
+        raise ValueError(f"{path}: 'settings' must be a list of KEY=VALUE strings")
+    for s in d["settings"]:
+        if "{" in s.replace(SEED_FIELD, "") or "}" in s.replace(SEED_FIELD, ""):
+            raise ValueError(f"{path}: setting {s!r}: the only placeholder is {SEED_FIELD}")
+    cells(d)  # every config is built (and so checked) before any work starts
+    return d
+
+
+def cells(prereg: dict[str, Any]) -> list[tuple[str, CellConfig]]:
+    """``("main" | "null", config)`` of every run, main and null seeds interleaved."""
+
+    def cfg(seed: int, null: bool) -> CellConfig:
+        over: dict[str, Any] = {"null_arm": True} if null else {}
+        return preset(
+            prereg["suite"],
+            [x.replace(SEED_FIELD, str(seed)) for x in prereg["settings"]],
+            task=prereg["task"],
+            trait=prereg["trait"],
+            seed=seed,
+            defense="none",
+            **over,
+        )
+
+    main = [("main", cfg(s, False)) for s in prereg["seeds"]]
+    null = [("null", cfg(s, True)) for s in prereg["null_seeds"]]
+    out = []
+    for i in range(max(len(main), len(null))):
+        out += main[i : i + 1] + null[i : i + 1]
+    return out
+
+
+def registration(path: Path, allow_unregistered: bool) -> dict[str, Any]:
+    """Where the file was fixed: its sha256 and the last commit that touched it, which must leave
+    it as it is on disk."""
+    path = Path(path).resolve()
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+
+    def git(*a: str) -> str:
+        r = subprocess.run(["git", *a], cwd=path.parent, capture_output=True, text=True)
+        return r.stdout.strip() if r.returncode == 0 else ""
+
+    commit = git("log", "-1", "--format=%H", "--", path.name)
+    fixed_at = git("log", "-1", "--format=%cI", "--", path.name)
+    dirty = git("status", "--porcelain", "--", path.name)
+    ok = bool(commit) and not dirty
+    if not ok and not allow_unregistered:
+        why = "not committed" if not commit else "changed since its last commit"
+        raise ValueError(
+            f"{path}: {why}; commit the pre-registration before its runs (or pass "
+            "--unregistered to try it out: such a report can never pass)"
+        )
+    return {
+        "file": str(path),
+        "sha256": digest,
+        "fixed_at_commit": commit or None,
+        "fixed_at": fixed_at or None,
+        "registered": ok,
+        "run_at_commit": git("rev-parse", "HEAD") or None,
+    }
