@@ -16,8 +16,9 @@ from typing import Any
 
 import pandas as pd
 
-REPORT = "report.json"
-SCHEMA = "slb.confirmation/1"
+from benchmark.core.results import CONFIRMATION_REPORT as REPORT
+from benchmark.core.results import CONFIRMATION_SCHEMA as SCHEMA
+
 COLUMNS = [
     "name",
     "purpose",

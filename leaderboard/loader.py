@@ -48,13 +48,14 @@ from typing import Any
 import yaml
 
 from benchmark.core.artifact import CellResult, Skip, parse
+from benchmark.core.results import CONFIRMATION_REPORT
 from benchmark.core.store import stable_hash
 from leaderboard.pooling import is_baseline
 from leaderboard.references import reference_kind
 
 DIRS_ENV = "SLB_LEADERBOARD_DIRS"  # os.pathsep-separated folders the app reads
 DEFAULT_DIRS = ("submissions", "results")
-IGNORED_NAMES = {"summary.json", "report.json"}  # suite summaries, `slb confirm` reports
+IGNORED_NAMES = {"summary.json", CONFIRMATION_REPORT}  # suite summaries, `slb confirm` reports
 REPRODUCED_SUFFIX = ".reproduced.json"  # slb reproduce's record, next to its artifact
 IGNORED_DIRS = {"logs"}
 SUBMISSION_META = ("submission.yaml", "submission.yml", "submission.json")

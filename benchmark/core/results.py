@@ -58,6 +58,7 @@ from benchmark.core.stats import (
 from benchmark.core.store import atomic_write_json, stable_hash
 
 SCHEMA = "slb.results/1"
+CONFIRMATION_SCHEMA, CONFIRMATION_REPORT = "slb.confirmation/1", "report.json"  # slb confirm's
 N_EXAMPLES = 5
 DROPPED = "(dropped)"
 PACKAGES = (

@@ -49,15 +49,19 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.core.models import cache_root
-from benchmark.core.results import ALPHA, SPECIFICITY, write_artifact
+from benchmark.core.results import (
+    ALPHA,
+    CONFIRMATION_REPORT,
+    CONFIRMATION_SCHEMA,
+    SPECIFICITY,
+    write_artifact,
+)
 from benchmark.core.stats.paired import paired_test
 from benchmark.core.store import ArtifactStore, atomic_write_json
 from benchmark.run.cell import prepare_teacher, run_cell
 from benchmark.run.config import CellConfig
 from benchmark.run.prereg import PURPOSES, STATISTICS, cells, load_prereg, registration
 from benchmark.run.suite import cell_name
-
-REPORT_SCHEMA = "slb.confirmation/1"
 
 
 def _value(art: dict[str, Any], statistic: str) -> float:
@@ -103,7 +107,7 @@ def judge(prereg: dict[str, Any], runs: list[dict[str, Any]], registered: bool) 
     n = _over_runs([r["value"] for r in null], prereg["test"])
     n_specific = sum(bool(r["specific"]) for r in main)
     share = n_specific / len(main) if main else 0.0
-    best_share = (n_specific + n_seeds - len(main)) / n_seeds  # if every run to come is specific
+    reachable = n_specific + n_seeds - len(main)  # if every main run still to come is specific
 
     def pval(t: dict[str, Any] | None) -> float | None:
         return None if t is None or t["p"] is None else float(t["p"])
@@ -118,7 +122,7 @@ def judge(prereg: dict[str, Any], runs: list[dict[str, Any]], registered: bool) 
             pval(n) is None or pval(n) >= prereg["null_alpha"]
         )
     passed = complete and registered and all(checks.values())
-    early = not complete and best_share < prereg["specific_share"]
+    early = not complete and reachable / n_seeds < prereg["specific_share"]
     verdict = (good if passed else bad) if complete else (bad if early else "incomplete")
     out = {
         "verdict": verdict,
@@ -132,8 +136,8 @@ def judge(prereg: dict[str, Any], runs: list[dict[str, Any]], registered: bool) 
     }
     if early:
         out["decided_by"] = (
-            f"{n_specific} of {len(main)} main runs specific: at most "
-            f"{n_specific + n_seeds - len(main)} of {n_seeds} can be, and the rule needs "
+            f"{n_specific} of {len(main)} main runs specific: at most {reachable} of {n_seeds} "
+            "can be, and the rule needs "
             f"{prereg['specific_share']:.0%}"
         )
     return out
@@ -161,7 +165,7 @@ def confirm(
         if first is not None:
             prepare_teacher(first, store, out / "logs")
     runs: list[dict[str, Any]] = []
-    report_path = out / "report.json"
+    report_path = out / CONFIRMATION_REPORT
     not_run: list[dict[str, Any]] = []
     report = _report(prereg, reg, runs)
     for kind, cfg in todo:
@@ -204,7 +208,7 @@ def confirm(
 
 def _report(prereg: dict[str, Any], reg: dict[str, Any], runs: list[dict[str, Any]]) -> dict:
     return {
-        "schema": REPORT_SCHEMA,
+        "schema": CONFIRMATION_SCHEMA,
         "prereg": prereg,
         "registration": reg,
         "runs": runs,

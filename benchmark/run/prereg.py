@@ -102,7 +102,7 @@ def load_prereg(path: Path) -> dict[str, Any]:
     if not all(isinstance(s, str) for s in d["settings"]):
         raise ValueError(f"{path}: 'settings' must be a list of KEY=VALUE strings")
     for s in d["settings"]:
-        if "{" in s.replace(SEED_FIELD, "") or "}" in s.replace(SEED_FIELD, ""):
+        if set("{}") & set(s.replace(SEED_FIELD, "")):
             raise ValueError(f"{path}: setting {s!r}: the only placeholder is {SEED_FIELD}")
     cells(d)  # every config is built (and so checked) before any work starts
     return d
