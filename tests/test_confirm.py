@@ -235,3 +235,37 @@ def test_a_setting_can_take_each_runs_seed(tmp_path: Path) -> None:
     f.write_text(text.replace("{seed}", "{run}"))
     with pytest.raises(ValueError, match="the only placeholder is"):
         cf.load_prereg(f)
+
+
+def test_a_null_margin_fails_a_null_that_is_not_significant_but_not_small() -> None:
+    # "Not significant" is easiest to meet with few, noisy null runs; the margin is an equivalence
+    # bound: the null's interval must lie inside ±margin × the main mean.
+    prereg = {"seeds": list(range(6)), "null_seeds": [0, 1, 2], "test": "t_and_sign_flip"}
+    prereg |= {"alpha": 0.05, "specific_share": 0.8, "null_alpha": 0.05, "null_margin": 0.25}
+    main = [{"arm": "main", "value": 4.0 + i / 10, "specific": True} for i in range(6)]
+    noisy = [{"arm": "null", "value": v} for v in (1.5, -1.2, 0.9)]  # p = 0.6, interval ±4
+    res = cf.judge(prereg, main + noisy, registered=True)
+    assert res["checks"]["null_not_significant"] is True
+    assert res["checks"]["null_within_margin"] is False and res["verdict"] == "fail"
+    assert res["null_bound"] == pytest.approx(0.25 * 4.25)
+    tight = [{"arm": "null", "value": v} for v in (0.1, -0.12, 0.03)]
+    res = cf.judge(prereg, main + tight, registered=True)
+    assert res["checks"]["null_within_margin"] is True and res["verdict"] == "pass"
+    # Without a positive main mean there is nothing to bound the null by.
+    neg = [{**r, "value": -r["value"]} for r in main]
+    assert cf.judge(prereg, neg + tight, registered=True)["checks"]["null_within_margin"] is False
+    # Without the field the check is absent (older files keep their rule).
+    del prereg["null_margin"]
+    assert "null_within_margin" not in cf.judge(prereg, main + noisy, registered=True)["checks"]
+
+
+def test_a_null_margin_needs_null_seeds_and_a_share(tmp_path: Path) -> None:
+    f = tmp_path / "p.yaml"
+    f.write_text(PREREG + "null_margin: 1.5\n")
+    with pytest.raises(ValueError, match="'null_margin' must be in"):
+        cf.load_prereg(f)
+    f.write_text(SCREEN + "null_margin: 0.25\n")
+    with pytest.raises(ValueError, match="'null_margin' needs null seeds"):
+        cf.load_prereg(f)
+    f.write_text(PREREG + "null_margin: 0.25\n")
+    assert cf.load_prereg(f)["null_margin"] == 0.25

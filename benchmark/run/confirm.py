@@ -19,6 +19,8 @@ statistic, the test, alpha and the success rule::
     alpha: 0.01
     specific_share: 0.9             # runs whose trait pair ranks in the top 5 % of animal pairs
     null_alpha: 0.05                # the null's p must stay at or above this
+    null_margin: 0.25               # optional: the null's (1 - null_alpha) interval must lie
+                                    # inside ±null_margin × the main mean
     purpose: confirm                # optional: confirm (the default) or screen
 
 A setting may hold ``{seed}``, replaced by each run's seed: ``teacher.train.seed={seed}`` trains
@@ -26,7 +28,9 @@ a fresh pair of teachers per run, so teacher-to-teacher differences count as run
 with fixed teachers compares one pair of teachers in every run).
 
 It passes when the main runs' mean is positive with p < ``alpha``, at least ``specific_share`` of
-them are specific (``p_rank`` ≤ 0.05), and the null's p is ≥ ``null_alpha``. The verdict is decided
+them are specific (``p_rank`` ≤ 0.05), and the null's p is ≥ ``null_alpha`` (and, with
+``null_margin``, the null's interval lies inside ±``null_margin`` × the main mean: "not
+significant" alone is easiest to meet with few, noisy null runs). The verdict is decided
 early, as a fail, once the specific share can no longer be reached even if every main run still to
 come is specific; ``slb confirm`` then stops and lists the runs it did not make (``--all-runs``
 makes them anyway, for the estimates; a screen always makes them). A ``screen`` is the small run that picks what to confirm:
@@ -87,10 +91,10 @@ def run_record(kind: str, cfg: CellConfig, art: dict[str, Any], path: Path, stat
     }
 
 
-def _over_runs(values: list[float], test: str) -> dict[str, Any] | None:
+def _over_runs(values: list[float], test: str, confidence: float = 0.95) -> dict[str, Any] | None:
     if not values:
         return None
-    t = paired_test(values)
+    t = paired_test(values, confidence)
     return {**t, "p_sign_flip": None, "p": t["p_t"]} if test == "t" else t
 
 
@@ -104,7 +108,7 @@ def judge(prereg: dict[str, Any], runs: list[dict[str, Any]], registered: bool) 
     n_seeds = len(prereg["seeds"])
     complete = len(main) == n_seeds and len(null) == len(prereg["null_seeds"])
     m = _over_runs([r["value"] for r in main], prereg["test"])
-    n = _over_runs([r["value"] for r in null], prereg["test"])
+    n = _over_runs([r["value"] for r in null], prereg["test"], 1 - prereg["null_alpha"])
     n_specific = sum(bool(r["specific"]) for r in main)
     share = n_specific / len(main) if main else 0.0
     reachable = n_specific + n_seeds - len(main)  # if every main run still to come is specific
@@ -121,6 +125,11 @@ def judge(prereg: dict[str, Any], runs: list[dict[str, Any]], registered: bool) 
         checks["null_not_significant"] = n is not None and (
             pval(n) is None or pval(n) >= prereg["null_alpha"]
         )
+    bound = None
+    if "null_margin" in prereg:  # an equivalence bound: few or noisy null runs cannot pass it
+        bound = prereg["null_margin"] * m["mean"] if m is not None and m["mean"] > 0 else 0.0
+        ci = None if n is None else n["ci"]
+        checks["null_within_margin"] = ci is not None and -bound < ci[0] and ci[1] < bound
     passed = complete and registered and all(checks.values())
     early = not complete and reachable / n_seeds < prereg["specific_share"]
     verdict = (good if passed else bad) if complete else (bad if early else "incomplete")
@@ -134,6 +143,8 @@ def judge(prereg: dict[str, Any], runs: list[dict[str, Any]], registered: bool) 
         "n_null": len(null),
         "decided_early": early,
     }
+    if bound is not None:
+        out["null_bound"] = bound  # the null's interval must lie inside ±this
     if early:
         out["decided_by"] = (
             f"{n_specific} of {len(main)} main runs specific: at most {reachable} of {n_seeds} "
@@ -232,6 +243,9 @@ def _says(report: dict[str, Any]) -> str:
     if n is not None:
         p = "n/a" if n["p"] is None else f"{n['p']:.3g}"
         parts.append(f"null mean {n['mean']:+.3f} over {res['n_null']} runs, p={p}")
+        if res.get("null_bound") is not None and n["ci"] is not None:
+            lo, hi = n["ci"]
+            parts.append(f"null interval [{lo:+.3f}, {hi:+.3f}] vs ±{res['null_bound']:.3f}")
     if res.get("decided_early"):
         parts.append(f"decided early: {res['decided_by']}")
     if not report["registration"]["registered"]:

@@ -39,8 +39,9 @@ _FIELDS: dict[str, type | tuple[type, ...]] = {
     "specific_share": float,
     "null_alpha": float,
     "purpose": str,
+    "null_margin": float,
 }
-_OPTIONAL = {"question", "settings", "purpose"}
+_OPTIONAL = {"question", "settings", "purpose", "null_margin"}
 
 
 def load_prereg(path: Path) -> dict[str, Any]:
@@ -77,14 +78,16 @@ def load_prereg(path: Path) -> dict[str, Any]:
     if d["test"] not in TESTS:
         raise ValueError(f"{path}: test {d['test']!r}; known: {', '.join(TESTS)}")
     purpose = d.setdefault("purpose", "confirm")
+    if "null_margin" in d and not d["null_seeds"]:
+        raise ValueError(f"{path}: field 'null_margin' needs null seeds (it bounds the null)")
     if purpose not in PURPOSES:
         raise ValueError(f"{path}: purpose {purpose!r}; known: {', '.join(PURPOSES)}")
     if purpose == "confirm" and d["test"] != "t_and_sign_flip":
         raise ValueError(
             f"{path}: a confirmation's test must be t_and_sign_flip (t is for screens)"
         )
-    for k in ("alpha", "null_alpha", "specific_share"):
-        if not 0 < d[k] <= 1:
+    for k in ("alpha", "null_alpha", "specific_share", "null_margin"):
+        if k in d and not 0 < d[k] <= 1:
             raise ValueError(f"{path}: field {k!r} must be in (0, 1], got {d[k]}")
     for k in ("seeds", "null_seeds"):
         seeds = d[k]
