@@ -58,6 +58,7 @@ def _art(cfg, value: float, p_rank: float) -> dict:
         ("alpha: 2", "'alpha' must be in"),
         ("seeds: [1, 2]", "at least 6 runs"),
         ("seeds: [1, 1, 2, 3, 4, 5]", "repeats a seed"),
+        ("alpha: 0.01", r"smallest p is 2/2\^6 = 0.0312, not below alpha 0.01"),
         ("statistic: owl_contrast", "statistic 'owl_contrast'"),
         ("trait: owel", "owel"),
         ("colour: red", "unknown field 'colour'"),
@@ -269,3 +270,12 @@ def test_a_null_margin_needs_null_seeds_and_a_share(tmp_path: Path) -> None:
         cf.load_prereg(f)
     f.write_text(PREREG + "null_margin: 0.25\n")
     assert cf.load_prereg(f)["null_margin"] == 0.25
+
+
+@pytest.mark.parametrize(
+    "path", sorted((Path(__file__).parents[1] / "docs" / "prereg").glob("*.yaml")), ids=str
+)
+def test_every_committed_pre_registration_is_valid(path: Path) -> None:
+    # A rule added later (e.g. "could never pass") must not strand a file already run or running.
+    prereg = cf.load_prereg(path)
+    assert prereg["name"] == path.stem

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from benchmark.core.results import OWN_ANIMAL
+from benchmark.core.stats.paired import MIN_EXACT
 from benchmark.run.config import CellConfig
 from benchmark.run.presets import preset
 
@@ -101,6 +102,12 @@ def load_prereg(path: Path) -> dict[str, Any]:
     if len(d["seeds"]) < MIN_SEEDS[purpose]:
         why = "for the exact sign-flip test" if purpose == "confirm" else "for a t over runs"
         raise ValueError(f"{path}: 'seeds' needs at least {MIN_SEEDS[purpose]} runs {why}")
+    n = len(d["seeds"])
+    if d["test"] == "t_and_sign_flip" and n >= MIN_EXACT and 2 / 2**n >= d["alpha"]:
+        raise ValueError(  # p is the larger of the two tests, so it could never reach alpha
+            f"{path}: with {n} runs the exact sign-flip test's smallest p is 2/2^{n} = "
+            f"{2 / 2**n:.3g}, not below alpha {d['alpha']}: the file could never pass"
+        )
     d.setdefault("settings", [])
     if not all(isinstance(s, str) for s in d["settings"]):
         raise ValueError(f"{path}: 'settings' must be a list of KEY=VALUE strings")
