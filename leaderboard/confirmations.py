@@ -27,6 +27,7 @@ COLUMNS = [
     "main (own animal, log-odds)",
     "specific",
     "null",
+    "checks failed",
     "fixed at",
     "file",
 ]
@@ -67,6 +68,8 @@ def row(path: Path) -> dict[str, Any]:
             "main (own animal, log-odds)": _fmt(res.get("main")),
             "specific": f"{sum(bool(x.get('specific')) for x in main)} of {len(main)}",
             "null": _fmt(res.get("null")) if pre["null_seeds"] else "none planned",
+            # Why a verdict is what it is: the rule's checks that do not hold (so far).
+            "checks failed": ", ".join(k for k, v in res["checks"].items() if not v) or "none",
             "fixed at": str(reg.get("fixed_at_commit") or "")[:8],
         }
     except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError) as e:

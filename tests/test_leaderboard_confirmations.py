@@ -40,6 +40,8 @@ def test_one_row_per_report_and_bad_files_say_why(tmp_path: Path) -> None:
     assert g["name"] == rep["prereg"]["name"] and g["runs"] == f"{made} of {planned}"
     assert g["verdict"].startswith(rep["result"]["verdict"])
     assert g["main (own animal, log-odds)"].startswith(f"{rep['result']['main']['mean']:+.3f}")
+    failed = [k for k, v in rep["result"]["checks"].items() if not v]
+    assert g["checks failed"] == (", ".join(failed) or "none") and failed  # greedy failed
     assert by["other"]["verdict"] == "unreadable: not a slb.confirmation/1 report"
     assert by["cut"]["verdict"].startswith("unreadable: ")
 
