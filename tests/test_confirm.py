@@ -244,7 +244,7 @@ def test_a_null_margin_fails_a_null_that_is_not_significant_but_not_small() -> N
     prereg = {"seeds": list(range(6)), "null_seeds": [0, 1, 2], "test": "t_and_sign_flip"}
     prereg |= {"alpha": 0.05, "specific_share": 0.8, "null_alpha": 0.05, "null_margin": 0.25}
     main = [{"arm": "main", "value": 4.0 + i / 10, "specific": True} for i in range(6)]
-    noisy = [{"arm": "null", "value": v} for v in (1.5, -1.2, 0.9)]  # p = 0.6, interval ±4
+    noisy = [{"arm": "null", "value": v} for v in (1.5, -1.2, 0.9)]  # p 0.67, 95 % [-3.1, 3.9]
     res = cf.judge(prereg, main + noisy, registered=True)
     assert res["checks"]["null_not_significant"] is True
     assert res["checks"]["null_within_margin"] is False and res["verdict"] == "fail"
@@ -252,9 +252,18 @@ def test_a_null_margin_fails_a_null_that_is_not_significant_but_not_small() -> N
     tight = [{"arm": "null", "value": v} for v in (0.1, -0.12, 0.03)]
     res = cf.judge(prereg, main + tight, registered=True)
     assert res["checks"]["null_within_margin"] is True and res["verdict"] == "pass"
-    # Without a positive main mean there is nothing to bound the null by.
+    assert res["null_confidence"] == pytest.approx(0.95)
+    # The interval's confidence is 1 - null_alpha: at 0.5 (a 50 % interval) this null fits.
+    mid = [{"arm": "null", "value": v} for v in (1.2, -0.6, 0.4, 0.2)]  # 95 % [-0.88, 1.48]
+    assert cf.judge(prereg, main + mid, registered=True)["checks"]["null_within_margin"] is False
+    res = cf.judge(prereg | {"null_alpha": 0.5}, main + mid, registered=True)
+    assert res["checks"]["null_within_margin"] is True and res["null_confidence"] == 0.5
+    # Without a positive main mean there is nothing to bound the null by: that check is absent
+    # and the fail is the main check's, not the null's.
     neg = [{**r, "value": -r["value"]} for r in main]
-    assert cf.judge(prereg, neg + tight, registered=True)["checks"]["null_within_margin"] is False
+    res = cf.judge(prereg, neg + tight, registered=True)
+    assert "null_within_margin" not in res["checks"] and res["null_bound"] is None
+    assert res["checks"]["positive_over_runs"] is False and res["verdict"] == "fail"
     # Without the field the check is absent (older files keep their rule).
     del prereg["null_margin"]
     assert "null_within_margin" not in cf.judge(prereg, main + noisy, registered=True)["checks"]
@@ -266,15 +275,23 @@ def test_a_null_margin_needs_null_seeds_and_a_share(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="'null_margin' must be in"):
         cf.load_prereg(f)
     f.write_text(SCREEN + "null_margin: 0.25\n")
-    with pytest.raises(ValueError, match="'null_margin' needs null seeds"):
+    with pytest.raises(ValueError, match="'null_margin' needs at least 2 null seeds"):
         cf.load_prereg(f)
+    f.write_text(PREREG.replace("null_seeds: [20, 21]", "null_seeds: [20]") + "null_margin: 0.2\n")
+    with pytest.raises(ValueError, match="'null_margin' needs at least 2 null seeds"):
+        cf.load_prereg(f)  # one run has no interval: the file could never pass
     f.write_text(PREREG + "null_margin: 0.25\n")
     assert cf.load_prereg(f)["null_margin"] == 0.25
 
 
-@pytest.mark.parametrize(
-    "path", sorted((Path(__file__).parents[1] / "docs" / "prereg").glob("*.yaml")), ids=str
-)
+COMMITTED = sorted((Path(__file__).parents[1] / "docs" / "prereg").glob("*.yaml"))
+
+
+def test_the_committed_pre_registrations_are_found() -> None:
+    assert len(COMMITTED) >= 5  # the parametrised check below would pass on an empty list
+
+
+@pytest.mark.parametrize("path", COMMITTED, ids=lambda p: p.name)
 def test_every_committed_pre_registration_is_valid(path: Path) -> None:
     # A rule added later (e.g. "could never pass") must not strand a file already run or running.
     prereg = cf.load_prereg(path)

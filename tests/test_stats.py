@@ -19,6 +19,7 @@ from benchmark.core.stats import (
     run_spread,
     t_summary,
 )
+from benchmark.core.stats.paired import min_sign_flip_p, sign_flip_p
 from benchmark.run.suite import _fmt
 
 
@@ -370,3 +371,9 @@ def test_run_spread_is_a_t_half_width_of_one_run() -> None:
     assert run_spread(runs, 0.5) < run_spread(runs)
     with pytest.raises(ValueError, match=">= 2 runs"):
         run_spread([0.1])
+
+
+@pytest.mark.parametrize("n", [3, 6, 8, 10])
+def test_min_sign_flip_p_is_the_exact_tests_floor(n: int) -> None:
+    # All of one sign is the most extreme pattern: its p is the smallest the test can give.
+    assert sign_flip_p(np.linspace(1.0, 2.0, n)) == pytest.approx(min_sign_flip_p(n))

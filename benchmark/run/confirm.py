@@ -1,8 +1,8 @@
 """``slb confirm docs/prereg/<name>.yaml``: run a pre-registered confirmation and judge it by the
 rule its file fixed before any of its runs.
 
-A pre-registration file fixes the cells (suite preset, task, trait, ``--set`` settings), fresh
-seeds for the main runs and for the same-animal null (``benchmark.run.controls``), the primary
+A pre-registration file fixes the cells (suite preset, task, trait, ``--set`` settings), seeds
+for the main runs and for the same-animal null (``benchmark.run.controls``), the primary
 statistic, the test, alpha and the success rule::
 
     schema: slb.prereg/1
@@ -19,8 +19,8 @@ statistic, the test, alpha and the success rule::
     alpha: 0.01
     specific_share: 0.9             # runs whose trait pair ranks in the top 5 % of animal pairs
     null_alpha: 0.05                # the null's p must stay at or above this
-    null_margin: 0.25               # optional: the null's (1 - null_alpha) interval must lie
-                                    # inside ±null_margin × the main mean
+    null_margin: 0.25               # optional (>= 2 null seeds): the null's (1 - null_alpha)
+                                    # t-interval must lie inside ±null_margin × the main mean
     purpose: confirm                # optional: confirm (the default) or screen
 
 A setting may hold ``{seed}``, replaced by each run's seed: ``teacher.train.seed={seed}`` trains
@@ -30,7 +30,10 @@ with fixed teachers compares one pair of teachers in every run).
 It passes when the main runs' mean is positive with p < ``alpha``, at least ``specific_share`` of
 them are specific (``p_rank`` ≤ 0.05), and the null's p is ≥ ``null_alpha`` (and, with
 ``null_margin``, the null's interval lies inside ±``null_margin`` × the main mean: "not
-significant" alone is easiest to meet with few, noisy null runs). The verdict is decided
+significant" alone is easiest to meet with few, noisy null runs). Null seeds may repeat main
+seeds: a null run then shares that main run's trait side (teacher, data, student), so the two are
+paired, not independent. A file whose main test could never reach ``alpha`` (with
+``t_and_sign_flip``, 2/2^n ≥ alpha) is refused. The verdict is decided
 early, as a fail, once the specific share can no longer be reached even if every main run still to
 come is specific; ``slb confirm`` then stops and lists the runs it did not make (``--all-runs``
 makes them anyway, for the estimates; a screen always makes them). A ``screen`` is the small run that picks what to confirm:
@@ -126,8 +129,10 @@ def judge(prereg: dict[str, Any], runs: list[dict[str, Any]], registered: bool) 
             pval(n) is None or pval(n) >= prereg["null_alpha"]
         )
     bound = None
-    if "null_margin" in prereg:  # an equivalence bound: few or noisy null runs cannot pass it
-        bound = prereg["null_margin"] * m["mean"] if m is not None and m["mean"] > 0 else 0.0
+    # An equivalence bound, which noise makes harder to meet, not easier. It is relative to the
+    # main effect, so it exists only once the main mean is positive (else that check fails).
+    if "null_margin" in prereg and m is not None and m["mean"] > 0:
+        bound = prereg["null_margin"] * m["mean"]
         ci = None if n is None else n["ci"]
         checks["null_within_margin"] = ci is not None and -bound < ci[0] and ci[1] < bound
     passed = complete and registered and all(checks.values())
@@ -143,8 +148,9 @@ def judge(prereg: dict[str, Any], runs: list[dict[str, Any]], registered: bool) 
         "n_null": len(null),
         "decided_early": early,
     }
-    if bound is not None:
-        out["null_bound"] = bound  # the null's interval must lie inside ±this
+    if "null_margin" in prereg:  # the null's (1 - null_alpha) interval must lie inside ±this
+        out["null_bound"] = bound
+        out["null_confidence"] = 1 - prereg["null_alpha"]
     if early:
         out["decided_by"] = (
             f"{n_specific} of {len(main)} main runs specific: at most {reachable} of {n_seeds} "

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from benchmark.core.results import OWN_ANIMAL
-from benchmark.core.stats.paired import MIN_EXACT
+from benchmark.core.stats.paired import MIN_EXACT, min_sign_flip_p
 from benchmark.run.config import CellConfig
 from benchmark.run.presets import preset
 
@@ -79,8 +79,10 @@ def load_prereg(path: Path) -> dict[str, Any]:
     if d["test"] not in TESTS:
         raise ValueError(f"{path}: test {d['test']!r}; known: {', '.join(TESTS)}")
     purpose = d.setdefault("purpose", "confirm")
-    if "null_margin" in d and not d["null_seeds"]:
-        raise ValueError(f"{path}: field 'null_margin' needs null seeds (it bounds the null)")
+    if "null_margin" in d and len(d["null_seeds"]) < 2:
+        raise ValueError(  # one run has no interval, so the bound could never be met
+            f"{path}: field 'null_margin' needs at least 2 null seeds (it bounds their interval)"
+        )
     if purpose not in PURPOSES:
         raise ValueError(f"{path}: purpose {purpose!r}; known: {', '.join(PURPOSES)}")
     if purpose == "confirm" and d["test"] != "t_and_sign_flip":
@@ -103,10 +105,10 @@ def load_prereg(path: Path) -> dict[str, Any]:
         why = "for the exact sign-flip test" if purpose == "confirm" else "for a t over runs"
         raise ValueError(f"{path}: 'seeds' needs at least {MIN_SEEDS[purpose]} runs {why}")
     n = len(d["seeds"])
-    if d["test"] == "t_and_sign_flip" and n >= MIN_EXACT and 2 / 2**n >= d["alpha"]:
+    if d["test"] == "t_and_sign_flip" and n >= MIN_EXACT and min_sign_flip_p(n) >= d["alpha"]:
         raise ValueError(  # p is the larger of the two tests, so it could never reach alpha
             f"{path}: with {n} runs the exact sign-flip test's smallest p is 2/2^{n} = "
-            f"{2 / 2**n:.3g}, not below alpha {d['alpha']}: the file could never pass"
+            f"{min_sign_flip_p(n):.3g}, not below alpha {d['alpha']}: the file could never pass"
         )
     d.setdefault("settings", [])
     if not all(isinstance(s, str) for s in d["settings"]):

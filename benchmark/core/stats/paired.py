@@ -42,6 +42,12 @@ _DRAWS = 1 << 20
 _TOL = 1e-12  # flipped means this close to the observed one count as equal (float round-off)
 
 
+def min_sign_flip_p(n: int) -> float:
+    """The smallest p the exact sign-flip test can give with ``n`` differences (2/2**n: all of one
+    sign, and the mirror). A rule needing p below it with ``n`` runs can never be met."""
+    return 2.0 / 2**n
+
+
 def sign_flip_p(d: Sequence[float] | np.ndarray) -> float:
     """Two-sided p of the sign-flip permutation test of ``mean(d) = 0``: the share of the 2**n
     sign vectors whose flipped mean is at least as far from 0 as the observed one (exact up to
