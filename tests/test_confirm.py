@@ -296,3 +296,30 @@ def test_every_committed_pre_registration_is_valid(path: Path) -> None:
     # A rule added later (e.g. "could never pass") must not strand a file already run or running.
     prereg = cf.load_prereg(path)
     assert prereg["name"] == path.stem
+
+
+def test_a_significant_null_decides_the_fail_once_every_null_run_is_made(
+    tmp_path: Path, monkeypatch
+) -> None:
+    # Seeds 10-15 main, 20-21 null, interleaved: m10 n20 m11 n21 | m12 m13 m14 m15. Every main
+    # run is specific and strong; the null is too (both 0.5): once n21 is made no main run can
+    # change the null check, so the file stops there.
+    f = _repo(tmp_path / "repo")
+    ran: list[int] = []
+
+    def fake_run(cfg, store, log_dir):
+        ran.append(cfg.seed)
+        return _art(cfg, 0.5 + cfg.seed / 1000, 0.01)
+
+    monkeypatch.setattr(cf, "prepare_teacher", lambda cfg, store, log_dir: "t")
+    monkeypatch.setattr(cf, "run_cell", fake_run)
+    rep = cf.confirm(f, ArtifactStore(tmp_path / "store"), tmp_path / "res")
+    res = rep["result"]
+    assert ran == [10, 20, 11, 21]
+    assert res["verdict"] == "fail" and res["decided_early"] is True
+    assert res["decided_by"].startswith("all 2 null runs made and the null is significant")
+    assert [r["seed"] for r in rep["not_run"]] == [12, 13, 14, 15]
+    # A null that is not significant leaves the verdict open.
+    runs = [{"arm": "main", "value": 0.5, "specific": True} for _ in range(2)]
+    runs += [{"arm": "null", "value": v} for v in (0.3, -0.3)]
+    assert cf.judge(cf.load_prereg(f), runs, registered=True)["verdict"] == "incomplete"

@@ -34,8 +34,9 @@ significant" alone is easiest to meet with few, noisy null runs). Null seeds may
 seeds: a null run then shares that main run's trait side (teacher, data, student), so the two are
 paired, not independent. A file whose main test could never reach ``alpha`` (with
 ``t_and_sign_flip``, 2/2^n ≥ alpha) is refused. The verdict is decided
-early, as a fail, once the specific share can no longer be reached even if every main run still to
-come is specific; ``slb confirm`` then stops and lists the runs it did not make (``--all-runs``
+early, as a fail, once no outcome of the runs still to come can make the file pass: the specific
+share can no longer be reached even if every main run still to come is specific, or every null run
+is made and the null is significant; ``slb confirm`` then stops and lists the runs it did not make (``--all-runs``
 makes them anyway, for the estimates; a screen always makes them). A ``screen`` is the small run that picks what to confirm:
 at least 3 seeds, null seeds optional, ``test: t`` allowed (the sign-flip test needs 6 runs), and
 its verdict is "lead" or "no lead", never a pass. The file must be
@@ -104,7 +105,8 @@ def _over_runs(values: list[float], test: str, confidence: float = 0.95) -> dict
 def judge(prereg: dict[str, Any], runs: list[dict[str, Any]], registered: bool) -> dict[str, Any]:
     """The pre-registered rule over the finished runs (a run that failed counts as missing: the
     verdict is then "incomplete", never a pass). Decided early (``decided_early``) as a fail once
-    the specific share cannot be reached even if every main run still to come is specific."""
+    the specific share cannot be reached even if every main run still to come is specific, or
+    once every null run is made and the null check failed."""
     good, bad = PURPOSES[prereg.get("purpose", "confirm")]
     main = [r for r in runs if r["arm"] == "main" and "value" in r]
     null = [r for r in runs if r["arm"] == "null" and "value" in r]
@@ -136,7 +138,12 @@ def judge(prereg: dict[str, Any], runs: list[dict[str, Any]], registered: bool) 
         ci = None if n is None else n["ci"]
         checks["null_within_margin"] = ci is not None and -bound < ci[0] and ci[1] < bound
     passed = complete and registered and all(checks.values())
-    early = not complete and reachable / n_seeds < prereg["specific_share"]
+    # A fail is decided before the last run once no outcome of the runs still to come can make
+    # the file pass: the specific share is out of reach, or every null run is made and the null
+    # check (which depends on them alone) failed.
+    out_of_reach = reachable / n_seeds < prereg["specific_share"]
+    null_failed = len(null) == len(prereg["null_seeds"]) > 0 and not checks["null_not_significant"]
+    early = not complete and (out_of_reach or null_failed)
     verdict = (good if passed else bad) if complete else (bad if early else "incomplete")
     out = {
         "verdict": verdict,
@@ -151,11 +158,16 @@ def judge(prereg: dict[str, Any], runs: list[dict[str, Any]], registered: bool) 
     if "null_margin" in prereg:  # the null's (1 - null_alpha) interval must lie inside ±this
         out["null_bound"] = bound
         out["null_confidence"] = 1 - prereg["null_alpha"]
-    if early:
+    if early and out_of_reach:
         out["decided_by"] = (
             f"{n_specific} of {len(main)} main runs specific: at most {reachable} of {n_seeds} "
             "can be, and the rule needs "
             f"{prereg['specific_share']:.0%}"
+        )
+    elif early:
+        out["decided_by"] = (
+            f"all {len(null)} null runs made and the null is significant "
+            f"(p={pval(n):.3g} < {prereg['null_alpha']}): no main run can change that"
         )
     return out
 
