@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.core.distill import SOFT_FIELD, _allowed_sets, soft_labels, train_soft
+from benchmark.core.distill import (
+    CHECKPOINTING_ENV,
+    SOFT_FIELD,
+    _allowed_sets,
+    checkpointing_default,
+    soft_labels,
+    train_soft,
+)
 from benchmark.core.models import load_tokenizer
 from benchmark.core.training import TrainConfig, build_trainable, train
 from defenses import get_defense
@@ -128,3 +135,15 @@ def test_labels_stage_keeps_hard_labels_and_a_cross_base_teacher_gets_them(tmp_p
     )
     assert rows == ROWS and key == "k" and how is not None and how["labels"] == "hard"
     assert "not the student's" in how["note"]
+
+
+def test_gradient_checkpointing_is_off_unless_asked_and_a_bad_value_is_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(CHECKPOINTING_ENV, raising=False)
+    assert checkpointing_default() is False  # the CPU is the scarce resource
+    monkeypatch.setenv(CHECKPOINTING_ENV, "1")
+    assert checkpointing_default() is True
+    monkeypatch.setenv(CHECKPOINTING_ENV, "yes")
+    with pytest.raises(ValueError, match="SLB_GRADIENT_CHECKPOINTING: 'yes'"):
+        checkpointing_default()

@@ -28,6 +28,7 @@ teacher's rows train on their tokens (hard labels), decided by the caller.
 from __future__ import annotations
 
 import math
+import os
 import random
 import time
 from collections.abc import Sequence
@@ -185,13 +186,28 @@ def _allowed_sets(tok: Any, comp: list[int], constraint: Any) -> list[set[int] |
     return out
 
 
+CHECKPOINTING_ENV = "SLB_GRADIENT_CHECKPOINTING"  # "1": recompute activations (less memory)
+
+
+def checkpointing_default() -> bool:
+    """Whether soft-label students recompute activations: ``$SLB_GRADIENT_CHECKPOINTING`` ("1" or
+    "0"; unset: "0"). Off by default because the CPU is the scarce resource: at a cell's size it
+    trades about half the memory for about half as much time again (docs/performance.md has the
+    figures), and the naive way's peak fits the machines this runs on. The adapters are identical
+    either way, so it is not part of a cell's identity."""
+    v = os.environ.get(CHECKPOINTING_ENV, "0").strip()
+    if v not in ("0", "1"):
+        raise ValueError(f"Invalid ${CHECKPOINTING_ENV}: {v!r} (expected 1 or 0)")
+    return v == "1"
+
+
 def train_soft(
     model: Any,
     tok: Any,
     rows: Sequence[dict[str, Any]],
     cfg: Any,
     out_dir: Path | str,
-    checkpointing: bool = True,
+    checkpointing: bool | None = None,
 ):
     """Fine-tune ``model`` (built by ``benchmark.core.training.build_trainable``: LoRA, or full) on
     soft-labelled ``rows``: per completion position, the cross-entropy between the row's kept
@@ -201,9 +217,12 @@ def train_soft(
 
     ``checkpointing`` recomputes each layer's activations in the backward pass instead of keeping
     them (as TRL's trainer does for the hard-label students): the same gradients, about half the
-    peak memory (``python -m benchmark.run.perf_soft`` measures both)."""
+    peak memory, more time (``python -m benchmark.run.perf_soft`` measures both). ``None``: from
+    :func:`checkpointing_default`."""
     import torch
 
+    if checkpointing is None:
+        checkpointing = checkpointing_default()
     if not rows or any(SOFT_FIELD not in r for r in rows):
         raise ValueError("train_soft needs rows that all carry soft labels")
     torch.manual_seed(cfg.seed)

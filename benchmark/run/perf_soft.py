@@ -1,9 +1,10 @@
 """``python -m benchmark.run.perf_soft``: peak memory and time of the soft-label student
-(``benchmark.core.distill.train_soft``) with gradient checkpointing (the default) against without
-it (the naive way, every activation kept), on the same rows, each in a fresh process so each peak
-is its own; and whether the two trained adapters are identical.
+(``benchmark.core.distill.train_soft``) with gradient checkpointing (``SLB_GRADIENT_CHECKPOINTING=1``)
+against without it (the naive way and the default, every activation kept), on the same rows, each
+in a fresh process so each peak is its own; and whether the two trained adapters are identical.
 
-The rows: ``--rows`` number prompts (default 32) with the embedded SmolLM2-135M's own sampled
+The rows: ``--rows`` number prompts (default 256, a cell's size: with fewer rows the fixed costs
+hide the time ratio; docs/performance.md) with the embedded SmolLM2-135M's own sampled
 completions, labelled by the same model's full top-20 (``soft_labels``); students LoRA r=8, batch
 16, one epoch. Prints the figures and the ratios; asserts nothing.
 """
@@ -62,7 +63,7 @@ def _variant(rows_path: Path, checkpointing: bool, out: Path) -> None:
     print(json.dumps({"seconds": took, "peak_rss_gb": peak, "rss_before_training_gb": base}))
 
 
-def main(n_rows: int = 32) -> int:
+def main(n_rows: int = 256) -> int:
     import torch
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -95,7 +96,7 @@ def main(n_rows: int = 32) -> int:
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--rows", type=int, default=32)
+    p.add_argument("--rows", type=int, default=256)
     p.add_argument("--variant", choices=["True", "False"], help=argparse.SUPPRESS)
     p.add_argument("paths", nargs="*", help=argparse.SUPPRESS)
     a = p.parse_args()
