@@ -51,6 +51,19 @@ def _art(cfg, value: float, p_rank: float) -> dict:
     }
 
 
+def _fake_cells(monkeypatch, make) -> list[int]:
+    """Cells faked by ``make(cfg)``; returns the list the seeds of the cells made are added to."""
+    ran: list[int] = []
+
+    def fake_run(cfg, store, log_dir):
+        ran.append(cfg.seed)
+        return make(cfg)
+
+    monkeypatch.setattr(cf, "prepare_teacher", lambda cfg, store, log_dir: "t")
+    monkeypatch.setattr(cf, "run_cell", fake_run)
+    return ran
+
+
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
@@ -151,14 +164,7 @@ def test_a_decided_fail_stops_early_and_lists_the_runs_not_made(
 ) -> None:
     # 6 seeds, specific_share 0.8: 5 of 6 must be specific. Two non-specific main runs decide it.
     f = _repo(tmp_path / "repo")
-    ran: list[int] = []
-
-    def fake_run(cfg, store, log_dir):
-        ran.append(cfg.seed)
-        return _art(cfg, 0.1, 0.5)  # never specific
-
-    monkeypatch.setattr(cf, "prepare_teacher", lambda cfg, store, log_dir: "t")
-    monkeypatch.setattr(cf, "run_cell", fake_run)
+    ran = _fake_cells(monkeypatch, lambda cfg: _art(cfg, 0.1, 0.5))  # never specific
     store = ArtifactStore(tmp_path / "store")
     rep = cf.confirm(f, store, tmp_path / "res")
     assert ran == [10, 20, 11]  # main 10, null 20, main 11: 0 of 2 specific, 4 left, need 5
@@ -305,14 +311,7 @@ def test_a_significant_null_decides_the_fail_once_every_null_run_is_made(
     # run is specific and strong; the null is too (both 0.5): once n21 is made no main run can
     # change the null check, so the file stops there.
     f = _repo(tmp_path / "repo")
-    ran: list[int] = []
-
-    def fake_run(cfg, store, log_dir):
-        ran.append(cfg.seed)
-        return _art(cfg, 0.5 + cfg.seed / 1000, 0.01)
-
-    monkeypatch.setattr(cf, "prepare_teacher", lambda cfg, store, log_dir: "t")
-    monkeypatch.setattr(cf, "run_cell", fake_run)
+    ran = _fake_cells(monkeypatch, lambda cfg: _art(cfg, 0.5 + cfg.seed / 1000, 0.01))
     rep = cf.confirm(f, ArtifactStore(tmp_path / "store"), tmp_path / "res")
     res = rep["result"]
     assert ran == [10, 20, 11, 21]
