@@ -101,10 +101,10 @@ def load_prereg(path: Path) -> dict[str, Any]:
             raise ValueError(f"{path}: field {k!r} must be a non-empty list of integer seeds")
         if len(set(seeds)) != len(seeds):
             raise ValueError(f"{path}: field {k!r} repeats a seed")
-    if len(d["seeds"]) < MIN_SEEDS[purpose]:
+    n = len(d["seeds"])
+    if n < MIN_SEEDS[purpose]:
         why = "for the exact sign-flip test" if purpose == "confirm" else "for a t over runs"
         raise ValueError(f"{path}: 'seeds' needs at least {MIN_SEEDS[purpose]} runs {why}")
-    n = len(d["seeds"])
     if d["test"] == "t_and_sign_flip" and n >= MIN_EXACT and min_sign_flip_p(n) >= d["alpha"]:
         raise ValueError(  # p is the larger of the two tests, so it could never reach alpha
             f"{path}: with {n} runs the exact sign-flip test's smallest p is 2/2^{n} = "
