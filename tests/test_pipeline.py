@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -52,6 +53,11 @@ def test_cell_runs_and_resumes_without_redoing_stages(smollm_dir: str, tmp_path:
     # reused stages still report what they cost when computed
     assert again["run_info"]["stage_compute_seconds"] == res["run_info"]["stage_compute_seconds"]
     assert again["run_info"]["stage_compute_seconds"]["train_trait"] > 1.0
+    # ... and the memory they needed (measured where Linux can reset the peak): a model's worth
+    peaks = res["run_info"]["stage_peak_rss_gb"]
+    assert again["run_info"]["stage_peak_rss_gb"] == peaks
+    if os.access("/proc/self/clear_refs", os.W_OK):
+        assert peaks["train_trait"] > 0.2 and res["run_info"]["peak_rss_gb"] == max(peaks.values())
     assert again["scores"] == res["scores"] and again["leakage"] == res["leakage"]
     assert Path(res["inspect_logs"]["trait"][0]).exists()
     u = res["utility"]

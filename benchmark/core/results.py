@@ -3,7 +3,7 @@
 Schema ``slb.results/1``: ``config`` (the full cell config), ``run_info`` (git commit, package
 versions, host, timestamps, wall seconds per stage in this run, and ``stage_compute_seconds``: what
 each stage cost when it was computed, read from the store, so reused stages report their real
-cost), ``data`` (rows generated / kept per filter / after the defense, valid yield with a Wilson
+cost; ``stage_peak_rss_gb`` and ``peak_rss_gb``, the same for peak resident memory, where measured), ``data`` (rows generated / kept per filter / after the defense, valid yield with a Wilson
 CI, per arm), ``training`` (per arm), ``scores`` (per-question scores of every evaluated model),
 ``leakage`` (trait vs control, and each student vs the base, per metric:
 ``benchmark.core.stats.paired_leakage``) and ``inspect_logs``.

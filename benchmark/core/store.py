@@ -9,7 +9,8 @@ spec reuses the entry, so a killed run resumes where it stopped::
     adapter_dir, meta, reused = store.cached_dir("student", spec, lambda d: train(..., out=d))
 
 An entry (``rows.jsonl`` or the files ``build`` wrote; ``meta.json`` with the hashed spec, file
-sha256s, timings and the caller's keys; a ``.complete`` marker, last) is assembled in a hidden
+sha256s, its cost (wall seconds, peak resident memory: :mod:`benchmark.core.memory`) and the
+caller's keys; a ``.complete`` marker, last) is assembled in a hidden
 ``.tmp-*`` dir and renamed into place, so a crash leaves no half entry (a killed writer may leave
 its ``.tmp-*`` dir: delete it when no run is active). Concurrent writers of a key race harmlessly
 (first rename wins). ``atomic_write_text``/``_json`` do the same for one file.
@@ -40,6 +41,7 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
+from benchmark.core.memory import PeakRSS, peak_rss
 from benchmark.core.store_keys import StoreError, marker, marker_problem, store_key
 
 if TYPE_CHECKING:
@@ -55,7 +57,9 @@ Fill = Callable[[Path], tuple[Meta, Spec | None]]  # fills a dir: (store fields,
 
 ROWS, META, MARKER = "rows.jsonl", "meta.json", ".complete"
 # Written by the store itself; caller meta may not shadow them.
-_RESERVED = frozenset("store_version stage key kind spec files n_rows created wall_seconds".split())
+_RESERVED = frozenset(
+    "store_version stage key kind spec files n_rows created wall_seconds peak_rss_gb".split()
+)
 # Stage names and keys become path components: no separators, no "..", no hidden names.
 _STAGE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 _KEY_RE = re.compile(r"[0-9a-f]{16}\Z")
@@ -182,11 +186,11 @@ class ArtifactStore:
     ) -> Path:
         """Store ``rows`` (a list or lazy iterable) under ``spec``'s key; return the entry dir.
         An existing valid entry (a concurrent writer won) is kept."""
-        return self._write(stage, spec, "rows", _rows_fill(rows, meta), None)
+        return self._write(stage, spec, "rows", _rows_fill(rows, meta))
 
     def write_dir(self, stage: str, spec: Spec, build: Build) -> Path:
         """Let ``build(tmpdir)`` fill a fresh dir and return meta; store it under ``spec``'s key."""
-        return self._write(stage, spec, "dir", lambda tmp: ({}, build(tmp)), None)
+        return self._write(stage, spec, "dir", lambda tmp: ({}, build(tmp)))
 
     def read_meta(self, stage: str, key: str) -> Meta:
         """The entry's meta, its signature checked on the bytes read."""
@@ -229,8 +233,10 @@ class ArtifactStore:
         key = self.key(stage, spec)
         if not (reused := self.has(stage, key)):
             start = time.perf_counter()
-            rows, meta = compute()
-            self._write(stage, spec, "rows", _rows_fill(rows, meta), time.perf_counter() - start)
+            with peak_rss() as mem:
+                rows, meta = compute()
+            wall = time.perf_counter() - start
+            self._write(stage, spec, "rows", _rows_fill(rows, meta), wall, mem)
         log.info("%s/%s %s", stage, key, "reused" if reused else "computed")
         # Return what was stored, so fresh and resumed runs see identical values (tuples -> lists).
         return self.read_rows(stage, key), self.read_meta(stage, key), reused
@@ -244,15 +250,24 @@ class ArtifactStore:
         return self.path(stage, key), self.read_meta(stage, key), reused
 
     def _write(
-        self, stage: str, spec: Spec, kind: str, fill: Fill, wall_seconds: float | None
+        self,
+        stage: str,
+        spec: Spec,
+        kind: str,
+        fill: Fill,
+        wall_seconds: float | None = None,
+        mem: PeakRSS | None = None,
     ) -> Path:
+        """Store what ``fill`` writes under ``spec``'s key. Its cost (wall seconds, peak resident
+        memory) is measured around ``fill`` unless the caller measured the computation already."""
         key = self.key(stage, spec)
         final = self.path(stage, key)
         tmp = final.with_name(f".tmp-{key}-{uuid.uuid4().hex[:8]}")
         tmp.mkdir(parents=True)  # not mkdtemp: its 0700 mode would survive the rename
         try:
             start = time.perf_counter()
-            fields, extra = fill(tmp)
+            with peak_rss() as filled:
+                fields, extra = fill(tmp)
             extra = _canonical(dict(extra or {}), "meta")  # strict JSON; errors name the key
             if clash := set(extra) & _RESERVED | {p.name for p in tmp.iterdir()} & {META, MARKER}:
                 raise ValueError(f"{sorted(clash)} are reserved by the store (meta keys, files)")
@@ -266,6 +281,7 @@ class ArtifactStore:
             meta["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
             wall = time.perf_counter() - start if wall_seconds is None else wall_seconds
             meta["wall_seconds"] = round(wall, 3)
+            meta["peak_rss_gb"] = (filled if mem is None else mem).gb
             text = json.dumps(meta, indent=2, ensure_ascii=False)
             _put(tmp / META, text)
             # Last: it is what makes the entry real, and what vouches for meta.json's checksums.

@@ -52,7 +52,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import resource
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +90,8 @@ def run_record(kind: str, cfg: CellConfig, art: dict[str, Any], path: Path, stat
         "p_rank": spec.get("p_rank"),
         "specific": spec.get("p_rank") is not None and spec["p_rank"] <= ALPHA,
         "wall_seconds": art["run_info"].get("wall_seconds"),
-        "peak_rss_gb_so_far": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+        # The most memory a stage of the cell needed when computed (None: not measured).
+        "peak_rss_gb": art["run_info"].get("peak_rss_gb"),
     }
 
 

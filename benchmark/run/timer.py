@@ -10,21 +10,30 @@ from typing import Any
 @dataclass
 class StageTimer:
     """Wall seconds per stage in this run, whether each was reused, and what each cost when it was
-    computed (from the store's metadata), so a resumed run reports the real cost of its artifacts."""
+    computed (wall seconds and peak resident memory, from the store's metadata), so a resumed run
+    reports the real cost of its artifacts."""
 
     seconds: dict[str, float] = field(default_factory=dict)
     reused: dict[str, bool] = field(default_factory=dict)
     compute: dict[str, float] = field(default_factory=dict)
+    peak_gb: dict[str, float] = field(default_factory=dict)
 
     def record(self, name: str, t0: float, meta: dict[str, Any], reused: bool) -> None:
         self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - t0, 3)
         self.reused[name] = reused
         if isinstance(meta.get("wall_seconds"), (int, float)):
             self.compute[name] = round(float(meta["wall_seconds"]), 3)
+        if isinstance(meta.get("peak_rss_gb"), (int, float)):
+            self.peak_gb[name] = float(meta["peak_rss_gb"])
 
     def as_run_info(self) -> dict[str, Any]:
+        """The timing block of ``run_info``. ``peak_rss_gb`` is the most memory any stage of the
+        cell needed when it was computed (None where no stage's peak was measured): the figure
+        to hold against a machine's memory, whether or not this run reused the stages."""
         return {
             "stage_seconds": self.seconds,
             "stages_reused": self.reused,
             "stage_compute_seconds": self.compute,
+            "stage_peak_rss_gb": self.peak_gb,
+            "peak_rss_gb": max(self.peak_gb.values()) if self.peak_gb else None,
         }

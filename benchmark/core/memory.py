@@ -1,0 +1,77 @@
+"""Peak resident memory of one stretch of work in this process: the memory figure a stage records
+next to its wall time (``benchmark.core.store``), so a cell's artifact says how much memory each
+stage needed, not only how much the whole process ever held::
+
+    with peak_rss() as mem:
+        train(...)
+    mem.gb   # the most the process held while training, in GB; None where not measurable
+
+Linux only: the kernel's high-water mark (``VmHWM`` in ``/proc/self/status``) is reset at the
+start (writing ``5`` to ``/proc/self/clear_refs``) and read at the end. Elsewhere, or where the
+reset is refused, ``gb`` stays None rather than report the whole process's peak as the stage's.
+Measurements nest: before an inner one resets the mark, every open one keeps the peak it had
+seen so far. The reset also resets ``getrusage``'s ``ru_maxrss``, so that is no longer a
+lifetime figure in a process that measures stages. Memory of child processes (an isolated
+defense) is not counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+_STATUS = Path("/proc/self/status")
+_CLEAR_REFS = Path("/proc/self/clear_refs")
+_RESET_PEAK = "5"  # clear_refs: reset the peak RSS (Linux >= 4.0)
+
+
+@dataclass
+class PeakRSS:
+    """One measurement: ``gb`` once the block has ended (None if it could not be measured)."""
+
+    gb: float | None = None
+    _seen: float = 0.0  # the peak seen before inner measurements reset the mark
+    _ok: bool = False
+
+
+_open: list[PeakRSS] = []  # the measurements in progress, outermost first
+
+
+def high_water_gb() -> float | None:
+    """The process's peak resident memory since start or the last reset, in GB (None: unknown)."""
+    try:
+        for line in _STATUS.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**20  # kB
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _reset() -> bool:
+    try:
+        _CLEAR_REFS.write_text(_RESET_PEAK)
+    except OSError:
+        return False
+    return True
+
+
+@contextmanager
+def peak_rss() -> Iterator[PeakRSS]:
+    """Measure the peak resident memory of the block (see the module docstring)."""
+    m = PeakRSS()
+    before = high_water_gb()
+    if before is not None:
+        for outer in _open:  # the mark is about to go: keep what it says for the open ones
+            outer._seen = max(outer._seen, before)
+        m._ok = _reset()
+    _open.append(m)
+    try:
+        yield m
+    finally:
+        _open.remove(m)
+        now = high_water_gb()
+        if m._ok and now is not None:
+            m.gb = round(max(m._seen, now), 3)
