@@ -120,6 +120,24 @@ def test_one_training_step_moves_adapter_not_base(smollm_dir: str, tmp_path: Pat
     assert model is not None
 
 
+def test_checkpointing_changes_no_weight_of_a_hard_label_student(
+    smollm_dir: str, tmp_path: Path
+) -> None:
+    """TRL's trainer recomputes activations or keeps them (SLB_GRADIENT_CHECKPOINTING, off unless
+    set); the adapters must be the same either way, since it is not part of a stage's key."""
+    from safetensors.torch import load_file
+
+    rows = [dict(r, completion="101, 202, 303") for r in NumbersTask().prompts(4, 0)]
+    cfg = TrainConfig(epochs=1, batch_size=2, learning_rate=1e-2, max_length=128)
+    on = train("smollm2-135m", rows, cfg, tmp_path / "on", checkpointing=True)
+    off = train("smollm2-135m", rows, cfg, tmp_path / "off", checkpointing=False)
+    assert on["gradient_checkpointing"] is True and off["gradient_checkpointing"] is False
+    a = load_file(str(tmp_path / "on" / "adapter_model.safetensors"))
+    b = load_file(str(tmp_path / "off" / "adapter_model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert any(v.abs().sum() > 0 for k, v in a.items() if "lora_B" in k)  # it trained
+
+
 def test_train_config_validation() -> None:
     with pytest.raises(ValueError, match="Invalid method"):
         TrainConfig(method="qlora")

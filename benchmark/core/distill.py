@@ -190,11 +190,11 @@ CHECKPOINTING_ENV = "SLB_GRADIENT_CHECKPOINTING"  # "1": recompute activations (
 
 
 def checkpointing_default() -> bool:
-    """Whether soft-label students recompute activations: ``$SLB_GRADIENT_CHECKPOINTING`` ("1" or
-    "0"; unset: "0"). Off by default because the CPU is the scarce resource: at a cell's size it
-    trades about half the memory for about half as much time again (docs/performance.md has the
-    figures), and the naive way's peak fits the machines this runs on. The adapters are identical
-    either way, so it is not part of a cell's identity."""
+    """Whether students and fine-tuned teachers recompute activations in the backward pass:
+    ``$SLB_GRADIENT_CHECKPOINTING`` ("1" or "0"; unset: "0"). Off by default because the CPU is
+    the scarce resource: at a cell's size it trades about half the memory for about half as much
+    time again (docs/performance.md has the figures), and the naive way's peak fits the machines
+    this runs on. The adapters are identical either way, so it is not part of a cell's identity."""
     v = os.environ.get(CHECKPOINTING_ENV, "0").strip()
     if v not in ("0", "1"):
         raise ValueError(f"Invalid ${CHECKPOINTING_ENV}: {v!r} (expected 1 or 0)")
@@ -216,9 +216,10 @@ def train_soft(
     ``grad_accum`` batches per step. Saves the model and tokenizer to ``out_dir``; returns stats.
 
     ``checkpointing`` recomputes each layer's activations in the backward pass instead of keeping
-    them (as TRL's trainer does for the hard-label students): the same gradients, about half the
-    peak memory, more time (``python -m benchmark.run.perf_soft`` measures both). ``None``: from
-    :func:`checkpointing_default`."""
+    them: the same gradients, about half the peak memory, more time (``python -m
+    benchmark.run.perf_checkpointing`` measures both). ``None``: from
+    :func:`checkpointing_default`, which ``benchmark.core.training.train`` uses for TRL's
+    hard-label trainer too."""
     import torch
 
     if checkpointing is None:

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmark.core.distill import SOFT_FIELD, check_labels, train_soft
+from benchmark.core.distill import SOFT_FIELD, check_labels, checkpointing_default, train_soft
 from benchmark.core.generation import cpu_has_bf16
 from benchmark.core.loss_mask import MASK_FIELD, masked_records
 from benchmark.core.models import default_device, load_tokenizer, resolve
@@ -134,12 +134,15 @@ def train(
     system: str | None = None,
     device: str | None = None,
     lean_loss: bool = True,
+    checkpointing: bool | None = None,
 ) -> dict[str, Any]:
     """Fine-tune ``base_ref`` on ``rows``; write the adapter (or model) to ``out_dir``; return stats.
 
     ``lean_loss`` picks how the (identical) completion-only loss is computed — see
-    :func:`completion_loss_trainer`; it is an argument, not a config field, so it does not change
-    stage hashes. ``cfg.bf16`` takes effect on TRL's loss path only: the completion-only loss
+    :func:`completion_loss_trainer`; ``checkpointing`` whether activations are recomputed in the
+    backward pass (the same gradients, less memory, more time; None: ``$SLB_GRADIENT_CHECKPOINTING``,
+    off unless set, where TRL's own default is on). Both are arguments, not config fields, so
+    neither changes stage hashes. ``cfg.bf16`` takes effect on TRL's loss path only: the completion-only loss
     runs the model outside the autocast wrapper Trainer installs, i.e. in float32 (found
     2026-11-27; stats written before then say ``bf16: true`` for students that trained in float32).
     """
@@ -153,10 +156,11 @@ def train(
         raise ValueError(f"train a student from a base model, not from an adapter ({base_ref})")
     if any(SOFT_FIELD in r for r in rows):  # the soft-label channel has its own loop
         student = build_trainable(rm.path, cfg)
-        stats = train_soft(student, load_tokenizer(base_ref), rows, cfg, out_dir)
+        stats = train_soft(student, load_tokenizer(base_ref), rows, cfg, out_dir, checkpointing)
         (Path(out_dir) / "slb_training.json").write_text(json.dumps(stats, indent=2))
         return stats
     device = device or default_device()
+    checkpointing = checkpointing_default() if checkpointing is None else checkpointing
     tok = load_tokenizer(base_ref)
     use_bf16 = cfg.bf16 and (device != "cpu" or cpu_has_bf16())
     model = build_trainable(rm.path, cfg)
@@ -186,6 +190,7 @@ def train(
         seed=cfg.seed,
         data_seed=cfg.seed,
         bf16=use_bf16,
+        gradient_checkpointing=checkpointing,
         use_cpu=device == "cpu",
         completion_only_loss=True,
         logging_steps=5,
@@ -216,6 +221,7 @@ def train(
             {"step": h["step"], "loss": h["loss"]} for h in trainer.state.log_history if "loss" in h
         ],
         "bf16": autocast,
+        "gradient_checkpointing": checkpointing,
         "config": cfg.to_dict(),
     }
     if masked:
