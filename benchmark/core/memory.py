@@ -6,17 +6,22 @@ stage needed, not only how much the whole process ever held::
         train(...)
     mem.gb   # the most the process held while training, in GB; None where not measurable
 
-Linux only: the kernel's high-water mark (``VmHWM`` in ``/proc/self/status``) is reset at the
-start (writing ``5`` to ``/proc/self/clear_refs``) and read at the end. Elsewhere, or where the
-reset is refused, ``gb`` stays None rather than report the whole process's peak as the stage's.
-Measurements nest: before an inner one resets the mark, every open one keeps the peak it had
-seen so far. The reset also resets ``getrusage``'s ``ru_maxrss``, so that is no longer a
-lifetime figure in a process that measures stages. Memory of child processes (an isolated
-defense) is not counted.
+Each measurement first gives what the process has freed back to the operating system (a garbage
+collection, then glibc's ``malloc_trim``), so a stage starts from what is live rather than from
+what the stage before it freed and the allocator kept: that lowers the real peak, not only the
+figure. Linux only: the kernel's high-water mark (``VmHWM`` in ``/proc/self/status``) is reset
+at the start (writing ``5`` to ``/proc/self/clear_refs``) and read at the end. Elsewhere, or
+where the reset is refused, ``gb`` stays None rather than report the whole process's peak as
+the stage's. Measurements nest: before an inner one resets the mark, every open one keeps the
+peak it had seen so far. The reset also resets ``getrusage``'s ``ru_maxrss``, so that is no
+longer a lifetime figure in a process that measures stages. Memory of child processes (an
+isolated defense) is not counted.
 """
 
 from __future__ import annotations
 
+import ctypes
+import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -50,6 +55,15 @@ def high_water_gb() -> float | None:
     return None
 
 
+def release() -> None:
+    """Collect garbage and return freed heap memory to the operating system (glibc only)."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        pass
+
+
 def _reset() -> bool:
     try:
         _CLEAR_REFS.write_text(_RESET_PEAK)
@@ -62,7 +76,8 @@ def _reset() -> bool:
 def peak_rss() -> Iterator[PeakRSS]:
     """Measure the peak resident memory of the block (see the module docstring)."""
     m = PeakRSS()
-    before = high_water_gb()
+    before = high_water_gb()  # before the release: the open measurements saw this much
+    release()
     if before is not None:
         for outer in _open:  # the mark is about to go: keep what it says for the open ones
             outer._seen = max(outer._seen, before)
