@@ -3,12 +3,16 @@ behaving like its base."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from benchmark.core.general_prompts import TEMPLATES, TOPICS, general_prompts
 from benchmark.core.lexicon import animals_mentioned
 from benchmark.core.store import stable_hash
 from benchmark.core.teachers import _ASKS, TeacherConfig, general_rows, trait_qa_rows
+from benchmark.run.config import CellConfig, apply_settings
+from benchmark.run.setups import setup_block
 from tasks.evals.questions import QUESTIONS
 
 
@@ -111,3 +115,25 @@ def test_placebo_control_teacher_is_the_same_recipe_with_another_animal(
     assert trained == ["owl", "dolphin"]  # each built once, then reused
     assert prepare_teacher(ft_placebo.cfg, store, tmp_path) == owl
     assert trained == ["owl", "dolphin"]
+
+
+def test_seed_per_cell_gives_each_cell_its_own_teachers_and_its_own_setup() -> None:
+    per = TeacherConfig(placebo="dolphin", seed_per_cell=True)
+    cfg = CellConfig(seed=5, teacher=per, suite="quick")
+    assert cfg.teacher.train.seed == 5 and cfg.with_(seed=7).teacher.train.seed == 7
+    assert apply_settings(cfg, ["seed=9"]).teacher.train.seed == 9
+    # The teacher is decided by its seed alone: a per-cell teacher at seed 5 is the fixed-seed
+    # recipe's teacher trained at seed 5 (the store reuses it), ...
+    fixed = CellConfig(seed=5, teacher=TeacherConfig(placebo="dolphin"), suite="quick")
+    fixed5 = fixed.with_(teacher=replace(fixed.teacher, train=replace(fixed.teacher.train, seed=5)))
+    assert cfg.teacher.recipe() == fixed5.teacher.recipe()
+    # ... but the two designs are separate setups, which never pool or pair.
+    assert cfg.to_dict()["teacher"]["seed_per_cell"] is True
+    assert "seed_per_cell" not in fixed.to_dict()["teacher"]  # old setups keep their ids
+    assert setup_block(cfg.to_dict(), None)["id"] != setup_block(fixed.to_dict(), None)["id"]
+    same = setup_block(cfg.with_(seed=6).to_dict(), None)["id"]
+    assert same == setup_block(cfg.to_dict(), None)["id"]  # seeds of one design pool
+    with pytest.raises(ValueError, match="seed_per_cell.*finetuned"):
+        TeacherConfig(type="system_prompt", seed_per_cell=True)
+    with pytest.raises(ValueError, match="seed_per_cell"):
+        TeacherConfig(seed_per_cell="yes")  # type: ignore[arg-type]

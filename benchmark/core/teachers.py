@@ -103,6 +103,11 @@ class TeacherConfig:
     train: TrainConfig = field(
         default_factory=lambda: TrainConfig(lora_r=16, lora_alpha=32, epochs=3, learning_rate=1e-3)
     )
+    # True: the teachers' training seed is the cell's seed (``CellConfig`` sets ``train.seed``), so
+    # each cell trains its own pair and differences between teachers count as run noise; False:
+    # every cell of a setup shares one pair. Part of the setup (``train.seed``, like every seed,
+    # is not), so cells of the two designs never pool or pair.
+    seed_per_cell: bool = False
 
     def __post_init__(self) -> None:
         if self.type not in TEACHER_TYPES:
@@ -113,6 +118,13 @@ class TeacherConfig:
             raise ValueError(f"Invalid qa_rows: {self.qa_rows}")
         if self.general_rows < 0:
             raise ValueError(f"Invalid general_rows: {self.general_rows}")
+        if not isinstance(self.seed_per_cell, bool):
+            raise ValueError(f"Invalid seed_per_cell: {self.seed_per_cell!r} (true or false)")
+        if self.seed_per_cell and self.type != "finetuned":
+            raise ValueError(
+                f"Invalid seed_per_cell: a {self.type!r} teacher is not trained; it needs "
+                "teacher.type=finetuned"
+            )
         if self.placebo is not None:
             try:
                 object.__setattr__(self, "placebo", normalise_animal(self.placebo))
@@ -125,13 +137,17 @@ class TeacherConfig:
             d["general_rows"] = self.general_rows
         if self.placebo is not None:  # absent when unset: keys of base-control cells unchanged
             d["placebo"] = self.placebo
+        if self.seed_per_cell:  # absent when off, so setups from before the field keep their ids
+            d["seed_per_cell"] = True
         return d
 
     def recipe(self) -> dict[str, Any]:
         """The config as far as it decides one animal's fine-tuned teacher: without the placebo (an
-        owl teacher is the same adapter whichever placebo its cell's control uses)."""
+        owl teacher is the same adapter whichever placebo its cell's control uses) and without
+        ``seed_per_cell`` (a teacher trained at seed 3 is the same whichever design asked)."""
         d = self.to_dict()
         d.pop("placebo", None)
+        d.pop("seed_per_cell", None)  # the seed in ``train`` decides the teacher either way
         return d
 
 
