@@ -44,6 +44,14 @@ SUITES: dict[str, dict[str, Any]] = {
         "seeds": [0, 1, 2],
     },
     "paper": {"tasks": ["numbers"], "defenses": ["none"], "traits": ["owl"], "seeds": [0, 1, 2]},
+    # The quick preset with the soft-label channel: students learn the teacher's top-20 next-token
+    # distribution; five seeds, the fewest the leaderboard's verdicts pair over.
+    "topk": {
+        "tasks": ["numbers", "code", "cot", "paraphrase-unrelated", "paraphrase-contradict"],
+        "defenses": ["none"],
+        "traits": ["owl"],
+        "seeds": [0, 1, 2, 3, 4],
+    },
 }
 
 
@@ -80,6 +88,19 @@ PRESETS: dict[str, dict[str, Any]] = {
         "teacher": TeacherConfig(placebo="dolphin", qa_rows=64),
         "eval": EvalConfig(questions=25, samples_per_question=0),
     },
+    # The channel of docs/prereg/topk-perrun-numbers-256.yaml, as that file's cells ran it: the
+    # fine-tuned teachers' full top-20 as labels (a distiller who keeps the logits; the trait's
+    # words ride in the mass off the number grammar), 256 prompts, a fresh pair of teachers per
+    # cell (teacher pairs differ by 0.3-0.7 log-odds here: docs/results.md), no base or teacher
+    # evals. ``restrict_labels`` is the defense that keeps only the grammar's tokens.
+    "topk": {
+        **_QUICK,
+        "suite": "topk",
+        "n_prompts": 256,
+        "teacher": TeacherConfig(placebo="dolphin", seed_per_cell=True),
+        "student": replace(_quick_student(), labels="topk"),
+        "eval": EvalConfig(questions=50, samples_per_question=0, eval_base=False),
+    },
     # The paper's scale: 30k prompts (→ ~10k rows after filtering), 3 epochs, sampled eval.
     "paper": dict(
         suite="paper",
@@ -107,11 +128,12 @@ _FREE_TEXT_QUICK = dict(
     teacher=TeacherConfig(type="system_prompt"),
     sampling=SamplingParams(temperature=1.0, max_new_tokens=160),
 )
+_FREE_TEXT = ("code", "cot", "paraphrase-unrelated", "paraphrase-contradict")
+# The top-k suite's free-text cells: the same knobs (a system-prompt teacher is not trained, so
+# there is no pair of teachers to draw per cell); the labels are the suite's.
 TASK_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "quick": {
-        t: _FREE_TEXT_QUICK
-        for t in ("code", "cot", "paraphrase-unrelated", "paraphrase-contradict")
-    },
+    "quick": {t: _FREE_TEXT_QUICK for t in _FREE_TEXT},
+    "topk": {t: _FREE_TEXT_QUICK for t in _FREE_TEXT},
 }
 
 

@@ -1,0 +1,46 @@
+"""The suites' presets: what each runs, and that the top-k suite runs the pre-registered channel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from benchmark.core.artifact import without_seeds
+from benchmark.run.prereg import cells, load_prereg
+from benchmark.run.presets import PRESETS, SUITES, TASK_PRESETS, preset
+from benchmark.run.setups import setup_block
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_suite_has_a_preset_and_its_per_task_knobs_name_its_tasks() -> None:
+    assert set(SUITES) <= set(PRESETS)
+    for name, by_task in TASK_PRESETS.items():
+        assert set(by_task) <= set(SUITES[name]["tasks"]), name
+
+
+def test_the_topk_suite_runs_the_cells_of_the_per_run_teacher_confirmation() -> None:
+    """Its numbers cell is the confirmation file's main cell but for the suite's name and the
+    flag that says so: every stage key is the same, so the store reuses the confirmation's."""
+    prereg = load_prereg(ROOT / "docs/prereg/topk-perrun-numbers-256.yaml")
+    for kind, run in cells(prereg):
+        if kind != "main":
+            continue
+        ours = preset("topk", task="numbers", trait="owl", seed=run.seed).to_dict()
+        theirs = run.to_dict()
+        assert ours["teacher"].pop("seed_per_cell") is True
+        assert ours["teacher"]["train"]["seed"] == run.seed  # a fresh pair per cell
+        assert {**ours, "suite": "quick"} == theirs
+
+
+def test_the_topk_suites_tasks_pool_into_one_setup_and_seeds_into_it() -> None:
+    numbers = [preset("topk", task="numbers", seed=s).to_dict() for s in (0, 1)]
+    assert without_seeds(numbers[0]) == without_seeds(numbers[1])
+    ids = {setup_block(c, None)["id"] for c in numbers}
+    for task in SUITES["topk"]["tasks"][1:]:
+        cfg = preset("topk", task=task, seed=0)
+        assert cfg.student.labels == "topk" and cfg.teacher.type == "system_prompt"
+        ids.add(setup_block(cfg.to_dict(), None)["id"])
+    assert len(ids) == 1
+    assert setup_block(numbers[0], None)["label"] == "topk"
+    quick = preset("quick", task="numbers", seed=0).to_dict()
+    assert setup_block(quick, None)["id"] not in ids
