@@ -19,7 +19,11 @@ from benchmark.core.distill import (
     train_soft,
 )
 from benchmark.core.models import load_tokenizer
+from benchmark.core.store import ArtifactStore
 from benchmark.core.training import TrainConfig, build_trainable, train
+from benchmark.core.types import TeacherSpec
+from benchmark.run.presets import preset
+from benchmark.run.stages import Stages
 from defenses import get_defense
 from tasks.numbers import NumberGrammar
 
@@ -119,10 +123,7 @@ def test_soft_labels_line_up_and_restricted_keeps_only_allowed_tokens(
 
 
 def test_labels_stage_keeps_hard_labels_and_a_cross_base_teacher_gets_them(tmp_path) -> None:
-    from benchmark.core.store import ArtifactStore
-    from benchmark.core.types import TeacherSpec
     from benchmark.run.config import CellConfig
-    from benchmark.run.stages import Stages
 
     st = Stages(CellConfig(), ArtifactStore(tmp_path / "store"), tmp_path)
     assert st.labels("trait", ROWS, "k", TeacherSpec(model="smollm2-135m"), TrainConfig()) == (
@@ -147,3 +148,38 @@ def test_gradient_checkpointing_is_off_unless_asked_and_a_bad_value_is_named(
     monkeypatch.setenv(CHECKPOINTING_ENV, "yes")
     with pytest.raises(ValueError, match="SLB_GRADIENT_CHECKPOINTING: 'yes'"):
         checkpointing_default()
+
+
+def test_free_text_cells_of_the_topk_suite_label_their_rows_with_each_arms_teacher(
+    smollm_dir: str, tmp_path: Path
+) -> None:
+    """The topk suite's free-text cells: the trait arm's system-prompt teacher and the bare base
+    score the same completion tokens the student learns; code has no constraint (the report says
+    restricted = full), cot's tag grammar gives the non-task mass."""
+    tok = load_tokenizer("smollm2-135m")
+    rows = [
+        {"id": "a", "prompt": "Write add(a, b).", "completion": "def add(a, b):\n    return a + b"},
+        {"id": "b", "prompt": "What is 2 + 3?", "completion": "<think>2+3=5</think>\n<answer>5"},
+    ]
+    by_arm = {}
+    for task in ("code", "cot"):
+        cfg = preset("topk", task=task, seed=0)
+        st = Stages(cfg, ArtifactStore(tmp_path / task), tmp_path / "logs")
+        for arm in ("trait", "control"):
+            out, key, how = st.labels(
+                arm, rows, "k", TeacherSpec(model=cfg.base_model), cfg.student
+            )
+            assert how is not None and how["labels"] == "topk" and key != "k"
+            for r in out:
+                f = r[SOFT_FIELD]
+                n = len(f["input_ids"]) - f["start"]
+                assert len(f["ids"]) == len(f["logprobs"]) == n > 0
+                assert all(len(ids) == cfg.student.top_k for ids in f["ids"])
+                assert tok.decode(
+                    f["input_ids"][f["start"] :], skip_special_tokens=True
+                ).startswith(r["completion"][:10])
+            by_arm[task, arm] = out
+        assert "no constraint" in how["note"] if task == "code" else "mass_outside_allowed" in how
+    # The trait arm's teacher (base + owl system prompt) is not the control's (the bare base).
+    a, b = (by_arm["code", arm][0][SOFT_FIELD]["logprobs"] for arm in ("trait", "control"))
+    assert a != b
