@@ -91,3 +91,35 @@ def test_run_info_peak_is_the_largest_stage_peak_measured() -> None:
     assert info["stage_peak_rss_gb"] == {"generate": 2.5, "train": 4.25}
     assert info["peak_rss_gb"] == 4.25
     assert StageTimer().as_run_info()["peak_rss_gb"] is None
+
+
+def test_three_nested_measurements_each_keep_their_own_peak(monkeypatch) -> None:
+    """With a stand-in for the kernel's mark: the two outer measurements see the same figures
+    when the innermost starts, and each must still end with its own peak (and an error inside
+    must come out as itself)."""
+    state = {"rss": 1.0, "mark": 1.0}
+
+    def hold(gb: float) -> None:
+        state["rss"] = gb
+        state["mark"] = max(state["mark"], gb)
+
+    def reset() -> bool:
+        state["mark"] = state["rss"]
+        return True
+
+    monkeypatch.setattr(memory, "high_water_gb", lambda: state["mark"])
+    monkeypatch.setattr(memory, "_reset", reset)
+    monkeypatch.setattr(memory, "release", lambda: None)
+    with peak_rss() as a:
+        hold(5.0)
+        hold(1.0)
+        with peak_rss() as b:
+            hold(6.0)
+            hold(1.0)
+            with pytest.raises(KeyError):
+                with peak_rss() as c:
+                    hold(2.0)
+                    raise KeyError("inside")
+        hold(1.5)
+    assert (a.gb, b.gb, c.gb) == (6.0, 6.0, 2.0)
+    assert not memory._open

@@ -120,20 +120,27 @@ def test_placebo_control_teacher_is_the_same_recipe_with_another_animal(
 def test_seed_per_cell_gives_each_cell_its_own_teachers_and_its_own_setup() -> None:
     per = TeacherConfig(placebo="dolphin", seed_per_cell=True)
     cfg = CellConfig(seed=5, teacher=per, suite="quick")
-    assert cfg.teacher.train.seed == 5 and cfg.with_(seed=7).teacher.train.seed == 7
-    assert apply_settings(cfg, ["seed=9"]).teacher.train.seed == 9
+    assert per.for_cell(5).train.seed == 5 and per.for_cell(7).train.seed == 7
+    assert cfg.teacher.train.seed == 0  # the config keeps the design; for_cell says the seed
+    fixed = TeacherConfig(placebo="dolphin")
+    assert fixed.for_cell(5) is fixed  # a shared pair: the cell's seed does not enter
     # The teacher is decided by its seed alone: a per-cell teacher at seed 5 is the fixed-seed
     # recipe's teacher trained at seed 5 (the store reuses it), ...
-    fixed = CellConfig(seed=5, teacher=TeacherConfig(placebo="dolphin"), suite="quick")
-    fixed5 = fixed.with_(teacher=replace(fixed.teacher, train=replace(fixed.teacher.train, seed=5)))
-    assert cfg.teacher.recipe() == fixed5.teacher.recipe()
-    # ... but the two designs are separate setups, which never pool or pair.
+    fixed5 = replace(fixed, train=replace(fixed.train, seed=5))
+    assert per.for_cell(5).recipe() == fixed5.recipe()
+    # ... but the two designs are separate setups, which never pool or pair; switching the flag
+    # off leaves a shared pair (train.seed 0), not the per-cell seeds under the wrong label.
+    off = apply_settings(cfg, ["teacher.seed_per_cell=false"])
+    assert off.teacher.for_cell(5).train.seed == 0
+    shared = CellConfig(seed=5, teacher=fixed, suite="quick")
     assert cfg.to_dict()["teacher"]["seed_per_cell"] is True
-    assert "seed_per_cell" not in fixed.to_dict()["teacher"]  # old setups keep their ids
-    assert setup_block(cfg.to_dict(), None)["id"] != setup_block(fixed.to_dict(), None)["id"]
+    assert "seed_per_cell" not in shared.to_dict()["teacher"]  # old setups keep their ids
+    assert setup_block(cfg.to_dict(), None)["id"] != setup_block(shared.to_dict(), None)["id"]
     same = setup_block(cfg.with_(seed=6).to_dict(), None)["id"]
     assert same == setup_block(cfg.to_dict(), None)["id"]  # seeds of one design pool
     with pytest.raises(ValueError, match="seed_per_cell.*finetuned"):
         TeacherConfig(type="system_prompt", seed_per_cell=True)
     with pytest.raises(ValueError, match="seed_per_cell"):
         TeacherConfig(seed_per_cell="yes")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="teacher.train.seed: 3 with seed_per_cell"):
+        apply_settings(cfg, ["teacher.train.seed=3"])

@@ -13,9 +13,9 @@ figure. Linux only: the kernel's high-water mark (``VmHWM`` in ``/proc/self/stat
 at the start (writing ``5`` to ``/proc/self/clear_refs``) and read at the end. Elsewhere, or
 where the reset is refused, ``gb`` stays None rather than report the whole process's peak as
 the stage's. Measurements nest: before an inner one resets the mark, every open one keeps the
-peak it had seen so far. The reset also resets ``getrusage``'s ``ru_maxrss``, so that is no
-longer a lifetime figure in a process that measures stages. Memory of child processes (an
-isolated defense) is not counted.
+peak it had seen so far. The reset also lowers ``getrusage``'s ``ru_maxrss`` (it keeps only what
+exited threads reached), so that is no longer a lifetime figure in a process that measures
+stages. Memory of child processes (an isolated defense) is not counted.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ _CLEAR_REFS = Path("/proc/self/clear_refs")
 _RESET_PEAK = "5"  # clear_refs: reset the peak RSS (Linux >= 4.0)
 
 
-@dataclass
+@dataclass(eq=False)  # told apart by identity: two open ones may hold equal figures
 class PeakRSS:
     """One measurement: ``gb`` once the block has ended (None if it could not be measured)."""
 

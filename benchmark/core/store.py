@@ -266,7 +266,10 @@ class ArtifactStore:
         tmp.mkdir(parents=True)  # not mkdtemp: its 0700 mode would survive the rename
         try:
             start = time.perf_counter()
-            with peak_rss() as filled:
+            if mem is None:  # the caller did not measure the computation: it happens here
+                with peak_rss() as mem:
+                    fields, extra = fill(tmp)
+            else:
                 fields, extra = fill(tmp)
             extra = _canonical(dict(extra or {}), "meta")  # strict JSON; errors name the key
             if clash := set(extra) & _RESERVED | {p.name for p in tmp.iterdir()} & {META, MARKER}:
@@ -281,7 +284,7 @@ class ArtifactStore:
             meta["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
             wall = time.perf_counter() - start if wall_seconds is None else wall_seconds
             meta["wall_seconds"] = round(wall, 3)
-            meta["peak_rss_gb"] = (filled if mem is None else mem).gb
+            meta["peak_rss_gb"] = mem.gb
             text = json.dumps(meta, indent=2, ensure_ascii=False)
             _put(tmp / META, text)
             # Last: it is what makes the entry real, and what vouches for meta.json's checksums.

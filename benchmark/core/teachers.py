@@ -22,7 +22,7 @@ adapter) live in :class:`TraitTeacher`, which only the pipeline sees.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -103,10 +103,10 @@ class TeacherConfig:
     train: TrainConfig = field(
         default_factory=lambda: TrainConfig(lora_r=16, lora_alpha=32, epochs=3, learning_rate=1e-3)
     )
-    # True: the teachers' training seed is the cell's seed (``CellConfig`` sets ``train.seed``), so
-    # each cell trains its own pair and differences between teachers count as run noise; False:
-    # every cell of a setup shares one pair. Part of the setup (``train.seed``, like every seed,
-    # is not), so cells of the two designs never pool or pair.
+    # True: the teachers' training seed is the cell's seed (:meth:`for_cell`; ``train.seed`` stays
+    # 0), so each cell trains its own pair and differences between teachers count as run noise;
+    # False: every cell of a setup shares the pair ``train.seed`` makes. Part of the setup
+    # (``train.seed``, like every seed, is not), so cells of the two designs do not pool or pair.
     seed_per_cell: bool = False
 
     def __post_init__(self) -> None:
@@ -125,6 +125,11 @@ class TeacherConfig:
                 f"Invalid seed_per_cell: a {self.type!r} teacher is not trained; it needs "
                 "teacher.type=finetuned"
             )
+        if self.seed_per_cell and self.train.seed != 0:
+            raise ValueError(
+                f"Invalid teacher.train.seed: {self.train.seed} with seed_per_cell, which trains "
+                "each cell's teachers at the cell's seed; leave it 0, or set seed_per_cell=false"
+            )
         if self.placebo is not None:
             try:
                 object.__setattr__(self, "placebo", normalise_animal(self.placebo))
@@ -140,6 +145,13 @@ class TeacherConfig:
         if self.seed_per_cell:  # absent when off, so setups from before the field keep their ids
             d["seed_per_cell"] = True
         return d
+
+    def for_cell(self, seed: int) -> TeacherConfig:
+        """The config the teachers of a cell of seed ``seed`` are trained with: where
+        ``seed_per_cell``, a fixed-seed config at that seed (the same teachers), else this one."""
+        if not self.seed_per_cell:
+            return self
+        return replace(self, seed_per_cell=False, train=replace(self.train, seed=seed))
 
     def recipe(self) -> dict[str, Any]:
         """The config as far as it decides one animal's fine-tuned teacher: without the placebo (an

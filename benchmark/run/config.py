@@ -66,9 +66,6 @@ class CellConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "trait", check_animal("trait", self.trait))
-        t = self.teacher
-        if t.seed_per_cell and t.train.seed != self.seed:  # each cell its own pair of teachers
-            object.__setattr__(self, "teacher", replace(t, train=replace(t.train, seed=self.seed)))
         if self.teacher.placebo is not None:
             check_animal("teacher placebo", self.teacher.placebo)
         if not isinstance(self.suite, str) or not re.fullmatch(r"[A-Za-z0-9][\w.-]*", self.suite):

@@ -124,7 +124,7 @@ class Stages:
     def teacher(self, arm: str, model: str) -> TraitTeacher:
         """The arm's teacher on base ``model``: the trait arm's carries the trait; the control arm's
         is the bare base, or the same recipe with the placebo animal (``teacher.placebo``)."""
-        tcfg = self.cfg.teacher
+        tcfg = self.cfg.teacher.for_cell(self.cfg.seed)
         if arm == "control" and tcfg.placebo is None:
             return TraitTeacher(model, None)
         null = arm == "control" and self.cfg.null_arm

@@ -311,7 +311,7 @@ def _teacher_identity(cfg: CellConfig) -> dict[str, Any]:
     return {
         "base": cfg.base_model,
         "trait": cfg.trait,
-        "teacher": cfg.teacher.to_dict(),
+        "teacher": cfg.teacher.for_cell(cfg.seed).to_dict(),
         "defense": cfg.defense,
         "defense_params": cfg.defense_params,
         "backend": cfg.backend,
