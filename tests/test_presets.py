@@ -33,6 +33,8 @@ def test_the_topk_suite_runs_the_cells_of_the_per_run_teacher_confirmation() -> 
         assert theirs["teacher"]["train"].pop("seed") == run.seed
         ours["teacher"]["train"].pop("seed")
         assert {**ours, "suite": "quick"} == theirs
+    # Its default seeds are the file's first main seeds, so those cells are its baseline.
+    assert set(SUITES["topk"]["seeds"]) <= set(prereg["seeds"])
 
 
 def test_the_topk_suites_tasks_pool_into_one_setup_and_seeds_into_it() -> None:

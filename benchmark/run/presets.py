@@ -45,12 +45,13 @@ SUITES: dict[str, dict[str, Any]] = {
     },
     "paper": {"tasks": ["numbers"], "defenses": ["none"], "traits": ["owl"], "seeds": [0, 1, 2]},
     # The quick preset with the soft-label channel: students learn the teacher's top-20 next-token
-    # distribution; five seeds, the fewest the leaderboard's verdicts pair over.
+    # distribution. Five seeds, the fewest the leaderboard's verdicts pair over: the first five of
+    # the per-run confirmation, whose numbers cells are this suite's (the store reuses them).
     "topk": {
         "tasks": ["numbers", "code", "cot", "paraphrase-unrelated", "paraphrase-contradict"],
         "defenses": ["none"],
         "traits": ["owl"],
-        "seeds": [0, 1, 2, 3, 4],
+        "seeds": [600, 601, 602, 603, 604],
     },
 }
 
