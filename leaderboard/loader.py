@@ -270,21 +270,53 @@ def _dedupe(cells: list[CellResult]) -> tuple[list[CellResult], list[Skipped]]:
 
 def _check_setups(cells: list[CellResult]) -> list[CellResult]:
     """Cells of one setup and task ran one config (minus cell keys and seeds): the baseline's
-    cells there (else the most common config) set it; a cell that differs fails integrity."""
+    cells there (else the most common config) set it; a cell that differs fails integrity. So
+    do their teachers: every seed leaves the setup, the teachers' training seed too, so a cell
+    whose teachers were seeded another way than the baseline's (:func:`_teachers_fit`) fails."""
     groups: dict[tuple[str, str], list[CellResult]] = defaultdict(list)
     for c in cells:
         groups[(c.setup, c.task)].append(c)
     out = []
     for gc in groups.values():
-        base = [c.setup_source for c in gc if is_baseline(c)]
-        want = Counter(base or [c.setup_source for c in gc]).most_common(1)[0][0]
+        ref = [c for c in gc if is_baseline(c)] or gc
+        want = Counter(c.setup_source for c in ref).most_common(1)[0][0]
+        design = _teacher_design(ref)
         for c in gc:
+            why = []
             if c.setup_source != want:
-                why = "setup: its config differs from the other cells' of this setup and task"
+                why.append("setup: its config differs from the other cells' of this setup and task")
+            if not _teachers_fit(c, design):
+                why.append(
+                    f"setup: its teachers were trained at seed {c.teacher_seed}, not as the "
+                    f"baseline's ({design[0]}), so it cannot be paired with them"
+                )
+            if why:
                 before = [c.integrity_note] if c.integrity == "failed" else []
-                c = replace(c, integrity="failed", integrity_note="; ".join([*before, why]))
+                c = replace(c, integrity="failed", integrity_note="; ".join([*before, *why]))
             out.append(c)
     return out
+
+
+Design = tuple[str, int | None]  # ("each cell's own seed", None) or ("seed N", N); ("", None): any
+
+
+def _teacher_design(ref: list[CellResult]) -> Design:
+    """How the reference cells' teachers were seeded: one shared seed, or each cell's own (a
+    cell whose seed equals its teachers' fits both); the design most of them fit."""
+    seeded = [c for c in ref if c.teacher_seed is not None]
+    if not seeded:
+        return ("", None)
+    shared = Counter(c.teacher_seed for c in seeded).most_common(1)[0]
+    own = sum(c.teacher_seed == c.seed for c in seeded)
+    if own > shared[1]:
+        return ("each cell's own seed", None)
+    return (f"seed {shared[0]}", shared[0])
+
+
+def _teachers_fit(c: CellResult, design: Design) -> bool:
+    if not design[0] or c.teacher_seed is None:
+        return True
+    return c.teacher_seed == (c.seed if design[1] is None else design[1])
 
 
 def _submission_folders(dirs: Sequence[str | Path]) -> dict[str, tuple[Path, dict[str, Any]]]:

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from benchmark.core.artifact import Skip, parse, without_cell_keys
+from benchmark.core.artifact import Skip, parse
 from benchmark.core.results import pooled_leakage
+from benchmark.core.setup_keys import without_cell_keys
 from benchmark.core.stats import paired_leakage
 from benchmark.core.store import stable_hash
 from benchmark.core.teachers import TeacherConfig
@@ -649,3 +650,38 @@ def test_a_record_of_other_scores_is_ignored(tmp_path: Path) -> None:
     reproduced_path(path).write_text("[not, json")
     data = load([tmp_path / "r"])
     assert data.reproduced == {} and len(data.cells) == 1 and not data.skipped
+
+
+def test_a_cell_whose_teachers_were_seeded_otherwise_cannot_be_paired(tmp_path: Path) -> None:
+    """Every seed leaves the setup, the teachers' too. A defense cell trained against other
+    teachers than the baseline's at its seed fails integrity: with a shared pair (the quick
+    preset: seed 0 for every cell) and with each cell's own pair (seed_per_cell)."""
+
+    def cells(defense: str, seeds: list[int], teacher_seed) -> list[dict]:
+        out = []
+        for s in seeds:
+            art = artifact(Spec("numbers", defense, "owl", s))
+            train = art["config"]["teacher"]["train"]
+            train["seed"] = teacher_seed(s)
+            out.append(art)
+        return out
+
+    shared = cells("none", [0, 1, 2], lambda s: 0)
+    own_pair = cells("own-pair", [1, 2], lambda s: s)  # as if each cell drew its own teachers
+    fine = cells("fine", [1, 2], lambda s: 0)
+    write(tmp_path / "a", [*shared, *own_pair, *fine])
+    by = {(c.defense, c.seed): c for c in load([tmp_path / "a"]).cells}
+    assert {by[("none", s)].integrity for s in (0, 1, 2)} == {"ok"}
+    assert by[("fine", 1)].integrity == "ok"
+    bad = by[("own-pair", 1)]
+    assert bad.integrity == "failed" and "trained at seed 1, not as the baseline's (seed 0)" in (
+        bad.integrity_note
+    )
+    # The per-cell design: the baseline's teachers are each cell's own; a shared pair fails.
+    per = cells("none", [600, 601], lambda s: s)
+    fixed = cells("fixed-pair", [600, 601], lambda s: 0)
+    write(tmp_path / "b", [*per, *fixed])
+    by = {(c.defense, c.seed): c for c in load([tmp_path / "b"]).cells}
+    assert by[("none", 600)].integrity == "ok" and by[("none", 601)].teacher_seed == 601
+    assert by[("fixed-pair", 600)].integrity == "failed"
+    assert "not as the baseline's (each cell's own seed)" in by[("fixed-pair", 601)].integrity_note

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmark.core.artifact import without_seeds
+from benchmark.core.setup_keys import without_seeds
 from benchmark.run.prereg import cells, load_prereg
 from benchmark.run.presets import PRESETS, SUITES, TASK_PRESETS, preset
 from benchmark.run.setups import setup_block

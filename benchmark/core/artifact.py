@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from benchmark.core.results import SCHEMA, SPECIFICITY
+from benchmark.core.setup_keys import hardware_of, teacher_seed, with_hardware, without_cell_keys
 from benchmark.core.stats import own_animal_per_question, paired_summary, t_summary
 from benchmark.core.store import stable_hash
 
@@ -38,39 +39,7 @@ METRICS = ("teacher_forced", "sampled")
 # its own, it feeds the own-animal statistic (``benchmark.core.stats.own_animal_leakage``).
 PLACEBO = "placebo_teacher_forced"
 ARMS = ("trait", "control")
-# Keys that say which cell or which replicate this is, not how the experiment was set up; the rest
-# of the config must match for cells to be pooled or compared.
-CELL_KEYS = frozenset({"task", "defense", "trait", "seed", "defense_params", "task_params"})
 Scores = tuple[tuple[str, ...], np.ndarray, np.ndarray]  # question ids, trait, control student
-
-
-def without_seeds(obj: Any) -> Any:
-    """A config dict (or any part of one) with every ``seed`` key dropped, at any depth: what the
-    replicates of one cell share (pooling in ``slb pool`` and on the leaderboard)."""
-    if isinstance(obj, dict):
-        return {k: without_seeds(v) for k, v in obj.items() if k != "seed"}
-    if isinstance(obj, list):
-        return [without_seeds(v) for v in obj]
-    return obj
-
-
-def without_cell_keys(cfg: dict[str, Any]) -> dict[str, Any]:
-    """``cfg`` minus the cell coordinates (:data:`CELL_KEYS`) and every seed: what cells of one
-    setup share, before the suite's per-task knobs are accounted for."""
-    return {k: v for k, v in without_seeds(cfg).items() if k not in CELL_KEYS}
-
-
-def hardware_of(device: Any) -> str:
-    """``cpu`` or ``cuda`` from ``run_info.device`` (``"cuda: NVIDIA H200"``); artifacts written
-    before the field existed all ran on CPU."""
-    return str(device or "cpu").split(":")[0].strip() or "cpu"
-
-
-def with_hardware(setup_config: dict[str, Any], device: Any) -> dict[str, Any]:
-    """GPU numerics differ from the CPU suite's: a cell computed on one is never pooled with the
-    same config run on CPU, so its hardware joins the setup config (CPU, the default, does not)."""
-    hardware = hardware_of(device)
-    return setup_config if hardware == "cpu" else {**setup_config, "hardware": hardware}
 
 
 def legacy_setup(cfg: dict[str, Any], device: Any) -> dict[str, Any]:
@@ -125,6 +94,7 @@ class CellResult:
     setup_source: str = ""  # hash of the config minus cell keys, with hardware, as the run set it
     reference: str = ""  # set by a reader that knows it: what kind of reference row this is
     p_rank: float | None = None  # the trait pair's specificity (teacher-forced), where recorded
+    teacher_seed: int | None = None  # its fine-tuned teachers' training seed (setup_keys)
 
 
 def parse(art: Any, path: str = "", source: str = "") -> CellResult:
@@ -186,6 +156,7 @@ def parse(art: Any, path: str = "", source: str = "") -> CellResult:
         config_hash=_hash({"config": cfg, "defense": [name, version, params, sha256]}),
         setup_source=_hash(with_hardware(without_cell_keys(cfg), run_info.get("device"))),
         p_rank=_num(_dict(tf.get(SPECIFICITY)).get("p_rank")),
+        teacher_seed=teacher_seed(cfg),
     )
 
 

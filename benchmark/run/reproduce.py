@@ -2,7 +2,7 @@
 every per-question score comes out the same.
 
 Cells are deterministic on one hardware class (``cpu`` or ``cuda``,
-``benchmark.core.artifact.hardware_of``), so a reproduction is refused up front on another class.
+``benchmark.core.setup_keys.hardware_of``), so a reproduction is refused up front on another class.
 The config is rebuilt exactly (:func:`config_from_dict`, the inverse of ``CellConfig.to_dict``:
 unknown keys are refused naming them, JSON values keep their types so the stage keys are the
 artifact's), the cell runs (``benchmark.run.cell.run_cell``) and every numeric field of every
@@ -35,9 +35,9 @@ from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
-from benchmark.core.artifact import hardware_of
 from benchmark.core.models import cache_root, device_info
 from benchmark.core.results import SCHEMA
+from benchmark.core.setup_keys import hardware_of
 from benchmark.core.store import ArtifactStore, atomic_write_json, stable_hash
 from benchmark.run.cell import run_cell
 from benchmark.run.config import CellConfig

@@ -9,7 +9,7 @@ reading the presets, and an artifact keeps its setup when a preset changes later
     art["setup"]["label"]   # "quick" or "quick · teacher.type=system_prompt"
 
 The setup config is the cell's config minus the keys that say which cell or replicate it is
-(``benchmark.core.artifact.without_cell_keys``), with a knob that the suite sets per task
+(``benchmark.core.setup_keys.without_cell_keys``), with a knob that the suite sets per task
 (``benchmark.run.presets.TASK_PRESETS``) read as part of the task, not of the setup, plus the
 hardware when it is not a CPU. The label is the suite and the knobs in which the setup differs
 from its suite's current preset (all of them in ``diff``).
@@ -21,7 +21,7 @@ import functools
 import json
 from typing import Any
 
-from benchmark.core.artifact import with_hardware, without_cell_keys, without_seeds
+from benchmark.core.setup_keys import with_hardware, without_cell_keys, without_seeds
 from benchmark.core.store import stable_hash
 from benchmark.run.config import CellConfig
 from benchmark.run.presets import PRESETS, TASK_PRESETS, preset

@@ -15,8 +15,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from benchmark.core.artifact import without_seeds
 from benchmark.core.results import SPECIFICITY, VERDICT, pooled_leakage, write_artifact
+from benchmark.core.setup_keys import without_seeds
 from benchmark.core.store import atomic_write_json, stable_hash
 from benchmark.run.cell import prepare_teacher, run_cell
 from benchmark.run.config import CellConfig
