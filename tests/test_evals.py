@@ -301,3 +301,23 @@ def test_other_candidates_probabilities_come_from_the_same_eval() -> None:
     log = NS(samples=[sample("q2", 0.2, 0.3), sample("q1", 0.1, 0.05)])
     assert _candidate_per_question(log, "trait_probability", "dolphin") == {"q1": 0.05, "q2": 0.3}
     assert _candidate_per_question(log, "trait_probability", "unicorn") == {}
+
+
+def test_run_evals_keeps_no_model_loaded_after_it_returns(smollm_dir, tmp_path) -> None:
+    """Inspect memoizes every model it resolves for the life of the process; the pipeline's evals
+    must not, or a run of many cells keeps every student it evaluated (~0.5 GB each)."""
+    import inspect_ai.model._model as inspect_models
+
+    from benchmark.run.evaluate import run_evals
+
+    before = dict(inspect_models._models)
+    res = run_evals(
+        smollm_dir,
+        "owl",
+        questions=2,
+        samples_per_question=0,
+        teacher_forced=True,
+        log_dir=tmp_path,
+    )
+    assert sorted(res["teacher_forced"]) == ["q00", "q01"]
+    assert inspect_models._models == before

@@ -51,15 +51,15 @@ def run_evals(
     an animal outside the candidate list is left out).
     """
     from inspect_ai import eval as inspect_eval
+    from inspect_ai.model import get_model
 
     out: dict[str, Any] = {"logs": []}
-    common: dict[str, Any] = dict(
-        model=f"hf/{model_path}",
-        model_args={"device": "cpu"} if not _cuda() else {},
-        log_dir=str(log_dir),
-        display="none",
-        seed=seed,
+    # Not memoized: Inspect keeps every model it memoizes for the life of the process, which in a
+    # run of many cells held each evaluated student (~0.5 GB each at 135 M) until memory ran out.
+    model = get_model(
+        f"hf/{model_path}", memoize=False, **({"device": "cpu"} if not _cuda() else {})
     )
+    common: dict[str, Any] = dict(model=model, log_dir=str(log_dir), display="none", seed=seed)
     jobs = []
     if teacher_forced:
         jobs.append(
