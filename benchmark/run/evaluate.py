@@ -56,9 +56,8 @@ def run_evals(
     out: dict[str, Any] = {"logs": []}
     # Not memoized: Inspect keeps every model it memoizes for the life of the process, which in a
     # run of many cells held each evaluated student (~0.5 GB each at 135 M) until memory ran out.
-    model = get_model(
-        f"hf/{model_path}", memoize=False, **({"device": "cpu"} if not _cuda() else {})
-    )
+    model_args: dict[str, Any] = {} if _cuda() else {"device": "cpu"}
+    model = get_model(f"hf/{model_path}", memoize=False, **model_args)
     common: dict[str, Any] = dict(model=model, log_dir=str(log_dir), display="none", seed=seed)
     jobs = []
     if teacher_forced:
