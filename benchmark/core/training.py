@@ -140,11 +140,12 @@ def train(
 
     ``lean_loss`` picks how the (identical) completion-only loss is computed — see
     :func:`completion_loss_trainer`; ``checkpointing`` whether activations are recomputed in the
-    backward pass (the same gradients, less memory, more time; None: ``$SLB_GRADIENT_CHECKPOINTING``,
-    off unless set, where TRL's own default is on). Both are arguments, not config fields, so
-    neither changes stage hashes. ``cfg.bf16`` takes effect on TRL's loss path only: the completion-only loss
-    runs the model outside the autocast wrapper Trainer installs, i.e. in float32 (found
-    2026-11-27; stats written before then say ``bf16: true`` for students that trained in float32).
+    backward pass (the same gradients, less memory, more time; None:
+    ``$SLB_GRADIENT_CHECKPOINTING``, off unless set, where TRL's own default is on). Both are
+    arguments, not config fields, so neither changes stage hashes. ``cfg.bf16`` takes effect on
+    TRL's loss path only: the completion-only loss runs the model outside the autocast wrapper
+    Trainer installs, i.e. in float32 (found 2026-11-27; stats written before then say
+    ``bf16: true`` for students that trained in float32).
     """
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
@@ -154,13 +155,13 @@ def train(
     rm = resolve(base_ref)
     if rm.is_adapter:
         raise ValueError(f"train a student from a base model, not from an adapter ({base_ref})")
+    checkpointing = checkpointing_default() if checkpointing is None else checkpointing
     if any(SOFT_FIELD in r for r in rows):  # the soft-label channel has its own loop
         student = build_trainable(rm.path, cfg)
         stats = train_soft(student, load_tokenizer(base_ref), rows, cfg, out_dir, checkpointing)
         (Path(out_dir) / "slb_training.json").write_text(json.dumps(stats, indent=2))
         return stats
     device = device or default_device()
-    checkpointing = checkpointing_default() if checkpointing is None else checkpointing
     tok = load_tokenizer(base_ref)
     use_bf16 = cfg.bf16 and (device != "cpu" or cpu_has_bf16())
     model = build_trainable(rm.path, cfg)

@@ -54,8 +54,8 @@ def run_evals(
     from inspect_ai.model import get_model
 
     out: dict[str, Any] = {"logs": []}
-    # Not memoized: Inspect keeps every model it memoizes for the life of the process, which in a
-    # run of many cells held each evaluated student (~0.5 GB each at 135 M) until memory ran out.
+    # Not memoized: Inspect keeps every model it memoizes for the life of the process, so a run of
+    # many cells kept every student it evaluated (~0.5 GB each at 135 M).
     model_args: dict[str, Any] = {} if _cuda() else {"device": "cpu"}
     model = get_model(f"hf/{model_path}", memoize=False, **model_args)
     common: dict[str, Any] = dict(model=model, log_dir=str(log_dir), display="none", seed=seed)

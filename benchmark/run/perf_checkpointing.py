@@ -9,7 +9,8 @@ trainer on the sampled tokens (``benchmark.core.training.train``), the path of t
 students and of the fine-tuned teachers. The rows: ``--rows`` number prompts (default 256, a
 cell's size: with fewer rows the fixed costs hide the time ratio; docs/performance.md) with the
 embedded SmolLM2-135M's own sampled completions; LoRA r=8, batch 16, 3 epochs (``TrainConfig``'s
-default). Prints the figures and the ratios; asserts nothing. (Named ``perf_soft`` before it measured the hard path.)
+default). Prints the figures and the ratios; asserts nothing. (Named ``perf_soft`` before it
+measured the hard path.)
 """
 
 from __future__ import annotations
