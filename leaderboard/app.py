@@ -4,13 +4,12 @@
 
 It reads results artifacts only (``leaderboard.loader``), ranks and tabulates them
 (``leaderboard.ranking``, ``leaderboard.tables``) and draws them (``leaderboard.views``); this file
-is the page layout and its caches. A setup is chosen by the label its artifacts carry, with the
-full knob difference as the select box's help. Loading is cached per set of files (paths, sizes,
-modification times), so a new or changed artifact shows up on the next rerun.
-``?defense=<entry>`` in the URL opens that defense's page (``<entry>`` as the ranking shows it,
-e.g. ``none v1``, or the submission folder's name, or a defense name with one entry); a link to
-an entry that is not in the selection says so.
-"""
+is the page layout and its caches. The suite box opens on ``PRIMARY_SUITE`` when it has cells. A
+setup is chosen by the label its artifacts carry, with the full knob difference as its help.
+Loading is cached per set of files (paths, sizes, modification times), so a new or changed
+artifact shows up on the next rerun. ``?defense=<entry>`` in the URL opens that defense's page
+(``<entry>`` as the ranking shows it, e.g. ``none v1``, the submission folder's name, or a defense
+name with one entry); a link to an entry not in the selection says so."""
 
 from __future__ import annotations
 
@@ -25,6 +24,7 @@ import pandas as pd
 import streamlit as st
 
 from benchmark.core.artifact import CellResult
+from benchmark.core.setup_keys import PRIMARY_SUITE
 from leaderboard import confirmations, loader, tables, views
 from leaderboard import ranking as rk
 from leaderboard.loader import DEFAULT_DIRS, DIRS_ENV, Loaded, Skipped, discover, excluded, load
@@ -115,7 +115,7 @@ def setup_names(cells: list[CellResult]) -> tuple[dict[str, str], str]:
 
 def sidebar(cells: list[CellResult]) -> tuple[tables.Filters, str]:
     st.sidebar.header("Filters")
-    suite = pick("Suite", sorted({c.suite for c in cells}), "suite", "quick")
+    suite = pick("Suite", sorted({c.suite for c in cells}), "suite", PRIMARY_SUITE)
     pool = [c for c in cells if c.suite == suite]
     base = pick("Base model", sorted({c.base_model for c in pool}), "base_model")
     pool = [c for c in pool if c.base_model == base]

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from benchmark.core.setup_keys import PRIMARY_SUITE
 from benchmark.run import cli
 from benchmark.run.synthetic import Spec, artifact, write
 from leaderboard.loader import DIRS_ENV
@@ -195,6 +196,19 @@ def test_setups_are_chosen_by_their_labels(monkeypatch: pytest.MonkeyPatch, tmp_
     box.set_value(arts[-1]["setup"]["id"]).run()  # the value is the id, shown by its label
     assert not at.exception
     assert set(_table(at, "rank")["cells"]) == {1}
+
+
+def test_the_suite_box_opens_on_the_primary_suite_when_it_has_cells(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """With cells of the primary suite (the confirmed channel) the app opens there; without, on
+    the first suite that has cells."""
+    write(tmp_path / "quick", [artifact(Spec("numbers", "none", "owl", s)) for s in (0, 1)])
+    assert _run(monkeypatch, tmp_path).sidebar.selectbox(key="suite").value == "quick"
+    topk = [artifact(Spec("numbers", "none", "owl", s, suite=PRIMARY_SUITE)) for s in (0, 1)]
+    write(tmp_path / PRIMARY_SUITE, topk)
+    box = _run(monkeypatch, tmp_path).sidebar.selectbox(key="suite")
+    assert box.options == sorted(["quick", PRIMARY_SUITE]) and box.value == PRIMARY_SUITE
 
 
 def test_no_usable_artifacts_does_not_crash(

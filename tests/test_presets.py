@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
+import json
 from pathlib import Path
 
-from benchmark.core.setup_keys import without_seeds
+from benchmark.core.setup_keys import PRIMARY_SUITE, without_seeds
+from benchmark.run.cli import build_parser
 from benchmark.run.prereg import cells, load_prereg
 from benchmark.run.presets import PRESETS, SUITES, TASK_PRESETS, preset
 from benchmark.run.setups import setup_block
+from benchmark.run.submission import submit
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,3 +53,17 @@ def test_the_topk_suites_tasks_pool_into_one_setup_and_seeds_into_it() -> None:
     assert setup_block(numbers[0], None)["label"] == "topk"
     quick = preset("quick", task="numbers", seed=0).to_dict()
     assert setup_block(quick, None)["id"] not in ids
+
+
+def test_the_default_suite_is_the_one_whose_confirmation_passed() -> None:
+    """``slb run``, ``slb submit`` and the leaderboard start from :data:`PRIMARY_SUITE` because its
+    channel passed its pre-registered confirmation; the committed report is the evidence, so a
+    report that stops reading "pass" (or a default moved elsewhere) fails here."""
+    assert PRIMARY_SUITE == "topk" and PRIMARY_SUITE in SUITES
+    report = ROOT / "docs/experiments/confirm/topk-perrun-numbers-256/report.json"
+    result = json.loads(report.read_text())["result"]
+    assert result["verdict"] == "pass" and all(result["checks"].values())
+    parser = build_parser()
+    for command in (["run", "--task", "numbers"], ["submit", "folder"]):
+        assert parser.parse_args(command).suite == PRIMARY_SUITE, command
+    assert inspect.signature(submit).parameters["suite"].default == PRIMARY_SUITE

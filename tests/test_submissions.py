@@ -228,7 +228,7 @@ def test_failing_plugin_is_a_clean_error_record_and_keeps_stages(
 def test_submit_then_validate_end_to_end(tiny_store, tmp_path, smollm_dir, monkeypatch) -> None:
     folder = _example_copy(tmp_path)
     monkeypatch.chdir(tmp_path)  # as a submitter runs it: the config records a relative path
-    summary = submit(folder, tiny_store, seeds=[0], tasks=["numbers"], overrides=TINY)
+    summary = submit(folder, tiny_store, "quick", seeds=[0], tasks=["numbers"], overrides=TINY)
     assert summary["errors"] == [] and len(summary["cells"]) == 1
     art_path = next((folder / "results" / "quick").glob("numbers__digit_entropy*.json"))
     art = json.loads(art_path.read_text())

@@ -12,6 +12,10 @@ from typing import Any
 # Keys that say which cell or which replicate this is, not how the experiment was set up; the rest
 # of the config must match for cells to be pooled or compared.
 CELL_KEYS = frozenset({"task", "defense", "trait", "seed", "defense_params", "task_params"})
+# The suite that ``slb run``, ``slb submit`` and the leaderboard start from: the setup whose
+# leakage passed its pre-registered confirmation (docs/prereg/topk-perrun-numbers-256.yaml), so
+# defenses are compared where there is something to remove. ``quick`` and the rest stay runnable.
+PRIMARY_SUITE = "topk"
 
 
 def without_seeds(obj: Any) -> Any:

@@ -27,6 +27,7 @@ from typing import Any
 import leaderboard
 from benchmark.core.models import EMBEDDED, ModelError, cache_root
 from benchmark.core.results import write_artifact
+from benchmark.core.setup_keys import PRIMARY_SUITE
 from benchmark.core.store import ArtifactStore, StoreError
 from benchmark.core.teachers import TeacherConfig
 from benchmark.run import blind, catalog, cli_args
@@ -277,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=cli_args.checked(cli_args.non_negative), default=0)
     r.add_argument(
         "--suite",
-        default="quick",
+        default=PRIMARY_SUITE,
         type=cli_args.checked(catalog.check_preset),
         help=f"the preset the cell starts from: {', '.join(sorted(PRESETS))}",
     )
@@ -299,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("folder", help="submission folder with submission.yaml")
     sb.add_argument(
         "--suite",
-        default="quick",
+        default=PRIMARY_SUITE,
         type=cli_args.checked(catalog.check_suite),
         help=f"one of: {suites}",
     )

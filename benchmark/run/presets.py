@@ -33,7 +33,8 @@ SUITES: dict[str, dict[str, Any]] = {
             "questions and its rank against every other animal pair of the same two students. "
             "What it cannot show: that leakage holds over training runs (one seed, a small "
             "student trained on 64 prompts; run-to-run noise at 135 M is as large as the "
-            "effect). Next: `slb suite quick --tasks numbers` (three seeds of the quick preset)."
+            "effect). Next: `slb suite topk --tasks numbers`, the default suite: five seeds of "
+            "the top-k channel, where leakage is strong and specific."
         ),
     },
     # The five standard tasks of the quick preset.

@@ -38,6 +38,7 @@ from typing import Any
 import yaml
 
 from benchmark.core.results import REFERENCE_KINDS
+from benchmark.core.setup_keys import PRIMARY_SUITE
 from benchmark.run.names import suggest
 from benchmark.run.suite import run_suite
 from defenses.loading import builtin_names, entry_point_table
@@ -268,7 +269,7 @@ def load_submission(folder: str | Path) -> tuple[Submission | None, list[str]]:
 def submit(
     folder: str | Path,
     store: Any,
-    suite: str = "quick",
+    suite: str = PRIMARY_SUITE,
     seeds: list[int] | None = None,
     tasks: list[str] | None = None,
     traits: list[str] | None = None,
