@@ -201,3 +201,18 @@ def test_git_commit_outside_a_checkout_comes_from_the_environment(monkeypatch):
     monkeypatch.setattr(results.subprocess, "run", no_repo)
     assert results.git_commit() == "from-env"
     assert models.device_info().startswith("cpu: ") or models.device_info().startswith("cuda: ")
+
+
+def test_a_cpu_device_names_its_instruction_set(monkeypatch) -> None:
+    """Two CPU machines computed one stage key differently (docs/results.md, session 27), so a CPU
+    artifact says which kernels ran; the class before the colon still decides setups."""
+    import torch
+
+    from benchmark.core import models
+    from benchmark.core.setup_keys import hardware_of
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    info = models.device_info()
+    threads, isa, *_ = info.split(", ")
+    assert threads == f"cpu: {torch.get_num_threads()} threads"
+    assert isa == torch.backends.cpu.get_cpu_capability() and hardware_of(info) == "cpu"

@@ -173,7 +173,8 @@ def test_placebo_artifacts_own_animal_checked_and_older_ones_warned(tmp_path: Pa
 def test_training_rows_from_other_hardware_are_unverified_not_failed(tmp_path: Path) -> None:
     """Stage keys name the config, not the hardware: a GPU artifact's rows can differ from a CPU
     store's entry under the same key, which the validator says instead of calling it tampering."""
-    from benchmark.run.validate import Report, _check_integrity
+    from benchmark.run.integrity import check_integrity
+    from benchmark.run.validate import Report
 
     cell = next((NONE / "results" / "quick").glob("numbers__*seed0*.json"))
     art = json.loads(cell.read_text())
@@ -188,7 +189,7 @@ def test_training_rows_from_other_hardware_are_unverified_not_failed(tmp_path: P
     for device, bucket in [("cuda: NVIDIA H200", "warnings"), ("cpu: 2 threads", "problems")]:
         art["run_info"]["device"] = device
         report = Report()
-        _check_integrity(art, "cell", report, OtherRows())
+        check_integrity(art, "cell", report, OtherRows())
         hits = [m for m in getattr(report, bucket) if "training rows" in m]
         assert len(hits) == 2, (device, report.render())
         other = "problems" if bucket == "warnings" else "warnings"

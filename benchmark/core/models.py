@@ -239,14 +239,30 @@ def hardware_spec() -> dict[str, str]:
 
 
 def device_info() -> str:
-    """What the cell computed on: ``cuda: <GPU name> xN`` or ``cpu: N threads`` (results from
-    different hardware differ numerically; the leaderboard and readers can tell them apart)."""
+    """What the cell computed on: ``cuda: <GPU name> xN`` or ``cpu: N threads, <ISA>, <model>``
+    (results from different hardware differ numerically; the leaderboard and readers can tell them
+    apart). On CPU the instruction set torch dispatches to and the processor's name are recorded
+    because two CPU machines can compute the same stage differently (docs/results.md, session 27);
+    only the class before the colon decides setups and reproduction."""
     import torch
 
     if torch.cuda.is_available():
         n = torch.cuda.device_count()
         return f"cuda: {torch.cuda.get_device_name(0)}" + (f" x{n}" if n > 1 else "")
-    return f"cpu: {torch.get_num_threads()} threads"
+    return ", ".join([f"cpu: {torch.get_num_threads()} threads", *_cpu_kind()])
+
+
+def _cpu_kind() -> list[str]:
+    """The ISA level torch's CPU kernels use and the processor's model name, where known."""
+    import torch
+
+    kind = [str(torch.backends.cpu.get_cpu_capability())]
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return kind
+    names = [ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")]
+    return kind + names[:1]
 
 
 def load_tokenizer(ref: str) -> Any:

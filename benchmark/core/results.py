@@ -22,9 +22,9 @@ warns when they are missing):
 * ``data.<arm>.examples`` — up to five rows: ``id``, ``prompt``, ``teacher_completion`` (what the
   defense received), ``defended_completion`` (or ``"(dropped)"``) and ``status``
   (dropped / rewritten / kept); rows the defense changed come first.
-* ``data.<arm>.defense_notes`` (statistics the defense chose to report) and ``defended_key``
-  (its store entry, so ``slb validate --store`` can re-hash the training rows).
-* ``integrity`` — ``benchmark.core.store.stable_hash`` of each arm's training rows
+* ``data.<arm>.defense_notes`` (what the defense chose to report), ``defended_key`` and, with soft
+  labels, ``labelled_key`` (store entries: ``slb validate --store`` re-hashes the training rows).
+* ``integrity`` — ``benchmark.core.store.stable_hash`` of the rows each student trained on
   (``training_rows.<arm>``), of the ``scores`` block and of the ``leakage`` block.
 * ``utility`` — the students' quality on the task: ``trait`` and ``control`` are the share of each
   student's greedy answers to 32 held-out prompts that pass the task's own filter, ``score`` their
@@ -246,7 +246,7 @@ def build_results(
             "examples": defense_examples(d["filtered"], d["defended"]),
             "defended_key": d["key"],
             "trained_on": students[arm]["rows"],
-        } | {k: d[k] for k in ("planted", "labels") if k in d}
+        } | {k: d[k] for k in ("planted", "labels", "labelled_key") if k in d}
     placebo = (config.get("teacher") or {}).get("placebo")
     metrics = {
         m: leakage_block(evals, m, config["trait"], placebo) for m in ("teacher_forced", "sampled")

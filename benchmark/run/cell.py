@@ -109,9 +109,11 @@ def _run(
         data["trait"]["planted"] = n
         keys["trait"] += f":planted={n}"
     for arm in ARMS:  # the soft-label channel: the teacher scores the final rows
-        rows[arm], keys[arm], how = st.labels(arm, rows[arm], keys[arm], ts, student_cfg)
+        rows[arm], key, how = st.labels(arm, rows[arm], keys[arm], ts, student_cfg)
         if how is not None:
             data[arm]["labels"] = how
+        if key != keys[arm]:  # the labelled rows' store entry: what ``slb validate`` re-hashes
+            data[arm]["labelled_key"] = keys[arm] = key
     students: dict[str, Any] = {}
     for arm in ARMS:
         path, stats = st.train(arm, rows[arm], keys[arm], student_cfg)

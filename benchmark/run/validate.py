@@ -7,7 +7,8 @@ Checks, in order, each adding to one report instead of stopping at the first fai
 3. each ``results/<suite>/*.json`` artifact: schema and required fields; that it ran this defense
    (reference, name, version, parameters, and for a module file the sha256 of its code); the data
    counts agree with each other; the ``integrity`` hashes of ``scores`` and ``leakage`` recomputed;
-   the training rows re-hashed from the artifact store when it holds them; and the leakage
+   the rows each student trained on re-hashed from the artifact store when it holds them
+   (``benchmark.run.integrity``: planted rows and soft labels included); and the leakage
    recomputed from the per-question scores with ``benchmark.core.stats``, within a tolerance;
 4. ``summary.json``: its seed-pooled leakage recomputed from the cells it lists.
 
@@ -28,8 +29,7 @@ from typing import Any
 
 from benchmark.core.artifact import METRICS, PLACEBO, Skip, parse
 from benchmark.core.results import ADDED_LATER, CANDIDATES, SCHEMA, leakage_block, pooled_leakage
-from benchmark.core.store import stable_hash
-from benchmark.run.cell import equalise
+from benchmark.run.integrity import check_integrity
 from benchmark.run.submission import Submission, load_submission, read_capped, tree_problem
 from benchmark.run.suite import cost_summary
 from defenses import load_defense
@@ -226,46 +226,6 @@ def _check_data(art: dict[str, Any], where: str, report: Report) -> None:
             report.problems.append(f"{at} trained on more rows than the defense kept")
 
 
-def _check_integrity(art: dict[str, Any], where: str, report: Report, store: Any) -> None:
-    if "integrity" not in art:
-        report.warnings.append(f"{where}: no integrity block (artifact predates integrity hashes)")
-        return
-    integ = _dict(art["integrity"])  # not an object: refused by _shape_problem
-    for block in ("scores", "leakage"):
-        if integ.get(block) != stable_hash(art[block]):
-            report.problems.append(f"{where}: the {block} block does not match its integrity hash")
-    keys = [_dict(art["data"].get(arm)).get("defended_key") for arm in ("trait", "control")]
-    try:
-        found = store is not None and all(k and store.has("defended", k) for k in keys)
-    except ValueError as e:  # a key the store refuses to look up
-        report.problems.append(f"{where}: data defended_key: {e}")
-        return
-    if not found:
-        report.notes.append(f"{where}: training rows not re-hashed (no store entry for them)")
-        return
-    trait, control = (store.read_rows("defended", k) for k in keys)
-    cap = art["config"].get("max_train_rows")
-    if cap is not None and not _count(cap):
-        report.problems.append(f"{where}: config.max_train_rows is {cap!r}, expected a count")
-        return
-    arms = equalise(trait, control, cap)
-    device = str(_dict(art.get("run_info")).get("device") or "")
-    for arm, rows in zip(("trait", "control"), arms, strict=True):
-        if _dict(integ.get("training_rows")).get(arm) == stable_hash(rows):
-            continue
-        if device.startswith("cuda"):
-            # GPU artifacts written before stage keys named the hardware (models.hardware_spec)
-            # share their keys with CPU runs of the same config, whose rows differ: this store's
-            # rows may be another machine's run of this cell.
-            report.warnings.append(
-                f"{where}: {arm} training rows differ from this store's entry for the same key; "
-                f"the artifact ran on {device}, so the store's rows may come from other hardware "
-                "(not verified)"
-            )
-        else:
-            report.problems.append(f"{where}: {arm} training rows do not match their hash")
-
-
 def _check_leakage(art: dict[str, Any], where: str, report: Report) -> None:
     evals = {name: {"per_question": rows} for name, rows in art["scores"].items()}
     for metric, stored in art["leakage"].items():
@@ -299,7 +259,7 @@ def validate_artifact(
     if problem is None and (problem := _shape_problem(art)) is None:
         report.problems += _check_defense(art, sub, plugin, where)
         _check_data(art, where, report)
-        _check_integrity(art, where, report, store)
+        check_integrity(art, where, report, store)
         _check_leakage(art, where, report)
         return art
     report.problems.append(f"{where}: {problem}")
