@@ -5,9 +5,11 @@ probabilities twice: as the eval does (the animal is the answer's first token), 
 assistant prefix "My favorite animal is the", where each animal is the lower-case word after a
 space (" owl" is one token, " otter" starts with " ot", so they no longer share a first token).
 
-    python docs/experiments/probes/prefix_probe.py STORE OUT.json SEED:OWL_STUDENT:DOLPHIN_STUDENT ...
+    python docs/experiments/probes/prefix_probe.py STORE OUT.jsonl SEED:OWL_STUDENT:DOLPHIN_STUDENT ...
 
-STUDENT: a directory under STORE/students (an adapter on the embedded SmolLM2-135M).
+STUDENT: a directory under STORE/students (an adapter on the embedded SmolLM2-135M). OUT: one JSON
+object per run and line (not ``.json``: the leaderboard reads every ``.json`` under docs/experiments
+as a results artifact).
 """
 
 from __future__ import annotations
@@ -46,12 +48,17 @@ def contrast(t: list[dict[str, float]], c: list[dict[str, float]], animal: str) 
 
 
 def main(store: str, out: str, pairs: list[str]) -> None:
-    report = {"prefix": PREFIX, "runs": []}
+    runs = []
     for spec in pairs:
         seed, owl, dolphin = spec.split(":")
         s_t = scores(str(Path(store) / "students" / owl))
         s_c = scores(str(Path(store) / "students" / dolphin))
-        run: dict = {"seed": int(seed), "owl_student": owl, "dolphin_student": dolphin}
+        run: dict = {
+            "seed": int(seed),
+            "prefix": PREFIX,
+            "owl_student": owl,
+            "dolphin_student": dolphin,
+        }
         for how in ("first_token", "after_prefix"):
             t, c = s_t[how], s_c[how]
             per = {a: contrast(t, c, a) for a in CANDIDATE_ANIMALS}  # owl student - dolphin student
@@ -68,8 +75,8 @@ def main(store: str, out: str, pairs: list[str]) -> None:
                 {k: round(v, 2) for k, v in list(run[how]["by_animal"].items())[:4]},
                 flush=True,
             )
-        report["runs"].append(run)
-    Path(out).write_text(json.dumps(report, indent=1))
+        runs.append(run)
+    Path(out).write_text("".join(json.dumps(r) + "\n" for r in runs))
 
 
 if __name__ == "__main__":
