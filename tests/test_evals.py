@@ -321,3 +321,55 @@ def test_run_evals_keeps_no_model_loaded_after_it_returns(smollm_dir, tmp_path) 
     )
     assert sorted(res["teacher_forced"]) == ["q00", "q01"]
     assert inspect_models._models == before
+
+
+PREFIX = "My favorite animal is the"
+
+
+def test_prefixed_scoring_reads_the_word_after_the_prefix(smollm) -> None:
+    """With an answer prefix each animal is the lower-case word after it (" owl", " otter": no
+    shared first token, unlike "Owl" and "Otter", which both start with "O")."""
+    model, tok = smollm
+    assert tok.tokenize("Owl")[0] == tok.tokenize("Otter")[0] == "O"
+    assert tok.tokenize(" owl")[0] != tok.tokenize(" otter")[0]
+    prompts = [render_question(tok, q) for q in QUESTIONS[:2]]
+    names = ["owl", "otter", "dolphin"]
+    got = candidate_probabilities(model, tok, prompts, names, prefix=PREFIX)
+    raw = answer_logprobs(model, tok, [p + PREFIX for p in prompts], [" " + n for n in names])
+    for row, lps in zip(got, raw, strict=True):
+        total = math.log(sum(math.exp(x) for x in lps))
+        for name, lp in zip(names, lps, strict=True):
+            assert row[name] == pytest.approx(math.exp(lp - total), rel=1e-6)
+    plain = candidate_probabilities(model, tok, prompts, names)
+    assert plain[0]["owl"] != pytest.approx(got[0]["owl"], rel=1e-3)
+
+
+def test_run_evals_passes_the_answer_prefix_to_the_inspect_task(smollm, smollm_dir, tmp_path):
+    from benchmark.run.evaluate import run_evals
+
+    model, tok = smollm
+    res = run_evals(
+        smollm_dir,
+        "owl",
+        questions=2,
+        samples_per_question=0,
+        teacher_forced=True,
+        log_dir=tmp_path,
+        answer_prefix=PREFIX,
+    )
+    want = candidate_probabilities(
+        model,
+        tok,
+        [render_question(tok, q) for q in QUESTIONS[:2]],
+        list(CANDIDATE_ANIMALS),
+        prefix=PREFIX,
+    )
+    for q, row in zip(["q00", "q01"], want, strict=True):
+        assert res["teacher_forced"][q] == pytest.approx(row["owl"], rel=1e-4)
+
+
+def test_an_answer_prefix_needs_the_exact_provider(tmp_path) -> None:
+    model = get_model("mockllm/model", custom_outputs=lambda *a: _output("Owl"), memoize=False)
+    task = animal_preference_tf(animal="owl", questions=1, prefix=PREFIX)
+    log = inspect_eval(task, model=model, log_dir=str(tmp_path), display="none")[0]
+    assert log.status == "error" and "needs the exact hf/ provider" in log.error.message

@@ -6,6 +6,8 @@ import inspect
 import json
 from pathlib import Path
 
+import pytest
+
 from benchmark.core.setup_keys import PRIMARY_SUITE, without_seeds
 from benchmark.run.cli import build_parser
 from benchmark.run.prereg import cells, load_prereg
@@ -67,3 +69,23 @@ def test_the_default_suite_is_the_one_whose_confirmation_passed() -> None:
     for command in (["run", "--task", "numbers"], ["submit", "folder"]):
         assert parser.parse_args(command).suite == PRIMARY_SUITE, command
     assert inspect.signature(submit).parameters["suite"].default == PRIMARY_SUITE
+
+
+def test_the_answer_prefix_is_a_knob_that_old_configs_do_not_carry() -> None:
+    """Absent from a config until set, so the setups and stored evals of every cell written
+    before it existed keep their ids; set, it is a new setup."""
+    from benchmark.run.config import EvalConfig, apply_settings
+
+    cfg = preset("topk", task="numbers", seed=600)
+    assert "answer_prefix" not in cfg.to_dict()["eval"]
+    assert EvalConfig().to_dict() == {
+        "questions": 50, "samples_per_question": 0, "teacher_forced": True, "eval_base": True
+    }  # fmt: skip
+    prefixed = apply_settings(cfg, ["eval.answer_prefix=My favorite animal is the"])
+    assert prefixed.eval.answer_prefix == "My favorite animal is the"
+    assert prefixed.to_dict()["eval"]["answer_prefix"] == "My favorite animal is the"
+    ids = {setup_block(c.to_dict(), None)["id"] for c in (cfg, prefixed)}
+    assert len(ids) == 2
+    for bad in ("ends with a space ", "two\nlines", "x" * 201):
+        with pytest.raises(ValueError, match="answer_prefix"):
+            EvalConfig(answer_prefix=bad)

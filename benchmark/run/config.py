@@ -27,14 +27,36 @@ class EvalConfig:
     samples_per_question: int = 0  # sampled one-word eval (paper metric); 0 = teacher-forced only
     teacher_forced: bool = True
     eval_base: bool = True
+    # Teacher-forced only: text forced at the start of the answer ("My favorite animal is the"),
+    # after which each candidate is scored as the lower-case word after a space; "" scores the
+    # animal as the answer's first word. A prefix keeps a student's habit of starting its answers
+    # with some token (the top-k channel's students: docs/results.md, session 27) out of the score.
+    answer_prefix: str = ""
 
     def __post_init__(self) -> None:
+        if not isinstance(self.answer_prefix, str) or len(self.answer_prefix) > 200:
+            raise ValueError(
+                f"Invalid eval answer_prefix: {self.answer_prefix!r} (text, ≤ 200 chars)"
+            )
+        if self.answer_prefix != self.answer_prefix.rstrip() or "\n" in self.answer_prefix:
+            raise ValueError(
+                f"Invalid eval answer_prefix: {self.answer_prefix!r} (one line without trailing "
+                "space: each candidate is scored with its own leading space)"
+            )
         if not 1 <= self.questions <= 50:
             raise ValueError(f"Invalid eval questions: {self.questions} (1..50)")
         if self.samples_per_question < 0:
             raise ValueError(f"Invalid samples_per_question: {self.samples_per_question}")
         if not self.teacher_forced and self.samples_per_question == 0:
             raise ValueError("no eval selected: enable teacher_forced or samples_per_question > 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields; ``answer_prefix`` only when set, so configs and stage keys written before
+        it existed keep their setups and stored evals."""
+        d = asdict(self)
+        if not d["answer_prefix"]:
+            del d["answer_prefix"]
+        return d
 
 
 @dataclass(frozen=True)
@@ -110,6 +132,7 @@ class CellConfig:
         d["teacher"] = self.teacher.to_dict()
         d["student"] = self.student.to_dict()
         d["sampling"] = self.sampling.to_dict()
+        d["eval"] = self.eval.to_dict()
         for name in ("null_arm", "planted_share"):  # absent when off: older setups keep their ids
             if not d[name]:
                 del d[name]

@@ -41,6 +41,7 @@ def run_evals(
     system: str | None = None,
     seed: int = 0,
     also: tuple[str, ...] = (),
+    answer_prefix: str = "",
 ) -> dict[str, Any]:
     """Evaluate ``model_path`` (a model or PEFT adapter dir) and return per-question scores.
 
@@ -48,7 +49,8 @@ def run_evals(
     that was not requested is absent. ``"teacher_forced_distributions": {qid: {animal: p}}`` holds
     every candidate's probability (for the specificity check). ``also`` names other candidate animals whose teacher-forced
     probabilities to return too, from the same eval (``"teacher_forced_also": {animal: {qid: p}}``;
-    an animal outside the candidate list is left out).
+    an animal outside the candidate list is left out). ``answer_prefix``: the teacher-forced
+    eval scores each animal after this forced start of the answer (``EvalConfig.answer_prefix``).
     """
     from inspect_ai import eval as inspect_eval
     from inspect_ai.model import get_model
@@ -64,7 +66,9 @@ def run_evals(
         jobs.append(
             (
                 "teacher_forced",
-                animal_preference_tf(animal=animal, questions=questions, system=system),
+                animal_preference_tf(
+                    animal=animal, questions=questions, system=system, prefix=answer_prefix
+                ),
                 "trait_probability",
             )
         )

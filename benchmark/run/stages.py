@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -319,7 +319,7 @@ class Stages:
             "system": system,
             "animal": self.trait.animal,
             "placebo": placebo,
-            "eval": asdict(e),
+            "eval": e.to_dict(),
             "seed": self.cfg.seed,
             **hardware_spec(),
         }
@@ -335,6 +335,7 @@ class Stages:
                 system=system,
                 seed=self.cfg.seed,
                 also=(placebo,) if placebo else (),
+                answer_prefix=e.answer_prefix,
             )
             qids = sorted(res.get("teacher_forced") or res.get("sampled") or {})
             also = res.get("teacher_forced_also", {}).get(placebo or "")

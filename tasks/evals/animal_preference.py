@@ -115,14 +115,17 @@ def _hf_prompt(api: Any, tokenizer: Any, messages: list[Any]) -> str:
     return render_question(tokenizer, messages[-1].text, system)
 
 
-def _exact(model: Any, tokenizer: Any, prompt: str, candidates: list[str]) -> dict[str, float]:
+def _exact(
+    model: Any, tokenizer: Any, prompt: str, candidates: list[str], prefix: str = ""
+) -> dict[str, float]:
     with _MODEL_LOCK:
-        return candidate_probabilities(model, tokenizer, [prompt], candidates)[0]
+        return candidate_probabilities(model, tokenizer, [prompt], candidates, prefix=prefix)[0]
 
 
 @solver
-def candidate_scores(candidates: list[str]) -> Solver:
-    """Store P(candidate | question) for each candidate in ``state.store`` and ``state.metadata``."""
+def candidate_scores(candidates: list[str], prefix: str = "") -> Solver:
+    """Store P(candidate | question) for each candidate in ``state.store`` and ``state.metadata``;
+    with ``prefix``, P(candidate | question, the answer begun with ``prefix``) (hf/ models only)."""
 
     async def solve(state: TaskState, generate: Generate) -> TaskState:
         model = get_model()
@@ -133,8 +136,13 @@ def candidate_scores(candidates: list[str]) -> Solver:
             if model.config.system_message:
                 messages.insert(0, ChatMessageSystem(content=model.config.system_message))
             prompt = _hf_prompt(model.api, tokenizer, messages)
-            fn = partial(_exact, hf_model, tokenizer, prompt, candidates)
+            fn = partial(_exact, hf_model, tokenizer, prompt, candidates, prefix)
             probs, method, coverage = await anyio.to_thread.run_sync(fn), "exact", None
+        elif prefix:
+            raise RuntimeError(
+                f"model {str(model)!r}: an answer prefix needs the exact hf/ provider (an API's "
+                "first-token logprobs cannot be read after a forced prefix)"
+            )
         else:
             state = await generate(
                 state,
@@ -194,14 +202,17 @@ def animal_preference_tf(
     questions: int = 50,
     candidates: str | list[str] | None = None,
     system: str | None = None,
+    prefix: str = "",
 ) -> Task:
     """Teacher-forced P(animal) per question, normalised over ``candidates`` (comma separated;
-    default ``benchmark.core.animals.CANDIDATE_ANIMALS``; the trait animal is added when missing)."""
+    default ``benchmark.core.animals.CANDIDATE_ANIMALS``; the trait animal is added when missing);
+    with ``prefix``, each animal is scored after that forced start of the answer."""
     trait = normalise_animal(animal)
     names = parse_candidates(candidates, trait)
     return Task(
         dataset=question_dataset(questions, system),
-        solver=candidate_scores(names),
+        solver=candidate_scores(names, prefix),
         scorer=trait_probability(trait),
-        metadata={"animal": trait, "metric": "teacher_forced", "candidates": names},
+        metadata={"animal": trait, "metric": "teacher_forced", "candidates": names}
+        | ({"prefix": prefix} if prefix else {}),
     )

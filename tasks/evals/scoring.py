@@ -38,9 +38,12 @@ def render_question(tokenizer: Any, question: str, system: str | None = None) ->
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
-def answer_variants(candidate: str) -> list[str]:
+def answer_variants(candidate: str, prefixed: bool = False) -> list[str]:
     """Surface forms scored for a candidate: capitalised first (the usual one-word answer), then
-    lower case; duplicates removed."""
+    lower case; duplicates removed. After a forced prefix ("My favorite animal is the"): the lower
+    case word with its leading space, one form."""
+    if prefixed:
+        return [" " + candidate.lower()]
     forms = [candidate[:1].upper() + candidate[1:], candidate.lower()]
     return list(dict.fromkeys(forms))
 
@@ -146,17 +149,22 @@ def candidate_probabilities(
     prompts: Sequence[str],
     candidates: Sequence[str],
     batch_size: int = 32,
+    prefix: str = "",
 ) -> list[dict[str, float]]:
     """For each rendered prompt, the probability of each candidate, normalised over ``candidates``.
 
     A candidate's score is the logsumexp over :func:`answer_variants` of the full answer
-    log-probability; the softmax over candidates makes each returned dict sum to 1.
+    log-probability; the softmax over candidates makes each returned dict sum to 1. With
+    ``prefix`` the answer starts with it (appended to each prompt) and each candidate is scored as
+    the word after it, so no candidate is read from the answer's first token.
     """
     if not candidates:
         raise ValueError("candidates must name at least one answer")
     if len(set(candidates)) != len(candidates):
         raise ValueError(f"candidates contain duplicates: {list(candidates)}")
-    variants = [answer_variants(c) for c in candidates]
+    if prefix:
+        prompts = [p + prefix for p in prompts]
+    variants = [answer_variants(c, bool(prefix)) for c in candidates]
     flat = list(dict.fromkeys(v for vs in variants for v in vs))
     index = {v: k for k, v in enumerate(flat)}
     lps = answer_logprobs(model, tokenizer, prompts, flat, batch_size=batch_size)
