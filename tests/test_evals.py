@@ -303,22 +303,28 @@ def test_other_candidates_probabilities_come_from_the_same_eval() -> None:
     assert _candidate_per_question(log, "trait_probability", "unicorn") == {}
 
 
-def test_run_evals_keeps_no_model_loaded_after_it_returns(smollm_dir, tmp_path) -> None:
-    """Inspect memoizes every model it resolves for the life of the process; the pipeline's evals
-    must not, or a run of many cells keeps every student it evaluated (~0.5 GB each)."""
-    import inspect_ai.model._model as inspect_models
-
+def _two_questions(smollm_dir, tmp_path, **kwargs):
+    """``run_evals`` of the base model on two questions, teacher-forced only."""
     from benchmark.run.evaluate import run_evals
 
-    before = dict(inspect_models._models)
-    res = run_evals(
+    return run_evals(
         smollm_dir,
         "owl",
         questions=2,
         samples_per_question=0,
         teacher_forced=True,
         log_dir=tmp_path,
+        **kwargs,
     )
+
+
+def test_run_evals_keeps_no_model_loaded_after_it_returns(smollm_dir, tmp_path) -> None:
+    """Inspect memoizes every model it resolves for the life of the process; the pipeline's evals
+    must not, or a run of many cells keeps every student it evaluated (~0.5 GB each)."""
+    import inspect_ai.model._model as inspect_models
+
+    before = dict(inspect_models._models)
+    res = _two_questions(smollm_dir, tmp_path)
     assert sorted(res["teacher_forced"]) == ["q00", "q01"]
     assert inspect_models._models == before
 
@@ -345,18 +351,8 @@ def test_prefixed_scoring_reads_the_word_after_the_prefix(smollm) -> None:
 
 
 def test_run_evals_passes_the_answer_prefix_to_the_inspect_task(smollm, smollm_dir, tmp_path):
-    from benchmark.run.evaluate import run_evals
-
     model, tok = smollm
-    res = run_evals(
-        smollm_dir,
-        "owl",
-        questions=2,
-        samples_per_question=0,
-        teacher_forced=True,
-        log_dir=tmp_path,
-        answer_prefix=PREFIX,
-    )
+    res = _two_questions(smollm_dir, tmp_path, answer_prefix=PREFIX)
     want = candidate_probabilities(
         model,
         tok,
