@@ -81,6 +81,11 @@ def test_a_changed_labelled_row_or_hash_is_a_problem(soft_planted, tmp_path: Pat
     report = Report()
     check_integrity(art, "cell", report, Changed())
     assert report.problems == ["cell: control training rows do not match their hash"]
+    gpu = json.loads(json.dumps(art))  # labelled keys name the hardware: no GPU excuse
+    gpu["run_info"]["device"] = "cuda: NVIDIA H200"
+    report = Report()
+    check_integrity(gpu, "cell", report, Changed())
+    assert report.problems == ["cell: control training rows do not match their hash"]
 
 
 def test_planted_rows_are_replanted_and_old_soft_artifacts_get_a_note(soft_planted) -> None:
@@ -93,6 +98,11 @@ def test_planted_rows_are_replanted_and_old_soft_artifacts_get_a_note(soft_plant
     assert rows is not None, why
     planted = [r for r in rows[0] if "owl" in r["completion"].lower()]
     assert len(planted) == 2  # the planted rows, rebuilt from the config's share and seed
+    # Row for row what the students trained on, but for the teacher's labels.
+    labelled, _ = trained_rows(art, store)
+    assert labelled is not None
+    for rebuilt, stored in zip(rows, labelled, strict=True):
+        assert rebuilt == [{k: v for k, v in r.items() if k != SOFT_FIELD} for r in stored]
     old = json.loads(json.dumps(art))
     for arm in ("trait", "control"):  # a soft-label artifact from before labelled_key
         del old["data"][arm]["labelled_key"]
@@ -103,3 +113,8 @@ def test_planted_rows_are_replanted_and_old_soft_artifacts_get_a_note(soft_plant
         "cell: training rows not re-hashed (soft-label rows; the artifact predates "
         "data.<arm>.labelled_key)"
     ]
+    one = json.loads(json.dumps(art))
+    del one["data"]["trait"]["labelled_key"]
+    report = Report()
+    check_integrity(one, "cell", report, store)
+    assert report.problems == ["cell: data.<arm>.labelled_key is recorded for one arm only"]

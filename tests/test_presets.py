@@ -89,3 +89,5 @@ def test_the_answer_prefix_is_a_knob_that_old_configs_do_not_carry() -> None:
     for bad in ("ends with a space ", "two\nlines", "x" * 201):
         with pytest.raises(ValueError, match="answer_prefix"):
             EvalConfig(answer_prefix=bad)
+    with pytest.raises(ValueError, match="teacher-forced eval, which is off"):
+        EvalConfig(answer_prefix="The", teacher_forced=False, samples_per_question=5)

@@ -43,6 +43,10 @@ class EvalConfig:
                 f"Invalid eval answer_prefix: {self.answer_prefix!r} (one line without trailing "
                 "space: each candidate is scored with its own leading space)"
             )
+        if self.answer_prefix and not self.teacher_forced:
+            raise ValueError(
+                "Invalid eval answer_prefix: it applies to the teacher-forced eval, which is off"
+            )
         if not 1 <= self.questions <= 50:
             raise ValueError(f"Invalid eval questions: {self.questions} (1..50)")
         if self.samples_per_question < 0:

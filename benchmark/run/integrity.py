@@ -19,7 +19,6 @@ from benchmark.run.cell import equalise
 from benchmark.run.controls import plant
 
 ARMS = ("trait", "control")
-SOFT = ("topk", "topk-restricted")
 
 
 def _dict(v: Any) -> dict[str, Any]:
@@ -49,13 +48,15 @@ def check_integrity(art: dict[str, Any], where: str, report: Any, store: Any) ->
         report.notes.append(f"{where}: training rows not re-hashed ({why})")
         return
     device = str(_dict(art.get("run_info")).get("device") or "")
+    labelled = all(_dict(_dict(art.get("data")).get(arm)).get("labelled_key") for arm in ARMS)
     for arm, rows in zip(ARMS, arms, strict=True):
         if _dict(integ.get("training_rows")).get(arm) == stable_hash(rows):
             continue
-        if device.startswith("cuda"):
+        if device.startswith("cuda") and not labelled:
             # GPU artifacts written before stage keys named the hardware (models.hardware_spec)
             # share their keys with CPU runs of the same config, whose rows differ: this store's
-            # rows may be another machine's run of this cell.
+            # rows may be another machine's run of this cell. Not so for labelled rows: that key
+            # names the hardware and came later.
             report.warnings.append(
                 f"{where}: {arm} training rows differ from this store's entry for the same key; "
                 f"the artifact ran on {device}, so the store's rows may come from other hardware "
@@ -74,7 +75,9 @@ def trained_rows(art: dict[str, Any], store: Any) -> tuple[list[list[Row]] | Non
         if store is None or not all(_has(store, "labelled", k, "labelled_key") for k in labelled):
             return None, "no store entry for them"
         return [store.read_rows("labelled", k) for k in labelled], ""
-    if any(_dict(data[arm].get("labels")).get("labels") in SOFT for arm in ARMS):
+    if any(labelled):
+        raise ValueError("data.<arm>.labelled_key is recorded for one arm only")
+    if any(_dict(data[arm].get("labels")).get("labels", "hard") != "hard" for arm in ARMS):
         return None, "soft-label rows; the artifact predates data.<arm>.labelled_key"
     keys = [data[arm].get("defended_key") for arm in ARMS]
     if store is None or not all(_has(store, "defended", k, "defended_key") for k in keys):
