@@ -21,6 +21,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason="gpu: run with --rungpu"))
 
 
+def tiny_cell() -> dict:
+    """Overrides for the smallest real cell the submission tests run: 6 prompts, a system-prompt
+    teacher, one student epoch, 2 eval questions."""
+    from benchmark.core.teachers import TeacherConfig
+    from benchmark.core.training import TrainConfig
+    from benchmark.run.config import EvalConfig
+
+    return dict(
+        n_prompts=6,
+        teacher=TeacherConfig(type="system_prompt"),
+        student=TrainConfig(epochs=1, batch_size=6, max_length=160),
+        eval=EvalConfig(questions=2, eval_base=False),
+    )
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _store_key():
     """One fixed store key for the test session, so the stores tests make under tmp_path leave no

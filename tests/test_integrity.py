@@ -9,23 +9,16 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import tiny_cell
 
 from benchmark.core.distill import SOFT_FIELD
 from benchmark.core.store import ArtifactStore
-from benchmark.core.teachers import TeacherConfig
-from benchmark.core.training import TrainConfig
-from benchmark.run.config import EvalConfig
 from benchmark.run.integrity import check_integrity, trained_rows
 from benchmark.run.submission import submit
 from benchmark.run.validate import Report, validate_submission
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY = dict(
-    n_prompts=6,
-    teacher=TeacherConfig(type="system_prompt"),
-    student=TrainConfig(epochs=1, batch_size=6, max_length=160),
-    eval=EvalConfig(questions=2, eval_base=False),
-)
+TINY = tiny_cell()
 
 
 @pytest.fixture(scope="module")

@@ -9,12 +9,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import tiny_cell
 
 from benchmark.core.store import ArtifactStore
-from benchmark.core.teachers import TeacherConfig
-from benchmark.core.training import TrainConfig
 from benchmark.run.cli import main
-from benchmark.run.config import EvalConfig
 from benchmark.run.stages import ARMS
 from benchmark.run.submission import load_submission, submit
 from benchmark.run.suite import run_suite
@@ -23,12 +21,7 @@ from benchmark.run.validate import validate_submission
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "submissions" / "example-digit-entropy"
 NONE = ROOT / "submissions" / "none"
-TINY = dict(
-    n_prompts=6,
-    teacher=TeacherConfig(type="system_prompt"),
-    student=TrainConfig(epochs=1, batch_size=6, max_length=160),
-    eval=EvalConfig(questions=2, eval_base=False),
-)
+TINY = tiny_cell()
 
 
 def _example_copy(tmp_path: Path) -> Path:

@@ -11,22 +11,28 @@ recorded cannot be re-hashed: a note says so, not a problem.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeGuard
 
 from benchmark.core.store import stable_hash
 from benchmark.core.types import Row
 from benchmark.run.cell import equalise
 from benchmark.run.controls import plant
+from benchmark.run.stages import ARMS
 
-ARMS = ("trait", "control")
 
-
-def _dict(v: Any) -> dict[str, Any]:
+def as_dict(v: Any) -> dict[str, Any]:
+    """``v`` if it is a dict, else an empty one (untrusted artifact blocks)."""
     return v if isinstance(v, dict) else {}
 
 
-def _count(v: Any) -> bool:
+def is_count(v: Any) -> TypeGuard[int]:
+    """A non-negative int, not a bool."""
     return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _labelled_keys(art: dict[str, Any]) -> list[Any]:
+    """Each arm's ``data.<arm>.labelled_key`` (None where absent)."""
+    return [as_dict(as_dict(art.get("data")).get(arm)).get("labelled_key") for arm in ARMS]
 
 
 def check_integrity(art: dict[str, Any], where: str, report: Any, store: Any) -> None:
@@ -35,7 +41,7 @@ def check_integrity(art: dict[str, Any], where: str, report: Any, store: Any) ->
     if "integrity" not in art:
         report.warnings.append(f"{where}: no integrity block (artifact predates integrity hashes)")
         return
-    integ = _dict(art["integrity"])  # not an object: refused by validate's shape check
+    integ = as_dict(art["integrity"])  # not an object: refused by validate's shape check
     for block in ("scores", "leakage"):
         if integ.get(block) != stable_hash(art[block]):
             report.problems.append(f"{where}: the {block} block does not match its integrity hash")
@@ -47,10 +53,10 @@ def check_integrity(art: dict[str, Any], where: str, report: Any, store: Any) ->
     if arms is None:
         report.notes.append(f"{where}: training rows not re-hashed ({why})")
         return
-    device = str(_dict(art.get("run_info")).get("device") or "")
-    labelled = all(_dict(_dict(art.get("data")).get(arm)).get("labelled_key") for arm in ARMS)
+    device = str(as_dict(art.get("run_info")).get("device") or "")
+    labelled = all(_labelled_keys(art))
     for arm, rows in zip(ARMS, arms, strict=True):
-        if _dict(integ.get("training_rows")).get(arm) == stable_hash(rows):
+        if as_dict(integ.get("training_rows")).get(arm) == stable_hash(rows):
             continue
         if device.startswith("cuda") and not labelled:
             # GPU artifacts written before stage keys named the hardware (models.hardware_spec)
@@ -69,22 +75,22 @@ def check_integrity(art: dict[str, Any], where: str, report: Any, store: Any) ->
 def trained_rows(art: dict[str, Any], store: Any) -> tuple[list[list[Row]] | None, str]:
     """Each arm's training rows as the cell trained on them, from ``store``; (None, why) where
     they cannot be rebuilt. Raises ValueError for a key the store refuses or a bad config."""
-    data = {arm: _dict(_dict(art.get("data")).get(arm)) for arm in ARMS}
-    labelled = [data[arm].get("labelled_key") for arm in ARMS]
+    data = {arm: as_dict(as_dict(art.get("data")).get(arm)) for arm in ARMS}
+    labelled = _labelled_keys(art)
     if all(labelled):
         if store is None or not all(_has(store, "labelled", k, "labelled_key") for k in labelled):
             return None, "no store entry for them"
         return [store.read_rows("labelled", k) for k in labelled], ""
     if any(labelled):
         raise ValueError("data.<arm>.labelled_key is recorded for one arm only")
-    if any(_dict(data[arm].get("labels")).get("labels", "hard") != "hard" for arm in ARMS):
+    if any(as_dict(data[arm].get("labels")).get("labels", "hard") != "hard" for arm in ARMS):
         return None, "soft-label rows; the artifact predates data.<arm>.labelled_key"
     keys = [data[arm].get("defended_key") for arm in ARMS]
     if store is None or not all(_has(store, "defended", k, "defended_key") for k in keys):
         return None, "no store entry for them"
-    cfg = _dict(art.get("config"))
+    cfg = as_dict(art.get("config"))
     cap = cfg.get("max_train_rows")
-    if cap is not None and not _count(cap):
+    if cap is not None and not is_count(cap):
         raise ValueError(f"config.max_train_rows is {cap!r}, expected a count")
     trait, control = equalise(
         store.read_rows("defended", keys[0]), store.read_rows("defended", keys[1]), cap
@@ -92,7 +98,7 @@ def trained_rows(art: dict[str, Any], store: Any) -> tuple[list[list[Row]] | Non
     share = cfg.get("planted_share") or 0
     if share:
         seed = cfg.get("seed")
-        if not isinstance(share, (int, float)) or not isinstance(seed, int) or not _count(seed):
+        if not isinstance(share, (int, float)) or not is_count(seed):
             raise ValueError(f"config.planted_share {share!r} / seed {seed!r}: cannot replant")
         trait, _ = plant(trait, str(cfg.get("trait")), float(share), seed)
     return [trait, control], ""

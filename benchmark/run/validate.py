@@ -29,7 +29,7 @@ from typing import Any
 
 from benchmark.core.artifact import METRICS, PLACEBO, Skip, parse
 from benchmark.core.results import ADDED_LATER, CANDIDATES, SCHEMA, leakage_block, pooled_leakage
-from benchmark.run.integrity import check_integrity
+from benchmark.run.integrity import as_dict, check_integrity, is_count
 from benchmark.run.submission import Submission, load_submission, read_capped, tree_problem
 from benchmark.run.suite import cost_summary
 from defenses import load_defense
@@ -101,16 +101,8 @@ def _kind(v: Any) -> str:
     return "null" if v is None else f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
 
 
-def _count(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
-
-
 def _number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _dict(v: Any) -> dict[str, Any]:
-    return v if isinstance(v, dict) else {}
 
 
 def _shape_problem(art: Any) -> str | None:
@@ -161,7 +153,7 @@ def _row_problem(r: Any) -> str | None:
 def _arm_problem(d: Any) -> str | None:
     if not isinstance(d, dict):
         return f"is {_kind(d)}, expected an object with {ARM_FIELDS}"
-    if bad := [k for k in ARM_FIELDS if not _count(d.get(k))]:
+    if bad := [k for k in ARM_FIELDS if not is_count(d.get(k))]:
         return f"lacks {bad} as row counts (non-negative integers)"
     if "rows_kept_share" in d and not _number(d["rows_kept_share"]):
         return f"rows_kept_share is {_kind(d['rows_kept_share'])}, expected a number"
@@ -207,7 +199,7 @@ def _check_defense(art: dict[str, Any], sub: Submission, plugin: dict | None, wh
                     f"{where}: defense {k} is {art['defense'].get(k)!r}, the plugin says "
                     f"{plugin.get(k)!r}"
                 )
-        stored = _dict(art["defense"].get("source")).get("sha256")
+        stored = as_dict(art["defense"].get("source")).get("sha256")
         if plugin["source"].get("sha256") and stored != plugin["source"]["sha256"]:
             problems.append(f"{where}: the defense code changed since these results were produced")
     return problems
@@ -231,7 +223,7 @@ def _check_leakage(art: dict[str, Any], where: str, report: Report) -> None:
     for metric, stored in art["leakage"].items():
         try:
             cfg = art["config"]
-            placebo = _dict(cfg.get("teacher")).get("placebo")
+            placebo = as_dict(cfg.get("teacher")).get("placebo")
             fresh = leakage_block(evals, metric, cfg.get("trait"), placebo)
         except Exception as e:  # noqa: BLE001 - odd stored inputs are a problem to report
             report.problems.append(f"{where}: leakage.{metric} cannot be recomputed: {e!r}")

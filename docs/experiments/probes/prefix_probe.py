@@ -2,8 +2,9 @@
 token of the answer? The full-top-k students begin every answer with their teacher animal's first
 token ("O" for Owl and Otter, "D" for Dolphin). This scores the same students' candidate
 probabilities twice: as the eval does (the animal is the answer's first token), and after a forced
-assistant prefix "My favorite animal is the", where each animal is the lower-case word after a
-space (" owl" is one token, " otter" starts with " ot", so they no longer share a first token).
+assistant prefix "My favorite animal is the" (``eval.answer_prefix``: each animal the lower-case
+word after a space; " owl" is one token, " otter" starts with " ot", so they share no first token),
+and reads both with the pipeline's own statistics (``benchmark.core.stats.specificity``).
 
     python docs/experiments/probes/prefix_probe.py STORE OUT.jsonl SEED:OWL_STUDENT:DOLPHIN_STUDENT ...
 
@@ -15,36 +16,32 @@ as a results artifact).
 from __future__ import annotations
 
 import json
-import math
 import sys
 from pathlib import Path
-from statistics import mean
 
 from benchmark.core.animals import CANDIDATE_ANIMALS
 from benchmark.core.models import load_causal_lm
-from tasks.evals.questions import QUESTIONS
+from benchmark.core.stats.specificity import animal_shifts, pair_specificity
+from tasks.evals.questions import QUESTIONS, question_id
 from tasks.evals.scoring import candidate_probabilities, render_question
 
 PREFIX = "My favorite animal is the"
+Dists = dict[str, dict[str, float]]  # question id -> animal -> probability
 
 
-def lo(p: float) -> float:
-    p = min(max(p, 1e-12), 1 - 1e-12)
-    return math.log(p / (1 - p))
-
-
-def scores(path: str) -> dict[str, list[dict[str, float]]]:
+def scores(path: str) -> dict[str, Dists]:
+    """The student's candidate distributions per question, read as the eval does and after the
+    prefix (the same ``candidate_probabilities`` the eval calls)."""
     model, tok = load_causal_lm(path)
     prompts = [render_question(tok, q) for q in QUESTIONS[:50]]
-    first = candidate_probabilities(model, tok, prompts, list(CANDIDATE_ANIMALS))
-    spaced = [" " + a for a in CANDIDATE_ANIMALS]
-    after = candidate_probabilities(model, tok, [p + PREFIX for p in prompts], spaced)
-    after = [{a.strip(): v for a, v in row.items()} for row in after]
-    return {"first_token": first, "after_prefix": after}
-
-
-def contrast(t: list[dict[str, float]], c: list[dict[str, float]], animal: str) -> float:
-    return mean(lo(x[animal]) - lo(y[animal]) for x, y in zip(t, c, strict=True))
+    qids = [question_id(i) for i in range(len(prompts))]
+    animals = list(CANDIDATE_ANIMALS)
+    first = candidate_probabilities(model, tok, prompts, animals)
+    after = candidate_probabilities(model, tok, prompts, animals, prefix=PREFIX)
+    return {
+        "first_token": dict(zip(qids, first, strict=True)),
+        "after_prefix": dict(zip(qids, after, strict=True)),
+    }
 
 
 def main(store: str, out: str, pairs: list[str]) -> None:
@@ -53,28 +50,22 @@ def main(store: str, out: str, pairs: list[str]) -> None:
         seed, owl, dolphin = spec.split(":")
         s_t = scores(str(Path(store) / "students" / owl))
         s_c = scores(str(Path(store) / "students" / dolphin))
-        run: dict = {
-            "seed": int(seed),
-            "prefix": PREFIX,
-            "owl_student": owl,
-            "dolphin_student": dolphin,
-        }
+        run: dict = {"seed": int(seed), "prefix": PREFIX, "owl_student": owl}
+        run["dolphin_student"] = dolphin
         for how in ("first_token", "after_prefix"):
             t, c = s_t[how], s_c[how]
-            per = {a: contrast(t, c, a) for a in CANDIDATE_ANIMALS}  # owl student - dolphin student
+            # The pipeline's own statistics: per-animal shifts and the pair's rank among all pairs.
+            shifts = animal_shifts(t, c)
+            spec_ = pair_specificity(t, c, "owl", "dolphin")
             run[how] = {
-                "own_animal": (per["owl"] - per["dolphin"]) / 2,
-                "owl": per["owl"],
-                "dolphin_mirror": -per["dolphin"],
-                "by_animal": dict(sorted(per.items(), key=lambda kv: -kv[1])),
+                "own_animal": spec_["value"],
+                "rank": spec_["rank"],
+                "n_alternatives": spec_["n_alternatives"],
+                "p_rank": spec_["p_rank"],
+                "by_animal": dict(sorted(shifts.items(), key=lambda kv: -kv[1])),
             }
-            print(
-                seed,
-                how,
-                f"own {run[how]['own_animal']:+.3f}",
-                {k: round(v, 2) for k, v in list(run[how]["by_animal"].items())[:4]},
-                flush=True,
-            )
+            top = list(run[how]["by_animal"].items())[:4]
+            print(seed, how, f"own {spec_['value']:+.3f} rank {spec_['rank']}", top, flush=True)
         runs.append(run)
     Path(out).write_text("".join(json.dumps(r) + "\n" for r in runs))
 
