@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import queue
+import time
 from pathlib import Path
 
 import pytest
@@ -41,7 +43,11 @@ def _writer(root: str, barrier, out) -> None:
 
 
 def test_four_processes_writing_the_same_keys_never_fail(tmp_path: Path) -> None:
-    ctx = mp.get_context("fork")
+    # Spawned, not forked: a fork copies this test process, which by now holds the models and
+    # data of the tests before it, and every computed entry's gc.collect and malloc_trim then
+    # walks (and copies) that heap in each child; on CI's 2 cores four such children ran past
+    # the 120 s wait (2026-12-02). Fresh interpreters race on the store alone.
+    ctx = mp.get_context("spawn")
     barrier, out = ctx.Barrier(PROCESSES), ctx.Queue()
     procs = [
         ctx.Process(target=_writer, args=(str(tmp_path), barrier, out)) for _ in range(PROCESSES)
@@ -49,8 +55,15 @@ def test_four_processes_writing_the_same_keys_never_fail(tmp_path: Path) -> None
     for p in procs:
         p.start()
     results, errors = [], []
+    deadline = time.monotonic() + 300
     while len(results) < PROCESSES:
-        msg = out.get(timeout=120)
+        try:
+            msg = out.get(timeout=5)
+        except queue.Empty:
+            dead = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+            assert not dead, f"a writer died (exit codes {dead}) before reporting; {errors[:5]}"
+            assert time.monotonic() < deadline, f"writers still running after 300 s: {errors[:5]}"
+            continue
         (results if isinstance(msg, tuple) else errors).append(msg)
     for p in procs:
         p.join(timeout=60)
