@@ -49,6 +49,15 @@ def _store_key():
         os.environ["SLB_STORE_KEY"] = old
 
 
+@pytest.fixture(autouse=True)
+def _few_utility_prompts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cells in tests score their students' utility on 4 held-out prompts, not 32: the tests check
+    the stage's plumbing, and 32 greedy answers per student were ~30 % of a tiny cell's time."""
+    import benchmark.run.stages
+
+    monkeypatch.setattr(benchmark.run.stages, "UTILITY_PROMPTS", 4)
+
+
 @pytest.fixture(scope="session")
 def smollm_dir() -> str:
     """The embedded SmolLM2-135M as a plain HF dir (dequantised once into the user's cache)."""

@@ -61,7 +61,7 @@ def test_cell_runs_and_resumes_without_redoing_stages(smollm_dir: str, tmp_path:
     assert again["scores"] == res["scores"] and again["leakage"] == res["leakage"]
     assert Path(res["inspect_logs"]["trait"][0]).exists()
     u = res["utility"]
-    assert u["metric"] == "task_valid_share" and u["n_prompts"] == 32
+    assert u["metric"] == "task_valid_share" and u["n_prompts"] == 4  # conftest: 32 outside tests
     assert 0.0 <= u["trait"] <= 1.0 and u["score"] == (u["trait"] + u["control"]) / 2
     # A defense that changes no row (banned_words on number lists) reuses the students by content.
     noop = run_cell(cfg.with_(defense="banned_words"), store, tmp_path / "logs")

@@ -14,8 +14,8 @@ from benchmark.core.store import ArtifactStore
 from benchmark.run.presets import preset
 
 
-def _cell(tmp_path: Path, task: str, trait: str = "owl") -> CellHarness:
-    cfg = preset("quick", task=task, trait=trait, n_prompts=4)
+def _cell(tmp_path: Path, task: str, trait: str = "owl", settings: tuple = ()) -> CellHarness:
+    cfg = preset("quick", settings, task=task, trait=trait, n_prompts=4)
     return CellHarness(cfg, ArtifactStore(tmp_path / "store"), tmp_path / "logs")
 
 
@@ -77,7 +77,8 @@ def test_generation_carries_meta_and_free_text_tasks_raise_min_p(
     for task, min_p in (("numbers", 0.0), ("cot", 0.1), ("paraphrase-unrelated", 0.1)):
         rec = _Recorder()
         monkeypatch.setattr(benchmark.run.stages, "get_backend", lambda name, rec=rec, **kw: rec)
-        cell = _cell(tmp_path / task, task)
+        # A system-prompt teacher: the quick preset's numbers teacher would be trained first.
+        cell = _cell(tmp_path / task, task, settings=("teacher.type=system_prompt",))
         rows, _ = cell.generate("control", cell.prompts())
         assert rec.sampling.min_p == min_p and rec.sampling.temperature == 1.0
         has_meta = task != "numbers"  # numbers rows stay {id, prompt, completion}: keys unchanged
