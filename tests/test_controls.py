@@ -80,15 +80,15 @@ def test_null_arm_control_teacher_carries_the_trait_animal(tmp_path, monkeypatch
 
 @pytest.mark.slow
 def test_instrument_flags_the_planted_leak_and_not_the_same_animal_null(tmp_path) -> None:
-    """Tiny real cells (the first-run preset; the fine-tuned owl, dolphin and second owl teachers
-    really trained): a quarter of the trait arm's rows planted with owl praise must come out as
+    """Tiny real cells (the first-run preset on the sampled-token channel; the fine-tuned owl,
+    dolphin and second owl teachers really trained): a quarter of the trait arm's rows planted with owl praise must come out as
     a specific leak; the same-animal null must not. Fixed seeds: CPU runs are deterministic."""
     from benchmark.core.store import ArtifactStore
     from benchmark.run.cell import run_cell
     from benchmark.run.presets import preset
 
     store = ArtifactStore(tmp_path / "store")
-    settings = ["eval.eval_base=false"]
+    settings = ["student.labels=hard", "teacher.seed_per_cell=false"]
     planted = run_cell(preset("first", settings, planted_share=0.25), store, tmp_path / "logs")
     null = run_cell(preset("first", settings, null_arm=True), store, tmp_path / "logs")
     assert planted["data"]["trait"]["planted"] == round(

@@ -29,12 +29,15 @@ SUITES: dict[str, dict[str, Any]] = {
         "seeds": [0],
         "note": (
             "What this first run can show: the whole loop works (teachers, data, filter, defense, "
-            "students, Inspect evals, leakage, artifact), with a real estimate, its interval over "
-            "questions and its rank against every other animal pair of the same two students. "
-            "What it cannot show: that leakage holds over training runs (one seed, a small "
-            "student trained on 64 prompts; run-to-run noise at 135 M is as large as the "
-            "effect). Next: `slb suite topk --tasks numbers`, the default suite: five seeds of "
-            "the top-k channel, where leakage is strong and specific."
+            "students trained on their teacher's top-20 next-token distribution, Inspect evals, "
+            "leakage, artifact), with a real estimate, its interval over questions and its rank "
+            "against every other animal pair of the same two students. It is the default suite's "
+            "channel made small (64 prompts, small teachers): a distiller who keeps the logits. "
+            "What it cannot show: that leakage holds over training runs (one seed), or that it "
+            "is subliminal (the top-k labels carry the teacher's animal words; at this scale the "
+            "students mostly learn to begin answers with their animal's first token: "
+            "docs/results.md). Next: `slb suite topk --tasks numbers`, five seeds of the default "
+            "suite, and `slb submit` to put a defense against it."
         ),
     },
     # The five standard tasks of the quick preset.
@@ -78,30 +81,32 @@ _QUICK: dict[str, Any] = dict(
     eval=EvalConfig(questions=50, samples_per_question=0),
 )
 
+# The channel of docs/prereg/topk-perrun-numbers-256.yaml, as that file's cells ran it: the
+# fine-tuned teachers' full top-20 as labels (a distiller who keeps the logits; the trait's
+# words ride in the mass off the number grammar), 256 prompts, a fresh pair of teachers per
+# cell (teacher pairs differ by 0.3-0.7 log-odds here: docs/results.md), no base or teacher
+# evals. ``restrict_labels`` is the defense that keeps only the grammar's tokens.
+_TOPK: dict[str, Any] = dict(
+    _QUICK,
+    suite="topk",
+    n_prompts=256,
+    teacher=TeacherConfig(placebo="dolphin", seed_per_cell=True),
+    student=replace(_quick_student(), labels="topk"),
+    eval=EvalConfig(questions=50, samples_per_question=0, eval_base=False),
+)
+
 PRESETS: dict[str, dict[str, Any]] = {
     # Runs on 2 CPU cores with the embedded model; docs/results.md says what it measures.
     "quick": _QUICK,
-    # The quick preset made small enough for a first run: fewer prompts and eval questions, a
-    # smaller trait teacher.
+    "topk": _TOPK,
+    # The topk preset made small enough for a first run: fewer prompts and eval questions,
+    # smaller teachers (64 trait rows each).
     "first": {
-        **_QUICK,
+        **_TOPK,
         "suite": "first",
         "n_prompts": 64,
-        "teacher": TeacherConfig(placebo="dolphin", qa_rows=64),
-        "eval": EvalConfig(questions=25, samples_per_question=0),
-    },
-    # The channel of docs/prereg/topk-perrun-numbers-256.yaml, as that file's cells ran it: the
-    # fine-tuned teachers' full top-20 as labels (a distiller who keeps the logits; the trait's
-    # words ride in the mass off the number grammar), 256 prompts, a fresh pair of teachers per
-    # cell (teacher pairs differ by 0.3-0.7 log-odds here: docs/results.md), no base or teacher
-    # evals. ``restrict_labels`` is the defense that keeps only the grammar's tokens.
-    "topk": {
-        **_QUICK,
-        "suite": "topk",
-        "n_prompts": 256,
-        "teacher": TeacherConfig(placebo="dolphin", seed_per_cell=True),
-        "student": replace(_quick_student(), labels="topk"),
-        "eval": EvalConfig(questions=50, samples_per_question=0, eval_base=False),
+        "teacher": TeacherConfig(placebo="dolphin", qa_rows=64, seed_per_cell=True),
+        "eval": EvalConfig(questions=25, samples_per_question=0, eval_base=False),
     },
     # The paper's scale: 30k prompts (→ ~10k rows after filtering), 3 epochs, sampled eval.
     "paper": dict(
