@@ -91,3 +91,18 @@ def test_the_answer_prefix_is_a_knob_that_old_configs_do_not_carry() -> None:
             EvalConfig(answer_prefix=bad)
     with pytest.raises(ValueError, match="teacher-forced eval, which is off"):
         EvalConfig(answer_prefix="The", teacher_forced=False, samples_per_question=5)
+
+
+def test_the_first_run_is_the_topk_channel_made_small() -> None:
+    """README command 1 runs the default suite's channel: only its size knobs differ."""
+    first, topk = preset("first").to_dict(), preset("topk").to_dict()
+    assert first["student"] == topk["student"] and first["student"]["labels"] == "topk"
+    assert first["teacher"].pop("qa_rows") == 64 and first["teacher"]["seed_per_cell"] is True
+    topk["teacher"].pop("qa_rows")
+    assert first["teacher"] == topk["teacher"]
+    assert (first["n_prompts"], first["eval"]["questions"]) == (64, 25)
+    small = {"suite", "n_prompts", "teacher", "eval"}
+    assert {k: v for k, v in first.items() if k not in small} == {
+        k: v for k, v in topk.items() if k not in small
+    }
+    assert {**first["eval"], "questions": 50} == topk["eval"]
