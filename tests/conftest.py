@@ -49,13 +49,16 @@ def _store_key():
         os.environ["SLB_STORE_KEY"] = old
 
 
-@pytest.fixture(autouse=True)
-def _few_utility_prompts(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture(scope="session", autouse=True)
+def _few_utility_prompts():
     """Cells in tests score their students' utility on 4 held-out prompts, not 32: the tests check
-    the stage's plumbing, and 32 greedy answers per student were ~30 % of a tiny cell's time."""
+    the stage's plumbing, and 32 greedy answers per student were ~30 % of a tiny cell's time.
+    Session-wide, so the cells that module fixtures run get it too."""
     import benchmark.run.stages
 
-    monkeypatch.setattr(benchmark.run.stages, "UTILITY_PROMPTS", 4)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(benchmark.run.stages, "UTILITY_PROMPTS", 4)
+        yield
 
 
 @pytest.fixture(scope="session")

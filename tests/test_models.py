@@ -32,13 +32,37 @@ def test_second_load_does_not_dequantise_again(
 def test_corrupt_cache_is_rebuilt(
     smollm_dir: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A corrupt cache entry is found, dequantised again (here a copy stands in for the ~45 s
+    GGUF dequantisation, which the session's ``smollm_dir`` runs for real on an empty cache, as
+    on CI) and swapped in whole; a dequantisation that fails leaves no half-written directory."""
     monkeypatch.setenv(models.CACHE_ENV, str(tmp_path))
     entry = tmp_path / "models" / "smollm2-135m"
     shutil.copytree(smollm_dir, entry)
     (entry / "model.safetensors").write_bytes(b"not a safetensors file")
+    calls: list[str] = []
+
+    def dequantise(name: str, out: Path) -> None:
+        calls.append(name)
+        for f in Path(smollm_dir).iterdir():
+            if f.name != ".complete":
+                shutil.copy(f, out / f.name)
+
+    monkeypatch.setattr(models, "_dequantise", dequantise)
     rebuilt = models.materialize_embedded("smollm2-135m")
+    assert calls == ["smollm2-135m"]
     assert rebuilt == entry and models._dir_is_complete(entry)
     assert (entry / "model.safetensors").stat().st_size > 100_000_000
+    assert models.materialize_embedded("smollm2-135m") == entry and len(calls) == 1
+
+    def broken(name: str, out: Path) -> None:
+        (out / "config.json").write_text("{}")
+        raise ModelError("the GGUF file is truncated")
+
+    monkeypatch.setattr(models, "_dequantise", broken)
+    (entry / ".complete").unlink()
+    with pytest.raises(ModelError, match="truncated"):
+        models.materialize_embedded("smollm2-135m")
+    assert [p.name for p in (tmp_path / "models").iterdir()] == []
 
 
 def test_unwritable_cache_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

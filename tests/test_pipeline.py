@@ -29,12 +29,22 @@ def _tiny(**kw) -> CellConfig:
     )
 
 
-def test_cell_runs_and_resumes_without_redoing_stages(smollm_dir: str, tmp_path: Path) -> None:
-    store = ArtifactStore(tmp_path / "store")
-    cfg = _tiny()
-    first = run_until(cfg, store, tmp_path / "logs", "data")
+@pytest.fixture(scope="module")
+def placebo_cell(smollm_dir: str, tmp_path_factory) -> tuple[CellConfig, ArtifactStore, Path, dict]:
+    """One tiny placebo-controlled cell (the control teacher has the dolphin system prompt), with
+    the base and the teacher scored too, stopped after its data and then resumed: the two tests
+    below read the same cell (a tiny real cell costs more than a minute on 2 CPU cores)."""
+    tmp = tmp_path_factory.mktemp("placebo_cell")
+    store = ArtifactStore(tmp / "store")
+    sp = TeacherConfig(type="system_prompt", placebo="dolphin")
+    cfg = _tiny(teacher=sp)
+    first = run_until(cfg, store, tmp / "logs", "data")
     assert first.stopped_after == "data"
-    res = run_cell(cfg, store, tmp_path / "logs")
+    return cfg, store, tmp / "logs", run_cell(cfg, store, tmp / "logs")
+
+
+def test_cell_runs_and_resumes_without_redoing_stages(placebo_cell) -> None:
+    cfg, store, logs, res = placebo_cell
     # generation was not redone after the "kill": both arms reused
     assert res["run_info"]["stages_reused"]["generate_trait"] is True
     assert res["run_info"]["device"].startswith(("cpu: ", "cuda: "))
@@ -48,7 +58,7 @@ def test_cell_runs_and_resumes_without_redoing_stages(smollm_dir: str, tmp_path:
     teacher = sum(r["teacher_forced"] for r in res["scores"]["teacher"])
     base = sum(r["teacher_forced"] for r in res["scores"]["base"])
     assert teacher > 5 * base
-    again = run_cell(cfg, store, tmp_path / "logs")
+    again = run_cell(cfg, store, logs)
     assert all(again["run_info"]["stages_reused"].values())
     # reused stages still report what they cost when computed
     assert again["run_info"]["stage_compute_seconds"] == res["run_info"]["stage_compute_seconds"]
@@ -64,7 +74,7 @@ def test_cell_runs_and_resumes_without_redoing_stages(smollm_dir: str, tmp_path:
     assert u["metric"] == "task_valid_share" and u["n_prompts"] == 4  # conftest: 32 outside tests
     assert 0.0 <= u["trait"] <= 1.0 and u["score"] == (u["trait"] + u["control"]) / 2
     # A defense that changes no row (banned_words on number lists) reuses the students by content.
-    noop = run_cell(cfg.with_(defense="banned_words"), store, tmp_path / "logs")
+    noop = run_cell(cfg.with_(defense="banned_words"), store, logs)
     assert noop["data"]["trait"]["after_defense"] == res["data"]["trait"]["after_defense"]
     assert noop["run_info"]["stages_reused"]["train_trait"] is True
     assert noop["run_info"]["stages_reused"]["train_control"] is True
@@ -144,18 +154,14 @@ def test_settings_set_nested_fields_on_top_of_the_preset() -> None:
             preset("quick", settings=[bad])
 
 
-def test_placebo_cell_scores_both_animals_in_both_students(smollm_dir: str, tmp_path: Path) -> None:
+def test_placebo_cell_scores_both_animals_in_both_students(placebo_cell) -> None:
     """A placebo-controlled cell: the control arm's teacher has the dolphin system prompt, and the
     mirror contrast (dolphin in the dolphin-taught student vs in the owl-taught one) is reported,
     recomputable by the validator's path, and pooled over seeds."""
     from benchmark.core.results import OWN_ANIMAL, PLACEBO_METRIC, leakage_block
     from benchmark.core.results import pooled_leakage as pool
 
-    store = ArtifactStore(tmp_path / "store")
-    sp = TeacherConfig(type="system_prompt", placebo="dolphin")
-    res = run_cell(
-        _tiny(teacher=sp, eval=EvalConfig(questions=2, eval_base=False)), store, tmp_path / "logs"
-    )
+    res = placebo_cell[3]
     assert res["config"]["teacher"]["placebo"] == "dolphin"
     for arm in ("trait", "control"):
         rows = res["scores"][arm]

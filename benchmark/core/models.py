@@ -132,6 +132,22 @@ def materialize_embedded(name: str) -> Path:
     if target.exists():
         log.warning("cache entry %s is incomplete or corrupt; rebuilding it", target)
         shutil.rmtree(target, ignore_errors=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{name}-"))
+    try:
+        _dequantise(name, tmp)
+    except BaseException:  # no half-written directory left in the cache
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    (tmp / ".complete").write_text("ok\n")
+    if target.exists():
+        shutil.rmtree(target, ignore_errors=True)
+    os.replace(tmp, target)
+    return target
+
+
+def _dequantise(name: str, out: Path) -> None:
+    """Write the embedded GGUF model ``name`` into ``out`` as float32 safetensors + tokenizer."""
     gguf = embedded_gguf_path(name)
     log.info("dequantising %s (once) from %s", name, gguf)
     import torch
@@ -153,18 +169,11 @@ def materialize_embedded(name: str) -> Path:
             f"dequantised {name} does not match its config: {missing[:5]} {unexpected[:5]}"
         )
     plain.tie_weights()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{name}-"))
-    plain.save_pretrained(tmp, safe_serialization=True)
-    tok.save_pretrained(tmp)
-    (tmp / "slb_source.json").write_text(
+    plain.save_pretrained(out, safe_serialization=True)
+    tok.save_pretrained(out)
+    (out / "slb_source.json").write_text(
         json.dumps({"embedded": name, "gguf": str(gguf), "description": EMBEDDED[name].description})
     )
-    (tmp / ".complete").write_text("ok\n")
-    if target.exists():
-        shutil.rmtree(target, ignore_errors=True)
-    os.replace(tmp, target)
-    return target
 
 
 @dataclass(frozen=True)
