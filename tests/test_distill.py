@@ -14,6 +14,7 @@ from benchmark.core.distill import (
     CHECKPOINTING_ENV,
     SOFT_FIELD,
     _allowed_sets,
+    backward_batch,
     checkpointing_default,
     soft_labels,
     train_soft,
@@ -120,6 +121,34 @@ def test_soft_labels_line_up_and_restricted_keeps_only_allowed_tokens(
     with pytest.raises(ValueError, match="all carry soft labels"):
         train_soft(build_trainable(smollm_dir, cfg), tok, ROWS, cfg, tmp_path / "x")
     assert replace(cfg, labels="hard").to_dict() != cfg.to_dict()  # keys differ by channel
+
+    # Micro-batches: a batch of 3 rows run as passes of one row adds the gradient one pass adds
+    # (the batch's mean over its learnt positions, summed in another order). The rows have
+    # different lengths and max_length cuts each, so a per-pass mean or a miscount would show.
+    cut = min(len(r[SOFT_FIELD]["input_ids"]) for r in full) - 1
+    one = replace(cfg, batch_size=3, max_length=cut, grad_accum=2)
+    batch = [r[SOFT_FIELD] for r in full]
+    grads, loss = {}, {}
+    for m in (3, 1):
+        model = build_trainable(smollm_dir, one)
+        loss[m] = backward_batch(model, tok, batch, one, m)
+        grads[m] = [p.grad for p in model.parameters() if p.requires_grad and p.grad is not None]
+    assert len(grads[1]) == len(grads[3]) > 0 and loss[1] == pytest.approx(loss[3], rel=1e-6)
+    assert any(float(g.abs().max()) > 0 for g in grads[3])
+    assert _rel_diff(grads[1], grads[3]) < 1e-4  # float32 sums in another order
+    model = build_trainable(smollm_dir, one)  # the per-pass mean, for contrast: another gradient
+    for r in batch:
+        backward_batch(model, tok, [r], one, 1)
+    per = [p.grad for p in model.parameters() if p.requires_grad and p.grad is not None]
+    assert _rel_diff(per, grads[3]) > 1e-2
+    with pytest.raises(ValueError, match="Invalid micro_batch"):
+        train_soft(build_trainable(smollm_dir, one), tok, full, one, tmp_path / "y", micro_batch=0)
+
+
+def _rel_diff(a: list, b: list) -> float:
+    """The largest relative difference (in L2 norm) between two lists of gradient tensors."""
+    assert len(a) == len(b)
+    return max(float((x - y).norm() / y.norm()) for x, y in zip(a, b, strict=True) if y.norm() > 0)
 
 
 def test_labels_stage_keeps_hard_labels_and_a_cross_base_teacher_gets_them(tmp_path) -> None:

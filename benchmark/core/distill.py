@@ -187,6 +187,8 @@ def _allowed_sets(tok: Any, comp: list[int], constraint: Any) -> list[set[int] |
 
 
 CHECKPOINTING_ENV = "SLB_GRADIENT_CHECKPOINTING"  # "1": recompute activations (less memory)
+MICRO_BATCH_ENV = "SLB_SOFT_MICRO_BATCH"  # rows per forward/backward pass of a soft-label batch
+MICRO_BATCH_DEFAULT = 8
 
 
 def checkpointing_default() -> bool:
@@ -201,6 +203,19 @@ def checkpointing_default() -> bool:
     return v == "1"
 
 
+def micro_batch_default() -> int:
+    """Rows per forward/backward pass of the soft-label student: ``$SLB_SOFT_MICRO_BATCH`` (a
+    positive integer; unset: 8). A batch of ``cfg.batch_size`` rows runs as passes of this many,
+    each pass's summed loss divided by the whole batch's learnt positions, so the gradient is the
+    batch's (the same sum, in another order). The activations kept are one pass's: at batch 16
+    and 8 rows a pass the peak memory is about half (docs/performance.md has the figures). Not
+    part of a cell's identity, like gradient checkpointing."""
+    v = os.environ.get(MICRO_BATCH_ENV, str(MICRO_BATCH_DEFAULT)).strip()
+    if not v.isdigit() or int(v) < 1:
+        raise ValueError(f"Invalid ${MICRO_BATCH_ENV}: {v!r} (expected a positive integer)")
+    return int(v)
+
+
 def train_soft(
     model: Any,
     tok: Any,
@@ -208,6 +223,7 @@ def train_soft(
     cfg: Any,
     out_dir: Path | str,
     checkpointing: bool | None = None,
+    micro_batch: int | None = None,
 ):
     """Fine-tune ``model`` (built by ``benchmark.core.training.build_trainable``: LoRA, or full) on
     soft-labelled ``rows``: per completion position, the cross-entropy between the row's kept
@@ -219,11 +235,15 @@ def train_soft(
     them: the same gradients, about half the peak memory, more time (``python -m
     benchmark.run.perf_checkpointing`` measures both). ``None``: from
     :func:`checkpointing_default`, which ``benchmark.core.training.train`` uses for TRL's
-    hard-label trainer too."""
+    hard-label trainer too. ``micro_batch``: rows per forward/backward pass (``None``: from
+    :func:`micro_batch_default`)."""
     import torch
 
     if checkpointing is None:
         checkpointing = checkpointing_default()
+    micro_batch = micro_batch_default() if micro_batch is None else micro_batch
+    if micro_batch < 1:
+        raise ValueError(f"Invalid micro_batch: {micro_batch} (expected >= 1)")
     if not rows or any(SOFT_FIELD not in r for r in rows):
         raise ValueError("train_soft needs rows that all carry soft labels")
     torch.manual_seed(cfg.seed)
@@ -246,9 +266,7 @@ def train_soft(
         rng.shuffle(order)
         for b in range(0, len(order), cfg.batch_size):
             batch = [rows[i][SOFT_FIELD] for i in order[b : b + cfg.batch_size]]
-            loss = _soft_loss(model, tok, batch, cfg.max_length) / cfg.grad_accum
-            loss.backward()
-            losses.append(float(loss.detach()) * cfg.grad_accum)
+            losses.append(backward_batch(model, tok, batch, cfg, micro_batch))
             n_tokens += sum(min(len(x["input_ids"]), cfg.max_length) for x in batch)
             micro += 1
             if micro % cfg.grad_accum:
@@ -274,12 +292,37 @@ def train_soft(
         "labels": "soft",
         "bf16": False,
         "gradient_checkpointing": checkpointing,
+        "micro_batch": micro_batch,
         "config": cfg.to_dict(),
     }
 
 
-def _soft_loss(model: Any, tok: Any, batch: list[dict[str, Any]], max_length: int) -> Any:
-    """Mean over the batch's learnt completion positions of -sum_k p_k log q(token_k)."""
+def backward_batch(
+    model: Any, tok: Any, batch: list[dict[str, Any]], cfg: Any, micro_batch: int
+) -> float:
+    """Add one batch's gradient (scaled by 1 / ``cfg.grad_accum``) to the model's parameters and
+    return its loss: the mean over the batch's learnt completion positions, computed in passes of
+    ``micro_batch`` rows, each pass's sum divided by the whole batch's count of positions."""
+    n_learnt = max(1, sum(_learnt(x, cfg.max_length) for x in batch))
+    total = 0.0
+    for c in range(0, len(batch), micro_batch):
+        part = _soft_loss_sum(model, tok, batch[c : c + micro_batch], cfg.max_length)
+        (part / (n_learnt * cfg.grad_accum)).backward()
+        total += float(part.detach())
+    return total / n_learnt
+
+
+def _learnt(x: dict[str, Any], max_length: int) -> int:
+    """How many of a soft-labelled row's completion positions the loss counts (as
+    :func:`_soft_loss_sum` picks them)."""
+    n = min(len(x["input_ids"]), max_length)
+    return sum(
+        1 for j, learn in enumerate(x["learn"][: len(x["ids"])]) if learn and x["start"] + j < n
+    )
+
+
+def _soft_loss_sum(model: Any, tok: Any, batch: list[dict[str, Any]], max_length: int) -> Any:
+    """Sum over the batch's learnt completion positions of -sum_k p_k log q(token_k)."""
     import torch
 
     dev = next(model.parameters()).device
@@ -306,4 +349,4 @@ def _soft_loss(model: Any, tok: Any, batch: list[dict[str, Any]], max_length: in
     picked = hidden[torch.tensor(rows_i), torch.tensor(pos_i)].float()
     logp = torch.log_softmax(lm.get_output_embeddings()(picked), -1)
     q = logp.gather(1, torch.tensor(ids, device=dev))
-    return -(torch.tensor(probs, device=dev) * q).sum(1).mean()
+    return -(torch.tensor(probs, device=dev) * q).sum()
