@@ -82,7 +82,7 @@ def main(n_rows: int = 256, labels: str = "soft", epochs: int = 3) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         rows = Path(tmp) / "rows.jsonl"
         _rows(n_rows, rows, labels == "soft")
-        res = {}
+        res: dict[str, dict] = {}
         for name in names:
             ck, micro = VARIANTS[name]
             out = Path(tmp) / str(len(res))
