@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -74,8 +75,6 @@ VARIANTS = {  # name: (gradient checkpointing, rows per pass; 0 = the whole batc
 
 
 def main(n_rows: int = 256, labels: str = "soft", epochs: int = 3) -> int:
-    import os
-
     from safetensors.torch import load_file
 
     names = [n for n in VARIANTS if labels == "soft" or VARIANTS[n][1] == 0]
