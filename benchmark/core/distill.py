@@ -303,7 +303,7 @@ def backward_batch(
     """Add one batch's gradient (scaled by 1 / ``cfg.grad_accum``) to the model's parameters and
     return its loss: the mean over the batch's learnt completion positions, computed in passes of
     ``micro_batch`` rows, each pass's sum divided by the whole batch's count of positions."""
-    n_learnt = max(1, sum(_learnt(x, cfg.max_length) for x in batch))
+    n_learnt = max(1, sum(len(_learnt(x, cfg.max_length)) for x in batch))
     total = 0.0
     for c in range(0, len(batch), micro_batch):
         part = _soft_loss_sum(model, tok, batch[c : c + micro_batch], cfg.max_length)
@@ -312,13 +312,15 @@ def backward_batch(
     return total / n_learnt
 
 
-def _learnt(x: dict[str, Any], max_length: int) -> int:
-    """How many of a soft-labelled row's completion positions the loss counts (as
-    :func:`_soft_loss_sum` picks them)."""
+def _learnt(x: dict[str, Any], max_length: int) -> list[int]:
+    """The completion positions j of a soft-labelled row that the loss counts: learnt (not in a
+    defense's masked span) and inside ``max_length``."""
     n = min(len(x["input_ids"]), max_length)
-    return sum(
-        1 for j, learn in enumerate(x["learn"][: len(x["ids"])]) if learn and x["start"] + j < n
-    )
+    return [
+        j
+        for j, (_, _, learn) in enumerate(zip(x["ids"], x["logprobs"], x["learn"], strict=True))
+        if learn and x["start"] + j < n
+    ]
 
 
 def _soft_loss_sum(model: Any, tok: Any, batch: list[dict[str, Any]], max_length: int) -> Any:
@@ -333,12 +335,10 @@ def _soft_loss_sum(model: Any, tok: Any, batch: list[dict[str, Any]], max_length
     rows_i, pos_i, ids, probs = [], [], [], []
     k = max(len(t) for x in batch for t in x["ids"]) if batch else 1
     for i, x in enumerate(batch):
-        for j, (t_ids, t_lp) in enumerate(zip(x["ids"], x["logprobs"], strict=True)):
-            pos = x["start"] + j - 1  # the position that predicts completion token j
-            if pos + 1 >= len(seqs[i]) or not x["learn"][j]:
-                continue
+        for j in _learnt(x, max_length):
+            t_ids, t_lp = x["ids"][j], x["logprobs"][j]
             rows_i.append(i)
-            pos_i.append(pos)
+            pos_i.append(x["start"] + j - 1)  # the position that predicts completion token j
             ids.append(t_ids + [0] * (k - len(t_ids)))
             probs.append([math.exp(v) for v in t_lp] + [0.0] * (k - len(t_lp)))
     # The LM head runs on the gathered positions only (as training.completion_loss_trainer does).

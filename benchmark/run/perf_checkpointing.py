@@ -27,7 +27,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from benchmark.core.distill import soft_labels
+from benchmark.core.distill import MICRO_BATCH_ENV, soft_labels
 from benchmark.core.generation import GenerationRequest, SamplingParams, TransformersBackend
 from benchmark.core.training import TrainConfig, train
 from tasks.numbers import NumbersTask
@@ -97,15 +97,16 @@ def main(n_rows: int = 256, labels: str = "soft", epochs: int = 3) -> int:
                 "--epochs",
                 str(epochs),
             ]
-            env = {**os.environ, "SLB_SOFT_MICRO_BATCH": str(micro or 16)}  # batch 16
+            whole = TrainConfig().batch_size  # the batch _variant trains with
+            env = {**os.environ, MICRO_BATCH_ENV: str(micro or whole)}
             proc = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
             res[name] = json.loads(proc.stdout.strip().splitlines()[-1]) | {"dir": out}
         naive = res[names[0]]
         w0 = load_file(naive["dir"] / ADAPTER)
+        scale = max((float(w0[k].abs().max()) for k in w0), default=0.0)
         for r in res.values():
             w = load_file(r["dir"] / ADAPTER)
             r["diff"] = max((float((w0[k] - w[k]).abs().max()) for k in w0), default=0.0)
-            r["scale"] = max((float(w0[k].abs().max()) for k in w0), default=0.0)
     print(f"{labels}-label student, {n_rows} rows, {epochs} epochs, batch 16, LoRA r=8, {MODEL}:")
     for name, r in res.items():
         print(
@@ -113,7 +114,7 @@ def main(n_rows: int = 256, labels: str = "soft", epochs: int = 3) -> int:
             f"(before training: {r['rss_before_training_gb']:.2f} GB)   "
             f"x naive: memory {r['peak_rss_gb'] / naive['peak_rss_gb']:.2f}, "
             f"time {r['seconds'] / naive['seconds']:.2f}; adapter max |diff| {r['diff']:.3g} "
-            f"(largest weight {r['scale']:.3g})"
+            f"(largest weight {scale:.3g})"
         )
     return 0
 
