@@ -240,6 +240,17 @@ def test_submit_then_validate_end_to_end(tiny_store, tmp_path, smollm_dir, monke
     assert report.ok, report.render()
     assert not any("not re-hashed" in n for n in report.notes)  # training rows were re-hashed
 
+    # The defense kept 5 of 6 rows per arm, so submit also ran the matched random drop, into the
+    # folder that owns those artifacts, at that share, on the same seed and teachers' data.
+    (drop_path,) = (tmp_path / "random_drop" / "results" / "quick").glob("numbers__random_drop*")
+    drop = json.loads(drop_path.read_text())
+    assert drop["config"]["defense_params"] == {"keep": round(5 / 6, 3)}
+    assert drop["config"]["seed"] == art["config"]["seed"]
+    for arm in ("trait", "control"):
+        d, ours = drop["data"][arm], art["data"][arm]
+        assert d["generated"] == ours["generated"] and d["after_defense"] == ours["after_defense"]
+        assert sum(e["defended_completion"] == "(dropped)" for e in d["examples"]) == 1
+
     # Tamper with a score, the training-data hash and the module's code: each is named.
     art["scores"]["trait"][0]["teacher_forced"] = 0.5
     art["integrity"]["training_rows"]["trait"] = "0" * 16
