@@ -12,8 +12,10 @@ import pytest
 
 from benchmark.core.distill import (
     CHECKPOINTING_ENV,
+    MICRO_BATCH_ENV,
     SOFT_FIELD,
     _allowed_sets,
+    _soft_loss_sum,
     backward_batch,
     checkpointing_default,
     soft_labels,
@@ -23,8 +25,10 @@ from benchmark.core.models import load_tokenizer
 from benchmark.core.store import ArtifactStore
 from benchmark.core.training import TrainConfig, build_trainable, train
 from benchmark.core.types import TeacherSpec
+from benchmark.run.cell import run_cell
 from benchmark.run.presets import preset
 from benchmark.run.stages import Stages
+from benchmark.run.suite import run_suite
 from defenses import get_defense
 from tasks.numbers import NumberGrammar
 
@@ -136,6 +140,19 @@ def test_soft_labels_line_up_and_restricted_keeps_only_allowed_tokens(
     assert len(grads[1]) == len(grads[3]) > 0 and loss[1] == pytest.approx(loss[3], rel=1e-6)
     assert any(float(g.abs().max()) > 0 for g in grads[3])
     assert _rel_diff(grads[1], grads[3]) < 1e-4  # float32 sums in another order
+    # The count, by hand: learnt positions inside the cut (which drops some), not from _learnt.
+    hand = sum(
+        1
+        for x in batch
+        for j, learn in enumerate(x["learn"])
+        if learn and x["start"] + j < min(len(x["input_ids"]), cut)
+    )
+    assert 0 < hand < sum(sum(x["learn"]) for x in batch)
+    import torch
+
+    with torch.no_grad():
+        summed = float(_soft_loss_sum(build_trainable(smollm_dir, one), tok, batch, cut))
+    assert loss[3] == pytest.approx(summed / hand, rel=1e-5)
     model = build_trainable(smollm_dir, one)  # the per-pass mean, for contrast: another gradient
     for r in batch:
         backward_batch(model, tok, [r], one, 1)
@@ -177,6 +194,31 @@ def test_gradient_checkpointing_is_off_unless_asked_and_a_bad_value_is_named(
     monkeypatch.setenv(CHECKPOINTING_ENV, "yes")
     with pytest.raises(ValueError, match="SLB_GRADIENT_CHECKPOINTING: 'yes'"):
         checkpointing_default()
+
+
+@pytest.mark.parametrize(("name", "value"), [(CHECKPOINTING_ENV, "2"), (MICRO_BATCH_ENV, "0")])
+def test_a_bad_training_variable_stops_a_suite_or_cell_before_any_stage(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str, value: str
+) -> None:
+    import benchmark.run.cell
+    import benchmark.run.suite
+
+    def work(*a: object, **k: object) -> None:
+        raise AssertionError("work started before the variable was checked")
+
+    for module, fn in (
+        (benchmark.run.suite, "prepare_teacher"),
+        (benchmark.run.suite, "run_cell"),
+        (benchmark.run.cell, "get_defense"),
+    ):
+        monkeypatch.setattr(module, fn, work)
+    monkeypatch.setenv(name, value)
+    store = ArtifactStore(tmp_path / "store")
+    with pytest.raises(ValueError, match=f"Invalid \\${name}: '{value}'"):
+        run_suite("topk", store, tmp_path / "results", seeds=[0], tasks=["numbers"])
+    with pytest.raises(ValueError, match=f"Invalid \\${name}: '{value}'"):
+        run_cell(preset("topk", seed=0), store, tmp_path / "logs")
+    assert not (tmp_path / "results").exists() and not list((tmp_path / "store").rglob("*"))
 
 
 def test_free_text_cells_of_the_topk_suite_label_their_rows_with_each_arms_teacher(

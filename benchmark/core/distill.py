@@ -207,13 +207,22 @@ def micro_batch_default() -> int:
     """Rows per forward/backward pass of the soft-label student: ``$SLB_SOFT_MICRO_BATCH`` (a
     positive integer; unset: 8). A batch of ``cfg.batch_size`` rows runs as passes of this many,
     each pass's summed loss divided by the whole batch's learnt positions, so the gradient is the
-    batch's (the same sum, in another order). The activations kept are one pass's: at batch 16
-    and 8 rows a pass the peak memory is about half (docs/performance.md has the figures). Not
-    part of a cell's identity, like gradient checkpointing."""
+    batch's (the same sum, in another order, so not the same bits: ``slb reproduce`` retrains in
+    the passes an artifact records). The activations kept are one pass's: at batch 16 and 8 rows a
+    pass the students' peak memory falls by about a third (docs/performance.md has the figures).
+    Not part of a cell's identity: a stored student is reused whatever this says."""
     v = os.environ.get(MICRO_BATCH_ENV, str(MICRO_BATCH_DEFAULT)).strip()
     if not v.isdigit() or int(v) < 1:
         raise ValueError(f"Invalid ${MICRO_BATCH_ENV}: {v!r} (expected a positive integer)")
     return int(v)
+
+
+def check_training_env() -> None:
+    """Raise ValueError naming the variable if ``$SLB_GRADIENT_CHECKPOINTING`` or
+    ``$SLB_SOFT_MICRO_BATCH`` is set to something invalid: cells and suites call it before their
+    first stage, not minutes later when the first student trains."""
+    checkpointing_default()
+    micro_batch_default()
 
 
 def train_soft(
@@ -333,7 +342,7 @@ def _soft_loss_sum(model: Any, tok: Any, batch: list[dict[str, Any]], max_length
     inp = torch.tensor([s + [tok.pad_token_id] * (width - len(s)) for s in seqs], device=dev)
     att = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], device=dev)
     rows_i, pos_i, ids, probs = [], [], [], []
-    k = max(len(t) for x in batch for t in x["ids"]) if batch else 1
+    k = max((len(t) for x in batch for t in x["ids"]), default=1)  # rows may have no completion
     for i, x in enumerate(batch):
         for j in _learnt(x, max_length):
             t_ids, t_lp = x["ids"][j], x["logprobs"][j]

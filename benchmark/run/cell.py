@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmark.core.distill import check_training_env
 from benchmark.core.models import device_info, resolve
 from benchmark.core.results import build_results
 from benchmark.core.store import ArtifactStore, stable_hash
@@ -72,6 +73,7 @@ def _run(
     cfg: CellConfig, store: ArtifactStore, log_dir: Path, stop: str | None
 ) -> dict[str, Any] | Partial:
     t_start = time.perf_counter()
+    check_training_env()
     defense = get_defense(cfg.defense, **cfg.defense_params)
     ts = teacher_spec(cfg, defense)
     student_cfg = run_training(defense, cfg.student)

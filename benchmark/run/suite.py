@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from benchmark.core.distill import check_training_env
 from benchmark.core.results import SPECIFICITY, VERDICT, pooled_leakage, write_artifact
 from benchmark.core.setup_keys import without_seeds
 from benchmark.core.store import atomic_write_json, stable_hash
@@ -156,6 +157,7 @@ def run_suite(
     ``summary.json`` as it is (e.g. ``blind_traits``, ``benchmark.run.blind``)."""
     if name not in SUITES:
         raise unknown("suite", name, sorted(SUITES))
+    check_training_env()
     spec = SUITES[name]
     for task in tasks or ():
         check("task", task, known_tasks())
