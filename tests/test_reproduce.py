@@ -7,11 +7,13 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from benchmark.core.distill import MICRO_BATCH_ENV
 from benchmark.core.store import ArtifactStore, stable_hash
 from benchmark.run import reproduce as rp
 from benchmark.run.config import CellConfig, apply_settings
@@ -271,6 +273,56 @@ def test_same_class_other_device_is_allowed(
     path = _artifact(tmp_path, device="cpu: 16 threads")
     _fake_run(monkeypatch, path)
     assert rp.reproduce(path, ArtifactStore(tmp_path / "s"), tmp_path / "l")["reproduced"]
+
+
+def _soft(**kw: Any) -> dict[str, Any]:
+    return {"labels": "soft", "config": {"batch_size": 16}, **kw}
+
+
+@pytest.mark.parametrize(
+    ("training", "expected"),
+    [
+        (None, None),  # the synthetic artifact's hard-label students: nothing to repeat
+        ({"trait": _soft(), "control": _soft()}, 16),  # recorded before passes: one whole batch
+        ({"trait": _soft(micro_batch=8), "control": _soft(micro_batch=8)}, 8),
+    ],
+)
+def test_soft_label_students_retrain_in_their_recorded_passes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, training: Any, expected: int | None
+) -> None:
+    path = _artifact(tmp_path)
+    if training is not None:
+        art = json.loads(path.read_text())
+        art["training"] = training
+        path.write_text(json.dumps(art))
+    seen: list[str | None] = []
+    _fake_run(monkeypatch, path, edit=lambda _: seen.append(os.environ.get(MICRO_BATCH_ENV)))
+    monkeypatch.setenv(MICRO_BATCH_ENV, "3")  # the user's own setting: not what the cell ran
+    rec = rp.reproduce(path, ArtifactStore(tmp_path / "store"), tmp_path / "logs")
+    assert seen == ["3" if expected is None else str(expected)]
+    assert rec["micro_batch"] == expected and rec["reproduced"]
+    assert os.environ[MICRO_BATCH_ENV] == "3"  # restored after the rerun
+
+
+@pytest.mark.parametrize(
+    ("training", "words"),
+    [
+        ({"trait": _soft(micro_batch=8), "control": _soft()}, r"different sizes \[8, 16\]"),
+        ({"trait": _soft(micro_batch=0), "control": _soft()}, "training.trait.micro_batch is 0"),
+        ({"trait": {"labels": "soft"}}, "training.trait.micro_batch is None"),
+    ],
+)
+def test_unrepeatable_passes_are_refused_before_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, training: Any, words: str
+) -> None:
+    path = _artifact(tmp_path)
+    art = json.loads(path.read_text())
+    art["training"] = training
+    path.write_text(json.dumps(art))
+    calls = _fake_run(monkeypatch, path)
+    with pytest.raises(ValueError, match=words):
+        rp.reproduce(path, ArtifactStore(tmp_path / "store"), tmp_path / "logs")
+    assert calls == [] and not reproduced_path(path).exists()
 
 
 def test_unusable_artifacts_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
