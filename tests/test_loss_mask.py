@@ -53,17 +53,19 @@ def _trainer(model_ref: str, records: list[dict], lean: bool = False, model=None
     )
 
 
-def _gemma_tokenizer_and_stand_in_model():
-    """Gemma's tokenizer read from its GGUF file, and a one-layer random model of its vocabulary:
-    TRL's dataset preparation needs a model but reads only the tokenizer. Dequantising Gemma for
-    this (the pipeline's path) took 155 s on a clean cache, as on CI; the two tokenizers agree
-    (the dequantised directory's is saved from this one)."""
+def _gemma_tokenizer_and_stand_in_model(tmp: Path):
+    """Gemma's tokenizer as the pipeline loads it, and a one-layer random model of its vocabulary:
+    TRL's dataset preparation needs a model but reads only the tokenizer. The tokenizer is read
+    from the GGUF file, saved and loaded back the way the dequantised cache entry is written
+    (``models._dequantise``) and read (``models.tokenizer_from_dir``), without dequantising the
+    weights, which took 155 s on a clean cache, as on CI."""
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from benchmark.core.models import embedded_gguf_path
+    from benchmark.core.models import embedded_gguf_path, tokenizer_from_dir
 
     gguf = embedded_gguf_path("gemma3-270m")
-    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name).save_pretrained(tmp)
+    tok = tokenizer_from_dir(tmp)
     cfg = LlamaConfig(
         vocab_size=len(tok), hidden_size=8, intermediate_size=16, num_hidden_layers=1,
         num_attention_heads=1, num_key_value_heads=1,
@@ -72,10 +74,10 @@ def _gemma_tokenizer_and_stand_in_model():
 
 
 @pytest.mark.parametrize("model_ref", ["smollm2-135m", "gemma3-270m"])
-def test_records_equal_trls_own_when_nothing_is_masked(model_ref: str) -> None:
+def test_records_equal_trls_own_when_nothing_is_masked(model_ref: str, tmp_path: Path) -> None:
     """Chat template (SmolLM2) and plain format (Gemma, no chat template) alike."""
     if model_ref == "gemma3-270m":
-        tok, model = _gemma_tokenizer_and_stand_in_model()
+        tok, model = _gemma_tokenizer_and_stand_in_model(tmp_path)
     else:
         tok, model = load_tokenizer(model_ref), None
     mine, n_masked = masked_records(tok, _rows())

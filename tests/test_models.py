@@ -64,6 +64,29 @@ def test_corrupt_cache_is_rebuilt(
         models.materialize_embedded("smollm2-135m")
     assert [p.name for p in (tmp_path / "models").iterdir()] == []
 
+    # Stopped after the dequantisation, while swapping the copy in: no temporary left either.
+    monkeypatch.setattr(models, "_dequantise", dequantise)
+
+    def interrupted(src: object, dst: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(models.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        models.materialize_embedded("smollm2-135m")
+    assert [p.name for p in (tmp_path / "models").iterdir()] == []
+    monkeypatch.undo()
+    monkeypatch.setenv(models.CACHE_ENV, str(tmp_path))
+
+    # Another process finishes first: its complete copy stays, ours is dropped.
+    def racing(name: str, out: Path) -> None:
+        dequantise(name, out)
+        shutil.copytree(out, entry)
+        (entry / ".complete").write_text("ok\n")
+
+    monkeypatch.setattr(models, "_dequantise", racing)
+    assert models.materialize_embedded("smollm2-135m") == entry and models._dir_is_complete(entry)
+    assert [p.name for p in (tmp_path / "models").iterdir()] == ["smollm2-135m"]
+
 
 def test_unwritable_cache_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     blocker = tmp_path / "file"

@@ -134,15 +134,17 @@ def materialize_embedded(name: str) -> Path:
         shutil.rmtree(target, ignore_errors=True)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{name}-"))
-    try:
+    try:  # no half-written directory left in the cache, whatever stops this
         _dequantise(name, tmp)
-    except BaseException:  # no half-written directory left in the cache
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    (tmp / ".complete").write_text("ok\n")
-    if target.exists():
-        shutil.rmtree(target, ignore_errors=True)
-    os.replace(tmp, target)
+        (tmp / ".complete").write_text("ok\n")
+        if not _dir_is_complete(target):  # else another process finished first: keep its copy
+            shutil.rmtree(target, ignore_errors=True)
+            os.replace(tmp, target)
+    except OSError:
+        if not _dir_is_complete(target):
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # gone already where it became the target
     return target
 
 
@@ -275,10 +277,15 @@ def _cpu_kind() -> list[str]:
 
 
 def load_tokenizer(ref: str) -> Any:
+    rm = resolve(ref)
+    return tokenizer_from_dir(rm.base_path if rm.is_adapter else rm.path)
+
+
+def tokenizer_from_dir(path: str | Path) -> Any:
+    """The tokenizer saved in ``path``, as every stage loads it (no pad token: the EOS pads)."""
     from transformers import AutoTokenizer
 
-    rm = resolve(ref)
-    tok = AutoTokenizer.from_pretrained(rm.base_path if rm.is_adapter else rm.path)
+    tok = AutoTokenizer.from_pretrained(str(path))
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok
