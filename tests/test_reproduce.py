@@ -7,13 +7,12 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from benchmark.core.distill import MICRO_BATCH_ENV
+from benchmark.core.distill import SOFT_PASSES
 from benchmark.core.store import ArtifactStore, stable_hash
 from benchmark.run import reproduce as rp
 from benchmark.run.config import CellConfig, apply_settings
@@ -282,32 +281,36 @@ def _soft(**kw: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("training", "expected"),
     [
-        (None, None),  # the synthetic artifact's hard-label students: nothing to repeat
-        ({"trait": _soft(), "control": _soft()}, 16),  # recorded before passes: one whole batch
-        ({"trait": _soft(micro_batch=8), "control": _soft(micro_batch=8)}, 8),
+        (None, {}),  # the synthetic artifact's hard-label students: nothing to repeat
+        ({"trait": _soft(), "control": _soft()}, {"trait": 16, "control": 16}),  # before passes
+        (
+            {"trait": _soft(micro_batch=8), "control": _soft(micro_batch=8)},
+            {"trait": 8, "control": 8},
+        ),
+        # A control student reused from before passes existed, beside a new trait student.
+        ({"trait": _soft(micro_batch=8), "control": _soft()}, {"trait": 8, "control": 16}),
+        ({"trait": _soft(micro_batch=8), "control": {"labels": "hard"}}, {"trait": 8}),
     ],
 )
 def test_soft_label_students_retrain_in_their_recorded_passes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, training: Any, expected: int | None
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, training: Any, expected: dict[str, int]
 ) -> None:
     path = _artifact(tmp_path)
     if training is not None:
         art = json.loads(path.read_text())
         art["training"] = training
         path.write_text(json.dumps(art))
-    seen: list[str | None] = []
-    _fake_run(monkeypatch, path, edit=lambda _: seen.append(os.environ.get(MICRO_BATCH_ENV)))
-    monkeypatch.setenv(MICRO_BATCH_ENV, "3")  # the user's own setting: not what the cell ran
+    seen: list[Any] = []
+    _fake_run(monkeypatch, path, edit=lambda _: seen.append(SOFT_PASSES.get()))
     rec = rp.reproduce(path, ArtifactStore(tmp_path / "store"), tmp_path / "logs")
-    assert seen == ["3" if expected is None else str(expected)]
-    assert rec["micro_batch"] == expected and rec["reproduced"]
-    assert os.environ[MICRO_BATCH_ENV] == "3"  # restored after the rerun
+    assert seen == [expected]
+    assert rec["soft_passes"] == expected and rec["reproduced"]
+    assert SOFT_PASSES.get() is None  # reset after the rerun
 
 
 @pytest.mark.parametrize(
     ("training", "words"),
     [
-        ({"trait": _soft(micro_batch=8), "control": _soft()}, r"different sizes \[8, 16\]"),
         ({"trait": _soft(micro_batch=0), "control": _soft()}, "training.trait.micro_batch is 0"),
         ({"trait": {"labels": "soft"}}, "training.trait.micro_batch is None"),
     ],
@@ -323,6 +326,32 @@ def test_unrepeatable_passes_are_refused_before_running(
     with pytest.raises(ValueError, match=words):
         rp.reproduce(path, ArtifactStore(tmp_path / "store"), tmp_path / "logs")
     assert calls == [] and not reproduced_path(path).exists()
+
+
+def test_each_arms_student_gets_its_own_passes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What ``slb reproduce`` sets reaches the training call of the arm it names, and only it."""
+    from benchmark.run import stages as stages_mod
+    from benchmark.run.stages import Stages
+
+    got: dict[str, Any] = {}
+
+    def train(base: str, rows: Any, cfg: Any, out: Path, micro_batch: Any = None) -> dict:
+        got[rows[0]["id"]] = micro_batch
+        return {"labels": "soft"}
+
+    monkeypatch.setattr(stages_mod, "train", train)
+    st = Stages(preset("topk", seed=0), ArtifactStore(tmp_path / "s"), tmp_path / "logs")
+    student = preset("topk", seed=0).student
+    token = SOFT_PASSES.set({"trait": 16})
+    try:
+        for arm in ("trait", "control"):
+            st.train(arm, [{"id": arm, "prompt": "p", "completion": arm}], f"d-{arm}", student)
+    finally:
+        SOFT_PASSES.reset(token)
+    st.train("trait", [{"id": "after", "prompt": "p", "completion": "x"}], "d-after", student)
+    assert got == {"trait": 16, "control": None, "after": None}
 
 
 def test_unusable_artifacts_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -32,6 +32,7 @@ import os
 import random
 import time
 from collections.abc import Sequence
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -189,6 +190,10 @@ def _allowed_sets(tok: Any, comp: list[int], constraint: Any) -> list[set[int] |
 CHECKPOINTING_ENV = "SLB_GRADIENT_CHECKPOINTING"  # "1": recompute activations (less memory)
 MICRO_BATCH_ENV = "SLB_SOFT_MICRO_BATCH"  # rows per forward/backward pass of a soft-label batch
 MICRO_BATCH_DEFAULT = 8
+# Per arm ("trait", "control"), the rows per pass its soft-label student must train in, where a
+# caller repeats how an artifact's students trained (``slb reproduce``: passes give the batch's
+# gradient, not its bits); an arm not named, or None: :func:`micro_batch_default`.
+SOFT_PASSES: ContextVar[dict[str, int] | None] = ContextVar("SOFT_PASSES", default=None)
 
 
 def checkpointing_default() -> bool:

@@ -135,14 +135,17 @@ def train(
     device: str | None = None,
     lean_loss: bool = True,
     checkpointing: bool | None = None,
+    micro_batch: int | None = None,
 ) -> dict[str, Any]:
     """Fine-tune ``base_ref`` on ``rows``; write the adapter (or model) to ``out_dir``; return stats.
 
     ``lean_loss`` picks how the (identical) completion-only loss is computed — see
     :func:`completion_loss_trainer`; ``checkpointing`` whether activations are recomputed in the
     backward pass (the same gradients, less memory, more time; None:
-    ``$SLB_GRADIENT_CHECKPOINTING``, off unless set, where TRL's own default is on). Both are
-    arguments, not config fields, so neither changes stage hashes. ``cfg.bf16`` takes effect on
+    ``$SLB_GRADIENT_CHECKPOINTING``, off unless set, where TRL's own default is on);
+    ``micro_batch`` the rows per forward/backward pass of a soft-label student (None:
+    ``$SLB_SOFT_MICRO_BATCH``, see ``benchmark.core.distill.micro_batch_default``). All three are
+    arguments, not config fields, so none changes stage hashes. ``cfg.bf16`` takes effect on
     TRL's loss path only: the completion-only loss runs the model outside the autocast wrapper
     Trainer installs, i.e. in float32 (found 2026-11-27; stats written before then say
     ``bf16: true`` for students that trained in float32).
@@ -158,7 +161,9 @@ def train(
     checkpointing = checkpointing_default() if checkpointing is None else checkpointing
     if any(SOFT_FIELD in r for r in rows):  # the soft-label channel has its own loop
         student = build_trainable(rm.path, cfg)
-        stats = train_soft(student, load_tokenizer(base_ref), rows, cfg, out_dir, checkpointing)
+        stats = train_soft(
+            student, load_tokenizer(base_ref), rows, cfg, out_dir, checkpointing, micro_batch
+        )
         (Path(out_dir) / "slb_training.json").write_text(json.dumps(stats, indent=2))
         return stats
     device = device or default_device()

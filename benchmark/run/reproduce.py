@@ -15,8 +15,8 @@ The record goes next to the artifact as ``<stem>.reproduced.json``
      "n_differ": 0, "differ": [{model, question, field, stored, fresh}, ...first 20],
      "scores_hash": <stable_hash of the stored scores>, "fresh_scores_hash": ...,
      "git_commit": <the rerun's>, "stored_git_commit": ..., "device": <the rerun's>,
-     "stored_device": ..., "reused_stages": [...], "micro_batch": <passes of the soft-label
-     students, or null>, "note": ..., "finished": <ISO time>}
+     "stored_device": ..., "reused_stages": [...], "soft_passes": {arm: rows per pass of its
+     soft-label student}, "note": ..., "finished": <ISO time>}
 
 ``reproduced`` needs at least one compared value, no difference, and evaluations that were
 computed afresh: a store that already holds the cell's evaluations (the store that produced the
@@ -27,10 +27,8 @@ default is a fresh temporary store, so everything is recomputed.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import json
-import os
 import tempfile
 import types
 from collections.abc import Mapping
@@ -38,7 +36,7 @@ from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
-from benchmark.core.distill import MICRO_BATCH_ENV
+from benchmark.core.distill import SOFT_PASSES
 from benchmark.core.models import cache_root, device_info
 from benchmark.core.results import SCHEMA
 from benchmark.core.setup_keys import hardware_of
@@ -213,14 +211,15 @@ def check_hardware(art: dict[str, Any], here: str) -> None:
         )
 
 
-def recorded_micro_batch(art: dict[str, Any]) -> int | None:
-    """The rows per forward/backward pass the artifact's soft-label students trained in
-    (``training.<arm>.micro_batch``): passes of 8 are the same gradient as one pass of the batch
+def recorded_passes(art: dict[str, Any]) -> dict[str, int]:
+    """Per arm, the rows per forward/backward pass its soft-label student trained in
+    (``training.<arm>.micro_batch``): passes of 8 give the same gradient as one pass of the batch
     but not the same bits (float32 sums in another order), so a rerun must train as they did. A
     soft-label student recorded without the field (before passes existed) trained in one pass of
-    its whole batch. None where no student learnt soft labels. Raises ValueError where the arms
-    recorded different values or one that is not a positive integer."""
-    seen = set()
+    its whole batch. Arms whose students learnt hard labels are left out. The arms may differ: a
+    student reused from the store keeps the passes it was trained in. Raises ValueError where a
+    value is not a positive integer."""
+    passes: dict[str, int] = {}
     for arm, stats in _obj(art.get("training")).items():
         stats = _obj(stats)
         if stats.get("labels") != "soft":
@@ -231,28 +230,8 @@ def recorded_micro_batch(art: dict[str, Any]) -> int | None:
                 f"training.{arm}.micro_batch is {mb!r}: cannot tell how its soft-label student "
                 "trained (expected a positive integer)"
             )
-        seen.add(mb)
-    if len(seen) > 1:
-        raise ValueError(
-            f"the arms' soft-label students trained in passes of different sizes {sorted(seen)}: "
-            "one rerun cannot repeat both"
-        )
-    return seen.pop() if seen else None
-
-
-@contextlib.contextmanager
-def _env(name: str, value: str | None):
-    """``$name`` set to ``value`` (left as it is when None) for the block, then restored."""
-    old = os.environ.get(name)
-    if value is not None:
-        os.environ[name] = value
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = old
+        passes[arm] = mb
+    return passes
 
 
 def reproduce(artifact_path: Path, store: ArtifactStore, log_dir: Path) -> dict[str, Any]:
@@ -260,16 +239,19 @@ def reproduce(artifact_path: Path, store: ArtifactStore, log_dir: Path) -> dict[
     ``log_dir``), compare its per-question scores with the stored ones, write the record next to
     the artifact (``<stem>.reproduced.json``) and return it. Raises ValueError, before any work,
     for an unreadable artifact, a config this checkout cannot rebuild, or another hardware class.
-    Soft-label students train in passes of the size the artifact records
-    (:func:`recorded_micro_batch`), whatever ``$SLB_SOFT_MICRO_BATCH`` says."""
+    Each soft-label student trains in passes of the size its arm records
+    (:func:`recorded_passes`), whatever ``$SLB_SOFT_MICRO_BATCH`` says."""
     artifact_path = Path(artifact_path)
     art = read_artifact(artifact_path)
     cfg = config_from_dict(art["config"])
     here = device_info()
     check_hardware(art, here)
-    micro_batch = recorded_micro_batch(art)
-    with _env(MICRO_BATCH_ENV, None if micro_batch is None else str(micro_batch)):
+    passes = recorded_passes(art)
+    token = SOFT_PASSES.set(passes)
+    try:
         fresh = run_cell(cfg, store, log_dir)
+    finally:
+        SOFT_PASSES.reset(token)
     # As the artifact would be written (JSON numbers, lists), so the comparison is like for like.
     scores = json.loads(json.dumps(fresh.get("scores")))
     compared, differ = compare_scores(art["scores"], scores)
@@ -304,7 +286,7 @@ def reproduce(artifact_path: Path, store: ArtifactStore, log_dir: Path) -> dict[
         "device": run_info.get("device", here),
         "stored_device": stored_info.get("device"),
         "reused_stages": reused,
-        "micro_batch": micro_batch,
+        "soft_passes": passes,
         "note": note,
         "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.core.backends import get_backend
-from benchmark.core.distill import soft_labels
+from benchmark.core.distill import SOFT_PASSES, soft_labels
 from benchmark.core.generation import GenerationRequest, SamplingParams, progress_bar
 from benchmark.core.models import hardware_spec
 from benchmark.core.plain_format import (
@@ -304,8 +304,10 @@ class Stages:
                     "training"
                 ]
 
+        passes = (SOFT_PASSES.get() or {}).get(arm)
+
         def build(tmp: Path) -> dict[str, Any]:
-            return {"training": train(base, rows, student, tmp)}
+            return {"training": train(base, rows, student, tmp, micro_batch=passes)}
 
         path, meta, _ = self._cached(f"train_{arm}", "students", spec, build)
         self.store.cached("student_index", content, lambda: ([], {"students": key}))
