@@ -153,6 +153,17 @@ def test_soft_labels_line_up_and_restricted_keeps_only_allowed_tokens(
     with torch.no_grad():
         summed = float(_soft_loss_sum(build_trainable(smollm_dir, one), tok, batch, cut))
     assert loss[3] == pytest.approx(summed / hand, rel=1e-5)
+    # Each batch adds 1 / grad_accum of its gradient: with grad_accum 1, twice as much.
+    model = build_trainable(smollm_dir, one)
+    backward_batch(model, tok, batch, replace(one, grad_accum=1), 3)
+    whole = [p.grad / 2 for p in model.parameters() if p.requires_grad and p.grad is not None]
+    assert _rel_diff(whole, grads[3]) < 1e-4
+    # A row with no completion left adds nothing, alone in its pass or beside others.
+    empty = {**batch[0], "ids": [], "logprobs": [], "learn": []}
+    model = build_trainable(smollm_dir, one)
+    assert backward_batch(model, tok, [empty], one, 1) == 0.0
+    mixed = backward_batch(model, tok, [empty, batch[1]], one, 1)
+    assert mixed == pytest.approx(backward_batch(model, tok, [batch[1]], one, 1), rel=1e-6)
     model = build_trainable(smollm_dir, one)  # the per-pass mean, for contrast: another gradient
     for r in batch:
         backward_batch(model, tok, [r], one, 1)
@@ -197,10 +208,12 @@ def test_gradient_checkpointing_is_off_unless_asked_and_a_bad_value_is_named(
 
 
 @pytest.mark.parametrize(("name", "value"), [(CHECKPOINTING_ENV, "2"), (MICRO_BATCH_ENV, "0")])
-def test_a_bad_training_variable_stops_a_suite_or_cell_before_any_stage(
+def test_a_bad_training_variable_stops_every_entry_point_before_any_stage(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str, value: str
 ) -> None:
+    """A suite, a cell, a teacher pair (what executors run first) and a confirmation."""
     import benchmark.run.cell
+    import benchmark.run.confirm
     import benchmark.run.suite
 
     def work(*a: object, **k: object) -> None:
@@ -209,15 +222,22 @@ def test_a_bad_training_variable_stops_a_suite_or_cell_before_any_stage(
     for module, fn in (
         (benchmark.run.suite, "prepare_teacher"),
         (benchmark.run.suite, "run_cell"),
+        (benchmark.run.confirm, "prepare_teacher"),
+        (benchmark.run.confirm, "run_cell"),
         (benchmark.run.cell, "get_defense"),
     ):
         monkeypatch.setattr(module, fn, work)
     monkeypatch.setenv(name, value)
     store = ArtifactStore(tmp_path / "store")
-    with pytest.raises(ValueError, match=f"Invalid \\${name}: '{value}'"):
-        run_suite("topk", store, tmp_path / "results", seeds=[0], tasks=["numbers"])
-    with pytest.raises(ValueError, match=f"Invalid \\${name}: '{value}'"):
-        run_cell(preset("topk", seed=0), store, tmp_path / "logs")
+    prereg = Path(__file__).parents[1] / "docs" / "prereg" / "topk-prefix-numbers-256.yaml"
+    for call in (
+        lambda: run_suite("topk", store, tmp_path / "results", seeds=[0], tasks=["numbers"]),
+        lambda: run_cell(preset("topk", seed=0), store, tmp_path / "logs"),
+        lambda: benchmark.run.cell.prepare_teacher(preset("topk", seed=0), store, tmp_path / "l"),
+        lambda: benchmark.run.confirm.confirm(prereg, store, tmp_path / "results"),
+    ):
+        with pytest.raises(ValueError, match=f"Invalid \\${name}: '{value}'"):
+            call()
     assert not (tmp_path / "results").exists() and not list((tmp_path / "store").rglob("*"))
 
 

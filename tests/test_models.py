@@ -81,10 +81,12 @@ def test_corrupt_cache_is_rebuilt(
     def racing(name: str, out: Path) -> None:
         dequantise(name, out)
         shutil.copytree(out, entry)
+        (entry / "theirs").write_text("")
         (entry / ".complete").write_text("ok\n")
 
     monkeypatch.setattr(models, "_dequantise", racing)
     assert models.materialize_embedded("smollm2-135m") == entry and models._dir_is_complete(entry)
+    assert (entry / "theirs").exists()  # their copy, not ours swapped over it
     assert [p.name for p in (tmp_path / "models").iterdir()] == ["smollm2-135m"]
 
 

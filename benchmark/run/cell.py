@@ -62,6 +62,7 @@ def prepare_teacher(cfg: CellConfig, store: ArtifactStore, log_dir: Path) -> str
     """Build (or find) the cell's trait teacher and placebo teacher, the stage every cell of a trait
     shares; returns the trait teacher's model reference. Executors run this once per distinct
     teacher before the cells."""
+    check_training_env()
     ts = teacher_spec(cfg, get_defense(cfg.defense, **cfg.defense_params))
     stages = Stages(cfg, store, log_dir)
     if cfg.teacher.placebo is not None:

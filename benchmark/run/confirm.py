@@ -55,6 +55,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from benchmark.core.distill import check_training_env
 from benchmark.core.models import cache_root
 from benchmark.core.results import (
     ALPHA,
@@ -183,6 +184,7 @@ def confirm(
     confirmation stops once its verdict is decided early (unless ``all_runs``), listing the runs
     not made; a screen always makes all its runs."""
     prereg = load_prereg(path)
+    check_training_env()
     reg = registration(path, allow_unregistered)
     # A screen exists for its estimates and is small: it makes every run even once decided.
     run_all = all_runs or prereg["purpose"] == "screen"
