@@ -70,12 +70,10 @@ def test_corrupt_cache_is_rebuilt(
     def interrupted(src: object, dst: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(models.os, "replace", interrupted)
-    with pytest.raises(KeyboardInterrupt):
+    with monkeypatch.context() as m, pytest.raises(KeyboardInterrupt):
+        m.setattr(models.os, "replace", interrupted)
         models.materialize_embedded("smollm2-135m")
     assert [p.name for p in (tmp_path / "models").iterdir()] == []
-    monkeypatch.undo()
-    monkeypatch.setenv(models.CACHE_ENV, str(tmp_path))
 
     # Another process finishes first: its complete copy stays, ours is dropped.
     def racing(name: str, out: Path) -> None:

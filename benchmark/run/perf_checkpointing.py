@@ -82,6 +82,7 @@ def main(n_rows: int = 256, labels: str = "soft", epochs: int = 3) -> int:
         rows = Path(tmp) / "rows.jsonl"
         _rows(n_rows, rows, labels == "soft")
         res: dict[str, dict] = {}
+        whole = TrainConfig().batch_size  # the batch _variant trains with
         for name in names:
             ck, micro = VARIANTS[name]
             out = Path(tmp) / str(len(res))
@@ -97,7 +98,6 @@ def main(n_rows: int = 256, labels: str = "soft", epochs: int = 3) -> int:
                 "--epochs",
                 str(epochs),
             ]
-            whole = TrainConfig().batch_size  # the batch _variant trains with
             env = {**os.environ, MICRO_BATCH_ENV: str(micro or whole)}
             proc = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
             res[name] = json.loads(proc.stdout.strip().splitlines()[-1]) | {"dir": out}
