@@ -43,6 +43,29 @@ def test_the_topk_suite_runs_the_cells_of_the_per_run_teacher_confirmation() -> 
     assert set(SUITES["topk"]["seeds"]) <= set(prereg["seeds"])
 
 
+def test_the_topk_prefix_suite_runs_the_cells_of_the_prefix_confirmation() -> None:
+    """The topk suite with the answer prefix, and nothing else changed: its numbers cells are the
+    prefix confirmation's main cells but for the suite's name, so the store reuses theirs."""
+    prereg = load_prereg(ROOT / "docs/prereg/topk-prefix-numbers-256.yaml")
+    mains = [run for kind, run in cells(prereg) if kind == "main"]
+    assert len(mains) == 8
+    for run in mains:
+        cfg = preset("topk-prefix", task="numbers", trait="owl", seed=run.seed)
+        assert cfg.eval.answer_prefix == "My favorite animal is the"
+        assert {**cfg.to_dict(), "suite": run.suite} == run.to_dict()
+        plain = preset("topk", task="numbers", trait="owl", seed=run.seed).to_dict()
+        ours = cfg.to_dict()
+        assert ours["eval"].pop("answer_prefix") and {**ours, "suite": "topk"} == plain
+    assert set(SUITES["topk-prefix"]["seeds"]) <= set(prereg["seeds"])
+    assert SUITES["topk-prefix"]["tasks"] == SUITES["topk"]["tasks"]
+    for task in SUITES["topk-prefix"]["tasks"][1:]:
+        ours = preset("topk-prefix", task=task, seed=0).to_dict()
+        assert (
+            ours["eval"].pop("answer_prefix")
+            and {**ours, "suite": "topk"} == preset("topk", task=task, seed=0).to_dict()
+        )
+
+
 def test_the_topk_suites_tasks_pool_into_one_setup_and_seeds_into_it() -> None:
     numbers = [preset("topk", task="numbers", seed=s).to_dict() for s in (0, 1)]
     assert without_seeds(numbers[0]) == without_seeds(numbers[1])
@@ -61,10 +84,11 @@ def test_the_default_suite_is_the_one_whose_confirmation_passed() -> None:
     """``slb run``, ``slb submit`` and the leaderboard start from :data:`PRIMARY_SUITE` because its
     channel passed its pre-registered confirmation; the committed report is the evidence, so a
     report that stops reading "pass" (or a default moved elsewhere) fails here."""
-    assert PRIMARY_SUITE == "topk" and PRIMARY_SUITE in SUITES
-    report = ROOT / "docs/experiments/confirm/topk-perrun-numbers-256/report.json"
-    result = json.loads(report.read_text())["result"]
-    assert result["verdict"] == "pass" and all(result["checks"].values())
+    assert PRIMARY_SUITE == "topk-prefix" and PRIMARY_SUITE in SUITES
+    for name in ("topk-perrun-numbers-256", "topk-prefix-numbers-256"):
+        report = ROOT / "docs/experiments/confirm" / name / "report.json"
+        result = json.loads(report.read_text())["result"]
+        assert result["verdict"] == "pass" and all(result["checks"].values()), name
     parser = build_parser()
     for command in (["run", "--task", "numbers"], ["submit", "folder"]):
         assert parser.parse_args(command).suite == PRIMARY_SUITE, command
@@ -93,9 +117,9 @@ def test_the_answer_prefix_is_a_knob_that_old_configs_do_not_carry() -> None:
         EvalConfig(answer_prefix="The", teacher_forced=False, samples_per_question=5)
 
 
-def test_the_first_run_is_the_topk_channel_made_small() -> None:
+def test_the_first_run_is_the_default_suites_channel_made_small() -> None:
     """README command 1 runs the default suite's channel: only its size knobs differ."""
-    first, topk = preset("first").to_dict(), preset("topk").to_dict()
+    first, topk = preset("first").to_dict(), preset(PRIMARY_SUITE).to_dict()
     assert first["student"] == topk["student"] and first["student"]["labels"] == "topk"
     assert first["teacher"].pop("qa_rows") == 64 and first["teacher"]["seed_per_cell"] is True
     topk["teacher"].pop("qa_rows")

@@ -13,9 +13,12 @@ from typing import Any
 # of the config must match for cells to be pooled or compared.
 CELL_KEYS = frozenset({"task", "defense", "trait", "seed", "defense_params", "task_params"})
 # The suite that ``slb run``, ``slb submit`` and the leaderboard start from: the setup whose
-# leakage passed its pre-registered confirmation (docs/prereg/topk-perrun-numbers-256.yaml), so
-# defenses are compared where there is something to remove. ``quick`` and the rest stay runnable.
-PRIMARY_SUITE = "topk"
+# leakage passed its pre-registered confirmation, so defenses are compared where there is
+# something to remove: the top-k channel (docs/prereg/topk-perrun-numbers-256.yaml), scored after
+# a forced answer prefix (docs/prereg/topk-prefix-numbers-256.yaml) so that what it measures is an
+# owl preference, not the students' habit of starting answers with their animal's first token.
+# ``topk``, ``quick`` and the rest stay runnable.
+PRIMARY_SUITE = "topk-prefix"
 
 
 def without_seeds(obj: Any) -> Any:
