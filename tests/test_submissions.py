@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 from conftest import tiny_cell
 
+from benchmark.core.results import pooled_leakage
 from benchmark.core.store import ArtifactStore
 from benchmark.run.cli import main
 from benchmark.run.stages import ARMS
 from benchmark.run.submission import load_submission, submit
-from benchmark.run.suite import run_suite
+from benchmark.run.suite import _pooled_entry, run_suite
 from benchmark.run.validate import validate_submission
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -308,3 +309,19 @@ def test_pool_rebuilds_the_summary_of_seeds_run_separately(tmp_path: Path, capsy
     assert main(["pool", str(out)]) == 2
     assert "notes.json: not a cell result" in capsys.readouterr().err
     assert (out / "summary.json").read_text() == before
+
+
+def test_a_pool_does_not_depend_on_the_order_its_seeds_ran_in() -> None:
+    """`slb submit --seeds 700,...,704,602,603,604` pooled its per-seed lists in the order given
+    while `slb validate` recomputed them from the files (by name), so the summary it had just
+    written failed validation. A pool now lists seeds and per-seed values in seed order."""
+    real = sorted((NONE / "results" / "quick").glob("numbers__*.json"))
+    arts = [json.loads(f.read_text()) for f in real]
+    assert [a["config"]["seed"] for a in arts] == [0, 1, 2]
+    forward, backward = pooled_leakage(arts), pooled_leakage(arts[::-1])
+    assert forward == backward
+    assert forward["own_animal"]["per_seed_log_odds"][0] == pytest.approx(
+        arts[0]["leakage"]["teacher_forced"]["own_animal"]["log_odds_diff"]
+    )
+    entry = _pooled_entry("numbers", "none", "owl", [arts[2], arts[0]])
+    assert entry["seeds"] == [0, 2] and entry["leakage"] == pooled_leakage([arts[0], arts[2]])

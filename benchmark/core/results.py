@@ -1,12 +1,12 @@
 """The versioned results artifact of one cell (what the leaderboard reads).
 
 Schema ``slb.results/1``: ``config`` (the full cell config), ``run_info`` (git commit, package
-versions, host, timestamps, wall seconds per stage in this run, and ``stage_compute_seconds``: what
-each stage cost when it was computed, read from the store, so reused stages report their real
-cost; ``stage_peak_rss_gb`` and ``peak_rss_gb``, the same for peak resident memory, where measured), ``data`` (rows generated / kept per filter / after the defense, valid yield with a Wilson
-CI, per arm), ``training`` (per arm), ``scores`` (per-question scores of every evaluated model),
-``leakage`` (trait vs control, and each student vs the base, per metric:
-``benchmark.core.stats.paired_leakage``) and ``inspect_logs``.
+versions, host, timestamps, wall seconds per stage in this run; ``stage_compute_seconds`` and
+``stage_peak_rss_gb``: each stage's cost when computed, so reused stages report it; ``peak_rss_gb``),
+``data`` (rows generated / kept per filter / after the defense, valid yield with a Wilson CI, per
+arm), ``training`` (per arm), ``scores`` (per-question scores of every evaluated model), ``leakage``
+(trait vs control, each student vs the base, per metric: ``benchmark.core.stats.paired_leakage``)
+and ``inspect_logs``.
 
 Added compatibly (readers of the first artifacts must treat them as optional; ``slb validate``
 warns when they are missing):
@@ -48,6 +48,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from benchmark.core.setup_keys import seed_order
 from benchmark.core.stats import (
     leakage_vs_base,
     own_animal_leakage,
@@ -61,16 +62,7 @@ SCHEMA = "slb.results/1"
 CONFIRMATION_SCHEMA, CONFIRMATION_REPORT = "slb.confirmation/1", "report.json"  # slb confirm's
 N_EXAMPLES = 5
 DROPPED = "(dropped)"
-PACKAGES = (
-    "subliminal-bench",
-    "torch",
-    "transformers",
-    "peft",
-    "trl",
-    "datasets",
-    "inspect-ai",
-    "vllm",
-)
+PACKAGES = tuple("subliminal-bench torch transformers peft trl datasets inspect-ai vllm".split())
 
 
 def git_commit() -> str | None:
@@ -358,7 +350,9 @@ def pooled_leakage(results: list[dict[str, Any]]) -> dict[str, Any]:
     """Pool cells that differ only in seed: per-question lists of per-seed scores. Placebo-
     controlled cells add the mirror contrast (as in :func:`leakage_block`): the placebo
     animal in the placebo-taught student vs in the trait student, and ``own_animal``, the mean of
-    the two contrasts on the log-odds scale (their primary statistic)."""
+    the two contrasts on the log-odds scale (their primary statistic). Per-seed lists are in
+    seed order whatever order ``results`` come in (so ``slb validate`` recomputes them)."""
+    results = sorted(results, key=lambda r: seed_order((r.get("config") or {}).get("seed")))
 
     def per_question(arm: str, key: str) -> dict[str, list[float]]:
         out: dict[str, list[float]] = {}

@@ -21,6 +21,13 @@ CELL_KEYS = frozenset({"task", "defense", "trait", "seed", "defense_params", "ta
 PRIMARY_SUITE = "topk-prefix"
 
 
+def seed_order(seed: Any) -> tuple[int, float, str]:
+    """Integer seeds in numeric order (2 before 10), anything else after them by its text."""
+    if isinstance(seed, int) and not isinstance(seed, bool):
+        return (0, float(seed), "")
+    return (1, 0.0, str(seed))
+
+
 def without_seeds(obj: Any) -> Any:
     """A config dict (or any part of one) with every ``seed`` key dropped, at any depth: what the
     replicates of one cell share (pooling in ``slb pool`` and on the leaderboard)."""

@@ -17,7 +17,7 @@ from typing import Any
 
 from benchmark.core.distill import check_training_env
 from benchmark.core.results import SPECIFICITY, VERDICT, pooled_leakage, write_artifact
-from benchmark.core.setup_keys import without_seeds
+from benchmark.core.setup_keys import seed_order, without_seeds
 from benchmark.core.store import atomic_write_json, stable_hash
 from benchmark.run.cell import prepare_teacher, run_cell
 from benchmark.run.config import CellConfig
@@ -216,7 +216,7 @@ def run_suite(
         summary["cells"] += [n for n in names if n in finished]
         done = [finished[n] for n in names if n in finished]
         if len(done) > 1:
-            summary["pooled"].append(_pooled_entry(task, defense, trait, seeds, done))
+            summary["pooled"].append(_pooled_entry(task, defense, trait, done))
     atomic_write_json(out_dir / "summary.json", summary)
     print(f"summary: {out_dir / 'summary.json'}")
     if spec.get("note"):
@@ -226,8 +226,11 @@ def run_suite(
 
 
 def _pooled_entry(
-    task: str, defense: str, trait: str, seeds: list[Any], done: list[dict[str, Any]]
+    task: str, defense: str, trait: str, done: list[dict[str, Any]]
 ) -> dict[str, Any]:
+    """The pool of the finished cells ``done``; its ``seeds`` are theirs (a failed cell's seed is
+    not one), in the order of its per-seed lists (:func:`seed_order`)."""
+    seeds = sorted((r["config"]["seed"] for r in done), key=seed_order)
     pooled = pooled_leakage(done)
     for metric, b in pooled.items():
         if metric in (SPECIFICITY, VERDICT):
@@ -286,25 +289,15 @@ def pool_results(out_dir: Path) -> dict[str, Any]:
         "errors": [e for e in old.get("errors", []) if e.get("cell") not in names],
     }
     for g in sorted(groups.values(), key=lambda g: min(name for name, _ in g)):
-        g.sort(key=lambda nr: _seed_order(nr[1]["config"]["seed"]))
+        g.sort(key=lambda nr: seed_order(nr[1]["config"]["seed"]))
         summary["cells"] += [name for name, _ in g]
         if len(g) > 1:
             cfg = g[0][1]["config"]
-            seeds = [r["config"]["seed"] for _, r in g]
             done = [r for _, r in g]
-            summary["pooled"].append(
-                _pooled_entry(cfg["task"], cfg["defense"], cfg["trait"], seeds, done)
-            )
+            summary["pooled"].append(_pooled_entry(cfg["task"], cfg["defense"], cfg["trait"], done))
     atomic_write_json(out_dir / "summary.json", summary)
     print(f"summary: {out_dir / 'summary.json'} ({len(files)} cells, {len(groups)} setups)")
     return summary
-
-
-def _seed_order(seed: Any) -> tuple[int, float, str]:
-    """Integer seeds in numeric order (2 before 10), anything else after them by its text."""
-    if isinstance(seed, int) and not isinstance(seed, bool):
-        return (0, float(seed), "")
-    return (1, 0.0, str(seed))
 
 
 def _teacher_identity(cfg: CellConfig) -> dict[str, Any]:
