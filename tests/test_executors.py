@@ -37,7 +37,8 @@ def test_executor_choice_and_errors(monkeypatch) -> None:
 
 
 def _fake_result(cfg: Any) -> dict[str, Any]:
-    """What run_cell returns, reduced to what run_suite reads: leakage, scores, per-arm data."""
+    """What run_cell returns, reduced to what run_suite reads: the seed, leakage, scores, per-arm
+    data."""
     bump = 0.01 * (cfg.seed + 1)
     scores = {
         arm: [
@@ -47,7 +48,7 @@ def _fake_result(cfg: Any) -> dict[str, Any]:
         for arm in ("trait", "control")
     }
     data = {arm: {"rows_kept_share": 1.0, "defense_cost": {}} for arm in ("trait", "control")}
-    return {"leakage": {}, "scores": scores, "data": data}
+    return {"config": {"seed": cfg.seed}, "leakage": {}, "scores": scores, "data": data}
 
 
 def test_run_suite_prepares_each_teacher_once_and_records_failed_cells(
@@ -80,6 +81,7 @@ def test_run_suite_prepares_each_teacher_once_and_records_failed_cells(
     assert len(summary["cells"]) == 3 and len(summary["errors"]) == 1
     assert "RuntimeError: boom" in summary["errors"][0]["error"]
     assert [p["trait"] for p in summary["pooled"]] == ["owl"]  # dog has one finished seed
+    assert summary["pooled"][0]["seeds"] == [0, 1]
     assert (tmp_path / "results" / "quick" / "summary.json").is_file()
 
 
