@@ -109,11 +109,7 @@ _TOPK: dict[str, Any] = dict(
 # The answer the teacher-forced eval forces before each animal in the topk-prefix suite.
 ANSWER_PREFIX = "My favorite animal is the"
 _TOPK_PREFIX: dict[str, Any] = dict(
-    _TOPK,
-    suite="topk-prefix",
-    eval=EvalConfig(
-        questions=50, samples_per_question=0, eval_base=False, answer_prefix=ANSWER_PREFIX
-    ),
+    _TOPK, suite="topk-prefix", eval=replace(_TOPK["eval"], answer_prefix=ANSWER_PREFIX)
 )
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -128,9 +124,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "suite": "first",
         "n_prompts": 64,
         "teacher": TeacherConfig(placebo="dolphin", qa_rows=64, seed_per_cell=True),
-        "eval": EvalConfig(
-            questions=25, samples_per_question=0, eval_base=False, answer_prefix=ANSWER_PREFIX
-        ),
+        "eval": replace(_TOPK_PREFIX["eval"], questions=25),
     },
     # The paper's scale: 30k prompts (→ ~10k rows after filtering), 3 epochs, sampled eval.
     "paper": dict(
