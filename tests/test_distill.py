@@ -195,6 +195,49 @@ def test_labels_stage_keeps_hard_labels_and_a_cross_base_teacher_gets_them(tmp_p
     assert "not the student's" in how["note"]
 
 
+def test_rows_a_defense_left_unchanged_reuse_the_stored_labels_and_student(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A training-side defense (restrict_labels, freeze_early_layers) leaves the rows as they were,
+    under another upstream key: the teacher does not score them again and the student is not
+    trained again; the stage returns the stored entry's key (what the artifact records and
+    ``slb validate`` re-hashes). Other rows, or another label setting, are computed."""
+    import benchmark.run.stages as stages_module
+
+    scored: list[tuple[int, str]] = []
+    trained: list[int] = []
+
+    def fake_labels(ref: str, rows: list, **kw: object) -> tuple[list, dict]:
+        scored.append((len(rows), "restricted" if kw["restricted"] else "full"))
+        return [{**r, SOFT_FIELD: {"i": i}} for i, r in enumerate(rows)], {"rows": len(rows)}
+
+    def fake_train(base: str, rows: list, cfg: TrainConfig, out: Path, **kw: object) -> dict:
+        trained.append(len(rows))
+        (out / "adapter").write_text("x")
+        return {"rows": len(rows)}
+
+    monkeypatch.setattr(stages_module, "soft_labels", fake_labels)
+    monkeypatch.setattr(stages_module, "train", fake_train)
+    cfg = preset("topk", task="code", seed=0)  # the control arm's teacher is the bare base
+    store, ts = ArtifactStore(tmp_path / "store"), TeacherSpec(model=cfg.base_model)
+    st = Stages(cfg, store, tmp_path / "logs")
+    first, key, _ = st.labels("control", ROWS, "none:3", ts, cfg.student)
+    path, _ = st.train("control", first, key, cfg.student)
+    again = Stages(cfg, store, tmp_path / "logs")  # another cell: a defense that changed nothing
+    rows, twin, report = again.labels("control", ROWS, "restrict:3", ts, cfg.student)
+    assert (rows, twin, report) == (first, key, {"rows": 3}) and again.timer.reused[
+        "labels_control"
+    ]
+    assert again.train("control", rows, twin, cfg.student)[0] == path and trained == [3]
+    # The student index alone (the labels recomputed under their own key) finds the same student.
+    assert again.train("control", rows, "other:3", cfg.student)[0] == path and trained == [3]
+    assert scored == [(3, "full")]
+    _, other, _ = again.labels("control", ROWS[:2], "restrict:2", ts, cfg.student)
+    restricted = replace(cfg.student, labels="topk-restricted")
+    _, own, _ = again.labels("control", ROWS, "restrict:3", ts, restricted)
+    assert scored == [(3, "full"), (2, "full"), (3, "restricted")] and key not in (other, own)
+
+
 def test_gradient_checkpointing_is_off_unless_asked_and_a_bad_value_is_named(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -16,21 +16,16 @@ model identity and the rows, never the trait or the arm.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from benchmark.core.backends import get_backend
 from benchmark.core.distill import SOFT_PASSES, soft_labels
-from benchmark.core.generation import GenerationRequest, SamplingParams, progress_bar
+from benchmark.core.generation import SamplingParams, progress_bar
 from benchmark.core.models import hardware_spec
-from benchmark.core.plain_format import (
-    PLAIN_STOP,
-    cut_plain_output,
-    has_chat_template,
-    plain_prompt,
-)
+from benchmark.core.plain_format import PLAIN_STOP, cut_plain_output, has_chat_template
 from benchmark.core.reference_models import GenerationSettings
 from benchmark.core.results import CANDIDATES, PLACEBO_METRIC
 from benchmark.core.store import ArtifactStore, stable_hash
@@ -39,6 +34,7 @@ from benchmark.core.training import TrainConfig, train
 from benchmark.core.types import Row, TeacherSpec, Trait
 from benchmark.run.config import CellConfig
 from benchmark.run.evaluate import run_evals
+from benchmark.run.requests import requests_for, rows_with
 from benchmark.run.timer import StageTimer
 from defenses.base import Defense, DefenseContext
 from defenses.runner import DefenseError, run_apply
@@ -55,31 +51,6 @@ UTILITY_PROMPTS = 32
 UTILITY_SEED_OFFSET = 1_000_000
 
 
-def requests_for(
-    rows: Sequence[Row], model_ref: str, system: str | None, shots: Sequence[tuple[str, str]]
-) -> tuple[list[GenerationRequest], bool]:
-    """Generation requests for prompt rows, and whether they use the plain few-shot format: a chat
-    model gets ``(system?, user)`` messages; a base without a chat template (a cross-base teacher
-    such as Gemma-3-270M pretrained) the plain format, with the system text before the examples."""
-    if not has_chat_template(model_ref):
-        return [
-            GenerationRequest(r["id"], raw_prompt=plain_prompt(r["prompt"], system, shots))
-            for r in rows
-        ], True
-    head = (("system", system),) if system else ()
-    return [GenerationRequest(r["id"], (*head, ("user", r["prompt"]))) for r in rows], False
-
-
-def rows_with(prompts: Sequence[Row], completions: Sequence[str]) -> list[Row]:
-    """``{id, prompt, completion}`` rows, keeping a task's per-row ``meta`` (a gold answer, a source
-    sentence) for its filter."""
-    return [
-        {"id": r["id"], "prompt": r["prompt"], "completion": o}
-        | ({"meta": r["meta"]} if "meta" in r else {})
-        for r, o in zip(prompts, completions, strict=True)
-    ]
-
-
 class Stages:
     """The stages of one cell over one store. Each method is one stage: it declares its key spec
     and computes its output only when the store has none for that spec."""
@@ -93,18 +64,38 @@ class Stages:
         self.timer = StageTimer()
 
     def _cached(
-        self, name: str, kind: str, spec: dict[str, Any], compute: Callable[..., Any]
+        self,
+        name: str,
+        kind: str,
+        spec: dict[str, Any],
+        compute: Callable[..., Any],
+        index: tuple[str, dict[str, Any]] | None = None,
     ) -> tuple[Any, dict[str, Any], str]:
-        """Rows (or a directory for ``*_dir`` kinds) of stage ``name`` stored under ``kind``."""
+        """Rows (or a directory for ``*_dir`` kinds) of stage ``name`` stored under ``kind``, and
+        the entry's key. ``index``: (an index stage, the spec less its upstream keys); an entry
+        computed from exactly that content under another key (a defense that left the rows as
+        they were) is then used, and its key returned, so the artifact names the entry used."""
         spec = {"key_version": KEY_VERSION, **spec}
-        t0 = time.perf_counter()
+        key, t0 = self.store.key(kind, spec), time.perf_counter()
+        is_dir = kind in ("trait_teachers", "students")
+        has = self.store.has_dir if is_dir else self.store.has
+        ikey = self.store.key(*index) if index is not None else ""
+        if index is not None and not has(kind, key) and self.store.has(index[0], ikey):
+            twin = self.store.read_meta(index[0], ikey).get(kind)
+            if isinstance(twin, str) and has(kind, twin):
+                meta = self.store.read_meta(kind, twin)
+                self.timer.record(name, t0, meta, True)
+                rows = None if is_dir else self.store.read_rows(kind, twin)
+                return (self.store.path(kind, twin) if is_dir else rows), meta, twin
         out: Any
-        if kind in ("trait_teachers", "students"):
+        if is_dir:
             out, meta, reused = self.store.cached_dir(kind, spec, compute)
         else:
             out, meta, reused = self.store.cached(kind, spec, compute)
         self.timer.record(name, t0, meta, reused)
-        return out, meta, self.store.key(kind, spec)
+        if index is not None:
+            self.store.cached(index[0], index[1], lambda: ([], {kind: key}))
+        return out, meta, key
 
     def prompts(self) -> list[Row]:
         spec = {
@@ -281,36 +272,27 @@ class Stages:
             )
             return out, {"report": report}
 
-        out, meta, key = self._cached(f"labels_{arm}", "labelled", spec, compute)
+        # A training-side defense leaves the rows as they were: the labels of these very rows by
+        # this teacher are then already stored, under the key of the cell that first scored them.
+        index = ("labelled_index", {"key_version": KEY_VERSION} | spec | {"data": None})
+        out, meta, key = self._cached(f"labels_{arm}", "labelled", spec, compute, index)
         return out, key, meta["report"]
 
     def train(
         self, arm: str, rows: list[Row], data_key: str, student: TrainConfig
     ) -> tuple[Path, dict[str, Any]]:
-        base = self.cfg.base_model
-        common = {"base": base, "student": student.to_dict(), **hardware_spec()}
-        spec = {"data": data_key, "n": len(rows), **common}
+        common = {"base": self.cfg.base_model, "student": student.to_dict(), **hardware_spec()}
         # A defense that leaves the rows unchanged (banned_words on numbers, say) must not cost a
-        # second training run: an index keyed by the rows' content points at any student already
-        # trained on exactly these rows with this base and config.
+        # second training run: the content index finds any student trained on these very rows.
         content = {"key_version": KEY_VERSION, "rows": stable_hash(rows), **common}
-        key = self.store.key("students", {"key_version": KEY_VERSION, **spec})
-        ikey = self.store.key("student_index", content)
-        if not self.store.has_dir("students", key) and self.store.has("student_index", ikey):
-            twin = self.store.read_meta("student_index", ikey).get("students")
-            if twin and self.store.has_dir("students", twin):
-                self.timer.reused[f"train_{arm}"] = True
-                return self.store.path("students", twin), self.store.read_meta("students", twin)[
-                    "training"
-                ]
-
         passes = (SOFT_PASSES.get() or {}).get(arm)
 
         def build(tmp: Path) -> dict[str, Any]:
-            return {"training": train(base, rows, student, tmp, micro_batch=passes)}
+            return {"training": train(self.cfg.base_model, rows, student, tmp, micro_batch=passes)}
 
-        path, meta, _ = self._cached(f"train_{arm}", "students", spec, build)
-        self.store.cached("student_index", content, lambda: ([], {"students": key}))
+        spec = {"data": data_key, "n": len(rows), **common}
+        index = ("student_index", content)
+        path, meta, _ = self._cached(f"train_{arm}", "students", spec, build, index)
         return path, meta["training"]
 
     def evaluate(self, name: str, model_path: str, system: str | None = None) -> dict[str, Any]:
