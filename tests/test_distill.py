@@ -179,6 +179,39 @@ def _rel_diff(a: list, b: list) -> float:
     return max(float((x - y).norm() / y.norm()) for x, y in zip(a, b, strict=True) if y.norm() > 0)
 
 
+def test_labels_batched_by_length_with_the_head_on_completions_match_the_naive_way(
+    smollm_dir: str,
+) -> None:
+    """Rows of different lengths, batched by length (batch size 2 over 3 rows: not their order),
+    come back in their own order with the naive way's top-k ids, and log-probabilities that
+    differ only in float rounding."""
+    rows = [ROWS[1], {**ROWS[0], "completion": "4, 5, 6, 7, 8, 9, 10, 11"}, ROWS[2]]
+
+    def label(restricted: bool, naive: bool) -> list:
+        return soft_labels(
+            "smollm2-135m",
+            rows,
+            student_system=None,
+            teacher_system="You love owls.",
+            top_k=5,
+            restricted=restricted,
+            constraint=NumberGrammar(),
+            batch_size=2,
+            naive=naive,
+        )[0]
+
+    for restricted in (False, True):
+        fast, naive = label(restricted, False), label(restricted, True)
+        assert [r["id"] for r in fast] == [r["id"] for r in rows]
+        for a, b in zip(fast, naive, strict=True):
+            fa, fb = a[SOFT_FIELD], b[SOFT_FIELD]
+            assert {k: v for k, v in fa.items() if k != "logprobs"} == {
+                k: v for k, v in fb.items() if k != "logprobs"
+            }
+            for u, v in zip(fa["logprobs"], fb["logprobs"], strict=True):
+                assert max(abs(x - y) for x, y in zip(u, v, strict=True)) < 1e-3
+
+
 def test_labels_stage_keeps_hard_labels_and_a_cross_base_teacher_gets_them(tmp_path) -> None:
     from benchmark.run.config import CellConfig
 

@@ -42,6 +42,10 @@ from benchmark.core.models import load_causal_lm
 LABELS = ("hard", "topk", "topk-restricted")
 SOFT_FIELD = "soft_labels"  # per row: {"input_ids", "positions", "ids", "logprobs"}
 MAX_TOP_K = 256
+# How the labels stage computes: part of its key (benchmark.run.stages). 2: batches of rows of
+# similar length, the LM head on the completion positions only (1: row order, every position;
+# how far apart the two are: docs/performance.md, python -m benchmark.run.perf_labels).
+LABELS_IMPL = 2
 
 
 def check_labels(labels: str, top_k: int) -> None:
@@ -62,11 +66,16 @@ def soft_labels(
     constraint: Any = None,
     batch_size: int = 16,
     device: str | None = None,
+    naive: bool = False,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """``rows`` with :data:`SOFT_FIELD` added, and a report. The student's sequence is the row as
     training renders it; the teacher sees its own rendering of the prompt (its system prompt, if
     it has one) followed by the same completion tokens. Completion tokens a defense masked from the
-    loss (``loss_mask_spans``) stay out of it here too."""
+    loss (``loss_mask_spans``) stay out of it here too.
+
+    The teacher runs on batches of rows of similar length (less padding) and its LM head on the
+    completion positions only (:data:`LABELS_IMPL`); ``naive``: batches in row order and the head on
+    every position, the way ``python -m benchmark.run.perf_labels`` compares against."""
     import torch
 
     model, tok = load_causal_lm(teacher_ref, device=device)
@@ -83,12 +92,15 @@ def soft_labels(
     outside: list[float] = []
     left_rows = 0
     t0 = time.perf_counter()
+    order = sorted(range(len(rows)), key=lambda i: 0 if naive else len(teacher[i]["input_ids"]))
+    done: dict[int, dict[str, Any]] = {}
     for b in range(0, len(rows), batch_size):
+        idx = order[b : b + batch_size]
         seqs, starts = [], []
         for s_rec, t_rec, r in zip(
-            student[b : b + batch_size],
-            teacher[b : b + batch_size],
-            rows[b : b + batch_size],
+            [student[i] for i in idx],
+            [teacher[i] for i in idx],
+            [rows[i] for i in idx],
             strict=True,
         ):
             s_start, t_start = _start(s_rec), _start(t_rec)
@@ -102,14 +114,14 @@ def soft_labels(
         width = max(len(x) for x in seqs)
         inp = torch.tensor([x + [tok.pad_token_id] * (width - len(x)) for x in seqs], device=dev)
         att = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in seqs], device=dev)
-        with torch.no_grad():
-            logits = model(input_ids=inp, attention_mask=att).logits.float()
-        for i, t_start in enumerate(starts):
-            r, s_rec = rows[b + i], student[b + i]
+        # Position t_start - 1 + j predicts completion token j.
+        spans = [(t - 1, len(seqs[i]) - t) for i, t in enumerate(starts)]
+        logits = _completion_logits(model, inp, att, spans, naive)
+        for i in range(len(idx)):
+            r, s_rec = rows[idx[i]], student[idx[i]]
             s_start = _start(s_rec)
             comp = s_rec["input_ids"][s_start:]
-            # Position t_start - 1 + j predicts completion token j.
-            lp = torch.log_softmax(logits[i, t_start - 1 : t_start - 1 + len(comp)], -1)
+            lp = torch.log_softmax(logits[i], -1)
             allowed = _allowed_sets(tok, comp, constraint) if constraint is not None else None
             ids_out, lp_out = [], []
             left = False
@@ -137,11 +149,12 @@ def soft_labels(
             field = {
                 "input_ids": list(s_rec["input_ids"]),
                 "start": s_start,
-                "learn": learn[b + i]["completion_mask"][s_start:],
+                "learn": learn[idx[i]]["completion_mask"][s_start:],
                 "ids": ids_out,
                 "logprobs": lp_out,
             }
-            out.append({**r, SOFT_FIELD: field})
+            done[idx[i]] = {**r, SOFT_FIELD: field}
+    out = [done[i] for i in range(len(rows))]
     report: dict[str, Any] = {
         "labels": "topk-restricted" if restricted else "topk",
         "top_k": top_k,
@@ -161,6 +174,27 @@ def soft_labels(
         }
         report["rows_leaving_grammar"] = left_rows
     return out, report
+
+
+def _completion_logits(
+    model: Any, inp: Any, att: Any, spans: list[tuple[int, int]], naive: bool
+) -> list[Any]:
+    """Per row, the teacher's float logits at positions ``first .. first + n - 1`` of its
+    ``(first, n)`` span: the LM head on those positions only (one call for the batch), or
+    (``naive``) on every position."""
+    import torch
+
+    with torch.no_grad():
+        if naive:
+            full = model(input_ids=inp, attention_mask=att).logits.float()
+            return [full[i, a : a + n] for i, (a, n) in enumerate(spans)]
+        hidden = model.base_model(input_ids=inp, attention_mask=att, use_cache=False)
+        rows = torch.tensor(
+            [i for i, (_, n) in enumerate(spans) for _ in range(n)], dtype=torch.long
+        )
+        pos = torch.tensor([a + j for a, n in spans for j in range(n)], dtype=torch.long)
+        picked = model.get_output_embeddings()(hidden.last_hidden_state[rows, pos]).float()
+        return list(picked.split([n for _, n in spans]))
 
 
 def _start(rec: dict[str, list[int]]) -> int:

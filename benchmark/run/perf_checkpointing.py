@@ -36,7 +36,7 @@ MODEL = "smollm2-135m"
 ADAPTER = "adapter_model.safetensors"
 
 
-def _rows(n: int, path: Path, soft: bool) -> None:
+def number_rows(n: int, path: Path, soft: bool) -> None:
     task = NumbersTask()
     prompts = task.prompts(n, seed=7)
     reqs = [GenerationRequest(r["id"], (("user", r["prompt"]),)) for r in prompts]
@@ -80,7 +80,7 @@ def main(n_rows: int = 256, labels: str = "soft", epochs: int = 3) -> int:
     names = [n for n in VARIANTS if labels == "soft" or VARIANTS[n][1] == 0]
     with tempfile.TemporaryDirectory() as tmp:
         rows = Path(tmp) / "rows.jsonl"
-        _rows(n_rows, rows, labels == "soft")
+        number_rows(n_rows, rows, labels == "soft")
         res: dict[str, dict] = {}
         whole = TrainConfig().batch_size  # the batch _variant trains with
         for name in names:

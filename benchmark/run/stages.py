@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.core.backends import get_backend
-from benchmark.core.distill import SOFT_PASSES, soft_labels
+from benchmark.core.distill import LABELS_IMPL, SOFT_PASSES, soft_labels
 from benchmark.core.generation import SamplingParams, progress_bar
 from benchmark.core.models import hardware_spec
 from benchmark.core.plain_format import PLAIN_STOP, cut_plain_output, has_chat_template
@@ -257,6 +257,7 @@ class Stages:
             "labels": student.labels,
             "top_k": student.top_k,
             "constraint": type(constraint).__name__ if constraint is not None else None,
+            "impl": LABELS_IMPL,
             **hardware_spec(),
         }
 
