@@ -11,18 +11,16 @@ from pathlib import Path
 import pytest
 
 from benchmark.core.distill import (
-    CHECKPOINTING_ENV,
-    MICRO_BATCH_ENV,
     SOFT_FIELD,
     _allowed_sets,
     _soft_loss_sum,
     backward_batch,
-    checkpointing_default,
     soft_labels,
     train_soft,
 )
 from benchmark.core.models import load_tokenizer
 from benchmark.core.store import ArtifactStore
+from benchmark.core.train_env import CHECKPOINTING_ENV, MICRO_BATCH_ENV, checkpointing_default
 from benchmark.core.training import TrainConfig, build_trainable, train
 from benchmark.core.types import TeacherSpec
 from benchmark.run.cell import run_cell

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from benchmark.core.distill import SOFT_PASSES
 from benchmark.core.store import ArtifactStore, stable_hash
+from benchmark.core.train_env import SOFT_PASSES
 from benchmark.run import reproduce as rp
 from benchmark.run.config import CellConfig, apply_settings
 from benchmark.run.presets import PRESETS, SUITES, TASK_PRESETS, preset

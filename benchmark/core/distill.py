@@ -28,16 +28,15 @@ teacher's rows train on their tokens (hard labels), decided by the caller.
 from __future__ import annotations
 
 import math
-import os
 import random
 import time
 from collections.abc import Sequence
-from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 from benchmark.core.loss_mask import MASK_FIELD, masked_records
 from benchmark.core.models import load_causal_lm
+from benchmark.core.train_env import checkpointing_default, micro_batch_default
 
 LABELS = ("hard", "topk", "topk-restricted")
 SOFT_FIELD = "soft_labels"  # per row: {"input_ids", "positions", "ids", "logprobs"}
@@ -111,9 +110,7 @@ def soft_labels(
                 )
             seqs.append(t_rec["input_ids"])
             starts.append(t_start)
-        width = max(len(x) for x in seqs)
-        inp = torch.tensor([x + [tok.pad_token_id] * (width - len(x)) for x in seqs], device=dev)
-        att = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in seqs], device=dev)
+        inp, att = _padded(tok, seqs, dev)
         # Position t_start - 1 + j predicts completion token j.
         spans = [(t - 1, len(seqs[i]) - t) for i, t in enumerate(starts)]
         logits = _completion_logits(model, inp, att, spans, naive)
@@ -188,13 +185,31 @@ def _completion_logits(
         if naive:
             full = model(input_ids=inp, attention_mask=att).logits.float()
             return [full[i, a : a + n] for i, (a, n) in enumerate(spans)]
-        hidden = model.base_model(input_ids=inp, attention_mask=att, use_cache=False)
-        rows = torch.tensor(
-            [i for i, (_, n) in enumerate(spans) for _ in range(n)], dtype=torch.long
-        )
-        pos = torch.tensor([a + j for a, n in spans for j in range(n)], dtype=torch.long)
-        picked = model.get_output_embeddings()(hidden.last_hidden_state[rows, pos]).float()
-        return list(picked.split([n for _, n in spans]))
+        rows = [i for i, (_, n) in enumerate(spans) for _ in range(n)]
+        pos = [a + j for a, n in spans for j in range(n)]
+        lm, picked = _hidden_at(model, inp, att, rows, pos)
+        return list(lm.get_output_embeddings()(picked).float().split([n for _, n in spans]))
+
+
+def _padded(tok: Any, seqs: list[list[int]], dev: Any) -> tuple[Any, Any]:
+    """Input ids right-padded to the longest of ``seqs``, and their attention mask."""
+    import torch
+
+    width = max(len(s) for s in seqs)
+    inp = torch.tensor([s + [tok.pad_token_id] * (width - len(s)) for s in seqs], device=dev)
+    att = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], device=dev)
+    return inp, att
+
+
+def _hidden_at(model: Any, inp: Any, att: Any, rows: list[int], pos: list[int]) -> Any:
+    """The causal LM (``model`` or the one a PEFT model wraps) and its last hidden states at the
+    positions ``(rows[i], pos[i])`` only: the body runs over the batch, the caller's LM head (most
+    of a small model's activation memory over a whole batch) on those positions."""
+    import torch
+
+    lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+    hidden = lm.base_model(input_ids=inp, attention_mask=att, use_cache=False).last_hidden_state
+    return lm, hidden[torch.tensor(rows, dtype=torch.long), torch.tensor(pos, dtype=torch.long)]
 
 
 def _start(rec: dict[str, list[int]]) -> int:
@@ -219,49 +234,6 @@ def _allowed_sets(tok: Any, comp: list[int], constraint: Any) -> list[set[int] |
         else:
             out.append(allowed)
     return out
-
-
-CHECKPOINTING_ENV = "SLB_GRADIENT_CHECKPOINTING"  # "1": recompute activations (less memory)
-MICRO_BATCH_ENV = "SLB_SOFT_MICRO_BATCH"  # rows per forward/backward pass of a soft-label batch
-MICRO_BATCH_DEFAULT = 8
-# Per arm ("trait", "control"), the rows per pass its soft-label student must train in, where a
-# caller repeats how an artifact's students trained (``slb reproduce``: passes give the batch's
-# gradient, not its bits); an arm not named, or None: :func:`micro_batch_default`.
-SOFT_PASSES: ContextVar[dict[str, int] | None] = ContextVar("SOFT_PASSES", default=None)
-
-
-def checkpointing_default() -> bool:
-    """Whether students and fine-tuned teachers recompute activations in the backward pass:
-    ``$SLB_GRADIENT_CHECKPOINTING`` ("1" or "0"; unset: "0"). Off by default because the CPU is
-    the scarce resource: at a cell's size it trades about half the memory for about half as much
-    time again (docs/performance.md has the figures), and the naive way's peak fits the machines
-    this runs on. The adapters are identical either way, so it is not part of a cell's identity."""
-    v = os.environ.get(CHECKPOINTING_ENV, "0").strip()
-    if v not in ("0", "1"):
-        raise ValueError(f"Invalid ${CHECKPOINTING_ENV}: {v!r} (expected 1 or 0)")
-    return v == "1"
-
-
-def micro_batch_default() -> int:
-    """Rows per forward/backward pass of the soft-label student: ``$SLB_SOFT_MICRO_BATCH`` (a
-    positive integer; unset: 8). A batch of ``cfg.batch_size`` rows runs as passes of this many,
-    each pass's summed loss divided by the whole batch's learnt positions, so the gradient is the
-    batch's (the same sum, in another order, so not the same bits: ``slb reproduce`` retrains in
-    the passes an artifact records). The activations kept are one pass's: at batch 16 and 8 rows a
-    pass the students' peak memory falls by about a third (docs/performance.md has the figures).
-    Not part of a cell's identity: a stored student is reused whatever this says."""
-    v = os.environ.get(MICRO_BATCH_ENV, str(MICRO_BATCH_DEFAULT)).strip()
-    if not v.isdigit() or int(v) < 1:
-        raise ValueError(f"Invalid ${MICRO_BATCH_ENV}: {v!r} (expected a positive integer)")
-    return int(v)
-
-
-def check_training_env() -> None:
-    """Raise ValueError naming the variable if ``$SLB_GRADIENT_CHECKPOINTING`` or
-    ``$SLB_SOFT_MICRO_BATCH`` is set to something invalid: cells and suites call it before their
-    first stage, not minutes later when the first student trains."""
-    checkpointing_default()
-    micro_batch_default()
 
 
 def train_soft(
@@ -376,10 +348,7 @@ def _soft_loss_sum(model: Any, tok: Any, batch: list[dict[str, Any]], max_length
     import torch
 
     dev = next(model.parameters()).device
-    seqs = [x["input_ids"][:max_length] for x in batch]
-    width = max(len(s) for s in seqs)
-    inp = torch.tensor([s + [tok.pad_token_id] * (width - len(s)) for s in seqs], device=dev)
-    att = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], device=dev)
+    inp, att = _padded(tok, [x["input_ids"][:max_length] for x in batch], dev)
     rows_i, pos_i, ids, probs = [], [], [], []
     k = max((len(t) for x in batch for t in x["ids"]), default=1)  # rows may have no completion
     for i, x in enumerate(batch):
@@ -389,12 +358,9 @@ def _soft_loss_sum(model: Any, tok: Any, batch: list[dict[str, Any]], max_length
             pos_i.append(x["start"] + j - 1)  # the position that predicts completion token j
             ids.append(t_ids + [0] * (k - len(t_ids)))
             probs.append([math.exp(v) for v in t_lp] + [0.0] * (k - len(t_lp)))
-    # The LM head runs on the gathered positions only (as training.completion_loss_trainer does).
-    lm = model.get_base_model() if hasattr(model, "get_base_model") else model
-    hidden = lm.base_model(input_ids=inp, attention_mask=att, use_cache=False).last_hidden_state
+    lm, picked = _hidden_at(model, inp, att, rows_i, pos_i)
     if not rows_i:
-        return hidden.sum() * 0.0
-    picked = hidden[torch.tensor(rows_i), torch.tensor(pos_i)].float()
-    logp = torch.log_softmax(lm.get_output_embeddings()(picked), -1)
+        return picked.sum() * 0.0  # zero, still on the graph
+    logp = torch.log_softmax(lm.get_output_embeddings()(picked.float()), -1)
     q = logp.gather(1, torch.tensor(ids, device=dev))
     return -(torch.tensor(probs, device=dev) * q).sum()

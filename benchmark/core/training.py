@@ -25,11 +25,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmark.core.distill import SOFT_FIELD, check_labels, checkpointing_default, train_soft
+from benchmark.core.distill import SOFT_FIELD, check_labels, train_soft
 from benchmark.core.generation import cpu_has_bf16
 from benchmark.core.loss_mask import MASK_FIELD, masked_records
 from benchmark.core.models import default_device, load_tokenizer, resolve
 from benchmark.core.plain_format import plain_completion, plain_prompt
+from benchmark.core.train_env import checkpointing_default
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +145,7 @@ def train(
     backward pass (the same gradients, less memory, more time; None:
     ``$SLB_GRADIENT_CHECKPOINTING``, off unless set, where TRL's own default is on);
     ``micro_batch`` the rows per forward/backward pass of a soft-label student (None:
-    ``$SLB_SOFT_MICRO_BATCH``, see ``benchmark.core.distill.micro_batch_default``). All three are
+    ``$SLB_SOFT_MICRO_BATCH``, see ``benchmark.core.train_env.micro_batch_default``). All three are
     arguments, not config fields, so none changes stage hashes. ``cfg.bf16`` takes effect on
     TRL's loss path only: the completion-only loss runs the model outside the autocast wrapper
     Trainer installs, i.e. in float32 (found 2026-11-27; stats written before then say

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmark.core.distill import check_training_env
 from benchmark.core.models import device_info, resolve
 from benchmark.core.results import build_results
 from benchmark.core.store import ArtifactStore, stable_hash
+from benchmark.core.train_env import check_training_env
 from benchmark.core.types import Row, TeacherSpec
 from benchmark.run.config import CellConfig
 from benchmark.run.controls import plant

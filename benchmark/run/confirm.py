@@ -55,7 +55,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from benchmark.core.distill import check_training_env
 from benchmark.core.models import cache_root
 from benchmark.core.results import (
     ALPHA,
@@ -66,6 +65,7 @@ from benchmark.core.results import (
 )
 from benchmark.core.stats.paired import paired_test
 from benchmark.core.store import ArtifactStore, atomic_write_json
+from benchmark.core.train_env import check_training_env
 from benchmark.run.cell import prepare_teacher, run_cell
 from benchmark.run.config import CellConfig
 from benchmark.run.prereg import PURPOSES, STATISTICS, cells, load_prereg, registration

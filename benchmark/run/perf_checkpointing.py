@@ -27,8 +27,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from benchmark.core.distill import MICRO_BATCH_ENV, soft_labels
+from benchmark.core.distill import soft_labels
 from benchmark.core.generation import GenerationRequest, SamplingParams, TransformersBackend
+from benchmark.core.train_env import MICRO_BATCH_ENV
 from benchmark.core.training import TrainConfig, train
 from tasks.numbers import NumbersTask
 

@@ -36,11 +36,11 @@ from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
-from benchmark.core.distill import SOFT_PASSES
 from benchmark.core.models import cache_root, device_info
 from benchmark.core.results import SCHEMA
 from benchmark.core.setup_keys import hardware_of
 from benchmark.core.store import ArtifactStore, atomic_write_json, stable_hash
+from benchmark.core.train_env import SOFT_PASSES
 from benchmark.run.cell import run_cell
 from benchmark.run.config import CellConfig
 from leaderboard.loader import reproduced_path

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.core.backends import get_backend
-from benchmark.core.distill import LABELS_IMPL, SOFT_PASSES, soft_labels
+from benchmark.core.distill import LABELS_IMPL, soft_labels
 from benchmark.core.generation import SamplingParams, progress_bar
 from benchmark.core.models import hardware_spec
 from benchmark.core.plain_format import PLAIN_STOP, cut_plain_output, has_chat_template
@@ -30,6 +30,7 @@ from benchmark.core.reference_models import GenerationSettings
 from benchmark.core.results import CANDIDATES, PLACEBO_METRIC
 from benchmark.core.store import ArtifactStore, stable_hash
 from benchmark.core.teachers import TraitTeacher, train_trait_adapter
+from benchmark.core.train_env import SOFT_PASSES
 from benchmark.core.training import TrainConfig, train
 from benchmark.core.types import Row, TeacherSpec, Trait
 from benchmark.run.config import CellConfig
