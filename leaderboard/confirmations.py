@@ -75,8 +75,12 @@ def row(path: Path) -> dict[str, Any]:
             "purpose": str(pre.get("purpose", "confirm")),
             "verdict": verdict,
             "runs": f"{made} of {planned}",
-            "main (own animal, log-odds)": _fmt(res.get("main")),
-            "specific": f"{sum(bool(x.get('specific')) for x in main)} of {len(main)}",
+            "main (own animal, log-odds)": _fmt(res.get("main"))
+            if pre["seeds"]
+            else "none planned",
+            "specific": f"{sum(bool(x.get('specific')) for x in main)} of {len(main)}"
+            if pre["seeds"]
+            else "–",
             "null": _fmt(res.get("null")) if pre["null_seeds"] else "none planned",
             "checks not met": _not_met(res),
             "fixed at": str(reg.get("fixed_at_commit") or "")[:8],

@@ -290,6 +290,73 @@ def test_a_null_margin_needs_null_seeds_and_a_share(tmp_path: Path) -> None:
     assert cf.load_prereg(f)["null_margin"] == 0.25
 
 
+CALIBRATE = """\
+schema: slb.prereg/1
+name: c
+purpose: calibrate
+suite: quick
+task: numbers
+trait: owl
+settings: [n_prompts=16, "student.seed=5{seed}"]
+seeds: []
+null_seeds: [30, 31, 32, 33, 34, 35]
+statistic: own_animal
+test: t_and_sign_flip
+null_alpha: 0.05
+"""
+
+
+def test_a_calibration_runs_the_null_alone_and_says_whether_it_holds(
+    tmp_path: Path, monkeypatch
+) -> None:
+    f = _repo(tmp_path / "repo", CALIBRATE)
+    made: list[tuple[bool, int, int]] = []
+
+    def noise(cfg):  # both signs: the null holds
+        made.append((cfg.null_arm, cfg.seed, cfg.student.seed))
+        return _art(cfg, (-1) ** cfg.seed * (0.02 + cfg.seed / 1000), 0.5)
+
+    monkeypatch.setattr(cf, "prepare_teacher", lambda cfg, store, log_dir: "t")
+    monkeypatch.setattr(cf, "run_cell", lambda cfg, store, log_dir: noise(cfg))
+    rep = cf.confirm(f, ArtifactStore(tmp_path / "store"), tmp_path / "res")
+    res = rep["result"]
+    # Every run is a same-animal null cell; a setting can move the students' seed off the cell's.
+    assert made == [(True, s, int(f"5{s}")) for s in range(30, 36)]
+    assert res["verdict"] == "null holds" and res["checks"] == {"null_not_significant": True}
+    assert res["main"] is None and res["n_null"] == 6 and res["specific_share"] is None
+    # One-way drift in every run: the null fails, and only once every run is made (no main
+    # run exists to decide it earlier, so none is skipped).
+    drift = [{"arm": "null", "value": 0.04 + i / 100} for i in range(6)]
+    pre = cf.load_prereg(f)
+    assert cf.judge(pre, drift[:5], registered=True)["verdict"] == "incomplete"
+    res = cf.judge(pre, drift, registered=True)
+    assert res["verdict"] == "null fails" and res["null"]["p"] < 0.05
+    noisy = [{"arm": "null", "value": v} for v in (0.1, -0.12, 0.03, -0.05, 0.08, -0.02)]
+    assert cf.judge(pre, noisy, registered=False)["verdict"] == "null fails"  # unregistered
+    assert "specific" not in cf._says(rep)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ("alpha: 0.05", "'alpha' has no meaning in a calibration"),
+        ("specific_share: 0.9", "'specific_share' has no meaning"),
+        ("null_margin: 0.5", "'null_margin' has no meaning"),
+        ("seeds: [1]", "'seeds' must be \\[\\]"),
+        ("null_seeds: [30, 31, 32, 33, 34]", "at least 6 runs in a calibration"),
+        ("null_seeds: [30, 30, 32, 33, 34, 35]", "distinct integer seeds"),
+        ("test: t", "a calibration's test must be t_and_sign_flip"),
+    ],
+)
+def test_a_calibration_file_is_checked(tmp_path: Path, edit: str, message: str) -> None:
+    key = edit.split(":")[0]
+    lines = [ln for ln in CALIBRATE.splitlines() if not ln.startswith(key + ":")] + [edit]
+    f = tmp_path / "p.yaml"
+    f.write_text("\n".join(lines))
+    with pytest.raises(ValueError, match=message):
+        cf.load_prereg(f)
+
+
 COMMITTED = sorted((Path(__file__).parents[1] / "docs" / "prereg").glob("*.yaml"))
 
 

@@ -60,6 +60,19 @@ def test_decided_early_and_unregistered_are_shown(tmp_path: Path) -> None:
     assert confirmations.row(f)["checks not met"] == "–"
 
 
+def test_a_calibration_has_no_main_column(tmp_path: Path) -> None:
+    f = tmp_path / "report.json"
+    rep = _copy(f)
+    rep["prereg"] |= {"purpose": "calibrate", "seeds": []}
+    rep["runs"] = [x for x in rep["runs"] if x.get("arm") == "null"]
+    rep["result"] |= {"verdict": "null holds", "main": None, "decided_early": False}
+    f.write_text(json.dumps(rep))
+    r = confirmations.row(f)
+    assert r["purpose"] == "calibrate" and r["verdict"] == "null holds"
+    assert r["main (own animal, log-odds)"] == "none planned" and r["specific"] == "–"
+    assert r["null"] != "none planned"
+
+
 @pytest.mark.parametrize("with_report", [True, False])
 def test_the_app_shows_the_panel(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, with_report: bool

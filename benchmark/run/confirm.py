@@ -39,7 +39,11 @@ share can no longer be reached even if every main run still to come is specific,
 is made and the null is significant; ``slb confirm`` then stops and lists the runs it did not make (``--all-runs``
 makes them anyway, for the estimates; a screen always makes them). A ``screen`` is the small run that picks what to confirm:
 at least 3 seeds, null seeds optional, ``test: t`` allowed (the sign-flip test needs 6 runs), and
-its verdict is "lead" or "no lead", never a pass. The file must be
+its verdict is "lead" or "no lead", never a pass. A ``calibrate`` file runs the same-animal null
+alone (``seeds: []``, at least 6 null seeds, ``t_and_sign_flip``, no ``alpha`` or
+``specific_share``): its verdict is "null holds" (p ≥ ``null_alpha``) or "null fails", so a
+pipeline's false-positive rate can be checked, or a null's drift followed up, without main runs;
+it always makes all its runs. The file must be
 committed and unchanged in the working tree, so the report can name the commit that fixed it
 (``--unregistered`` runs an uncommitted file for trying it out; its report says so and it can never
 pass). Cells are written to ``<results>/confirm/<name>/`` one by one, main and null seeds
@@ -115,6 +119,20 @@ def judge(prereg: dict[str, Any], runs: list[dict[str, Any]], registered: bool) 
     complete = len(main) == n_seeds and len(null) == len(prereg["null_seeds"])
     m = _over_runs([r["value"] for r in main], prereg["test"])
     n = _over_runs([r["value"] for r in null], prereg["test"], 1 - prereg["null_alpha"])
+    if prereg.get("purpose") == "calibrate":  # null runs only: the null check is the rule
+        held = n is not None and (n["p"] is None or float(n["p"]) >= prereg["null_alpha"])
+        verdict = (good if held and registered else bad) if complete else "incomplete"
+        return {
+            "verdict": verdict,
+            "checks": {"null_not_significant": held},
+            "main": None,
+            "null": n,
+            "specific_share": None,
+            "n_main": 0,
+            "n_null": len(null),
+            "decided_early": False,
+            "null_confidence": 1 - prereg["null_alpha"],
+        }
     n_specific = sum(bool(r["specific"]) for r in main)
     share = n_specific / len(main) if main else 0.0
     reachable = n_specific + n_seeds - len(main)  # if every main run still to come is specific
@@ -187,7 +205,7 @@ def confirm(
     check_training_env()
     reg = registration(path, allow_unregistered)
     # A screen exists for its estimates and is small: it makes every run even once decided.
-    run_all = all_runs or prereg["purpose"] == "screen"
+    run_all = all_runs or prereg["purpose"] in ("screen", "calibrate")
     out = Path(results) / "confirm" / prereg["name"]
     out.mkdir(parents=True, exist_ok=True)
     todo = cells(prereg)
@@ -257,9 +275,10 @@ def _says(report: dict[str, Any]) -> str:
         parts.append(
             f"main mean {m['mean']:+.3f} over {res['n_main']} runs, p={p} (alpha {pre['alpha']})"
         )
-    parts.append(
-        f"specific in {res['specific_share']:.0%} of runs (need {pre['specific_share']:.0%})"
-    )
+    if res["specific_share"] is not None:  # None: a calibration (no main runs)
+        parts.append(
+            f"specific in {res['specific_share']:.0%} of runs (need {pre['specific_share']:.0%})"
+        )
     if n is not None:
         p = "n/a" if n["p"] is None else f"{n['p']:.3g}"
         parts.append(f"null mean {n['mean']:+.3f} over {res['n_null']} runs, p={p}")

@@ -20,8 +20,16 @@ from benchmark.run.presets import preset
 SCHEMA = "slb.prereg/1"
 STATISTICS = {OWN_ANIMAL: ("leakage", "teacher_forced", OWN_ANIMAL, "log_odds_diff")}
 TESTS = ("t_and_sign_flip", "t")
-PURPOSES = {"confirm": ("pass", "fail"), "screen": ("lead", "no lead")}  # (good, bad) verdicts
+# (good, bad) verdicts. A calibration has null runs only: does the same-animal null hold?
+PURPOSES = {
+    "confirm": ("pass", "fail"),
+    "screen": ("lead", "no lead"),
+    "calibrate": ("null holds", "null fails"),
+}
 MIN_SEEDS = {"confirm": 6, "screen": 3}
+MIN_CALIBRATION_SEEDS = 6  # null runs of a calibration: the exact sign-flip test's first size
+# Fields of the main runs' rule: a calibration has no main runs, so it must not state them.
+MAIN_RULE = ("alpha", "specific_share")
 SEED_FIELD = "{seed}"  # in a setting, the run's seed (e.g. teacher.train.seed={seed})
 MAX_BYTES = 64_000
 _FIELDS: dict[str, type | tuple[type, ...]] = {
@@ -62,9 +70,10 @@ def load_prereg(path: Path) -> dict[str, Any]:
     for k in d:
         if k not in _FIELDS:
             raise ValueError(f"{path}: unknown field {k!r}; known: {', '.join(_FIELDS)}")
+    calibrate = d.get("purpose") == "calibrate"
     for k, tp in _FIELDS.items():
         if k not in d:
-            if k in _OPTIONAL:
+            if k in _OPTIONAL or (calibrate and k in MAIN_RULE):
                 continue
             raise ValueError(f"{path}: missing field {k!r}")
         v = d[k]
@@ -79,6 +88,11 @@ def load_prereg(path: Path) -> dict[str, Any]:
     if d["test"] not in TESTS:
         raise ValueError(f"{path}: test {d['test']!r}; known: {', '.join(TESTS)}")
     purpose = d.setdefault("purpose", "confirm")
+    if calibrate:
+        _check_calibration(path, d)
+        d.setdefault("settings", [])
+        _check_settings(path, d)
+        return d
     if "null_margin" in d and len(d["null_seeds"]) < 2:
         raise ValueError(  # one run has no interval, so the bound could never be met
             f"{path}: field 'null_margin' needs at least 2 null seeds (it bounds their interval)"
@@ -111,13 +125,44 @@ def load_prereg(path: Path) -> dict[str, Any]:
             f"{min_sign_flip_p(n):.3g}, not below alpha {d['alpha']}: the file could never pass"
         )
     d.setdefault("settings", [])
+    _check_settings(path, d)
+    return d
+
+
+def _check_settings(path: Path, d: dict[str, Any]) -> None:
     if not all(isinstance(s, str) for s in d["settings"]):
         raise ValueError(f"{path}: 'settings' must be a list of KEY=VALUE strings")
     for s in d["settings"]:
         if set("{}") & set(s.replace(SEED_FIELD, "")):
             raise ValueError(f"{path}: setting {s!r}: the only placeholder is {SEED_FIELD}")
     cells(d)  # every config is built (and so checked) before any work starts
-    return d
+
+
+def _check_calibration(path: Path, d: dict[str, Any]) -> None:
+    """A calibration runs the same-animal null alone: no main runs, so no main rule; enough null
+    runs for the exact sign-flip test; its only threshold is ``null_alpha``."""
+    for k in (*MAIN_RULE, "null_margin"):
+        if k in d:
+            raise ValueError(
+                f"{path}: field {k!r} has no meaning in a calibration (null runs only; its rule "
+                "is null_alpha); remove it"
+            )
+    if d["seeds"]:
+        raise ValueError(f"{path}: a calibration has no main runs: 'seeds' must be []")
+    if d["test"] != "t_and_sign_flip":  # the rule of a confirmation's null check, so they compare
+        raise ValueError(f"{path}: a calibration's test must be t_and_sign_flip")
+    if not 0 < d["null_alpha"] <= 1:
+        raise ValueError(f"{path}: field 'null_alpha' must be in (0, 1], got {d['null_alpha']}")
+    null = d["null_seeds"]
+    if not all(isinstance(s, int) and not isinstance(s, bool) for s in null) or len(
+        set(null)
+    ) != len(null):
+        raise ValueError(f"{path}: field 'null_seeds' must be a list of distinct integer seeds")
+    if len(null) < MIN_CALIBRATION_SEEDS:
+        raise ValueError(
+            f"{path}: 'null_seeds' needs at least {MIN_CALIBRATION_SEEDS} runs in a calibration "
+            "(the exact sign-flip test)"
+        )
 
 
 def cells(prereg: dict[str, Any]) -> list[tuple[str, CellConfig]]:
