@@ -78,8 +78,13 @@ def _fake_cells(monkeypatch, make) -> list[int]:
     ],
 )
 def test_bad_files_are_refused_naming_the_field(tmp_path: Path, edit: str, message: str) -> None:
+    _refused(tmp_path, PREREG, edit, message)
+
+
+def _refused(tmp_path: Path, text: str, edit: str, message: str) -> None:
+    """``text`` with the line of ``edit``'s field replaced by ``edit`` is refused with ``message``."""
     key = edit.split(":")[0]
-    lines = [ln for ln in PREREG.splitlines() if not ln.startswith(key + ":")] + [edit]
+    lines = [ln for ln in text.splitlines() if not ln.startswith(key + ":")] + [edit]
     f = tmp_path / "p.yaml"
     f.write_text("\n".join(lines))
     with pytest.raises(ValueError, match=message):
@@ -349,12 +354,7 @@ def test_a_calibration_runs_the_null_alone_and_says_whether_it_holds(
     ],
 )
 def test_a_calibration_file_is_checked(tmp_path: Path, edit: str, message: str) -> None:
-    key = edit.split(":")[0]
-    lines = [ln for ln in CALIBRATE.splitlines() if not ln.startswith(key + ":")] + [edit]
-    f = tmp_path / "p.yaml"
-    f.write_text("\n".join(lines))
-    with pytest.raises(ValueError, match=message):
-        cf.load_prereg(f)
+    _refused(tmp_path, CALIBRATE, edit, message)
 
 
 COMMITTED = sorted((Path(__file__).parents[1] / "docs" / "prereg").glob("*.yaml"))
