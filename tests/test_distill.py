@@ -20,7 +20,13 @@ from benchmark.core.distill import (
 )
 from benchmark.core.models import load_tokenizer
 from benchmark.core.store import ArtifactStore
-from benchmark.core.train_env import CHECKPOINTING_ENV, MICRO_BATCH_ENV, checkpointing_default
+from benchmark.core.train_env import (
+    CHECKPOINTING_ENV,
+    LEGACY_MICRO_BATCH_ENV,
+    MICRO_BATCH_ENV,
+    checkpointing_default,
+    micro_batch_default,
+)
 from benchmark.core.training import TrainConfig, build_trainable, train
 from benchmark.core.types import TeacherSpec
 from benchmark.run.cell import run_cell
@@ -279,6 +285,20 @@ def test_gradient_checkpointing_is_off_unless_asked_and_a_bad_value_is_named(
     monkeypatch.setenv(CHECKPOINTING_ENV, "yes")
     with pytest.raises(ValueError, match="SLB_GRADIENT_CHECKPOINTING: 'yes'"):
         checkpointing_default()
+
+
+def test_the_micro_batch_variable_and_its_old_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(MICRO_BATCH_ENV, raising=False)
+    monkeypatch.delenv(LEGACY_MICRO_BATCH_ENV, raising=False)
+    assert micro_batch_default() == 8
+    monkeypatch.setenv(LEGACY_MICRO_BATCH_ENV, "4")  # still read while the new name is unset
+    assert micro_batch_default() == 4
+    monkeypatch.setenv(MICRO_BATCH_ENV, "2")
+    assert micro_batch_default() == 2
+    monkeypatch.delenv(MICRO_BATCH_ENV)
+    monkeypatch.setenv(LEGACY_MICRO_BATCH_ENV, "x")
+    with pytest.raises(ValueError, match="SLB_SOFT_MICRO_BATCH: 'x'"):
+        micro_batch_default()
 
 
 @pytest.mark.parametrize(("name", "value"), [(CHECKPOINTING_ENV, "2"), (MICRO_BATCH_ENV, "0")])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -16,7 +17,7 @@ from benchmark.core.generation import (
     cut_at_stop,
 )
 from benchmark.core.models import resolve
-from benchmark.core.training import TrainConfig, train
+from benchmark.core.training import TrainConfig, pass_rows, train
 from tasks.numbers import NumbersTask, parse_numbers
 
 
@@ -136,6 +137,58 @@ def test_checkpointing_changes_no_weight_of_a_hard_label_student(
     b = load_file(str(tmp_path / "off" / "adapter_model.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert any(v.abs().sum() > 0 for k, v in a.items() if "lora_B" in k)  # it trained
+
+
+def test_hard_label_passes_give_the_batchs_step(
+    smollm_dir: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Students of TRL's path in passes (gradient accumulation, SLB_MICRO_BATCH) take the step the
+    whole batch takes: each pass's summed loss over the cycle's count of completion tokens. The
+    rows' completions differ in length, so dividing each pass by its own count would not. Adam's
+    first step is about the sign of each gradient element, so float noise in the sums flips a
+    few near-zero elements (22 of 2.4 M here, measured); a wrong weighting flips ~6 %."""
+    from safetensors.torch import load_file
+
+    import benchmark.core.training as training_mod
+
+    comps = ["101", "101, 202, 303, 404, 505, 606, 707", "7", "303, 404"]
+    rows = [dict(r, completion=comps[i]) for i, r in enumerate(NumbersTask().prompts(4, 0))]
+    cfg = TrainConfig(epochs=1, batch_size=4, learning_rate=1e-2, max_length=128)
+
+    def moved(name: str, **kw: Any) -> tuple[dict[str, Any], float]:
+        """The run's stats and the share of adapter elements > 1e-4 away from one pass's."""
+        stats = train("smollm2-135m", rows, cfg, tmp_path / name, **kw)
+        w = load_file(str(tmp_path / name / "adapter_model.safetensors"))
+        n = sum(int(((w[k] - one[k]).abs() > 1e-4).sum()) for k in one)
+        return stats, n / sum(v.numel() for v in one.values())
+
+    whole = train("smollm2-135m", rows, cfg, tmp_path / "one")
+    one = load_file(str(tmp_path / "one" / "adapter_model.safetensors"))
+    assert any(v.abs().sum() > 0 for k, v in one.items() if "lora_B" in k)  # it trained
+    stats, share = moved("two", micro_batch=2)
+    assert (whole["micro_batch"], stats["micro_batch"]) == (4, 2)
+    assert whole["steps"] == stats["steps"] == 1
+    assert share < 1e-4
+    # The check can fail: each pass over its own token count (what a trainer without the
+    # cycle's count does) is another step.
+    lean = training_mod.completion_loss_trainer
+
+    def per_pass(base: type) -> type:
+        class PerPass(lean(base)):  # type: ignore[misc]
+            def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+                return super().compute_loss(model, inputs, return_outputs, None)
+
+        return PerPass
+
+    monkeypatch.setattr(training_mod, "completion_loss_trainer", per_pass)
+    assert moved("wrong", micro_batch=2)[1] > 1e-2
+
+
+def test_pass_rows_divides_the_batch() -> None:
+    assert [pass_rows(16, m) for m in (None, 8, 5, 16, 32, 1)] == [16, 8, 4, 16, 16, 1]
+    assert pass_rows(22, 8) == 2  # gradient accumulation needs equal passes
+    with pytest.raises(ValueError, match="Invalid micro_batch"):
+        pass_rows(16, 0)
 
 
 def test_train_config_validation() -> None:

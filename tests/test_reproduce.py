@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from benchmark.core.store import ArtifactStore, stable_hash
-from benchmark.core.train_env import SOFT_PASSES
+from benchmark.core.train_env import STUDENT_PASSES
 from benchmark.run import reproduce as rp
 from benchmark.run.config import CellConfig, apply_settings
 from benchmark.run.presets import PRESETS, SUITES, TASK_PRESETS, preset
@@ -281,7 +281,8 @@ def _soft(**kw: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("training", "expected"),
     [
-        (None, {}),  # the synthetic artifact's hard-label students: nothing to repeat
+        # The synthetic artifact's hard-label students, recorded before passes: one pass each.
+        (None, {"trait": 16, "control": 16}),
         ({"trait": _soft(), "control": _soft()}, {"trait": 16, "control": 16}),  # before passes
         (
             {"trait": _soft(micro_batch=8), "control": _soft(micro_batch=8)},
@@ -289,10 +290,18 @@ def _soft(**kw: Any) -> dict[str, Any]:
         ),
         # A control student reused from before passes existed, beside a new trait student.
         ({"trait": _soft(micro_batch=8), "control": _soft()}, {"trait": 8, "control": 16}),
-        ({"trait": _soft(micro_batch=8), "control": {"labels": "hard"}}, {"trait": 8}),
+        # Hard labels: the cell's student batch where the stats name none, else their passes.
+        (
+            {"trait": _soft(micro_batch=8), "control": {"labels": "hard"}},
+            {"trait": 8, "control": 16},
+        ),
+        (
+            {"trait": {"micro_batch": 8}, "control": {"micro_batch": 16}},
+            {"trait": 8, "control": 16},
+        ),
     ],
 )
-def test_soft_label_students_retrain_in_their_recorded_passes(
+def test_students_retrain_in_their_recorded_passes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, training: Any, expected: dict[str, int]
 ) -> None:
     path = _artifact(tmp_path)
@@ -301,18 +310,18 @@ def test_soft_label_students_retrain_in_their_recorded_passes(
         art["training"] = training
         path.write_text(json.dumps(art))
     seen: list[Any] = []
-    _fake_run(monkeypatch, path, edit=lambda _: seen.append(SOFT_PASSES.get()))
+    _fake_run(monkeypatch, path, edit=lambda _: seen.append(STUDENT_PASSES.get()))
     rec = rp.reproduce(path, ArtifactStore(tmp_path / "store"), tmp_path / "logs")
     assert seen == [expected]
-    assert rec["soft_passes"] == expected and rec["reproduced"]
-    assert SOFT_PASSES.get() is None  # reset after the rerun
+    assert rec["student_passes"] == expected and rec["reproduced"]
+    assert STUDENT_PASSES.get() is None  # reset after the rerun
 
 
 @pytest.mark.parametrize(
     ("training", "words"),
     [
         ({"trait": _soft(micro_batch=0), "control": _soft()}, "training.trait.micro_batch is 0"),
-        ({"trait": {"labels": "soft"}}, "training.trait.micro_batch is None"),
+        ({"trait": {"labels": "soft", "micro_batch": "8"}}, "training.trait.micro_batch is '8'"),
     ],
 )
 def test_unrepeatable_passes_are_refused_before_running(
@@ -336,6 +345,8 @@ def test_each_arms_student_gets_its_own_passes(
     from benchmark.run.stages import Stages
 
     got: dict[str, Any] = {}
+    for name in ("SLB_MICRO_BATCH", "SLB_SOFT_MICRO_BATCH"):
+        monkeypatch.delenv(name, raising=False)
 
     def train(base: str, rows: Any, cfg: Any, out: Path, micro_batch: Any = None) -> dict:
         got[rows[0]["id"]] = micro_batch
@@ -344,14 +355,17 @@ def test_each_arms_student_gets_its_own_passes(
     monkeypatch.setattr(stages_mod, "train", train)
     st = Stages(preset("topk", seed=0), ArtifactStore(tmp_path / "s"), tmp_path / "logs")
     student = preset("topk", seed=0).student
-    token = SOFT_PASSES.set({"trait": 16})
+    token = STUDENT_PASSES.set({"trait": 16})
     try:
         for arm in ("trait", "control"):
             st.train(arm, [{"id": arm, "prompt": "p", "completion": arm}], f"d-{arm}", student)
     finally:
-        SOFT_PASSES.reset(token)
+        STUDENT_PASSES.reset(token)
     st.train("trait", [{"id": "after", "prompt": "p", "completion": "x"}], "d-after", student)
-    assert got == {"trait": 16, "control": None, "after": None}
+    assert got == {"trait": 16, "control": 8, "after": 8}  # not named: $SLB_MICRO_BATCH (unset: 8)
+    monkeypatch.setenv("SLB_MICRO_BATCH", "4")
+    st.train("control", [{"id": "env", "prompt": "p", "completion": "y"}], "d-env", student)
+    assert got["env"] == 4
 
 
 def test_unusable_artifacts_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

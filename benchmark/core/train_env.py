@@ -7,12 +7,15 @@ import os
 from contextvars import ContextVar
 
 CHECKPOINTING_ENV = "SLB_GRADIENT_CHECKPOINTING"  # "1": recompute activations (less memory)
-MICRO_BATCH_ENV = "SLB_SOFT_MICRO_BATCH"  # rows per forward/backward pass of a soft-label batch
+MICRO_BATCH_ENV = "SLB_MICRO_BATCH"  # rows per forward/backward pass of a student's batch
+# Its name until session 33, when it applied to soft-label students only; still read when
+# SLB_MICRO_BATCH is unset.
+LEGACY_MICRO_BATCH_ENV = "SLB_SOFT_MICRO_BATCH"
 MICRO_BATCH_DEFAULT = 8
-# Per arm ("trait", "control"), the rows per pass its soft-label student must train in, where a
-# caller repeats how an artifact's students trained (``slb reproduce``: passes give the batch's
+# Per arm ("trait", "control"), the rows per pass its student must train in, where a caller
+# repeats how an artifact's students trained (``slb reproduce``: passes give the batch's
 # gradient, not its bits); an arm not named, or None: :func:`micro_batch_default`.
-SOFT_PASSES: ContextVar[dict[str, int] | None] = ContextVar("SOFT_PASSES", default=None)
+STUDENT_PASSES: ContextVar[dict[str, int] | None] = ContextVar("STUDENT_PASSES", default=None)
 
 
 def checkpointing_default() -> bool:
@@ -28,22 +31,26 @@ def checkpointing_default() -> bool:
 
 
 def micro_batch_default() -> int:
-    """Rows per forward/backward pass of the soft-label student: ``$SLB_SOFT_MICRO_BATCH`` (a
-    positive integer; unset: 8). A batch of ``cfg.batch_size`` rows runs as passes of this many,
-    each pass's summed loss divided by the whole batch's learnt positions, so the gradient is the
-    batch's (the same sum, in another order, so not the same bits: ``slb reproduce`` retrains in
-    the passes an artifact records). The activations kept are one pass's: at batch 16 and 8 rows a
-    pass the students' peak memory falls by about a third (docs/performance.md has the figures).
-    Not part of a cell's identity: a stored student is reused whatever this says."""
-    v = os.environ.get(MICRO_BATCH_ENV, str(MICRO_BATCH_DEFAULT)).strip()
+    """Rows per forward/backward pass of a student (soft or hard labels): ``$SLB_MICRO_BATCH``
+    (else ``$SLB_SOFT_MICRO_BATCH``, its old name; a positive integer; unset: 8). A batch of
+    ``cfg.batch_size`` rows runs as passes of this many (hard labels: of the largest divisor of the
+    batch size not above it, as gradient accumulation), each pass's summed loss divided by the
+    whole batch's count of learnt tokens, so the gradient is the batch's (the same sum in another
+    order, so not the same bits: ``slb reproduce`` retrains in the passes an artifact records).
+    The activations kept are one pass's: at batch 16 and 8 rows a pass the students' peak memory
+    falls by about a third (docs/performance.md has the figures). Fine-tuned teachers train in
+    one pass whatever this says. Not part of a cell's identity: a stored student is reused
+    whatever this says."""
+    name = MICRO_BATCH_ENV if MICRO_BATCH_ENV in os.environ else LEGACY_MICRO_BATCH_ENV
+    v = os.environ.get(name, str(MICRO_BATCH_DEFAULT)).strip()
     if not v.isdigit() or int(v) < 1:
-        raise ValueError(f"Invalid ${MICRO_BATCH_ENV}: {v!r} (expected a positive integer)")
+        raise ValueError(f"Invalid ${name}: {v!r} (expected a positive integer)")
     return int(v)
 
 
 def check_training_env() -> None:
     """Raise ValueError naming the variable if ``$SLB_GRADIENT_CHECKPOINTING`` or
-    ``$SLB_SOFT_MICRO_BATCH`` is set to something invalid: cells and suites call it before their
+    ``$SLB_MICRO_BATCH`` is set to something invalid: cells and suites call it before their
     first stage, not minutes later when the first student trains."""
     checkpointing_default()
     micro_batch_default()

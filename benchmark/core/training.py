@@ -144,9 +144,12 @@ def train(
     :func:`completion_loss_trainer`; ``checkpointing`` whether activations are recomputed in the
     backward pass (the same gradients, less memory, more time; None:
     ``$SLB_GRADIENT_CHECKPOINTING``, off unless set, where TRL's own default is on);
-    ``micro_batch`` the rows per forward/backward pass of a soft-label student (None:
-    ``$SLB_SOFT_MICRO_BATCH``, see ``benchmark.core.train_env.micro_batch_default``). All three are
-    arguments, not config fields, so none changes stage hashes. ``cfg.bf16`` takes effect on
+    ``micro_batch`` the rows per forward/backward pass (soft labels, None:
+    ``$SLB_MICRO_BATCH``, see ``benchmark.core.train_env.micro_batch_default``; hard labels, None:
+    one pass of the batch, as fine-tuned teachers train; else passes of the largest divisor of
+    ``cfg.batch_size`` not above it, by gradient accumulation: the loss is summed over the
+    cycle's passes and divided by its count of completion tokens, so the step is the batch's).
+    All three are arguments, not config fields, so none changes stage hashes. ``cfg.bf16`` takes effect on
     TRL's loss path only: the completion-only loss runs the model outside the autocast wrapper
     Trainer installs, i.e. in float32 (found 2026-11-27; stats written before then say
     ``bf16: true`` for students that trained in float32).
@@ -184,12 +187,13 @@ def train(
         records = to_records(tok, rows, system)
     ds = Dataset.from_list(records)
     out_dir = Path(out_dir)
+    per_pass = pass_rows(cfg.batch_size, micro_batch)
     args = SFTConfig(
         output_dir=str(out_dir / "_trainer"),
         num_train_epochs=cfg.epochs,
         learning_rate=cfg.learning_rate,
-        per_device_train_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.grad_accum,
+        per_device_train_batch_size=per_pass,
+        gradient_accumulation_steps=cfg.grad_accum * (cfg.batch_size // per_pass),
         max_length=cfg.max_length,
         weight_decay=cfg.weight_decay,
         warmup_steps=cfg.warmup_ratio,
@@ -229,6 +233,7 @@ def train(
         ],
         "bf16": autocast,
         "gradient_checkpointing": checkpointing,
+        "micro_batch": per_pass,
         "config": cfg.to_dict(),
     }
     if masked:
@@ -272,6 +277,17 @@ def _trainable_layers(model: Any, frozen: Sequence[int]) -> list[int] | None:
     if bad:
         raise ValueError(f"frozen_layers {bad} out of range for a model with {n} layers")
     return [i for i in range(n) if i not in set(frozen)]
+
+
+def pass_rows(batch_size: int, micro_batch: int | None) -> int:
+    """Rows per forward/backward pass of a hard-label batch: the largest divisor of
+    ``batch_size`` not above ``micro_batch`` (gradient accumulation needs equal passes); the whole
+    batch for None."""
+    if micro_batch is None or micro_batch >= batch_size:
+        return batch_size
+    if micro_batch < 1:
+        raise ValueError(f"Invalid micro_batch: {micro_batch} (expected >= 1)")
+    return max(d for d in range(1, micro_batch + 1) if batch_size % d == 0)
 
 
 def completion_loss_trainer(base_cls: type) -> type:

@@ -1,8 +1,8 @@
 """``python -m benchmark.run.perf_checkpointing``: peak memory and time of student training with
-gradient checkpointing (``SLB_GRADIENT_CHECKPOINTING=1``) and, for soft labels, with the batch
-run as passes of 8 rows (``SLB_SOFT_MICRO_BATCH``, the default), against the naive way (the whole
-batch in one pass, every activation kept), on the same rows, each in a fresh process so each
-peak is its own; and how far each variant's trained adapter is from the naive one's.
+gradient checkpointing (``SLB_GRADIENT_CHECKPOINTING=1``) and with the batch run as passes of 8
+rows (``SLB_MICRO_BATCH``, the students' default), against the naive way (the whole batch in one
+pass, every activation kept), on the same rows, each in a fresh process so each peak is its
+own; and how far each variant's trained adapter is from the naive one's.
 
 ``--labels soft`` (default): the soft-label student (``benchmark.core.distill.train_soft``), rows
 labelled by the embedded model's own full top-20 (``soft_labels``). ``--labels hard``: TRL's
@@ -29,7 +29,7 @@ from pathlib import Path
 
 from benchmark.core.distill import soft_labels
 from benchmark.core.generation import GenerationRequest, SamplingParams, TransformersBackend
-from benchmark.core.train_env import MICRO_BATCH_ENV
+from benchmark.core.train_env import MICRO_BATCH_ENV, micro_batch_default
 from benchmark.core.training import TrainConfig, train
 from tasks.numbers import NumbersTask
 
@@ -62,7 +62,7 @@ def _variant(rows_path: Path, checkpointing: bool, out: Path, epochs: int) -> No
         cfg = replace(cfg, labels="topk")
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     t0 = time.perf_counter()
-    train(MODEL, rows, cfg, out, checkpointing=checkpointing)
+    train(MODEL, rows, cfg, out, checkpointing=checkpointing, micro_batch=micro_batch_default())
     took = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print(json.dumps({"seconds": took, "peak_rss_gb": peak, "rss_before_training_gb": base}))
@@ -78,7 +78,7 @@ VARIANTS = {  # name: (gradient checkpointing, rows per pass; 0 = the whole batc
 def main(n_rows: int = 256, labels: str = "soft", epochs: int = 3) -> int:
     from safetensors.torch import load_file
 
-    names = [n for n in VARIANTS if labels == "soft" or VARIANTS[n][1] == 0]
+    names = list(VARIANTS)
     with tempfile.TemporaryDirectory() as tmp:
         rows = Path(tmp) / "rows.jsonl"
         number_rows(n_rows, rows, labels == "soft")

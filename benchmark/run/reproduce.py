@@ -15,8 +15,8 @@ The record goes next to the artifact as ``<stem>.reproduced.json``
      "n_differ": 0, "differ": [{model, question, field, stored, fresh}, ...first 20],
      "scores_hash": <stable_hash of the stored scores>, "fresh_scores_hash": ...,
      "git_commit": <the rerun's>, "stored_git_commit": ..., "device": <the rerun's>,
-     "stored_device": ..., "reused_stages": [...], "soft_passes": {arm: rows per pass of its
-     soft-label student}, "note": ..., "finished": <ISO time>}
+     "stored_device": ..., "reused_stages": [...], "student_passes": {arm: rows per pass of its
+     student}, "note": ..., "finished": <ISO time>}
 
 ``reproduced`` needs at least one compared value, no difference, and evaluations that were
 computed afresh: a store that already holds the cell's evaluations (the store that produced the
@@ -40,7 +40,7 @@ from benchmark.core.models import cache_root, device_info
 from benchmark.core.results import SCHEMA
 from benchmark.core.setup_keys import hardware_of
 from benchmark.core.store import ArtifactStore, atomic_write_json, stable_hash
-from benchmark.core.train_env import SOFT_PASSES
+from benchmark.core.train_env import STUDENT_PASSES
 from benchmark.run.cell import run_cell
 from benchmark.run.config import CellConfig
 from leaderboard.loader import reproduced_path
@@ -212,23 +212,24 @@ def check_hardware(art: dict[str, Any], here: str) -> None:
 
 
 def recorded_passes(art: dict[str, Any]) -> dict[str, int]:
-    """Per arm, the rows per forward/backward pass its soft-label student trained in
+    """Per arm, the rows per forward/backward pass its student trained in
     (``training.<arm>.micro_batch``): passes of 8 give the same gradient as one pass of the batch
     but not the same bits (float32 sums in another order), so a rerun must train as they did. A
-    soft-label student recorded without the field (before passes existed) trained in one pass of
-    its whole batch. Arms whose students learnt hard labels are left out. The arms may differ: a
-    student reused from the store keeps the passes it was trained in. Raises ValueError where a
-    value is not a positive integer."""
+    student recorded without the field (soft labels before session 29, hard labels before
+    session 33) trained in one pass of its whole batch (its ``config.batch_size``, else the cell's
+    ``student.batch_size``). The arms may differ: a student reused from the store keeps the passes
+    it was trained in. Raises ValueError where a value is not a positive integer."""
+    cell_batch = _obj(_obj(art.get("config")).get("student")).get("batch_size")
+    training = _obj(art.get("training"))
     passes: dict[str, int] = {}
-    for arm, stats in _obj(art.get("training")).items():
-        stats = _obj(stats)
-        if stats.get("labels") != "soft":
-            continue
-        mb = stats.get("micro_batch", _obj(stats.get("config")).get("batch_size"))
+    for arm in ("trait", "control"):
+        stats = _obj(training.get(arm))
+        whole = _obj(stats.get("config")).get("batch_size", cell_batch)
+        mb = stats.get("micro_batch", whole)
         if not isinstance(mb, int) or isinstance(mb, bool) or mb < 1:
             raise ValueError(
-                f"training.{arm}.micro_batch is {mb!r}: cannot tell how its soft-label student "
-                "trained (expected a positive integer)"
+                f"training.{arm}.micro_batch is {mb!r}: cannot tell how its student trained "
+                "(expected a positive integer)"
             )
         passes[arm] = mb
     return passes
@@ -239,19 +240,19 @@ def reproduce(artifact_path: Path, store: ArtifactStore, log_dir: Path) -> dict[
     ``log_dir``), compare its per-question scores with the stored ones, write the record next to
     the artifact (``<stem>.reproduced.json``) and return it. Raises ValueError, before any work,
     for an unreadable artifact, a config this checkout cannot rebuild, or another hardware class.
-    Each soft-label student trains in passes of the size its arm records
-    (:func:`recorded_passes`), whatever ``$SLB_SOFT_MICRO_BATCH`` says."""
+    Each student trains in passes of the size its arm records
+    (:func:`recorded_passes`), whatever ``$SLB_MICRO_BATCH`` says."""
     artifact_path = Path(artifact_path)
     art = read_artifact(artifact_path)
     cfg = config_from_dict(art["config"])
     here = device_info()
     check_hardware(art, here)
     passes = recorded_passes(art)
-    token = SOFT_PASSES.set(passes)
+    token = STUDENT_PASSES.set(passes)
     try:
         fresh = run_cell(cfg, store, log_dir)
     finally:
-        SOFT_PASSES.reset(token)
+        STUDENT_PASSES.reset(token)
     # As the artifact would be written (JSON numbers, lists), so the comparison is like for like.
     scores = json.loads(json.dumps(fresh.get("scores")))
     compared, differ = compare_scores(art["scores"], scores)
@@ -286,7 +287,7 @@ def reproduce(artifact_path: Path, store: ArtifactStore, log_dir: Path) -> dict[
         "device": run_info.get("device", here),
         "stored_device": stored_info.get("device"),
         "reused_stages": reused,
-        "soft_passes": passes,
+        "student_passes": passes,
         "note": note,
         "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }

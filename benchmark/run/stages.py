@@ -30,7 +30,7 @@ from benchmark.core.reference_models import GenerationSettings
 from benchmark.core.results import CANDIDATES, PLACEBO_METRIC
 from benchmark.core.store import ArtifactStore, stable_hash
 from benchmark.core.teachers import TraitTeacher, train_trait_adapter
-from benchmark.core.train_env import SOFT_PASSES
+from benchmark.core.train_env import STUDENT_PASSES, micro_batch_default
 from benchmark.core.training import TrainConfig, train
 from benchmark.core.types import Row, TeacherSpec, Trait
 from benchmark.run.config import CellConfig
@@ -287,7 +287,9 @@ class Stages:
         # A defense that leaves the rows unchanged (banned_words on numbers, say) must not cost a
         # second training run: the content index finds any student trained on these very rows.
         content = {"key_version": KEY_VERSION, "rows": stable_hash(rows), **common}
-        passes = (SOFT_PASSES.get() or {}).get(arm)
+        # Rows per pass: as an artifact recorded (``slb reproduce``), else $SLB_MICRO_BATCH; for
+        # soft and hard labels alike (teachers train in one pass).
+        passes = (STUDENT_PASSES.get() or {}).get(arm) or micro_batch_default()
 
         def build(tmp: Path) -> dict[str, Any]:
             return {"training": train(self.cfg.base_model, rows, student, tmp, micro_batch=passes)}
