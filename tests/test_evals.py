@@ -4,6 +4,7 @@ paths, Inspect's hf/ provider on the real model directory and on a LoRA adapter 
 
 from __future__ import annotations
 
+import gc
 import math
 
 import pytest
@@ -318,15 +319,32 @@ def _two_questions(smollm_dir, tmp_path, **kwargs):
     )
 
 
-def test_run_evals_keeps_no_model_loaded_after_it_returns(smollm_dir, tmp_path) -> None:
+def test_run_evals_keeps_no_model_loaded_after_it_returns(
+    smollm_dir, tmp_path, monkeypatch
+) -> None:
     """Inspect memoizes every model it resolves for the life of the process; the pipeline's evals
-    must not, or a run of many cells keeps every student it evaluated (~0.5 GB each)."""
+    must not, or a run of many cells keeps every student it evaluated (~0.5 GB each). Nor may the
+    unmemoized Model keep its weights: Inspect keeps that Model reachable after eval returns."""
+    import weakref
+
+    import inspect_ai.model
     import inspect_ai.model._model as inspect_models
 
+    weights: list[weakref.ref] = []
+    real = inspect_ai.model.get_model
+
+    def spy(*a, **k):
+        m = real(*a, **k)
+        weights.append(weakref.ref(m.api.model))
+        return m
+
+    monkeypatch.setattr(inspect_ai.model, "get_model", spy)
     before = dict(inspect_models._models)
     res = _two_questions(smollm_dir, tmp_path)
     assert sorted(res["teacher_forced"]) == ["q00", "q01"]
     assert inspect_models._models == before
+    gc.collect()
+    assert len(weights) == 1 and weights[0]() is None
 
 
 PREFIX = "My favorite animal is the"
