@@ -92,6 +92,10 @@ def load_prereg(path: Path) -> dict[str, Any]:
         _check_calibration(path, d)
         d.setdefault("settings", [])
         _check_settings(path, d)
+        if not all(cfg.null_arm for _, cfg in cells(d)):
+            raise ValueError(
+                f"{path}: a setting turns null_arm off; a calibration's runs are nulls"
+            )
         return d
     if "null_margin" in d and len(d["null_seeds"]) < 2:
         raise ValueError(  # one run has no interval, so the bound could never be met
