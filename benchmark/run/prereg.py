@@ -91,8 +91,7 @@ def load_prereg(path: Path) -> dict[str, Any]:
     if calibrate:
         _check_calibration(path, d)
         d.setdefault("settings", [])
-        _check_settings(path, d)
-        if not all(cfg.null_arm for _, cfg in cells(d)):
+        if not all(cfg.null_arm for _, cfg in _check_settings(path, d)):
             raise ValueError(
                 f"{path}: a setting turns null_arm off; a calibration's runs are nulls"
             )
@@ -133,13 +132,14 @@ def load_prereg(path: Path) -> dict[str, Any]:
     return d
 
 
-def _check_settings(path: Path, d: dict[str, Any]) -> None:
+def _check_settings(path: Path, d: dict[str, Any]) -> list[tuple[str, CellConfig]]:
+    """The file's cells, built (and so checked) before any work starts."""
     if not all(isinstance(s, str) for s in d["settings"]):
         raise ValueError(f"{path}: 'settings' must be a list of KEY=VALUE strings")
     for s in d["settings"]:
         if set("{}") & set(s.replace(SEED_FIELD, "")):
             raise ValueError(f"{path}: setting {s!r}: the only placeholder is {SEED_FIELD}")
-    cells(d)  # every config is built (and so checked) before any work starts
+    return cells(d)
 
 
 def _check_calibration(path: Path, d: dict[str, Any]) -> None:
