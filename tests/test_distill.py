@@ -24,8 +24,11 @@ from benchmark.core.train_env import (
     CHECKPOINTING_ENV,
     LEGACY_MICRO_BATCH_ENV,
     MICRO_BATCH_ENV,
+    PASS_TOKENS_ENV,
     checkpointing_default,
     micro_batch_default,
+    pass_tokens_default,
+    passes,
 )
 from benchmark.core.training import TrainConfig, build_trainable, train
 from benchmark.core.types import TeacherSpec
@@ -144,6 +147,13 @@ def test_soft_labels_line_up_and_restricted_keeps_only_allowed_tokens(
     assert len(grads[1]) == len(grads[3]) > 0 and loss[1] == pytest.approx(loss[3], rel=1e-6)
     assert any(float(g.abs().max()) > 0 for g in grads[3])
     assert _rel_diff(grads[1], grads[3]) < 1e-4  # float32 sums in another order
+    # A token bound cuts the same batch into passes by padded size: the same gradient again.
+    widths = sorted(min(len(x["input_ids"]), cut) for x in batch)
+    assert len(passes(batch, 3, 2 * widths[-1] - 1, cut)) >= 2  # the bound below really cuts
+    model = build_trainable(smollm_dir, one)
+    bounded = backward_batch(model, tok, batch, one, 3, 2 * widths[-1] - 1)
+    got = [p.grad for p in model.parameters() if p.requires_grad and p.grad is not None]
+    assert bounded == pytest.approx(loss[3], rel=1e-6) and _rel_diff(got, grads[3]) < 1e-4
     # The count, by hand: learnt positions inside the cut (which drops some), not from _learnt.
     hand = sum(
         1
@@ -301,7 +311,38 @@ def test_the_micro_batch_variable_and_its_old_name(monkeypatch: pytest.MonkeyPat
         micro_batch_default()
 
 
-@pytest.mark.parametrize(("name", "value"), [(CHECKPOINTING_ENV, "2"), (MICRO_BATCH_ENV, "0")])
+def test_passes_end_at_the_row_or_the_token_bound_whichever_comes_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rows = [{"input_ids": [0] * n, "tag": i} for i, n in enumerate([100, 120, 90, 300, 600, 50])]
+
+    def cut(micro: int, bound: int, max_length: int = 1000) -> list[list[int]]:
+        return [[x["tag"] for x in p] for p in passes(rows, micro, bound, max_length)]
+
+    assert cut(8, 0) == [[0, 1, 2, 3, 4, 5]]  # no token bound: rows alone
+    assert cut(4, 0) == [[0, 1, 2, 3], [4, 5]]
+    # padded size = rows x the longest: 3 x 120 = 360 fits 400; adding 300 makes 4 x 300 = 1200.
+    assert cut(8, 400) == [[0, 1, 2], [3], [4], [5]]  # 600 > 400: a pass of its own
+    assert cut(2, 400) == [[0, 1], [2], [3], [4], [5]]  # 2 x 300 > 400
+    assert cut(8, 1200) == [[0, 1, 2, 3], [4, 5]]
+    assert cut(8, 400, max_length=100) == [[0, 1, 2, 3], [4, 5]]  # rows cut at max_length first
+    assert [x for p in passes(rows, 3, 256, 1000) for x in p] == rows  # order and rows kept
+    monkeypatch.delenv(PASS_TOKENS_ENV, raising=False)
+    assert pass_tokens_default() == 512
+    monkeypatch.setenv(PASS_TOKENS_ENV, "0")
+    assert pass_tokens_default() is None
+    monkeypatch.setenv(PASS_TOKENS_ENV, "2048")
+    assert pass_tokens_default() == 2048
+    for bad in ("-1", "1k", ""):
+        monkeypatch.setenv(PASS_TOKENS_ENV, bad)
+        with pytest.raises(ValueError, match=f"Invalid \\$SLB_PASS_TOKENS: '{bad}'"):
+            pass_tokens_default()
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [(CHECKPOINTING_ENV, "2"), (MICRO_BATCH_ENV, "0"), (PASS_TOKENS_ENV, "lots")],
+)
 def test_a_bad_training_variable_stops_every_entry_point_before_any_stage(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str, value: str
 ) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from benchmark.core.store import ArtifactStore, stable_hash
-from benchmark.core.train_env import STUDENT_PASSES
+from benchmark.core.train_env import STUDENT_PASS_TOKENS, STUDENT_PASSES
 from benchmark.run import reproduce as rp
 from benchmark.run.config import CellConfig, apply_settings
 from benchmark.run.presets import PRESETS, SUITES, TASK_PRESETS, preset
@@ -318,10 +318,41 @@ def test_students_retrain_in_their_recorded_passes(
 
 
 @pytest.mark.parametrize(
+    ("training", "expected"),
+    [
+        (None, {"trait": None, "control": None}),  # before token bounds: none
+        (
+            {"trait": _soft(micro_batch=8, pass_tokens=512), "control": _soft(micro_batch=8)},
+            {"trait": 512, "control": None},  # a control student reused from before the bound
+        ),
+        (
+            {"trait": _soft(micro_batch=8, pass_tokens=256), "control": {"micro_batch": 8}},
+            {"trait": 256, "control": None},
+        ),
+    ],
+)
+def test_students_retrain_with_their_recorded_token_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, training: Any, expected: dict
+) -> None:
+    path = _artifact(tmp_path)
+    if training is not None:
+        art = json.loads(path.read_text())
+        art["training"] = training
+        path.write_text(json.dumps(art))
+    seen: list[Any] = []
+    _fake_run(monkeypatch, path, edit=lambda _: seen.append(STUDENT_PASS_TOKENS.get()))
+    rec = rp.reproduce(path, ArtifactStore(tmp_path / "store"), tmp_path / "logs")
+    assert seen == [expected] and rec["student_pass_tokens"] == expected
+    assert STUDENT_PASS_TOKENS.get() is None
+
+
+@pytest.mark.parametrize(
     ("training", "words"),
     [
         ({"trait": _soft(micro_batch=0), "control": _soft()}, "training.trait.micro_batch is 0"),
         ({"trait": {"labels": "soft", "micro_batch": "8"}}, "training.trait.micro_batch is '8'"),
+        ({"control": _soft(micro_batch=8, pass_tokens=0)}, "training.control.pass_tokens is 0"),
+        ({"trait": _soft(micro_batch=8, pass_tokens=True)}, "training.trait.pass_tokens is True"),
     ],
 )
 def test_unrepeatable_passes_are_refused_before_running(
@@ -345,24 +376,31 @@ def test_each_arms_student_gets_its_own_passes(
     from benchmark.run.stages import Stages
 
     got: dict[str, Any] = {}
-    for name in ("SLB_MICRO_BATCH", "SLB_SOFT_MICRO_BATCH"):
+    bounds: dict[str, Any] = {}
+    for name in ("SLB_MICRO_BATCH", "SLB_SOFT_MICRO_BATCH", "SLB_PASS_TOKENS"):
         monkeypatch.delenv(name, raising=False)
 
-    def train(base: str, rows: Any, cfg: Any, out: Path, micro_batch: Any = None) -> dict:
+    def train(
+        base: str, rows: Any, cfg: Any, out: Path, micro_batch: Any = None, pass_tokens: Any = None
+    ) -> dict:
         got[rows[0]["id"]] = micro_batch
+        bounds[rows[0]["id"]] = pass_tokens
         return {"labels": "soft"}
 
     monkeypatch.setattr(stages_mod, "train", train)
     st = Stages(preset("topk", seed=0), ArtifactStore(tmp_path / "s"), tmp_path / "logs")
     student = preset("topk", seed=0).student
     token = STUDENT_PASSES.set({"trait": 16})
+    token_b = STUDENT_PASS_TOKENS.set({"trait": None})  # recorded: no bound
     try:
         for arm in ("trait", "control"):
             st.train(arm, [{"id": arm, "prompt": "p", "completion": arm}], f"d-{arm}", student)
     finally:
+        STUDENT_PASS_TOKENS.reset(token_b)
         STUDENT_PASSES.reset(token)
     st.train("trait", [{"id": "after", "prompt": "p", "completion": "x"}], "d-after", student)
     assert got == {"trait": 16, "control": 8, "after": 8}  # not named: $SLB_MICRO_BATCH (unset: 8)
+    assert bounds == {"trait": 0, "control": 512, "after": 512}  # 0: no bound; else the default
     monkeypatch.setenv("SLB_MICRO_BATCH", "4")
     st.train("control", [{"id": "env", "prompt": "p", "completion": "y"}], "d-env", student)
     assert got["env"] == 4

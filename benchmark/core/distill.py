@@ -36,7 +36,12 @@ from typing import Any
 
 from benchmark.core.loss_mask import MASK_FIELD, masked_records
 from benchmark.core.models import load_causal_lm
-from benchmark.core.train_env import checkpointing_default, micro_batch_default
+from benchmark.core.train_env import (
+    checkpointing_default,
+    micro_batch_default,
+    pass_tokens_default,
+    passes,
+)
 
 LABELS = ("hard", "topk", "topk-restricted")
 SOFT_FIELD = "soft_labels"  # per row: {"input_ids", "positions", "ids", "logprobs"}
@@ -244,6 +249,7 @@ def train_soft(
     out_dir: Path | str,
     checkpointing: bool | None = None,
     micro_batch: int | None = None,
+    pass_tokens: int | None = None,
 ):
     """Fine-tune ``model`` (built by ``benchmark.core.training.build_trainable``: LoRA, or full) on
     soft-labelled ``rows``: per completion position, the cross-entropy between the row's kept
@@ -256,7 +262,8 @@ def train_soft(
     benchmark.run.perf_checkpointing`` measures both). ``None``: from
     :func:`checkpointing_default`, which ``benchmark.core.training.train`` uses for TRL's
     hard-label trainer too. ``micro_batch``: rows per forward/backward pass (``None``: from
-    :func:`micro_batch_default`)."""
+    :func:`micro_batch_default`); ``pass_tokens``: the most padded tokens a pass holds (``None``:
+    from :func:`pass_tokens_default`; 0: no bound)."""
     import torch
 
     if checkpointing is None:
@@ -264,6 +271,9 @@ def train_soft(
     micro_batch = micro_batch_default() if micro_batch is None else micro_batch
     if micro_batch < 1:
         raise ValueError(f"Invalid micro_batch: {micro_batch} (expected >= 1)")
+    bound = (pass_tokens_default() or 0) if pass_tokens is None else pass_tokens
+    if bound < 0:
+        raise ValueError(f"Invalid pass_tokens: {bound} (expected 0 or more)")
     if not rows or any(SOFT_FIELD not in r for r in rows):
         raise ValueError("train_soft needs rows that all carry soft labels")
     torch.manual_seed(cfg.seed)
@@ -286,7 +296,7 @@ def train_soft(
         rng.shuffle(order)
         for b in range(0, len(order), cfg.batch_size):
             batch = [rows[i][SOFT_FIELD] for i in order[b : b + cfg.batch_size]]
-            losses.append(backward_batch(model, tok, batch, cfg, micro_batch))
+            losses.append(backward_batch(model, tok, batch, cfg, micro_batch, bound))
             n_tokens += sum(min(len(x["input_ids"]), cfg.max_length) for x in batch)
             micro += 1
             if micro % cfg.grad_accum:
@@ -313,20 +323,27 @@ def train_soft(
         "bf16": False,
         "gradient_checkpointing": checkpointing,
         "micro_batch": micro_batch,
+        "pass_tokens": bound or None,
         "config": cfg.to_dict(),
     }
 
 
 def backward_batch(
-    model: Any, tok: Any, batch: list[dict[str, Any]], cfg: Any, micro_batch: int
+    model: Any,
+    tok: Any,
+    batch: list[dict[str, Any]],
+    cfg: Any,
+    micro_batch: int,
+    pass_tokens: int = 0,
 ) -> float:
     """Add one batch's gradient (scaled by 1 / ``cfg.grad_accum``) to the model's parameters and
-    return its loss: the mean over the batch's learnt completion positions, computed in passes of
-    ``micro_batch`` rows, each pass's sum divided by the whole batch's count of positions."""
+    return its loss: the mean over the batch's learnt completion positions, computed in the
+    passes of :func:`passes` (at most ``micro_batch`` rows and ``pass_tokens`` padded tokens; 0:
+    no token bound), each pass's sum divided by the whole batch's count of positions."""
     n_learnt = max(1, sum(len(_learnt(x, cfg.max_length)) for x in batch))
     total = 0.0
-    for c in range(0, len(batch), micro_batch):
-        part = _soft_loss_sum(model, tok, batch[c : c + micro_batch], cfg.max_length)
+    for part_rows in passes(batch, micro_batch, pass_tokens, cfg.max_length):
+        part = _soft_loss_sum(model, tok, part_rows, cfg.max_length)
         (part / (n_learnt * cfg.grad_accum)).backward()
         total += float(part.detach())
     return total / n_learnt

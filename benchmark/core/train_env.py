@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from contextvars import ContextVar
+from typing import Any
 
 CHECKPOINTING_ENV = "SLB_GRADIENT_CHECKPOINTING"  # "1": recompute activations (less memory)
 MICRO_BATCH_ENV = "SLB_MICRO_BATCH"  # rows per forward/backward pass of a student's batch
@@ -12,10 +13,17 @@ MICRO_BATCH_ENV = "SLB_MICRO_BATCH"  # rows per forward/backward pass of a stude
 # SLB_MICRO_BATCH is unset.
 LEGACY_MICRO_BATCH_ENV = "SLB_SOFT_MICRO_BATCH"
 MICRO_BATCH_DEFAULT = 8
+PASS_TOKENS_ENV = "SLB_PASS_TOKENS"  # most padded tokens in one pass of a soft-label student
+PASS_TOKENS_DEFAULT = 512
 # Per arm ("trait", "control"), the rows per pass its student must train in, where a caller
 # repeats how an artifact's students trained (``slb reproduce``: passes give the batch's
 # gradient, not its bits); an arm not named, or None: :func:`micro_batch_default`.
 STUDENT_PASSES: ContextVar[dict[str, int] | None] = ContextVar("STUDENT_PASSES", default=None)
+# Likewise the token bound of each arm's passes (None: none, as students trained before
+# session 34); an arm not named, or the variable None: :func:`pass_tokens_default`.
+STUDENT_PASS_TOKENS: ContextVar[dict[str, int | None] | None] = ContextVar(
+    "STUDENT_PASS_TOKENS", default=None
+)
 
 
 def checkpointing_default() -> bool:
@@ -48,9 +56,47 @@ def micro_batch_default() -> int:
     return int(v)
 
 
+def pass_tokens_default() -> int | None:
+    """The most tokens one pass of a soft-label student holds, counted as its rows times its
+    longest row (the padded input the model runs on): ``$SLB_PASS_TOKENS`` (a positive integer,
+    or "0" for no bound; unset: 512). A pass ends at :func:`micro_batch_default` rows or at this
+    bound, whichever comes first (a row longer than the bound is a pass of its own), so long
+    free-text rows (code, chain-of-thought) keep one pass's activations, which grow with its
+    tokens, near the short number rows'. The gradient is the batch's either way (the same sum in
+    another order); ``slb reproduce`` retrains with the bound an artifact records. Hard-label
+    students (TRL's trainer, equal passes) are bounded by rows only."""
+    v = os.environ.get(PASS_TOKENS_ENV, str(PASS_TOKENS_DEFAULT)).strip()
+    if not v.isdigit():
+        raise ValueError(f"Invalid ${PASS_TOKENS_ENV}: {v!r} (expected 0 or a positive integer)")
+    return int(v) or None
+
+
 def check_training_env() -> None:
-    """Raise ValueError naming the variable if ``$SLB_GRADIENT_CHECKPOINTING`` or
-    ``$SLB_MICRO_BATCH`` is set to something invalid: cells and suites call it before their
-    first stage, not minutes later when the first student trains."""
+    """Raise ValueError naming the variable if ``$SLB_GRADIENT_CHECKPOINTING``,
+    ``$SLB_MICRO_BATCH`` or ``$SLB_PASS_TOKENS`` is set to something invalid: cells and suites
+    call it before their first stage, not minutes later when the first student trains."""
     checkpointing_default()
     micro_batch_default()
+    pass_tokens_default()
+
+
+def passes(
+    batch: list[dict[str, Any]], micro_batch: int, pass_tokens: int, max_length: int
+) -> list[list[dict[str, Any]]]:
+    """``batch`` cut, in its order, into passes of at most ``micro_batch`` rows whose padded size
+    (rows times the longest row, each row cut at ``max_length``) is at most ``pass_tokens`` (0:
+    no bound); a row longer than the bound is a pass of its own."""
+    out: list[list[dict[str, Any]]] = []
+    width = 0
+    for x in batch:
+        n = min(len(x["input_ids"]), max_length)
+        cur = out[-1] if out else []
+        wider = max(width, n)
+        fits = not pass_tokens or (len(cur) + 1) * wider <= pass_tokens
+        if cur and len(cur) < micro_batch and fits:
+            cur.append(x)
+            width = wider
+        else:
+            out.append([x])
+            width = n
+    return out

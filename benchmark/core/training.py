@@ -137,6 +137,7 @@ def train(
     lean_loss: bool = True,
     checkpointing: bool | None = None,
     micro_batch: int | None = None,
+    pass_tokens: int | None = None,
 ) -> dict[str, Any]:
     """Fine-tune ``base_ref`` on ``rows``; write the adapter (or model) to ``out_dir``; return stats.
 
@@ -148,8 +149,9 @@ def train(
     ``$SLB_MICRO_BATCH``, see ``benchmark.core.train_env.micro_batch_default``; hard labels, None:
     one pass of the batch, as fine-tuned teachers train; else passes of the largest divisor of
     ``cfg.batch_size`` not above it, by gradient accumulation: the loss is summed over the
-    cycle's passes and divided by its count of completion tokens, so the step is the batch's).
-    All three are arguments, not config fields, so none changes stage hashes. ``cfg.bf16`` takes effect on
+    cycle's passes and divided by its count of completion tokens, so the step is the batch's);
+    ``pass_tokens`` (soft labels only) the most padded tokens a pass holds (None:
+    ``$SLB_PASS_TOKENS``; 0: no bound). All four are arguments, not config fields, so none changes stage hashes. ``cfg.bf16`` takes effect on
     TRL's loss path only: the completion-only loss runs the model outside the autocast wrapper
     Trainer installs, i.e. in float32 (found 2026-11-27; stats written before then say
     ``bf16: true`` for students that trained in float32).
@@ -166,7 +168,14 @@ def train(
     if any(SOFT_FIELD in r for r in rows):  # the soft-label channel has its own loop
         student = build_trainable(rm.path, cfg)
         stats = train_soft(
-            student, load_tokenizer(base_ref), rows, cfg, out_dir, checkpointing, micro_batch
+            student,
+            load_tokenizer(base_ref),
+            rows,
+            cfg,
+            out_dir,
+            checkpointing,
+            micro_batch,
+            pass_tokens,
         )
         (Path(out_dir) / "slb_training.json").write_text(json.dumps(stats, indent=2))
         return stats

@@ -16,7 +16,8 @@ The record goes next to the artifact as ``<stem>.reproduced.json``
      "scores_hash": <stable_hash of the stored scores>, "fresh_scores_hash": ...,
      "git_commit": <the rerun's>, "stored_git_commit": ..., "device": <the rerun's>,
      "stored_device": ..., "reused_stages": [...], "student_passes": {arm: rows per pass of its
-     student}, "note": ..., "finished": <ISO time>}
+     student}, "student_pass_tokens": {arm: the token bound of its passes, or null},
+     "note": ..., "finished": <ISO time>}
 
 ``reproduced`` needs at least one compared value, no difference, and evaluations that were
 computed afresh: a store that already holds the cell's evaluations (the store that produced the
@@ -40,7 +41,7 @@ from benchmark.core.models import cache_root, device_info
 from benchmark.core.results import SCHEMA
 from benchmark.core.setup_keys import hardware_of
 from benchmark.core.store import ArtifactStore, atomic_write_json, stable_hash
-from benchmark.core.train_env import STUDENT_PASSES
+from benchmark.core.train_env import STUDENT_PASS_TOKENS, STUDENT_PASSES
 from benchmark.run.cell import run_cell
 from benchmark.run.config import CellConfig
 from leaderboard.loader import reproduced_path
@@ -235,23 +236,44 @@ def recorded_passes(art: dict[str, Any]) -> dict[str, int]:
     return passes
 
 
+def recorded_pass_tokens(art: dict[str, Any]) -> dict[str, int | None]:
+    """Per arm, the token bound of its student's passes (``training.<arm>.pass_tokens``); None
+    where there was none (every student before session 34, and hard-label students, whose
+    passes are bounded by rows only). Raises ValueError where a value is neither None nor a
+    positive integer."""
+    training = _obj(art.get("training"))
+    bounds: dict[str, int | None] = {}
+    for arm in ("trait", "control"):
+        v = _obj(training.get(arm)).get("pass_tokens")
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
+            raise ValueError(
+                f"training.{arm}.pass_tokens is {v!r}: cannot tell how its student trained "
+                "(expected a positive integer or null)"
+            )
+        bounds[arm] = v
+    return bounds
+
+
 def reproduce(artifact_path: Path, store: ArtifactStore, log_dir: Path) -> dict[str, Any]:
     """Rerun the cell of the artifact at ``artifact_path`` over ``store`` (Inspect logs into
     ``log_dir``), compare its per-question scores with the stored ones, write the record next to
     the artifact (``<stem>.reproduced.json``) and return it. Raises ValueError, before any work,
     for an unreadable artifact, a config this checkout cannot rebuild, or another hardware class.
     Each student trains in passes of the size its arm records
-    (:func:`recorded_passes`), whatever ``$SLB_MICRO_BATCH`` says."""
+    (:func:`recorded_passes`) and token bound (:func:`recorded_pass_tokens`), whatever
+    ``$SLB_MICRO_BATCH`` and ``$SLB_PASS_TOKENS`` say."""
     artifact_path = Path(artifact_path)
     art = read_artifact(artifact_path)
     cfg = config_from_dict(art["config"])
     here = device_info()
     check_hardware(art, here)
     passes = recorded_passes(art)
-    token = STUDENT_PASSES.set(passes)
+    bounds = recorded_pass_tokens(art)
+    token, token_b = STUDENT_PASSES.set(passes), STUDENT_PASS_TOKENS.set(bounds)
     try:
         fresh = run_cell(cfg, store, log_dir)
     finally:
+        STUDENT_PASS_TOKENS.reset(token_b)
         STUDENT_PASSES.reset(token)
     # As the artifact would be written (JSON numbers, lists), so the comparison is like for like.
     scores = json.loads(json.dumps(fresh.get("scores")))
@@ -288,6 +310,7 @@ def reproduce(artifact_path: Path, store: ArtifactStore, log_dir: Path) -> dict[
         "stored_device": stored_info.get("device"),
         "reused_stages": reused,
         "student_passes": passes,
+        "student_pass_tokens": bounds,
         "note": note,
         "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }

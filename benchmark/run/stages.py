@@ -30,7 +30,12 @@ from benchmark.core.reference_models import GenerationSettings
 from benchmark.core.results import CANDIDATES, PLACEBO_METRIC
 from benchmark.core.store import ArtifactStore, stable_hash
 from benchmark.core.teachers import TraitTeacher, train_trait_adapter
-from benchmark.core.train_env import STUDENT_PASSES, micro_batch_default
+from benchmark.core.train_env import (
+    STUDENT_PASS_TOKENS,
+    STUDENT_PASSES,
+    micro_batch_default,
+    pass_tokens_default,
+)
 from benchmark.core.training import TrainConfig, train
 from benchmark.core.types import Row, TeacherSpec, Trait
 from benchmark.run.config import CellConfig
@@ -290,9 +295,16 @@ class Stages:
         # Rows per pass: as an artifact recorded (``slb reproduce``), else $SLB_MICRO_BATCH; for
         # soft and hard labels alike (teachers train in one pass).
         passes = (STUDENT_PASSES.get() or {}).get(arm) or micro_batch_default()
+        # Soft labels: the token bound of a pass, likewise (recorded None: no bound, 0 here).
+        bounds = STUDENT_PASS_TOKENS.get() or {}
+        tokens = (bounds[arm] or 0) if arm in bounds else pass_tokens_default()
 
         def build(tmp: Path) -> dict[str, Any]:
-            return {"training": train(self.cfg.base_model, rows, student, tmp, micro_batch=passes)}
+            return {
+                "training": train(
+                    self.cfg.base_model, rows, student, tmp, micro_batch=passes, pass_tokens=tokens
+                )
+            }
 
         spec = {"data": data_key, "n": len(rows), **common}
         index = ("student_index", content)
