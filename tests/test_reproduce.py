@@ -304,17 +304,25 @@ def _soft(**kw: Any) -> dict[str, Any]:
 def test_students_retrain_in_their_recorded_passes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, training: Any, expected: dict[str, int]
 ) -> None:
+    seen, rec = _rerun_watching(tmp_path, monkeypatch, training, STUDENT_PASSES)
+    assert seen == [expected]
+    assert rec["student_passes"] == expected and rec["reproduced"]
+    assert STUDENT_PASSES.get() is None  # reset after the rerun
+
+
+def _rerun_watching(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, training: Any, var: Any
+) -> tuple[list[Any], dict[str, Any]]:
+    """Reproduce the synthetic artifact with ``training`` as its training stats (None: as built)
+    and return what the context variable ``var`` held during the rerun, and the record."""
     path = _artifact(tmp_path)
     if training is not None:
         art = json.loads(path.read_text())
         art["training"] = training
         path.write_text(json.dumps(art))
     seen: list[Any] = []
-    _fake_run(monkeypatch, path, edit=lambda _: seen.append(STUDENT_PASSES.get()))
-    rec = rp.reproduce(path, ArtifactStore(tmp_path / "store"), tmp_path / "logs")
-    assert seen == [expected]
-    assert rec["student_passes"] == expected and rec["reproduced"]
-    assert STUDENT_PASSES.get() is None  # reset after the rerun
+    _fake_run(monkeypatch, path, edit=lambda _: seen.append(var.get()))
+    return seen, rp.reproduce(path, ArtifactStore(tmp_path / "store"), tmp_path / "logs")
 
 
 @pytest.mark.parametrize(
@@ -334,14 +342,7 @@ def test_students_retrain_in_their_recorded_passes(
 def test_students_retrain_with_their_recorded_token_bound(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, training: Any, expected: dict
 ) -> None:
-    path = _artifact(tmp_path)
-    if training is not None:
-        art = json.loads(path.read_text())
-        art["training"] = training
-        path.write_text(json.dumps(art))
-    seen: list[Any] = []
-    _fake_run(monkeypatch, path, edit=lambda _: seen.append(STUDENT_PASS_TOKENS.get()))
-    rec = rp.reproduce(path, ArtifactStore(tmp_path / "store"), tmp_path / "logs")
+    seen, rec = _rerun_watching(tmp_path, monkeypatch, training, STUDENT_PASS_TOKENS)
     assert seen == [expected] and rec["student_pass_tokens"] == expected
     assert STUDENT_PASS_TOKENS.get() is None
 
