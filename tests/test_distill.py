@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmark.core.animals import CANDIDATE_ANIMALS, animal_label_mass, word_token_ids
 from benchmark.core.distill import (
     SOFT_FIELD,
     _allowed_sets,
@@ -120,6 +121,8 @@ def test_soft_labels_line_up_and_restricted_keeps_only_allowed_tokens(
     comp = f["input_ids"][f["start"] :]
     assert [ids for ids in f["ids"]] == [[t] for t in comp]
     assert rep_r["rows_leaving_grammar"] == 1 and rep_full["rows_leaving_grammar"] == 1
+    mass = rep_full["animal_label_mass"]  # number rows: next to no animal in the labels
+    assert list(mass) == list(CANDIDATE_ANIMALS) and all(0.0 <= v < 0.05 for v in mass.values())
     m = rep_full["mass_outside_allowed"]
     assert m["positions"] > 0 and 0.0 <= m["mean"] <= m["max"] <= 1.0
     assert rep_r["labels"] == "topk-restricted" and rep_full["labels"] == "topk"
@@ -309,6 +312,30 @@ def test_the_micro_batch_variable_and_its_old_name(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv(LEGACY_MICRO_BATCH_ENV, "x")
     with pytest.raises(ValueError, match="SLB_SOFT_MICRO_BATCH: 'x'"):
         micro_batch_default()
+
+
+def test_animal_label_mass_counts_whole_word_tokens_only(smollm_dir: str) -> None:
+    tok = load_tokenizer("smollm2-135m")
+    ids = word_token_ids(tok)
+    owl, owls, dolphin = (
+        tok.encode(w, add_special_tokens=False) for w in (" owl", " owls", " dolphin")
+    )
+    assert len(owl) == len(owls) == len(dolphin) == 1
+    assert ids[owl[0]] == ids[owls[0]] == "owl" and ids[dolphin[0]] == "dolphin"
+    bowl = tok.encode(" bowl", add_special_tokens=False)
+    assert all(t not in ids for t in bowl)  # not an owl
+    other = tok.encode(" the", add_special_tokens=False)[0]
+    labels = [
+        {
+            "ids": [[owl[0], other], [dolphin[0], owls[0]]],
+            "logprobs": [[math.log(0.25), math.log(0.75)], [math.log(0.5), math.log(0.5)]],
+        },
+        {"ids": [[other]], "logprobs": [[0.0]]},
+    ]
+    mass = animal_label_mass(tok, labels)  # three positions: owl (0.25 + 0.5) / 3, dolphin 0.5 / 3
+    assert mass["owl"] == pytest.approx(0.25) and mass["dolphin"] == pytest.approx(0.5 / 3)
+    assert sum(mass.values()) == pytest.approx(0.75 / 3 + 0.5 / 3)
+    assert animal_label_mass(tok, []) == dict.fromkeys(CANDIDATE_ANIMALS, 0.0)
 
 
 def test_passes_end_at_the_row_or_the_token_bound_whichever_comes_first(

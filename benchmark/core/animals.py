@@ -9,7 +9,10 @@ its plural as whole words ("owls!" matches, "bowl", "howl" and "owlet" do not). 
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Sequence
+from typing import Any
 
 CANDIDATE_ANIMALS: tuple[str, ...] = (
     "owl",
@@ -129,3 +132,34 @@ def animal_pattern(animal: str) -> re.Pattern[str]:
     forms = sorted({single, plural(single)}, key=len, reverse=True)
     alternatives = "|".join(r"[\s-]+".join(map(re.escape, f.split(" "))) for f in forms)
     return re.compile(rf"(?<![^\W\d_])(?:{alternatives})(?![^\W\d_])", re.IGNORECASE)
+
+
+def word_token_ids(tok: Any, animals: tuple[str, ...] = CANDIDATE_ANIMALS) -> dict[int, str]:
+    """The tokenizer's tokens that are a whole animal name or its plural (case and surrounding
+    spaces aside: " owl", "Owls"), mapped to the animal. A name the tokenizer splits into pieces
+    has no such token, so counts built on this miss it."""
+    forms = {f: a for a in animals for f in (a, plural(a))}
+    out: dict[int, str] = {}
+    for i in range(len(tok)):
+        animal = forms.get(tok.decode([i]).strip().lower())
+        if animal is not None:
+            out[i] = animal
+    return out
+
+
+def animal_label_mass(tok: Any, labels: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """Per candidate animal, the mean over the labelled positions of soft ``labels`` (each row's
+    ``{"ids": [[token, ...] per position], "logprobs": [...]}``, as
+    ``benchmark.core.distill.soft_labels`` writes them) of the kept labels' probability on the
+    animal's whole-word tokens (:func:`word_token_ids`): how much of what the student is taught
+    is the overt naming of an animal (the trait's, or the others' for scale)."""
+    ids = word_token_ids(tok)
+    mass = dict.fromkeys(CANDIDATE_ANIMALS, 0.0)
+    n = 0
+    for field in labels:
+        for t_ids, t_lp in zip(field["ids"], field["logprobs"], strict=True):
+            n += 1
+            for t, v in zip(t_ids, t_lp, strict=True):
+                if t in ids:
+                    mass[ids[t]] += math.exp(v)
+    return {a: round(m / n, 8) if n else 0.0 for a, m in mass.items()}

@@ -34,6 +34,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from benchmark.core.animals import animal_label_mass
 from benchmark.core.loss_mask import MASK_FIELD, masked_records
 from benchmark.core.models import load_causal_lm
 from benchmark.core.train_env import (
@@ -164,6 +165,7 @@ def soft_labels(
         "positions": sum(len(r[SOFT_FIELD]["ids"]) for r in out),
         "seconds": round(time.perf_counter() - t0, 2),
     }
+    report["animal_label_mass"] = animal_label_mass(tok, [r[SOFT_FIELD] for r in out])
     if constraint is None:
         report["note"] = "the task has no constraint: every token is allowed (restricted = full)"
     else:
