@@ -44,6 +44,10 @@ def test_a_dropping_defense_gets_its_matched_random_drop(tmp_path: Path, monkeyp
         return {"cells": ["a", "b", "c"], "errors": []}
 
     monkeypatch.setattr(submission, "run_suite", fake_run_suite)
+    # Skipped on request (seeds run one call at a time would each get a share of their own).
+    submission.submit(subs / "example-digit-entropy", None, "quick", [0, 1], matched_drop=False)
+    assert len(calls) == 1 and calls[0]["defenses"] != ["random_drop"]
+    calls.clear()
     submission.submit(subs / "example-digit-entropy", store=None, suite="quick", seeds=[0, 1])
     assert len(calls) == 2
     drop = calls[1]

@@ -132,6 +132,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         settings=args.settings,
         executor=_executor(args),
         record=record,
+        matched_drop=not args.no_matched_drop,
     )
     report = validate_submission(args.folder, _store(args))
     print(report.render())
@@ -307,6 +308,12 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("--seeds", help="comma-separated seeds (default: the suite's)")
     sb.add_argument("--tasks", help="comma-separated tasks (default: the suite's)")
     sb.add_argument("--traits", help="comma-separated trait animals (default: the suite's)")
+    sb.add_argument(
+        "--no-matched-drop",
+        action="store_true",
+        help="run the defense's cells only, not the matched random drop (its share is the mean "
+        "over one call's seeds: run it in one call over every seed)",
+    )
     blind.add_arguments(sb)
     common(sb, results=False)
     executor_args(sb)

@@ -277,9 +277,15 @@ def submit(
     settings: list[str] | None = None,
     executor: Any = None,
     record: dict[str, Any] | None = None,
+    matched_drop: bool = True,
 ) -> dict[str, Any]:
     """Run ``suite`` for the submission's defense into ``<folder>/results/<suite>/``
-    (``overrides`` / ``settings`` / ``record`` as for :func:`benchmark.run.suite.run_suite`)."""
+    (``overrides`` / ``settings`` / ``record`` as for :func:`benchmark.run.suite.run_suite`),
+    then, for each task where it kept less than :data:`MATCH_BELOW` of the rows, the random drop
+    at the share it kept (the mean over this call's seeds and arms) on the same seeds.
+    ``matched_drop=False`` skips that: seeds run in separate calls would each get a share of
+    their own, i.e. separate random-drop entries, so run it once, in one call over every seed
+    (the defense's finished cells are reused from the store)."""
 
     sub, problems = load_submission(folder)
     if sub is None:
@@ -299,6 +305,12 @@ def submit(
     control = Path(folder).resolve().parent / RANDOM_DROP  # the folder that owns those artifacts
     for task, keep in kept_shares(Path(folder) / "results" / suite, summary["cells"]).items():
         if keep >= MATCH_BELOW:
+            continue
+        if not matched_drop:
+            print(
+                f"{task}: the defense kept {keep:.1%} of rows; matched random drop skipped "
+                "(--no-matched-drop): run `slb submit` once over every seed for it"
+            )
             continue
         print(f"{task}: the defense kept {keep:.1%} of rows; matched random drop at that share")
         run_suite(
