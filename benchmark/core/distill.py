@@ -273,7 +273,7 @@ def train_soft(
     micro_batch = micro_batch_default() if micro_batch is None else micro_batch
     if micro_batch < 1:
         raise ValueError(f"Invalid micro_batch: {micro_batch} (expected >= 1)")
-    bound = (pass_tokens_default() or 0) if pass_tokens is None else pass_tokens
+    bound = pass_tokens_default() if pass_tokens is None else pass_tokens
     if bound < 0:
         raise ValueError(f"Invalid pass_tokens: {bound} (expected 0 or more)")
     if not rows or any(SOFT_FIELD not in r for r in rows):

@@ -56,7 +56,7 @@ def micro_batch_default() -> int:
     return int(v)
 
 
-def pass_tokens_default() -> int | None:
+def pass_tokens_default() -> int:
     """The most tokens one pass of a soft-label student holds, counted as its rows times its
     longest row (the padded input the model runs on): ``$SLB_PASS_TOKENS`` (a positive integer,
     or "0" for no bound; unset: 512). A pass ends at :func:`micro_batch_default` rows or at this
@@ -68,7 +68,7 @@ def pass_tokens_default() -> int | None:
     v = os.environ.get(PASS_TOKENS_ENV, str(PASS_TOKENS_DEFAULT)).strip()
     if not v.isdigit():
         raise ValueError(f"Invalid ${PASS_TOKENS_ENV}: {v!r} (expected 0 or a positive integer)")
-    return int(v) or None
+    return int(v)
 
 
 def check_training_env() -> None:
