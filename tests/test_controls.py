@@ -30,6 +30,19 @@ def test_null_arm_and_planted_share_are_checked() -> None:
     assert on["null_arm"] is True
 
 
+def test_null_arm_takes_its_placebo_from_a_setting() -> None:
+    """A free-text task's preset has no placebo; ``--set teacher.placebo=...`` supplies it, and
+    the null arm is checked once the settings are in (a pre-registered free-text null needs
+    this), and still refused where no setting names one."""
+    from benchmark.run.presets import preset
+
+    cfg = preset("topk-prefix", ["teacher.placebo=dolphin"], task="code", null_arm=True)
+    assert cfg.null_arm and cfg.teacher.placebo == "dolphin"
+    assert cfg.teacher.type == "system_prompt"
+    with pytest.raises(ValueError, match="same-animal null needs teacher.placebo"):
+        preset("topk-prefix", [], task="code", null_arm=True)
+
+
 def test_plant_replaces_a_known_share_and_keeps_ids_and_prompts() -> None:
     rows = [{"id": f"r{i}", "prompt": f"p{i}", "completion": "1, 2, 3"} for i in range(40)]
     out, n = plant(rows, "owl", 0.25, seed=3)

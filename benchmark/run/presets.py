@@ -176,7 +176,11 @@ def preset(name: str, settings: Sequence[str] = (), **overrides: Any) -> CellCon
     teacher = kw.get("teacher")
     if "teacher" not in overrides and teacher is not None and teacher.placebo is not None:
         kw["teacher"] = replace(teacher, placebo=_placebo_for(teacher.placebo, kw.get("trait")))
-    return apply_settings(CellConfig(**kw), settings)
+    # The null arm is checked once the settings are in: a setting may name the placebo it needs
+    # (a free-text preset has none).
+    null = kw.pop("null_arm", False)
+    cfg = apply_settings(CellConfig(**kw), settings)
+    return replace(cfg, null_arm=null) if null else cfg
 
 
 def _placebo_for(placebo: str, trait: Any) -> str:
