@@ -16,8 +16,15 @@ from benchmark.core.generation import (
     TransformersBackend,
     cut_at_stop,
 )
-from benchmark.core.models import resolve
-from benchmark.core.training import TrainConfig, pass_rows, train
+from benchmark.core.models import load_tokenizer, resolve
+from benchmark.core.training import (
+    TrainConfig,
+    bounded_pass_rows,
+    pass_rows,
+    record_tokens,
+    to_records,
+    train,
+)
 from tasks.numbers import NumbersTask, parse_numbers
 
 
@@ -169,6 +176,18 @@ def test_hard_label_passes_give_the_batchs_step(
     assert (whole["micro_batch"], stats["micro_batch"]) == (4, 2)
     assert whole["steps"] == stats["steps"] == 1
     assert share < 1e-4
+    # A token bound (SLB_PASS_TOKENS) cuts the passes to the rows that fit at the longest row's
+    # length, measured as TRL lays the rows out; teachers (micro_batch None) keep one pass.
+    tok = load_tokenizer("smollm2-135m")
+    lengths = record_tokens(tok, to_records(tok, rows))
+    # (at most a couple of tokens a row over: 431 against TRL's 424 for these 4 rows, measured)
+    assert sum(lengths) - 2 * len(rows) <= whole["train_tokens_per_epoch"] <= sum(lengths)
+    assert "pass_tokens" not in whole and stats["pass_tokens"] == 512
+    longest = min(max(lengths), cfg.max_length)  # TRL cuts rows at max_length
+    bounded, share = moved("bounded", micro_batch=4, pass_tokens=2 * longest)
+    assert (bounded["micro_batch"], bounded["pass_tokens"]) == (2, 2 * longest)
+    assert share < 1e-4
+    assert moved("tight", micro_batch=4, pass_tokens=2 * longest - 1)[0]["micro_batch"] == 1
     # The check can fail: each pass over its own token count (what a trainer without the
     # cycle's count does) is another step.
     lean = training_mod.completion_loss_trainer
@@ -182,6 +201,15 @@ def test_hard_label_passes_give_the_batchs_step(
 
     monkeypatch.setattr(training_mod, "completion_loss_trainer", per_pass)
     assert moved("wrong", micro_batch=2)[1] > 1e-2
+
+
+def test_bounded_pass_rows() -> None:
+    assert bounded_pass_rows(8, 512, 60) == 8  # 8 rows of 60 tokens fit
+    assert bounded_pass_rows(8, 512, 100) == 5
+    assert bounded_pass_rows(8, 512, 900) == 1  # a row longer than the bound: one a pass
+    assert bounded_pass_rows(8, 0, 900) == 8  # no bound
+    assert bounded_pass_rows(None, 0, 900) is None  # one pass of the batch
+    assert pass_rows(16, bounded_pass_rows(8, 512, 100)) == 4  # then it divides the batch
 
 
 def test_pass_rows_divides_the_batch() -> None:

@@ -57,14 +57,16 @@ def micro_batch_default() -> int:
 
 
 def pass_tokens_default() -> int:
-    """The most tokens one pass of a soft-label student holds, counted as its rows times its
+    """The most tokens one pass of a student holds, counted as its rows times its
     longest row (the padded input the model runs on): ``$SLB_PASS_TOKENS`` (a positive integer,
     or "0" for no bound; unset: 512). A pass ends at :func:`micro_batch_default` rows or at this
     bound, whichever comes first (a row longer than the bound is a pass of its own), so long
     free-text rows (code, chain-of-thought) keep one pass's activations, which grow with its
     tokens, near the short number rows'. The gradient is the batch's either way (the same sum in
     another order); ``slb reproduce`` retrains with the bound an artifact records. Hard-label
-    students (TRL's trainer, equal passes) are bounded by rows only."""
+    students (TRL's trainer) need equal passes, so theirs hold as many rows as fit the bound at
+    the dataset's longest row (``benchmark.core.training.bounded_pass_rows``); fine-tuned
+    teachers train in one pass, unbounded."""
     v = os.environ.get(PASS_TOKENS_ENV, str(PASS_TOKENS_DEFAULT)).strip()
     if not v.isdigit():
         raise ValueError(f"Invalid ${PASS_TOKENS_ENV}: {v!r} (expected 0 or a positive integer)")

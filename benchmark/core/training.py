@@ -30,7 +30,7 @@ from benchmark.core.generation import cpu_has_bf16
 from benchmark.core.loss_mask import MASK_FIELD, masked_records
 from benchmark.core.models import default_device, load_tokenizer, resolve
 from benchmark.core.plain_format import plain_completion, plain_prompt
-from benchmark.core.train_env import checkpointing_default
+from benchmark.core.train_env import checkpointing_default, pass_tokens_default
 
 log = logging.getLogger(__name__)
 
@@ -150,8 +150,9 @@ def train(
     one pass of the batch, as fine-tuned teachers train; else passes of the largest divisor of
     ``cfg.batch_size`` not above it, by gradient accumulation: the loss is summed over the
     cycle's passes and divided by its count of completion tokens, so the step is the batch's);
-    ``pass_tokens`` (soft labels only) the most padded tokens a pass holds (None:
-    ``$SLB_PASS_TOKENS``; 0: no bound). All four are arguments, not config fields, so none changes stage hashes. ``cfg.bf16`` takes effect on
+    ``pass_tokens`` the most padded tokens a student's pass holds (None: ``$SLB_PASS_TOKENS``;
+    0: no bound; hard labels: :func:`bounded_pass_rows`, and with ``micro_batch`` None, as
+    teachers train, no bound). All four are arguments, not config fields, so none changes stage hashes. ``cfg.bf16`` takes effect on
     TRL's loss path only: the completion-only loss runs the model outside the autocast wrapper
     Trainer installs, i.e. in float32 (found 2026-11-27; stats written before then say
     ``bf16: true`` for students that trained in float32).
@@ -196,7 +197,12 @@ def train(
         records = to_records(tok, rows, system)
     ds = Dataset.from_list(records)
     out_dir = Path(out_dir)
-    per_pass = pass_rows(cfg.batch_size, micro_batch)
+    # Students (micro_batch given) also bound a pass's padded tokens; teachers train in one pass.
+    bound = (
+        0 if micro_batch is None else pass_tokens_default() if pass_tokens is None else pass_tokens
+    )
+    longest = min(max(record_tokens(tok, records)), cfg.max_length) if bound else 0
+    per_pass = pass_rows(cfg.batch_size, bounded_pass_rows(micro_batch, bound, longest))
     args = SFTConfig(
         output_dir=str(out_dir / "_trainer"),
         num_train_epochs=cfg.epochs,
@@ -245,6 +251,8 @@ def train(
         "micro_batch": per_pass,
         "config": cfg.to_dict(),
     }
+    if micro_batch is not None:  # students: the token bound their passes kept (None: none)
+        stats["pass_tokens"] = bound or None
     if masked:
         stats["loss_masked_tokens"] = n_masked
     (out_dir / "slb_training.json").write_text(json.dumps(stats, indent=2))
@@ -297,6 +305,34 @@ def pass_rows(batch_size: int, micro_batch: int | None) -> int:
     if micro_batch < 1:
         raise ValueError(f"Invalid micro_batch: {micro_batch} (expected >= 1)")
     return max(d for d in range(1, micro_batch + 1) if batch_size % d == 0)
+
+
+def bounded_pass_rows(micro_batch: int | None, pass_tokens: int, longest: int) -> int | None:
+    """Rows per pass of a hard-label student, before :func:`pass_rows` makes it divide the batch:
+    ``micro_batch`` cut so that that many rows of the dataset's longest length fit in
+    ``pass_tokens`` padded tokens (0: no bound; at least one row). TRL pads a pass to its longest
+    row, so the bound holds for every pass; equal passes, as gradient accumulation needs, so it
+    reads the longest row of the whole dataset, not of each batch (the soft-label loop cuts each
+    batch as it goes: ``benchmark.core.train_env.passes``)."""
+    if not pass_tokens or longest < 1:
+        return micro_batch
+    fit = max(1, pass_tokens // longest)
+    return fit if micro_batch is None else min(micro_batch, fit)
+
+
+def record_tokens(tok: Any, records: Sequence[dict[str, Any]]) -> list[int]:
+    """Each training record's length in tokens, at least as TRL lays it out (the chat template
+    over prompt and completion, or the plain text, plus one for the end-of-sequence token TRL may
+    append; at most a couple of tokens over); records tokenised already count their ids."""
+    out = []
+    for r in records:
+        if "input_ids" in r:
+            out.append(len(r["input_ids"]))
+            continue
+        p, c = r["prompt"], r["completion"]
+        text = tok.apply_chat_template(p + c, tokenize=False) if isinstance(p, list) else p + c
+        out.append(len(tok(text, add_special_tokens=False)["input_ids"]) + 1)
+    return out
 
 
 def completion_loss_trainer(base_cls: type) -> type:

@@ -1,7 +1,7 @@
 """``python -m benchmark.run.perf_checkpointing``: peak memory and time of student training with
 gradient checkpointing (``SLB_GRADIENT_CHECKPOINTING=1``), with the batch run as passes of 8
-rows (``SLB_MICRO_BATCH``) and, soft labels only, as passes of 8 rows and at most 512 padded
-tokens (``SLB_PASS_TOKENS``; the two together are the students' default), against the naive
+rows (``SLB_MICRO_BATCH``) and as passes of 8 rows and at most 512 padded tokens
+(``SLB_PASS_TOKENS``; the two together are the students' default), against the naive
 way (the whole batch in one pass, every activation kept), on the same rows, each in a fresh
 process so each peak is its own; and how far each variant's trained adapter is from the
 reference's. ``--variants naive,rows8,tokens,ckpt`` picks some (the first is the reference):
@@ -95,7 +95,7 @@ def main(
 ) -> int:
     from safetensors.torch import load_file
 
-    keys = keys or [k for k in VARIANTS if labels == "soft" or k != "tokens"]
+    keys = keys or list(VARIANTS)
     with tempfile.TemporaryDirectory() as tmp:
         rows = Path(tmp) / "rows.jsonl"
         if rows_file is None:
