@@ -238,8 +238,8 @@ def recorded_passes(art: dict[str, Any]) -> dict[str, int]:
 
 def recorded_pass_tokens(art: dict[str, Any]) -> dict[str, int | None]:
     """Per arm, the token bound of its student's passes (``training.<arm>.pass_tokens``); None
-    where there was none (every student before session 34, and hard-label students, whose
-    passes are bounded by rows only). Raises ValueError where a value is neither None nor a
+    where there was none (soft-label students before session 34, hard-label ones before
+    session 35: bounded by rows only). Raises ValueError where a value is neither None nor a
     positive integer."""
     training = _obj(art.get("training"))
     bounds: dict[str, int | None] = {}
