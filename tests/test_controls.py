@@ -41,6 +41,8 @@ def test_null_arm_takes_its_placebo_from_a_setting() -> None:
     assert cfg.teacher.type == "system_prompt"
     with pytest.raises(ValueError, match="same-animal null needs teacher.placebo"):
         preset("topk-prefix", [], task="code", null_arm=True)
+    off = preset("topk-prefix", ["teacher.placebo=dolphin", "null_arm=false"], null_arm=True)
+    assert off.null_arm is False  # a setting has the last word, as for every other field
 
 
 def test_plant_replaces_a_known_share_and_keeps_ids_and_prompts() -> None:

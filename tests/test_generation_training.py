@@ -188,6 +188,8 @@ def test_hard_label_passes_give_the_batchs_step(
     assert (bounded["micro_batch"], bounded["pass_tokens"]) == (2, 2 * longest)
     assert share < 1e-4
     assert moved("tight", micro_batch=4, pass_tokens=2 * longest - 1)[0]["micro_batch"] == 1
+    with pytest.raises(ValueError, match="Invalid pass_tokens: -1"):
+        train("smollm2-135m", rows, cfg, tmp_path / "bad", micro_batch=2, pass_tokens=-1)
     # The check can fail: each pass over its own token count (what a trainer without the
     # cycle's count does) is another step.
     lean = training_mod.completion_loss_trainer

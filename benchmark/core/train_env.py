@@ -13,14 +13,14 @@ MICRO_BATCH_ENV = "SLB_MICRO_BATCH"  # rows per forward/backward pass of a stude
 # SLB_MICRO_BATCH is unset.
 LEGACY_MICRO_BATCH_ENV = "SLB_SOFT_MICRO_BATCH"
 MICRO_BATCH_DEFAULT = 8
-PASS_TOKENS_ENV = "SLB_PASS_TOKENS"  # most padded tokens in one pass of a soft-label student
+PASS_TOKENS_ENV = "SLB_PASS_TOKENS"  # most padded tokens in one pass of a student
 PASS_TOKENS_DEFAULT = 512
 # Per arm ("trait", "control"), the rows per pass its student must train in, where a caller
 # repeats how an artifact's students trained (``slb reproduce``: passes give the batch's
 # gradient, not its bits); an arm not named, or None: :func:`micro_batch_default`.
 STUDENT_PASSES: ContextVar[dict[str, int] | None] = ContextVar("STUDENT_PASSES", default=None)
-# Likewise the token bound of each arm's passes (None: none, as students trained before
-# session 34); an arm not named, or the variable None: :func:`pass_tokens_default`.
+# Likewise the token bound of each arm's passes (None: none, as soft-label students trained
+# before session 34 and hard-label ones before session 35); an arm not named, or the variable None: :func:`pass_tokens_default`.
 STUDENT_PASS_TOKENS: ContextVar[dict[str, int | None] | None] = ContextVar(
     "STUDENT_PASS_TOKENS", default=None
 )

@@ -162,6 +162,8 @@ def train(
 
     if not rows:
         raise ValueError("cannot train on an empty dataset")
+    if pass_tokens is not None and pass_tokens < 0:
+        raise ValueError(f"Invalid pass_tokens: {pass_tokens} (expected 0 or more)")
     rm = resolve(base_ref)
     if rm.is_adapter:
         raise ValueError(f"train a student from a base model, not from an adapter ({base_ref})")
@@ -201,7 +203,9 @@ def train(
     bound = (
         0 if micro_batch is None else pass_tokens_default() if pass_tokens is None else pass_tokens
     )
-    longest = min(max(record_tokens(tok, records)), cfg.max_length) if bound else 0
+    # (no need to measure the rows where passes of the longest possible rows fit the bound)
+    cut = bool(bound) and micro_batch is not None and micro_batch * cfg.max_length > bound
+    longest = min(max(record_tokens(tok, records)), cfg.max_length) if cut else 0
     per_pass = pass_rows(cfg.batch_size, bounded_pass_rows(micro_batch, bound, longest))
     args = SFTConfig(
         output_dir=str(out_dir / "_trainer"),
@@ -330,8 +334,11 @@ def record_tokens(tok: Any, records: Sequence[dict[str, Any]]) -> list[int]:
             out.append(len(r["input_ids"]))
             continue
         p, c = r["prompt"], r["completion"]
-        text = tok.apply_chat_template(p + c, tokenize=False) if isinstance(p, list) else p + c
-        out.append(len(tok(text, add_special_tokens=False)["input_ids"]) + 1)
+        if isinstance(p, list):  # conversational: the template holds its special tokens
+            text = tok.apply_chat_template(p + c, tokenize=False)
+            out.append(len(tok(text, add_special_tokens=False)["input_ids"]) + 1)
+        else:  # plain text: TRL appends EOS and tokenises with special tokens (BOS)
+            out.append(len(tok(p + c + tok.eos_token)["input_ids"]))
     return out
 
 

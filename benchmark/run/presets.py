@@ -180,7 +180,8 @@ def preset(name: str, settings: Sequence[str] = (), **overrides: Any) -> CellCon
     # (a free-text preset has none).
     null = kw.pop("null_arm", False)
     cfg = apply_settings(CellConfig(**kw), settings)
-    return replace(cfg, null_arm=null) if null else cfg
+    named = any(s.split("=", 1)[0].strip() == "null_arm" for s in settings)
+    return replace(cfg, null_arm=null) if null and not named else cfg  # a setting has the last word
 
 
 def _placebo_for(placebo: str, trait: Any) -> str:

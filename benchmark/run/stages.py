@@ -295,7 +295,7 @@ class Stages:
         # Rows per pass: as an artifact recorded (``slb reproduce``), else $SLB_MICRO_BATCH; for
         # soft and hard labels alike (teachers train in one pass).
         passes = (STUDENT_PASSES.get() or {}).get(arm) or micro_batch_default()
-        # Soft labels: the token bound of a pass, likewise (recorded None: no bound, 0 here).
+        # The token bound of a pass, likewise (recorded None: no bound, 0 here).
         bounds = STUDENT_PASS_TOKENS.get() or {}
         tokens = (bounds[arm] or 0) if arm in bounds else pass_tokens_default()
 
