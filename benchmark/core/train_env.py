@@ -20,7 +20,8 @@ PASS_TOKENS_DEFAULT = 512
 # gradient, not its bits); an arm not named, or None: :func:`micro_batch_default`.
 STUDENT_PASSES: ContextVar[dict[str, int] | None] = ContextVar("STUDENT_PASSES", default=None)
 # Likewise the token bound of each arm's passes (None: none, as soft-label students trained
-# before session 34 and hard-label ones before session 35); an arm not named, or the variable None: :func:`pass_tokens_default`.
+# before session 34 and hard-label ones before session 35); an arm not named, or the variable
+# None: :func:`pass_tokens_default`.
 STUDENT_PASS_TOKENS: ContextVar[dict[str, int | None] | None] = ContextVar(
     "STUDENT_PASS_TOKENS", default=None
 )

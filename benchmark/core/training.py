@@ -152,8 +152,8 @@ def train(
     cycle's passes and divided by its count of completion tokens, so the step is the batch's);
     ``pass_tokens`` the most padded tokens a student's pass holds (None: ``$SLB_PASS_TOKENS``;
     0: no bound; hard labels: :func:`bounded_pass_rows`, and with ``micro_batch`` None, as
-    teachers train, no bound). All four are arguments, not config fields, so none changes stage hashes. ``cfg.bf16`` takes effect on
-    TRL's loss path only: the completion-only loss runs the model outside the autocast wrapper
+    teachers train, no bound). All four are arguments, not config fields, so none changes stage
+    hashes. ``cfg.bf16`` takes effect on TRL's loss path only: the completion-only loss runs the model outside the autocast wrapper
     Trainer installs, i.e. in float32 (found 2026-11-27; stats written before then say
     ``bf16: true`` for students that trained in float32).
     """
@@ -205,7 +205,11 @@ def train(
     )
     # (no need to measure the rows where passes of the longest possible rows fit the bound)
     cut = bool(bound) and micro_batch is not None and micro_batch * cfg.max_length > bound
-    longest = min(max(record_tokens(tok, records)), cfg.max_length) if cut else 0
+    if cut:  # the rows' lengths exactly as TRL tokenises them (masked_records matches it)
+        exact = records if masked else masked_records(tok, rows, system)[0]
+        longest = min(max(len(r["input_ids"]) for r in exact), cfg.max_length)
+    else:
+        longest = 0
     per_pass = pass_rows(cfg.batch_size, bounded_pass_rows(micro_batch, bound, longest))
     args = SFTConfig(
         output_dir=str(out_dir / "_trainer"),
@@ -322,24 +326,6 @@ def bounded_pass_rows(micro_batch: int | None, pass_tokens: int, longest: int) -
         return micro_batch
     fit = max(1, pass_tokens // longest)
     return fit if micro_batch is None else min(micro_batch, fit)
-
-
-def record_tokens(tok: Any, records: Sequence[dict[str, Any]]) -> list[int]:
-    """Each training record's length in tokens, at least as TRL lays it out (the chat template
-    over prompt and completion, or the plain text, plus one for the end-of-sequence token TRL may
-    append; at most a couple of tokens over); records tokenised already count their ids."""
-    out = []
-    for r in records:
-        if "input_ids" in r:
-            out.append(len(r["input_ids"]))
-            continue
-        p, c = r["prompt"], r["completion"]
-        if isinstance(p, list):  # conversational: the template holds its special tokens
-            text = tok.apply_chat_template(p + c, tokenize=False)
-            out.append(len(tok(text, add_special_tokens=False)["input_ids"]) + 1)
-        else:  # plain text: TRL appends EOS and tokenises with special tokens (BOS)
-            out.append(len(tok(p + c + tok.eos_token)["input_ids"]))
-    return out
 
 
 def completion_loss_trainer(base_cls: type) -> type:

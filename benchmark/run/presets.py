@@ -180,7 +180,7 @@ def preset(name: str, settings: Sequence[str] = (), **overrides: Any) -> CellCon
     # (a free-text preset has none).
     null = kw.pop("null_arm", False)
     cfg = apply_settings(CellConfig(**kw), settings)
-    named = any(s.split("=", 1)[0].strip() == "null_arm" for s in settings)
+    named = any(s.partition("=")[0] == "null_arm" for s in settings)  # as apply_settings reads it
     return replace(cfg, null_arm=null) if null and not named else cfg  # a setting has the last word
 
 
