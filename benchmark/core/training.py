@@ -153,9 +153,9 @@ def train(
     ``pass_tokens`` the most padded tokens a student's pass holds (None: ``$SLB_PASS_TOKENS``;
     0: no bound; hard labels: :func:`bounded_pass_rows`, and with ``micro_batch`` None, as
     teachers train, no bound). All four are arguments, not config fields, so none changes stage
-    hashes. ``cfg.bf16`` takes effect on TRL's loss path only: the completion-only loss runs the model outside the autocast wrapper
-    Trainer installs, i.e. in float32 (found 2026-11-27; stats written before then say
-    ``bf16: true`` for students that trained in float32).
+    hashes. ``cfg.bf16`` takes effect on TRL's loss path only: the completion-only loss runs the
+    model outside the autocast wrapper Trainer installs, i.e. in float32 (found 2026-11-27; stats
+    written before then say ``bf16: true`` for students that trained in float32).
     """
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
