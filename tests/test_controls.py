@@ -120,3 +120,63 @@ def test_instrument_flags_the_planted_leak_and_not_the_same_animal_null(tmp_path
     assert p["specificity"]["specific"], p["specificity"]
     assert not n["specificity"]["specific"], n["specificity"]
     assert abs(n["own_animal"]["log_odds_diff"]) < p["own_animal"]["log_odds_diff"]
+
+
+def test_student_init_teacher_starts_each_arm_at_its_own_teachers_adapter(
+    tmp_path, monkeypatch
+) -> None:
+    """``student_init=teacher``: each arm's student takes its own teacher's adapter init seed, so
+    in a same-animal null the control student starts from the second owl teacher's adapter (the
+    cell's seed + the offset), not the first's; "own" leaves the student as it was."""
+    from conftest import CellHarness
+
+    import benchmark.run.stages as stages
+    from benchmark.core.store import ArtifactStore
+    from benchmark.run.config import NULL_SEED_OFFSET
+    from benchmark.run.presets import preset
+
+    trained: list[tuple[str, int | None, int]] = []
+
+    def fake_train(base, rows, cfg, out, **kw):  # what each student would train with
+        trained.append((cfg.labels, cfg.init_seed, cfg.adapter_seed))
+        (out / "adapter_config.json").write_text("{}")
+        return {"steps": 0}
+
+    monkeypatch.setattr(stages, "train", fake_train)
+    store = ArtifactStore(tmp_path / "store")
+
+    def rows(key: str) -> list[dict[str, str]]:  # rows of their own: no student is reused
+        return [{"id": "r0", "prompt": key, "completion": "1"}]
+
+    shape = ["student.lora_r=16", "student.lora_alpha=32"]
+    # student_init is applied after the other settings, so its place in the list does not matter.
+    for null, settings in (
+        (False, ["student_init=teacher", *shape]),
+        (True, shape + ["student_init=teacher"]),
+    ):
+        cfg = preset("topk", settings, seed=760, null_arm=null)
+        assert cfg.teacher_train("control").seed == 760 + (NULL_SEED_OFFSET if null else 0)
+        cell = CellHarness(cfg, store, tmp_path)
+        for arm in ("trait", "control"):
+            key = f"{null}-{arm}"
+            cell.stages.train(arm, rows(key), key, cell.student_cfg)
+    seeds = [t[1] for t in trained]
+    assert seeds == [760, 760, 760, 760 + NULL_SEED_OFFSET]  # the null's control: its own teacher
+    assert preset("topk", shape, seed=760).to_dict().get("student_init") is None  # "own": absent
+    own = CellHarness(preset("topk", ["student.seed=5760"], seed=760), store, tmp_path)
+    own.stages.train("trait", rows("own"), "own", own.student_cfg)
+    assert trained[-1][1:] == (None, 5760)
+
+
+def test_student_init_teacher_is_refused_where_no_such_start_exists() -> None:
+    from benchmark.run.presets import preset
+
+    with pytest.raises(ValueError, match="student.lora_r=16 student.lora_alpha=32"):
+        preset("topk", ["student_init=teacher"])  # the suite's rank-8 student
+    shape = ["student.lora_r=16", "student.lora_alpha=32"]
+    with pytest.raises(ValueError, match="leave student.init_seed unset"):
+        preset("topk", [*shape, "student.init_seed=3", "student_init=teacher"])
+    with pytest.raises(ValueError, match="needs a fine-tuned teacher in both arms"):
+        preset("topk-prefix", [*shape, "student_init=teacher"], task="code")
+    with pytest.raises(ValueError, match=r"Invalid student_init: 'teachers' \(own or teacher\)"):
+        preset("topk", ["student_init=teachers"])

@@ -228,6 +228,6 @@ def shared_init_student(teacher: TeacherConfig, **kw: Any) -> TrainConfig:
         lora_r=t.lora_r,
         lora_alpha=t.lora_alpha,
         target_modules=t.target_modules,
-        init_seed=t.seed if t.init_seed is None else t.init_seed,
+        init_seed=t.adapter_seed,
         **kw,
     )

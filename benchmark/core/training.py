@@ -84,6 +84,11 @@ class TrainConfig:
             raise ValueError(f"Invalid max_length: {self.max_length}")
         check_labels(self.labels, self.top_k)
 
+    @property
+    def adapter_seed(self) -> int:
+        """The seed the LoRA adapter's random initialisation is drawn with."""
+        return self.seed if self.init_seed is None else self.init_seed
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["target_modules"] = list(self.target_modules)
@@ -274,7 +279,7 @@ def build_trainable(model_path: str | Path, cfg: TrainConfig) -> Any:
     import torch
     from transformers import AutoModelForCausalLM
 
-    torch.manual_seed(cfg.seed if cfg.init_seed is None else cfg.init_seed)
+    torch.manual_seed(cfg.adapter_seed)
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
     if cfg.method == "lora":
         from peft import LoraConfig, get_peft_model

@@ -78,6 +78,8 @@ def _run(
     defense = get_defense(cfg.defense, **cfg.defense_params)
     ts = teacher_spec(cfg, defense)
     student_cfg = run_training(defense, cfg.student)
+    for arm in ARMS:  # a training-side defense's change to the adapter, refused before any stage
+        cfg.student_for(arm, student_cfg)
     st = Stages(cfg, store, log_dir)
     prompts = st.prompts()
     data: dict[str, Any] = {}

@@ -19,6 +19,13 @@ from benchmark.core.training import TrainConfig
 from benchmark.run.names import check_animal, suggest
 
 _ANIMAL_RE = re.compile(r"^[a-z]+( [a-z]+)?$")
+# A same-animal null's control teacher: the trait teacher's training seed (or, with system-prompt
+# teachers, the sampling seed) plus this.
+NULL_SEED_OFFSET = 1000
+# Where a student's LoRA adapter starts: "own" = its own init seed (``student.init_seed``, else
+# ``student.seed``); "teacher" = exactly where its own arm's fine-tuned teacher started (the
+# teacher's adapter init seed; the student must have the teacher's rank, alpha and targets).
+STUDENT_INITS = ("own", "teacher")
 
 
 @dataclass(frozen=True)
@@ -89,6 +96,10 @@ class CellConfig:
     # that name the trait animal: a leak the instrument must detect).
     null_arm: bool = False
     planted_share: float = 0.0
+    # Cloud et al.'s shared start, per arm (``STUDENT_INITS``): with "teacher" each arm's student
+    # starts from its own teacher's adapter, so a same-animal null's arms stay alike (its control
+    # student starts from the second owl teacher's adapter, not the first's).
+    student_init: str = "own"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "trait", check_animal("trait", self.trait))
@@ -130,6 +141,46 @@ class CellConfig:
                 "the placebo control teacher needs another animal (for a same-animal null, set "
                 "null_arm=true and keep another placebo animal for the statistic's pair)"
             )
+        self.student_for("trait", self.student)
+
+    def teacher_train(self, arm: str) -> TrainConfig:
+        """How the arm's fine-tuned teacher trains: the cell's recipe (at the cell's seed where
+        ``teacher.seed_per_cell``); a same-animal null's control teacher at its seed + the offset."""
+        t = self.teacher.for_cell(self.seed).train
+        return (
+            replace(t, seed=t.seed + NULL_SEED_OFFSET) if arm == "control" and self.null_arm else t
+        )
+
+    def student_for(self, arm: str, student: TrainConfig) -> TrainConfig:
+        """The arm's student config as it trains: ``student`` (the cell's, after any training-side
+        defense), its adapter's init seed set from the arm's teacher where ``student_init`` says
+        so. Raises ValueError naming the problem where that start does not exist."""
+        if self.student_init not in STUDENT_INITS:
+            raise ValueError(f"Invalid student_init: {self.student_init!r} (own or teacher)")
+        if self.student_init == "own":
+            return student
+        t, fix = self.teacher_train(arm), "set student_init=own"
+        if self.teacher.type != "finetuned" or self.teacher.placebo is None:
+            raise ValueError(
+                "Invalid student_init=teacher: it needs a fine-tuned teacher in both arms "
+                f"(teacher.type=finetuned and a teacher.placebo; got {self.teacher.type!r}, "
+                f"placebo {self.teacher.placebo!r}): a system-prompted teacher or the bare base "
+                f"has no adapter to start from; {fix}"
+            )
+        if student.init_seed is not None or student.method != "lora":
+            raise ValueError(
+                "Invalid student_init=teacher: it sets each arm's LoRA init seed from its teacher; "
+                f"leave student.init_seed unset and student.method=lora, or {fix}"
+            )
+        shape = (t.lora_r, t.lora_alpha, tuple(t.target_modules))
+        if (student.lora_r, student.lora_alpha, tuple(student.target_modules)) != shape:
+            raise ValueError(
+                "Invalid student_init=teacher: the student needs the teacher's adapter shape, "
+                f"student.lora_r={t.lora_r} student.lora_alpha={t.lora_alpha} and its target "
+                f"modules; got r={student.lora_r}, alpha={student.lora_alpha}"
+                + ("" if tuple(student.target_modules) == shape[2] else ", other targets")
+            )
+        return replace(student, init_seed=t.adapter_seed)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -140,6 +191,8 @@ class CellConfig:
         for name in ("null_arm", "planted_share"):  # absent when off: older setups keep their ids
             if not d[name]:
                 del d[name]
+        if d["student_init"] == "own":  # likewise
+            del d["student_init"]
         return d
 
     def with_(self, **changes: Any) -> CellConfig:
@@ -154,8 +207,10 @@ def apply_settings(cfg: CellConfig, settings: Sequence[str]) -> CellConfig:
     string; it must fit the field's current type (an int field takes an int, a float field any
     number, a tuple field a list). Unknown keys and wrong types are refused naming the setting and
     the keys that exist; the config's own checks then run as for any other value.
+    ``student_init`` is set after the others: it is checked against the student and teacher they set.
     """
-    for setting in settings:
+    last = [s for s in settings if s.partition("=")[0] == "student_init"]
+    for setting in [s for s in settings if s not in last] + last:
         key, sep, text = setting.partition("=")
         if not sep or not key:
             raise ValueError(

@@ -38,7 +38,7 @@ from benchmark.core.train_env import (
 )
 from benchmark.core.training import TrainConfig, train
 from benchmark.core.types import Row, TeacherSpec, Trait
-from benchmark.run.config import CellConfig
+from benchmark.run.config import NULL_SEED_OFFSET, CellConfig
 from benchmark.run.evaluate import run_evals
 from benchmark.run.requests import requests_for, rows_with
 from benchmark.run.timer import StageTimer
@@ -49,9 +49,6 @@ from tasks.base import EmptyDatasetError, get_task
 # Bump when any stage computes something different for the same spec (see the module docstring).
 KEY_VERSION = 3  # 3: eval rows carry the candidate distributions
 ARMS = ("trait", "control")
-# A same-animal null's control teacher: the trait teacher's training seed (or, with system-prompt
-# teachers, the sampling seed) plus this.
-NULL_SEED_OFFSET = 1000
 # Held-out prompts for the utility probe: a prompt seed far from any training seed.
 UTILITY_PROMPTS = 32
 UTILITY_SEED_OFFSET = 1_000_000
@@ -129,7 +126,7 @@ class Stages:
         if tcfg.type == "system_prompt":  # the null's control arm samples with another seed
             return TraitTeacher(model, Trait(animal).system_prompt)
         if null:  # the trait's recipe with another training seed: another adapter, same animal
-            tcfg = replace(tcfg, train=replace(tcfg.train, seed=tcfg.train.seed + NULL_SEED_OFFSET))
+            tcfg = replace(tcfg, train=self.cfg.teacher_train(arm))
         spec = {
             "base": model,
             "animal": animal,
@@ -288,6 +285,7 @@ class Stages:
     def train(
         self, arm: str, rows: list[Row], data_key: str, student: TrainConfig
     ) -> tuple[Path, dict[str, Any]]:
+        student = self.cfg.student_for(arm, student)  # where its adapter starts (student_init)
         common = {"base": self.cfg.base_model, "student": student.to_dict(), **hardware_spec()}
         # A defense that leaves the rows unchanged (banned_words on numbers, say) must not cost a
         # second training run: the content index finds any student trained on these very rows.
