@@ -125,9 +125,9 @@ def test_instrument_flags_the_planted_leak_and_not_the_same_animal_null(tmp_path
 def test_student_init_teacher_starts_each_arm_at_its_own_teachers_adapter(
     tmp_path, monkeypatch
 ) -> None:
-    """``student_init=teacher``: each arm's student takes its own teacher's adapter init seed, so
-    in a same-animal null the control student starts from the second owl teacher's adapter (the
-    cell's seed + the offset), not the first's; "own" leaves the student as it was."""
+    """``student_init=teacher``: each arm's student takes the adapter init seed its own teacher
+    was really trained with, so in a same-animal null the control student starts from the trait
+    animal's second teacher (its seed + the offset), not the first; "own" leaves it as it was."""
     from conftest import CellHarness
 
     import benchmark.run.stages as stages
@@ -135,48 +135,87 @@ def test_student_init_teacher_starts_each_arm_at_its_own_teachers_adapter(
     from benchmark.run.config import NULL_SEED_OFFSET
     from benchmark.run.presets import preset
 
-    trained: list[tuple[str, int | None, int]] = []
+    teachers: set[int] = set()  # the teachers' adapter init seeds
+    students: list[int | None] = []
+
+    def fake_teacher(model, animal, tcfg, out):
+        (out / "adapter_config.json").write_text("{}")
+        (out / "init_seed").write_text(str(tcfg.train.adapter_seed))  # what this one started from
+        teachers.add(tcfg.train.adapter_seed)
+        return {}
 
     def fake_train(base, rows, cfg, out, **kw):  # what each student would train with
-        trained.append((cfg.labels, cfg.init_seed, cfg.adapter_seed))
+        students.append(cfg.init_seed)
         (out / "adapter_config.json").write_text("{}")
         return {"steps": 0}
 
+    monkeypatch.setattr(stages, "train_trait_adapter", fake_teacher)
     monkeypatch.setattr(stages, "train", fake_train)
     store = ArtifactStore(tmp_path / "store")
-
-    def rows(key: str) -> list[dict[str, str]]:  # rows of their own: no student is reused
-        return [{"id": "r0", "prompt": key, "completion": "1"}]
-
-    shape = ["student.lora_r=16", "student.lora_alpha=32"]
-    # student_init is applied after the other settings, so its place in the list does not matter.
-    for null, settings in (
-        (False, ["student_init=teacher", *shape]),
-        (True, shape + ["student_init=teacher"]),
-    ):
-        cfg = preset("topk", settings, seed=760, null_arm=null)
-        assert cfg.teacher_train("control").seed == 760 + (NULL_SEED_OFFSET if null else 0)
-        cell = CellHarness(cfg, store, tmp_path)
-        for arm in ("trait", "control"):
-            key = f"{null}-{arm}"
-            cell.stages.train(arm, rows(key), key, cell.student_cfg)
-    seeds = [t[1] for t in trained]
-    assert seeds == [760, 760, 760, 760 + NULL_SEED_OFFSET]  # the null's control: its own teacher
-    assert preset("topk", shape, seed=760).to_dict().get("student_init") is None  # "own": absent
+    shape = ["student.lora_r=16", "student.lora_alpha=32", "student.seed=5760"]
+    designs = {  # the teachers' seeds: per cell (760), fixed at 3, or a fixed init seed 7
+        "per-cell": [],
+        "fixed": ["teacher.seed_per_cell=false", "teacher.train.seed=3"],
+        "init": ["teacher.seed_per_cell=false", "teacher.train.init_seed=7"],
+    }
+    for name, design in designs.items():
+        for null in (False, True):
+            # Checked once the settings are in, so student_init may come before the shape.
+            cfg = preset("topk", ["student_init=teacher", *design, *shape], seed=760, null_arm=null)
+            cell = CellHarness(cfg, store, tmp_path)
+            for arm in ("trait", "control"):
+                students.clear()
+                key = f"{name}-{null}-{arm}"  # rows of their own: no student is reused
+                cell.stages.train(
+                    arm, [{"id": "r", "prompt": key, "completion": "1"}], key, cell.student_cfg
+                )
+                want = int((stages.Path(cell.teacher(arm).model_ref) / "init_seed").read_text())
+                assert students == [want], (name, null, arm)
+    assert sorted(teachers) == [
+        3,
+        7,
+        760,
+        3 + NULL_SEED_OFFSET,
+        760 + NULL_SEED_OFFSET,
+    ]
     own = CellHarness(preset("topk", ["student.seed=5760"], seed=760), store, tmp_path)
-    own.stages.train("trait", rows("own"), "own", own.student_cfg)
-    assert trained[-1][1:] == (None, 5760)
+    own.stages.train(
+        "trait", [{"id": "r", "prompt": "own", "completion": "1"}], "own", own.student_cfg
+    )
+    assert students[-1] is None  # "own": the student's own seed, as before
+    assert "student_init" not in preset("topk", shape, seed=760).to_dict()  # older ids unchanged
 
 
-def test_student_init_teacher_is_refused_where_no_such_start_exists() -> None:
+def test_student_init_teacher_is_refused_where_no_such_start_exists(tmp_path) -> None:
+    from benchmark.core.store import ArtifactStore
+    from benchmark.run.cell import check_student_init, prepare_teacher, teacher_spec
     from benchmark.run.presets import preset
+    from defenses import get_defense
 
     with pytest.raises(ValueError, match="student.lora_r=16 student.lora_alpha=32"):
         preset("topk", ["student_init=teacher"])  # the suite's rank-8 student
-    shape = ["student.lora_r=16", "student.lora_alpha=32"]
+    shape = ["student.lora_r=16", "student.lora_alpha=32", "student_init=teacher"]
     with pytest.raises(ValueError, match="leave student.init_seed unset"):
-        preset("topk", [*shape, "student.init_seed=3", "student_init=teacher"])
-    with pytest.raises(ValueError, match="needs a fine-tuned teacher in both arms"):
-        preset("topk-prefix", [*shape, "student_init=teacher"], task="code")
+        preset("topk", [*shape, "student.init_seed=3"])
+    with pytest.raises(ValueError, match="frozen layers \\[0\\] are not its teacher's"):
+        preset("topk", [*shape, "student.frozen_layers=[0]"])
+    with pytest.raises(ValueError, match="needs a LoRA fine-tuned teacher in both arms"):
+        preset("topk", [*shape, "teacher.train.method=full"])
+    with pytest.raises(ValueError, match="needs a LoRA fine-tuned teacher in both arms"):
+        preset("topk-prefix", shape, task="code")  # a system-prompted teacher
     with pytest.raises(ValueError, match=r"Invalid student_init: 'teachers' \(own or teacher\)"):
         preset("topk", ["student_init=teachers"])
+    # A defense's hooks: refused before any stage, the store left empty.
+    cfg = preset("topk", shape)
+    for defense, match in (
+        ("freeze_early_layers", "freeze_early_layers.*training\\(\\) hook changed the student"),
+        ("cross_base_teacher", "moves the teacher to .*another base"),
+    ):
+        cell = cfg.with_(defense=defense)
+        d = get_defense(defense)
+        with pytest.raises(ValueError, match=match):
+            check_student_init(cell, d, teacher_spec(cell, d))
+        store = ArtifactStore(tmp_path / defense)
+        with pytest.raises(ValueError, match=match):
+            prepare_teacher(cell, store, tmp_path)
+        assert not any((tmp_path / defense).rglob("*.json"))

@@ -24,6 +24,7 @@ from benchmark.core.models import device_info, resolve
 from benchmark.core.results import build_results
 from benchmark.core.store import ArtifactStore, stable_hash
 from benchmark.core.train_env import check_training_env
+from benchmark.core.training import TrainConfig
 from benchmark.core.types import Row, TeacherSpec
 from benchmark.run.config import CellConfig
 from benchmark.run.controls import plant
@@ -58,12 +59,40 @@ def teacher_spec(cfg: CellConfig, defense: Defense) -> TeacherSpec:
     )
 
 
+def check_student_init(cfg: CellConfig, defense: Defense, ts: TeacherSpec) -> TrainConfig:
+    """The student config a cell trains (after the defense's ``training()`` hook), refused before
+    any stage where ``student_init=teacher`` names a start that does not exist: a defense that
+    changes the student's adapter, or moves the teacher to another base."""
+    student = run_training(defense, cfg.student)
+    if cfg.student_init != "teacher":
+        return student
+    name = defense.display_name()
+    if ts.model != cfg.base_model:
+        raise ValueError(
+            f"Invalid student_init=teacher with defense {name!r}: it moves the teacher to "
+            f"{ts.model!r}, another base than the student's {cfg.base_model!r}, so no student "
+            "can start from its adapter"
+        )
+    for arm in ARMS:
+        try:
+            cfg.student_for(arm, student)
+        except ValueError as e:
+            changed = student != cfg.student
+            raise ValueError(
+                f"{e}"
+                + (f" (defense {name!r}'s training() hook changed the student)" if changed else "")
+            ) from e
+    return student
+
+
 def prepare_teacher(cfg: CellConfig, store: ArtifactStore, log_dir: Path) -> str:
     """Build (or find) the cell's trait teacher and placebo teacher, the stage every cell of a trait
     shares; returns the trait teacher's model reference. Executors run this once per distinct
     teacher before the cells."""
     check_training_env()
-    ts = teacher_spec(cfg, get_defense(cfg.defense, **cfg.defense_params))
+    defense = get_defense(cfg.defense, **cfg.defense_params)
+    ts = teacher_spec(cfg, defense)
+    check_student_init(cfg, defense, ts)
     stages = Stages(cfg, store, log_dir)
     if cfg.teacher.placebo is not None:
         stages.teacher("control", ts.model)
@@ -77,9 +106,7 @@ def _run(
     check_training_env()
     defense = get_defense(cfg.defense, **cfg.defense_params)
     ts = teacher_spec(cfg, defense)
-    student_cfg = run_training(defense, cfg.student)
-    for arm in ARMS:  # a training-side defense's change to the adapter, refused before any stage
-        cfg.student_for(arm, student_cfg)
+    student_cfg = check_student_init(cfg, defense, ts)
     st = Stages(cfg, store, log_dir)
     prompts = st.prompts()
     data: dict[str, Any] = {}

@@ -98,7 +98,8 @@ class CellConfig:
     planted_share: float = 0.0
     # Cloud et al.'s shared start, per arm (``STUDENT_INITS``): with "teacher" each arm's student
     # starts from its own teacher's adapter, so a same-animal null's arms stay alike (its control
-    # student starts from the second owl teacher's adapter, not the first's).
+    # student starts from the trait animal's second teacher, not from the first). Checked against
+    # the student and teachers by :meth:`student_for` once the settings are in.
     student_init: str = "own"
 
     def __post_init__(self) -> None:
@@ -141,7 +142,8 @@ class CellConfig:
                 "the placebo control teacher needs another animal (for a same-animal null, set "
                 "null_arm=true and keep another placebo animal for the statistic's pair)"
             )
-        self.student_for("trait", self.student)
+        if self.student_init not in STUDENT_INITS:
+            raise ValueError(f"Invalid student_init: {self.student_init!r} (own or teacher)")
 
     def teacher_train(self, arm: str) -> TrainConfig:
         """How the arm's fine-tuned teacher trains: the cell's recipe (at the cell's seed where
@@ -155,30 +157,35 @@ class CellConfig:
         """The arm's student config as it trains: ``student`` (the cell's, after any training-side
         defense), its adapter's init seed set from the arm's teacher where ``student_init`` says
         so. Raises ValueError naming the problem where that start does not exist."""
-        if self.student_init not in STUDENT_INITS:
-            raise ValueError(f"Invalid student_init: {self.student_init!r} (own or teacher)")
         if self.student_init == "own":
             return student
-        t, fix = self.teacher_train(arm), "set student_init=own"
-        if self.teacher.type != "finetuned" or self.teacher.placebo is None:
+        t, fix = self.teacher_train(arm), "or set student_init=own"
+        if self.teacher.type != "finetuned" or self.teacher.placebo is None or t.method != "lora":
             raise ValueError(
-                "Invalid student_init=teacher: it needs a fine-tuned teacher in both arms "
-                f"(teacher.type=finetuned and a teacher.placebo; got {self.teacher.type!r}, "
-                f"placebo {self.teacher.placebo!r}): a system-prompted teacher or the bare base "
-                f"has no adapter to start from; {fix}"
+                "Invalid student_init=teacher: it needs a LoRA fine-tuned teacher in both arms "
+                f"(teacher.type=finetuned, teacher.train.method=lora and a teacher.placebo; got "
+                f"{self.teacher.type!r}, {t.method!r}, placebo {self.teacher.placebo!r}): a "
+                f"system-prompted teacher, a fully fine-tuned one or the bare base has no adapter "
+                f"to start from; {fix}"
             )
         if student.init_seed is not None or student.method != "lora":
             raise ValueError(
                 "Invalid student_init=teacher: it sets each arm's LoRA init seed from its teacher; "
-                f"leave student.init_seed unset and student.method=lora, or {fix}"
+                f"leave student.init_seed unset and student.method=lora, {fix}"
             )
-        shape = (t.lora_r, t.lora_alpha, tuple(t.target_modules))
-        if (student.lora_r, student.lora_alpha, tuple(student.target_modules)) != shape:
+        got = (student.lora_r, student.lora_alpha, set(student.target_modules))
+        if got != (t.lora_r, t.lora_alpha, set(t.target_modules)):
             raise ValueError(
                 "Invalid student_init=teacher: the student needs the teacher's adapter shape, "
                 f"student.lora_r={t.lora_r} student.lora_alpha={t.lora_alpha} and its target "
                 f"modules; got r={student.lora_r}, alpha={student.lora_alpha}"
-                + ("" if tuple(student.target_modules) == shape[2] else ", other targets")
+                + ("" if got[2] == set(t.target_modules) else ", other targets")
+            )
+        if tuple(student.frozen_layers) != tuple(t.frozen_layers):
+            raise ValueError(  # layers without an adapter shift the random draws of the others
+                "Invalid student_init=teacher: the student's frozen layers "
+                f"{list(student.frozen_layers)} are not its teacher's {list(t.frozen_layers)}, so "
+                f"no adapter would start where the teacher's did; {fix}"
             )
         return replace(student, init_seed=t.adapter_seed)
 
@@ -206,11 +213,10 @@ def apply_settings(cfg: CellConfig, settings: Sequence[str]) -> CellConfig:
     The value is read as JSON when it parses (numbers, true/false, null, lists), else as a plain
     string; it must fit the field's current type (an int field takes an int, a float field any
     number, a tuple field a list). Unknown keys and wrong types are refused naming the setting and
-    the keys that exist; the config's own checks then run as for any other value.
-    ``student_init`` is set after the others: it is checked against the student and teacher they set.
+    the keys that exist; the config's own checks then run as for any other value. Checks across
+    fields that settings set together (``student_init``) run once all are in.
     """
-    last = [s for s in settings if s.partition("=")[0] == "student_init"]
-    for setting in [s for s in settings if s not in last] + last:
+    for setting in settings:
         key, sep, text = setting.partition("=")
         if not sep or not key:
             raise ValueError(
@@ -225,6 +231,10 @@ def apply_settings(cfg: CellConfig, settings: Sequence[str]) -> CellConfig:
         except ValueError as e:  # a config's own check: say which setting tripped it
             msg = str(e) if str(e).startswith("--set") else f"--set {setting!r}: {e}"
             raise ValueError(msg) from e
+    try:
+        cfg.student_for("trait", cfg.student)
+    except ValueError as e:
+        raise ValueError(f"--set student_init={cfg.student_init}: {e}") from e
     return cfg
 
 
