@@ -92,7 +92,8 @@ def prepare_teacher(cfg: CellConfig, store: ArtifactStore, log_dir: Path) -> str
     check_training_env()
     defense = get_defense(cfg.defense, **cfg.defense_params)
     ts = teacher_spec(cfg, defense)
-    check_student_init(cfg, defense, ts)
+    if cfg.student_init == "teacher":  # refused before the teachers train, not after
+        check_student_init(cfg, defense, ts)
     stages = Stages(cfg, store, log_dir)
     if cfg.teacher.placebo is not None:
         stages.teacher("control", ts.model)
