@@ -128,6 +128,8 @@ def test_student_init_teacher_starts_each_arm_at_its_own_teachers_adapter(
     """``student_init=teacher``: each arm's student takes the adapter init seed its own teacher
     was really trained with, so in a same-animal null the control student starts from the trait
     animal's second teacher (its seed + the offset), not the first; "own" leaves it as it was."""
+    from pathlib import Path
+
     from conftest import CellHarness
 
     import benchmark.run.stages as stages
@@ -169,7 +171,7 @@ def test_student_init_teacher_starts_each_arm_at_its_own_teachers_adapter(
                 cell.stages.train(
                     arm, [{"id": "r", "prompt": key, "completion": "1"}], key, cell.student_cfg
                 )
-                want = int((stages.Path(cell.teacher(arm).model_ref) / "init_seed").read_text())
+                want = int((Path(cell.teacher(arm).model_ref) / "init_seed").read_text())
                 assert students == [want], (name, null, arm)
     assert sorted(teachers) == [
         3,

@@ -181,7 +181,7 @@ class CellConfig:
                 f"modules; got r={student.lora_r}, alpha={student.lora_alpha}"
                 + ("" if got[2] == set(t.target_modules) else ", other targets")
             )
-        if tuple(student.frozen_layers) != tuple(t.frozen_layers):
+        if tuple(student.frozen_layers) != tuple(t.frozen_layers):  # a reloaded config: lists
             raise ValueError(  # layers without an adapter shift the random draws of the others
                 "Invalid student_init=teacher: the student's frozen layers "
                 f"{list(student.frozen_layers)} are not its teacher's {list(t.frozen_layers)}, so "
