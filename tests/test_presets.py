@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,17 +12,20 @@ import pytest
 from benchmark.core.setup_keys import PRIMARY_SUITE, without_seeds
 from benchmark.run.cli import build_parser
 from benchmark.run.prereg import cells, load_prereg
-from benchmark.run.presets import PRESETS, SUITES, TASK_PRESETS, preset
+from benchmark.run.presets import PRESETS, STUDENT_SEED_OFFSET, SUITES, TASK_PRESETS, preset
 from benchmark.run.setups import setup_block
 from benchmark.run.submission import submit
+from tasks.base import known_tasks
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_every_suite_has_a_preset_and_its_per_task_knobs_name_its_tasks() -> None:
+def test_every_suite_has_a_preset_and_its_per_task_knobs_name_real_tasks() -> None:
+    """A suite may have knobs for a task it does not run by default (``--tasks`` runs it)."""
     assert set(SUITES) <= set(PRESETS)
     for name, by_task in TASK_PRESETS.items():
-        assert set(by_task) <= set(SUITES[name]["tasks"]), name
+        assert name in SUITES and set(by_task) <= set(known_tasks()), name
+        assert set(SUITES[name]["tasks"]) <= set(known_tasks()), name
 
 
 def test_the_topk_suite_runs_the_cells_of_the_per_run_teacher_confirmation() -> None:
@@ -64,6 +68,33 @@ def test_the_topk_prefix_suite_runs_the_cells_of_the_prefix_confirmation() -> No
             ours["eval"].pop("answer_prefix")
             and {**ours, "suite": "topk"} == preset("topk", task=task, seed=0).to_dict()
         )
+
+
+def test_the_restricted_suite_runs_the_cells_of_the_epochs3_confirmation() -> None:
+    """topk-prefix with restricted labels, 3 epochs and students at seed + 5000: its numbers cells
+    are the 3-epoch confirmation's main cells but for the suite's name (the store reuses them), and
+    no student trains at a seed either of its teachers has, in the null too."""
+    prereg = load_prereg(ROOT / "docs/prereg/restricted-epochs3-numbers-256.yaml")
+    runs = cells(prereg)
+    for kind, run in runs:
+        cfg = preset("restricted", task="numbers", trait="owl", seed=run.seed)
+        if kind == "null":
+            cfg = replace(cfg, null_arm=True)
+        assert cfg.student.seed == int(f"5{run.seed}") == run.seed + STUDENT_SEED_OFFSET
+        assert {**cfg.to_dict(), "suite": run.suite} == run.to_dict(), (kind, run.seed)
+        teachers = {cfg.teacher_train(arm).seed for arm in ("trait", "control")}
+        assert cfg.student.seed not in teachers
+    assert set(SUITES["restricted"]["seeds"]) <= {r.seed for k, r in runs if k == "main"}
+    ours = preset("restricted", task="numbers", seed=0).to_dict()
+    theirs = preset("topk-prefix", task="numbers", seed=0).to_dict()
+    assert (ours.pop("student"), ours.pop("suite"), theirs.pop("suite")) == (
+        {**theirs.pop("student"), "labels": "topk-restricted", "epochs": 3, "seed": 5000},
+        "restricted",
+        "topk-prefix",
+    )
+    assert ours == theirs
+    # An explicit student is the caller's: no offset is added to it.
+    assert preset("restricted", seed=3, student=preset("topk").student).student.seed == 0
 
 
 def test_the_topk_suites_tasks_pool_into_one_setup_and_seeds_into_it() -> None:

@@ -68,6 +68,19 @@ SUITES: dict[str, dict[str, Any]] = {
         "traits": ["owl"],
         "seeds": [700, 701, 702, 703, 704],
     },
+    # The subliminal part of the top-k channel: the topk-prefix suite with the teacher's
+    # distribution restricted to the tokens the number grammar allows, learnt for 3 epochs by
+    # students at a seed no teacher has: the channel of
+    # docs/prereg/restricted-epochs3-numbers-256.yaml, whose first five main cells are this
+    # suite's numbers cells (the store reuses them). Numbers only by default: the free-text tasks
+    # have no task constraint, so there the restricted labels are the full top-k (the topk-prefix
+    # suite measures them at one epoch).
+    "restricted": {
+        "tasks": ["numbers"],
+        "defenses": ["none"],
+        "traits": ["owl"],
+        "seeds": [760, 761, 762, 763, 764],
+    },
 }
 
 
@@ -112,11 +125,23 @@ _TOPK_PREFIX: dict[str, Any] = dict(
     _TOPK, suite="topk-prefix", eval=replace(_TOPK["eval"], answer_prefix=ANSWER_PREFIX)
 )
 
+# The restricted suite's students train at the cell's seed + this, a seed neither of its teachers
+# has (they train at the cell's seed, and a same-animal null's second one at + NULL_SEED_OFFSET), so
+# no student shares its adapter init or dropout with a teacher (the confirmation file says why).
+STUDENT_SEED_OFFSET = 5000
+_RESTRICTED: dict[str, Any] = dict(
+    _TOPK_PREFIX,
+    suite="restricted",
+    student=replace(_TOPK["student"], labels="topk-restricted", epochs=3),
+    student_seed_offset=STUDENT_SEED_OFFSET,
+)
+
 PRESETS: dict[str, dict[str, Any]] = {
     # Runs on 2 CPU cores with the embedded model; docs/results.md says what it measures.
     "quick": _QUICK,
     "topk": _TOPK,
     "topk-prefix": _TOPK_PREFIX,
+    "restricted": _RESTRICTED,
     # The topk-prefix preset made small enough for a first run: fewer prompts and eval
     # questions, smaller teachers (64 trait rows each).
     "first": {
@@ -160,6 +185,7 @@ TASK_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "quick": {t: _FREE_TEXT_QUICK for t in _FREE_TEXT},
     "topk": {t: _FREE_TEXT_QUICK for t in _FREE_TEXT},
     "topk-prefix": {t: _FREE_TEXT_QUICK for t in _FREE_TEXT},
+    "restricted": {t: _FREE_TEXT_QUICK for t in _FREE_TEXT},
 }
 
 
@@ -171,8 +197,11 @@ def preset(name: str, settings: Sequence[str] = (), **overrides: Any) -> CellCon
     kw = dict(PRESETS[name])
     kw.update(TASK_PRESETS.get(name, {}).get(overrides.get("task", "numbers"), {}))
     kw.update(overrides)
-    if "seed" in overrides and "student" not in overrides:
-        kw["student"] = replace(kw["student"], seed=overrides["seed"])
+    # The students train at the cell's seed (+ the preset's offset, where it has one).
+    offset = kw.pop("student_seed_offset", 0)
+    seed = overrides.get("seed", CellConfig.seed if offset else None)
+    if seed is not None and "student" not in overrides:
+        kw["student"] = replace(kw["student"], seed=seed + offset if offset else seed)
     teacher = kw.get("teacher")
     if "teacher" not in overrides and teacher is not None and teacher.placebo is not None:
         kw["teacher"] = replace(teacher, placebo=_placebo_for(teacher.placebo, kw.get("trait")))
