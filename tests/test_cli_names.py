@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from benchmark.core.lexicon import ANIMALS
+from benchmark.core.setup_keys import PRIMARY_SUITE
 from benchmark.core.teachers import TeacherConfig
 from benchmark.run.cli import main
 from benchmark.run.config import CellConfig
@@ -67,6 +68,9 @@ def test_the_lists_name_what_exists(cmd: str, capsys) -> None:
         assert name in out, (cmd, name)
     if cmd == "traits":
         assert f"{len(ANIMALS)} animals" in out
+    if cmd == "suites":  # one line each, the default marked on its own line only
+        marked = [line.split()[0] for line in out.splitlines() if "(the default" in line]
+        assert marked == [PRIMARY_SUITE]
 
 
 def test_help_shows_choices_and_defaults(capsys) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from benchmark.core.animals import CANDIDATE_ANIMALS
 from benchmark.core.lexicon import ANIMALS
 from benchmark.core.models import EMBEDDED
+from benchmark.core.setup_keys import PRIMARY_SUITE
 from benchmark.run.names import check, check_animal
 from benchmark.run.presets import PRESETS, SUITES
 from defenses import known_defenses, load_defense
@@ -85,8 +86,10 @@ def trait_lines() -> list[str]:
 
 
 def suite_lines() -> list[str]:
+    width = max(map(len, SUITES))
     return [
-        f"{name:8} tasks {','.join(s['tasks'])}; seeds {','.join(map(str, s['seeds']))}"
+        f"{name:{width}} tasks {','.join(s['tasks'])}; seeds {','.join(map(str, s['seeds']))}"
         + ("" if name in PRESETS else " (no preset)")
+        + (" (the default: slb run, slb submit, the leaderboard)" if name == PRIMARY_SUITE else "")
         for name, s in SUITES.items()
     ]
