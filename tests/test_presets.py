@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import json
 from dataclasses import replace
@@ -84,11 +85,31 @@ def test_the_restricted_suite_runs_the_cells_of_the_epochs3_confirmation() -> No
         assert {**cfg.to_dict(), "suite": run.suite} == run.to_dict(), (kind, run.seed)
         teachers = {cfg.teacher_train(arm).seed for arm in ("trait", "control")}
         assert cfg.student.seed not in teachers
-    assert set(SUITES["restricted"]["seeds"]) <= {r.seed for k, r in runs if k == "main"}
-    # The suite exists because that file passed: its committed report is the evidence.
-    report = ROOT / "docs/experiments/confirm/restricted-epochs3-numbers-256/report.json"
-    result = json.loads(report.read_text())["result"]
-    assert result["verdict"] == "pass" and all(result["checks"].values())
+    spec = SUITES["restricted"]
+    assert (spec["seeds"], spec["tasks"], spec["traits"]) == (
+        prereg["seeds"][:5],
+        ["numbers"],
+        ["owl"],
+    )
+    # The suite exists because that file passed: its committed report is the evidence, made from
+    # this very file (its hash, registered before its runs) with every one of its runs.
+    path = ROOT / "docs/prereg/restricted-epochs3-numbers-256.yaml"
+    report = json.loads(
+        (ROOT / "docs/experiments/confirm" / prereg["name"] / "report.json").read_text()
+    )
+    assert report["result"]["verdict"] == "pass" and all(report["result"]["checks"].values())
+    assert report["registration"]["registered"] is True
+    assert report["registration"]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    made = sorted((r["arm"], r["seed"]) for r in report["runs"] if "error" not in r)
+    assert made == sorted((kind, run.seed) for kind, run in runs)
+    # The suite's committed none cells are the preset's cells.
+    cells_dir = ROOT / "submissions/none/results/restricted"
+    committed = {a["config"]["seed"]: a["config"] for a in map(json.loads, (
+        f.read_text() for f in cells_dir.glob("numbers__none__owl__seed*.json")
+    ))}  # fmt: skip
+    assert sorted(committed) == spec["seeds"]
+    for seed, config in committed.items():
+        assert config == preset("restricted", task="numbers", trait="owl", seed=seed).to_dict()
     ours = preset("restricted", task="numbers", seed=0).to_dict()
     theirs = preset("topk-prefix", task="numbers", seed=0).to_dict()
     assert (ours.pop("student"), ours.pop("suite"), theirs.pop("suite")) == (
@@ -99,6 +120,21 @@ def test_the_restricted_suite_runs_the_cells_of_the_epochs3_confirmation() -> No
     assert ours == theirs
     # An explicit student is the caller's: no offset is added to it.
     assert preset("restricted", seed=3, student=preset("topk").student).student.seed == 0
+
+
+@pytest.mark.parametrize(
+    "suite,task",
+    [
+        (s, t)
+        for s in SUITES
+        for t in dict.fromkeys([*SUITES[s]["tasks"], *TASK_PRESETS.get(s, {})])
+    ],
+)
+def test_every_suites_cell_names_its_setup(suite: str, task: str) -> None:
+    """Every cell a suite can run (its tasks, and the tasks it has knobs for) builds its setup
+    block, as an artifact is written: a preset entry that is not a CellConfig field fails here."""
+    block = setup_block(preset(suite, task=task, seed=0).to_dict(), None)
+    assert block["id"] and block["label"].startswith(suite)
 
 
 def test_the_topk_suites_tasks_pool_into_one_setup_and_seeds_into_it() -> None:
