@@ -272,7 +272,9 @@ def _check_setups(cells: list[CellResult]) -> list[CellResult]:
     """Cells of one setup and task ran one config (minus cell keys and seeds): the baseline's
     cells there (else the most common config) set it; a cell that differs fails integrity. So
     do their teachers: every seed leaves the setup, the teachers' training seed too, so a cell
-    whose teachers were seeded another way than the baseline's (:func:`_teachers_fit`) fails."""
+    whose teachers were seeded another way than the baseline's (:func:`_teachers_fit`) fails, and
+    so does one whose other seeds (its students', sampling's) do not follow the baseline's
+    design (:func:`_seed_misfit`): a submission cannot pick its students' seeds."""
     groups: dict[tuple[str, str], list[CellResult]] = defaultdict(list)
     for c in cells:
         groups[(c.setup, c.task)].append(c)
@@ -281,10 +283,14 @@ def _check_setups(cells: list[CellResult]) -> list[CellResult]:
         ref = [c for c in gc if is_baseline(c)] or gc
         want = Counter(c.setup_source for c in ref).most_common(1)[0][0]
         design = _teacher_design(ref)
+        seeds = _seed_designs(ref)
         for c in gc:
             why = []
             if c.setup_source != want:
                 why.append("setup: its config differs from the other cells' of this setup and task")
+            misfit = _seed_misfit(c, seeds)
+            if misfit:
+                why.append(misfit)
             if not _teachers_fit(c, design):
                 why.append(
                     f"setup: its teachers were trained at seed {c.teacher_seed}, not as the "
@@ -317,6 +323,47 @@ def _teachers_fit(c: CellResult, design: Design) -> bool:
     if not design[0] or c.teacher_seed is None:
         return True
     return c.teacher_seed == (c.seed if design[1] is None else design[1])
+
+
+# One seed's design in the reference cells: ("fixed", N) or ("offset", k) = the cell's seed + k.
+SeedDesign = tuple[str, int | None]
+
+
+def _seed_designs(ref: list[CellResult]) -> dict[str, set[SeedDesign]]:
+    """Per seed path (:func:`benchmark.core.setup_keys.other_seeds`), the designs most reference
+    cells fit: one fixed value, or the cell's seed plus one offset (both where they tie, as one
+    cell at seed 0 with a seed of 0 fits either)."""
+    out: dict[str, set[SeedDesign]] = {}
+    for path in sorted({p for c in ref for p in c.seeds}):
+        fits: Counter[SeedDesign] = Counter()
+        for c in ref:
+            v = c.seeds.get(path)
+            fits[("fixed", v)] += 1
+            if v is not None:
+                fits[("offset", v - c.seed)] += 1
+        top = max(fits.values())
+        out[path] = {d for d, n in fits.items() if n == top}
+    return out
+
+
+def _seed_fits(c: CellResult, path: str, design: SeedDesign) -> bool:
+    v = c.seeds.get(path)
+    return v == design[1] if design[0] == "fixed" else v is not None and v - c.seed == design[1]
+
+
+def _seed_misfit(c: CellResult, designs: dict[str, set[SeedDesign]]) -> str:
+    """Why ``c``'s other seeds do not follow the reference cells' design, or ""."""
+    bad = []
+    for path, options in sorted(designs.items()):
+        if not any(_seed_fits(c, path, d) for d in options):
+            want = " or ".join(
+                f"{d[1]}" if d[0] == "fixed" else f"the cell's seed + {d[1]}"
+                for d in sorted(options, key=str)
+            )
+            bad.append(f"{path} is {c.seeds.get(path)}, not as the baseline's ({want})")
+    if not bad:
+        return ""
+    return f"setup: {'; '.join(bad)}, so it cannot be paired with them"
 
 
 def _submission_folders(dirs: Sequence[str | Path]) -> dict[str, tuple[Path, dict[str, Any]]]:

@@ -685,3 +685,40 @@ def test_a_cell_whose_teachers_were_seeded_otherwise_cannot_be_paired(tmp_path: 
     assert by[("none", 600)].integrity == "ok" and by[("none", 601)].teacher_seed == 601
     assert by[("fixed-pair", 600)].integrity == "failed"
     assert "not as the baseline's (each cell's own seed)" in by[("fixed-pair", 601)].integrity_note
+
+
+def test_a_cell_whose_students_were_seeded_otherwise_cannot_be_paired(tmp_path: Path) -> None:
+    """Every seed leaves the setup, the students' too: a defense cell whose students (or
+    sampling) were seeded another way than the baseline's fails integrity, so no submission
+    picks the student seeds that suit it. The restricted suite's design: students at the cell's
+    seed + 5000."""
+
+    def cells(defense: str, seeds: list[int], student_seed, sampling_seed=lambda s: 0) -> list:
+        out = []
+        for s in seeds:
+            art = artifact(Spec("numbers", defense, "owl", s))
+            art["config"]["student"]["seed"] = student_seed(s)
+            art["config"]["sampling"]["seed"] = sampling_seed(s)
+            out.append(art)
+        return out
+
+    none = cells("none", [760, 761, 762], lambda s: s + 5000)
+    fine = cells("fine", [760, 761], lambda s: s + 5000)
+    own = cells("own-seed", [760, 761], lambda s: s)  # students at the cell's seed
+    picked = cells("picked", [760], lambda s: 5760 + 7)  # one student seed chosen
+    resampled = cells("resampled", [761], lambda s: s + 5000, sampling_seed=lambda s: 3)
+    write(tmp_path / "a", [*none, *fine, *own, *picked, *resampled])
+    by = {(c.defense, c.seed): c for c in load([tmp_path / "a"]).cells}
+    assert {by[k].integrity for k in by if k[0] in ("none", "fine")} == {"ok"}
+    assert by[("none", 760)].seeds == {"sampling.seed": 0, "student.seed": 5760}
+    for key in (("own-seed", 760), ("own-seed", 761), ("picked", 760)):
+        assert by[key].integrity == "failed", key
+        assert "student.seed is" in by[key].integrity_note
+        assert "not as the baseline's (the cell's seed + 5000)" in by[key].integrity_note
+    note = by[("resampled", 761)].integrity_note
+    assert by[("resampled", 761)].integrity == "failed" and "sampling.seed is 3" in note
+    # One baseline cell at seed 0 fits a fixed 0 and the cell's seed alike: either design passes.
+    single = cells("none", [0], lambda s: s)
+    follows = cells("follows", [1], lambda s: s)
+    write(tmp_path / "b", [*single, *follows])
+    assert {c.integrity for c in load([tmp_path / "b"]).cells} == {"ok"}

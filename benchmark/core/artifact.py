@@ -30,7 +30,13 @@ from typing import Any
 import numpy as np
 
 from benchmark.core.results import SCHEMA, SPECIFICITY
-from benchmark.core.setup_keys import hardware_of, teacher_seed, with_hardware, without_cell_keys
+from benchmark.core.setup_keys import (
+    hardware_of,
+    other_seeds,
+    teacher_seed,
+    with_hardware,
+    without_cell_keys,
+)
 from benchmark.core.stats import own_animal_per_question, paired_summary, t_summary
 from benchmark.core.store import stable_hash
 
@@ -95,6 +101,7 @@ class CellResult:
     reference: str = ""  # set by a reader that knows it: what kind of reference row this is
     p_rank: float | None = None  # the trait pair's specificity (teacher-forced), where recorded
     teacher_seed: int | None = None  # its fine-tuned teachers' training seed (setup_keys)
+    seeds: dict[str, int | None] = field(default_factory=dict)  # its other seeds (setup_keys)
 
 
 def parse(art: Any, path: str = "", source: str = "") -> CellResult:
@@ -157,6 +164,7 @@ def parse(art: Any, path: str = "", source: str = "") -> CellResult:
         setup_source=_hash(with_hardware(without_cell_keys(cfg), run_info.get("device"))),
         p_rank=_num(_dict(tf.get(SPECIFICITY)).get("p_rank")),
         teacher_seed=teacher_seed(cfg),
+        seeds=other_seeds(cfg),
     )
 
 

@@ -1,7 +1,8 @@
 """What cells of one setup share, read from a cell's config dict: the config minus the cell's
 coordinates and every seed (:func:`without_cell_keys`), its hardware where it is not a CPU
 (:func:`with_hardware`), and the seed its fine-tuned teachers were trained at
-(:func:`teacher_seed`), which the setup leaves out but a comparison of two cells must not.
+(:func:`teacher_seed`) and its other seeds (:func:`other_seeds`: the students', sampling's), which
+the setup leaves out but a comparison of two cells must not.
 The run layer names setups from these (``benchmark.run.setups``); readers check them
 (``benchmark.core.artifact``, ``leaderboard.loader``)."""
 
@@ -70,3 +71,24 @@ def teacher_seed(cfg: dict[str, Any]) -> int | None:
         train = t.get("train")
         seed = train.get("seed", 0) if isinstance(train, dict) else None
     return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
+
+
+def other_seeds(cfg: dict[str, Any]) -> dict[str, int | None]:
+    """Every other seed of the config by dotted path (``student.seed``, ``student.init_seed``,
+    ``sampling.seed``): keys named ``seed`` or ``*_seed`` below the top level, but the teachers'
+    (:func:`teacher_seed`). The setup drops them all; a reader checks they follow the baseline's
+    design, so no cell of a comparison picks its students' seeds."""
+    out: dict[str, int | None] = {}
+
+    def walk(obj: Any, path: str) -> None:
+        for k, v in obj.items():
+            at = f"{path}{k}"
+            if isinstance(v, dict):
+                if at != "teacher":
+                    walk(v, at + ".")
+            elif path and (k == "seed" or k.endswith("_seed")):
+                ok = v is None or (isinstance(v, int) and not isinstance(v, bool))
+                out[at] = v if ok else None
+
+    walk(cfg, "")
+    return out
