@@ -34,6 +34,7 @@ ROWS = [{"id": f"r{i}", "prompt": "p", "completion": "1, 2"} for i in range(3)]
             "--set 'teacher.general_rowz=240': unknown key 'general_rowz' in TeacherConfig; known: ",
         ),
         (["run", "--set", "sampling.coupled=yes"], "expected type bool"),
+        (["run", "--suite", "restricted", "--set", "seed=761"], "the cell's seed is --seed 761"),
         (["suite", "quick", "--set", "student.lora_r=0"], "--set 'student.lora_r=0': Invalid LoRA"),
     ],
 )

@@ -222,6 +222,11 @@ def apply_settings(cfg: CellConfig, settings: Sequence[str]) -> CellConfig:
             raise ValueError(
                 f"--set {setting!r}: expected KEY=VALUE, e.g. teacher.general_rows=240"
             )
+        if key == "seed":  # the presets seed the students from the cell's seed, given before
+            raise ValueError(
+                f"--set {setting!r}: the cell's seed is --seed {text} (the preset seeds its "
+                "students from it); student.seed sets the students' alone"
+            )
         try:
             value = json.loads(text)
         except json.JSONDecodeError:
