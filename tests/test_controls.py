@@ -5,6 +5,8 @@ null."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from benchmark.core.teachers import TeacherConfig
@@ -128,8 +130,6 @@ def test_student_init_teacher_starts_each_arm_at_its_own_teachers_adapter(
     """``student_init=teacher``: each arm's student takes the adapter init seed its own teacher
     was really trained with, so in a same-animal null the control student starts from the trait
     animal's second teacher (its seed + the offset), not the first; "own" leaves it as it was."""
-    from pathlib import Path
-
     from conftest import CellHarness
 
     import benchmark.run.stages as stages

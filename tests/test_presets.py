@@ -13,12 +13,24 @@ import pytest
 from benchmark.core.setup_keys import PRIMARY_SUITE, without_seeds
 from benchmark.run.cli import build_parser
 from benchmark.run.prereg import cells, load_prereg
-from benchmark.run.presets import PRESETS, STUDENT_SEED_OFFSET, SUITES, TASK_PRESETS, preset
+from benchmark.run.presets import PRESETS, STUDENT_SEED_OFFSETS, SUITES, TASK_PRESETS, preset
 from benchmark.run.setups import setup_block
 from benchmark.run.submission import submit
 from tasks.base import known_tasks
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def assert_confirmation_passed(name: str) -> None:
+    """The committed report of ``docs/prereg/<name>.yaml`` says pass on every check, was made
+    from this very file (its hash, registered before its runs) and holds every one of its runs."""
+    path = ROOT / "docs/prereg" / f"{name}.yaml"
+    report = json.loads((ROOT / "docs/experiments/confirm" / name / "report.json").read_text())
+    assert report["result"]["verdict"] == "pass" and all(report["result"]["checks"].values()), name
+    assert report["registration"]["registered"] is True, name
+    assert report["registration"]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest(), name
+    made = sorted((r["arm"], r["seed"]) for r in report["runs"] if "error" not in r)
+    assert made == sorted((kind, run.seed) for kind, run in cells(load_prereg(path))), name
 
 
 def test_every_suite_has_a_preset_and_its_per_task_knobs_name_real_tasks() -> None:
@@ -81,7 +93,9 @@ def test_the_restricted_suite_runs_the_cells_of_the_epochs3_confirmation() -> No
         cfg = preset("restricted", task="numbers", trait="owl", seed=run.seed)
         if kind == "null":
             cfg = replace(cfg, null_arm=True)
-        assert cfg.student.seed == int(f"5{run.seed}") == run.seed + STUDENT_SEED_OFFSET
+        assert (
+            cfg.student.seed == int(f"5{run.seed}") == run.seed + STUDENT_SEED_OFFSETS["restricted"]
+        )
         assert {**cfg.to_dict(), "suite": run.suite} == run.to_dict(), (kind, run.seed)
         teachers = {cfg.teacher_train(arm).seed for arm in ("trait", "control")}
         assert cfg.student.seed not in teachers
@@ -91,17 +105,8 @@ def test_the_restricted_suite_runs_the_cells_of_the_epochs3_confirmation() -> No
         ["numbers"],
         ["owl"],
     )
-    # The suite exists because that file passed: its committed report is the evidence, made from
-    # this very file (its hash, registered before its runs) with every one of its runs.
-    path = ROOT / "docs/prereg/restricted-epochs3-numbers-256.yaml"
-    report = json.loads(
-        (ROOT / "docs/experiments/confirm" / prereg["name"] / "report.json").read_text()
-    )
-    assert report["result"]["verdict"] == "pass" and all(report["result"]["checks"].values())
-    assert report["registration"]["registered"] is True
-    assert report["registration"]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
-    made = sorted((r["arm"], r["seed"]) for r in report["runs"] if "error" not in r)
-    assert made == sorted((kind, run.seed) for kind, run in runs)
+    # The suite exists because that file passed: its committed report is the evidence.
+    assert_confirmation_passed(prereg["name"])
     # The suite's committed none cells are the preset's cells.
     cells_dir = ROOT / "submissions/none/results/restricted"
     committed = {a["config"]["seed"]: a["config"] for a in map(json.loads, (
@@ -157,9 +162,7 @@ def test_the_default_suite_is_the_one_whose_confirmation_passed() -> None:
     report that stops reading "pass" (or a default moved elsewhere) fails here."""
     assert PRIMARY_SUITE == "topk-prefix" and PRIMARY_SUITE in SUITES
     for name in ("topk-perrun-numbers-256", "topk-prefix-numbers-256"):
-        report = ROOT / "docs/experiments/confirm" / name / "report.json"
-        result = json.loads(report.read_text())["result"]
-        assert result["verdict"] == "pass" and all(result["checks"].values()), name
+        assert_confirmation_passed(name)
     parser = build_parser()
     for command in (["run", "--task", "numbers"], ["submit", "folder"]):
         assert parser.parse_args(command).suite == PRIMARY_SUITE, command

@@ -130,8 +130,7 @@ _TOPK_PREFIX: dict[str, Any] = dict(
 # no student shares its adapter init or dropout with a teacher (the confirmation file says why).
 # (For the confirmation's three-digit seeds, seed + 5000 is the file's "5<seed>".) Kept out of
 # PRESETS, whose entries are CellConfig fields.
-STUDENT_SEED_OFFSET = 5000
-STUDENT_SEED_OFFSETS: dict[str, int] = {"restricted": STUDENT_SEED_OFFSET}
+STUDENT_SEED_OFFSETS: dict[str, int] = {"restricted": 5000}
 _RESTRICTED: dict[str, Any] = dict(
     _TOPK_PREFIX,
     suite="restricted",
@@ -201,8 +200,8 @@ def preset(name: str, settings: Sequence[str] = (), **overrides: Any) -> CellCon
     kw.update(overrides)
     # The students train at the cell's seed (+ the preset's offset, where it has one).
     offset = STUDENT_SEED_OFFSETS.get(name, 0)
-    seed = overrides.get("seed", CellConfig.seed if offset else None)
-    if seed is not None and "student" not in overrides:
+    if "student" not in overrides and ("seed" in overrides or offset):
+        seed = overrides.get("seed", CellConfig.seed)
         kw["student"] = replace(kw["student"], seed=seed + offset if offset else seed)
     teacher = kw.get("teacher")
     if "teacher" not in overrides and teacher is not None and teacher.placebo is not None:
