@@ -222,3 +222,30 @@ def test_a_cpu_device_names_its_instruction_set(monkeypatch) -> None:
     threads, isa, *_ = info.split(", ")
     assert threads == f"cpu: {torch.get_num_threads()} threads"
     assert isa == torch.backends.cpu.get_cpu_capability() and hardware_of(info) == "cpu"
+
+
+def test_a_checkout_is_dirty_for_code_changes_not_for_the_results_runs_write(tmp_path) -> None:
+    """``slb submit`` rewrites the committed artifacts of the cells it reuses while the next cell
+    runs; that must not mark the code that ran as uncommitted (session 39's cells read
+    ``<commit>+dirty`` for it), while a change to code still does."""
+    import subprocess
+
+    from benchmark.core import results
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    files = ["code.py", "submissions/x/results/s/a.json", "results/q/b.json", "docs/experiments/c"]
+    git("init", "-q")
+    for f in files:
+        (tmp_path / f).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / f).write_text("1")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c")
+    head = results.git_commit(tmp_path)
+    assert head and len(head) == 40
+    for f in files[1:]:
+        (tmp_path / f).write_text("2")
+    assert results.git_commit(tmp_path) == head
+    (tmp_path / "code.py").write_text("2")
+    assert results.git_commit(tmp_path) == head + "+dirty"

@@ -48,6 +48,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from benchmark.core.artifact_logs import gather_logs
 from benchmark.core.setup_keys import seed_order
 from benchmark.core.stats import (
     leakage_vs_base,
@@ -65,20 +66,22 @@ DROPPED = "(dropped)"
 PACKAGES = tuple("subliminal-bench torch transformers peft trl datasets inspect-ai vllm".split())
 
 
-def git_commit() -> str | None:
-    """HEAD of the checkout (``+dirty`` with uncommitted changes to tracked files); where the code
-    runs from a copy without ``.git`` (a container image, a remote machine), ``$SLB_GIT_COMMIT``."""
+# What runs write into a checkout (artifacts, their logs, confirmation reports): changes there do
+# not make the code that ran "dirty".
+OUTPUT_PATHS = ("results/**", "submissions/*/results/**", "docs/experiments/**")
+
+
+def git_commit(root: Path | None = None) -> str | None:
+    """HEAD of the checkout (``+dirty`` with uncommitted changes to tracked files outside
+    :data:`OUTPUT_PATHS`); where the code runs from a copy without ``.git`` (a container image, a
+    remote machine), ``$SLB_GIT_COMMIT``."""
     try:
-        root = Path(__file__).resolve().parents[2]
-        out = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
-        )
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
+        root = root or Path(__file__).resolve().parents[2]
+        git = ["git", "-C", str(root)]
+        out = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        outputs = [f":(glob,exclude){p}" for p in OUTPUT_PATHS]
+        status = [*git, "status", "--porcelain", "--untracked-files=no", "--", ".", *outputs]
+        dirty = subprocess.run(status, capture_output=True, text=True, timeout=5)
         return (
             out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
             if out.returncode == 0
@@ -286,28 +289,11 @@ def integrity_block(
     }
 
 
-def with_relative_logs(art: dict[str, Any], folder: Path | str) -> dict[str, Any]:
-    """``art`` with each Inspect log path that lies under ``folder`` (where the artifact is
-    written) made relative to it, so a committed results folder keeps working links to its logs
-    on another machine (readers resolve a relative path against the artifact's folder)."""
-    root = Path(folder).resolve()
-
-    def rel(p: str) -> str:
-        try:
-            return Path(p).resolve().relative_to(root).as_posix()
-        except ValueError:  # elsewhere (a log reused from another results folder): as it was
-            return p
-
-    logs = art.get("inspect_logs")
-    if not isinstance(logs, dict):
-        return art
-    return {**art, "inspect_logs": {k: [rel(str(p)) for p in v] for k, v in logs.items()}}
-
-
 def write_artifact(path: Path | str, art: dict[str, Any]) -> dict[str, Any]:
-    """Write a cell's artifact to ``path`` atomically, its Inspect log paths relative to the
-    artifact's folder (:func:`with_relative_logs`); returns what was written."""
-    out = with_relative_logs(art, Path(path).parent)
+    """Write a cell's artifact to ``path`` atomically, its Inspect logs in the artifact's folder
+    and their paths relative to it (:func:`~benchmark.core.artifact_logs.gather_logs`); returns
+    what was written."""
+    out = gather_logs(art, Path(path).parent)
     atomic_write_json(Path(path), out)
     return out
 
