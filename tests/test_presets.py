@@ -160,9 +160,8 @@ def test_the_default_suite_is_the_one_whose_confirmation_passed() -> None:
     """``slb run``, ``slb submit`` and the leaderboard start from :data:`PRIMARY_SUITE` because its
     channel passed its pre-registered confirmation; the committed report is the evidence, so a
     report that stops reading "pass" (or a default moved elsewhere) fails here."""
-    assert PRIMARY_SUITE == "topk-prefix" and PRIMARY_SUITE in SUITES
-    for name in ("topk-perrun-numbers-256", "topk-prefix-numbers-256"):
-        assert_confirmation_passed(name)
+    assert PRIMARY_SUITE == "restricted" and PRIMARY_SUITE in SUITES
+    assert_confirmation_passed("restricted-epochs3-numbers-256")
     parser = build_parser()
     for command in (["run", "--task", "numbers"], ["submit", "folder"]):
         assert parser.parse_args(command).suite == PRIMARY_SUITE, command
@@ -191,9 +190,12 @@ def test_the_answer_prefix_is_a_knob_that_old_configs_do_not_carry() -> None:
         EvalConfig(answer_prefix="The", teacher_forced=False, samples_per_question=5)
 
 
-def test_the_first_run_is_the_default_suites_channel_made_small() -> None:
-    """README command 1 runs the default suite's channel: only its size knobs differ."""
-    first, topk = preset("first").to_dict(), preset(PRIMARY_SUITE).to_dict()
+def test_the_first_run_is_the_overt_channel_made_small() -> None:
+    """README command 1 runs the ``topk-prefix`` channel (a confirmed, overt leak that one small
+    cell shows), not the default suite's subliminal one (+0.3 log-odds at 256 prompts and 3
+    epochs: too small for one small cell): only its size knobs differ, and its suite passed."""
+    assert_confirmation_passed("topk-prefix-numbers-256")
+    first, topk = preset("first").to_dict(), preset("topk-prefix").to_dict()
     assert first["student"] == topk["student"] and first["student"]["labels"] == "topk"
     assert first["teacher"].pop("qa_rows") == 64 and first["teacher"]["seed_per_cell"] is True
     topk["teacher"].pop("qa_rows")

@@ -14,12 +14,14 @@ from typing import Any
 # of the config must match for cells to be pooled or compared.
 CELL_KEYS = frozenset({"task", "defense", "trait", "seed", "defense_params", "task_params"})
 # The suite that ``slb run``, ``slb submit`` and the leaderboard start from: the setup whose
-# leakage passed its pre-registered confirmation, so defenses are compared where there is
-# something to remove: the top-k channel (docs/prereg/topk-perrun-numbers-256.yaml), scored after
-# a forced answer prefix (docs/prereg/topk-prefix-numbers-256.yaml) so that what it measures is an
-# owl preference, not the students' habit of starting answers with their animal's first token.
-# ``topk``, ``quick`` and the rest stay runnable.
-PRIMARY_SUITE = "topk-prefix"
+# subliminal leakage passed its pre-registered confirmation, so defenses are compared against the
+# part of the leak that no filter of the teacher's animal words can see: the teacher's top-20
+# kept to the tokens the number grammar allows, learnt for 3 epochs by students at a seed no
+# teacher has, scored after a forced answer prefix
+# (docs/prereg/restricted-epochs3-numbers-256.yaml). ``topk-prefix`` (the same labels with their
+# off-grammar mass, where the animal words ride: passed as an overt channel), ``topk``, ``quick``
+# and the rest stay runnable.
+PRIMARY_SUITE = "restricted"
 
 
 def seed_order(seed: Any) -> tuple[int, float, str]:
