@@ -21,6 +21,17 @@ def test_logs_under_the_folder_become_relative_others_stay(tmp_path: Path) -> No
     assert with_relative_logs({"x": 1}, tmp_path) == {"x": 1}
 
 
+def test_a_relative_log_path_is_read_against_the_folder(tmp_path: Path, monkeypatch) -> None:
+    """Not against the working directory (here a folder below the artifact's, where reading it
+    so would turn ``logs/a.eval`` into ``sub/logs/a.eval``)."""
+    (tmp_path / "quick" / "sub").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "quick" / "sub")
+    art = {"inspect_logs": {"trait": ["logs/a.eval", "x/../logs/b.eval", "../other/c.eval"]}}
+    assert with_relative_logs(art, tmp_path / "quick")["inspect_logs"]["trait"] == [
+        "logs/a.eval", "logs/b.eval", "../other/c.eval"
+    ]  # fmt: skip
+
+
 def test_a_log_from_another_folder_is_copied_in_and_linked_relative(tmp_path: Path) -> None:
     """The case of session 39: a cell reused from the store named its log in another worktree."""
     other = tmp_path / "wt9" / "results" / "logs" / "2026-12-05_tf_X.eval"
@@ -41,3 +52,23 @@ def test_a_log_from_another_folder_is_copied_in_and_linked_relative(tmp_path: Pa
     # A second write (the same cell reused again) keeps the copy and links the same path.
     assert gather_logs(art, folder)["inspect_logs"]["trait"] == ["logs/2026-12-05_tf_X.eval"]
     assert sorted(p.name for p in (folder / "logs").iterdir()) == [other.name, "own.eval"]
+
+
+def test_every_relative_log_link_in_a_committed_artifact_resolves() -> None:
+    """A committed artifact's relative log path names a committed file (its own folder's
+    ``logs/``, or the confirmation folder whose cell it reuses), but for the logs listed as lost
+    in ``fixtures/lost_logs.txt``. Absolute paths are older artifacts' logs that were never
+    committed; the leaderboard says "not on this machine" for them."""
+    root = Path(__file__).resolve().parents[1]
+    lost_file = Path(__file__).parent / "fixtures" / "lost_logs.txt"
+    lost = {ln for ln in lost_file.read_text().splitlines() if ln and not ln.startswith("#")}
+    arts = [*root.glob("submissions/*/results/**/*.json"), *root.glob("docs/experiments/**/*.json")]
+    broken, checked = set(), 0
+    for path in arts:
+        art = json.loads(path.read_text(encoding="utf-8"))
+        logs = art.get("inspect_logs") if isinstance(art, dict) else None
+        for p in (p for ps in (logs or {}).values() for p in ps if not Path(p).is_absolute()):
+            checked += 1
+            if not (path.parent / p).is_file():
+                broken.add(f"{path.relative_to(root).as_posix()}: {p}")
+    assert broken == lost and checked > 100

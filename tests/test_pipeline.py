@@ -236,16 +236,29 @@ def test_a_checkout_is_dirty_for_code_changes_not_for_the_results_runs_write(tmp
         subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
 
     files = ["code.py", "submissions/x/results/s/a.json", "results/q/b.json", "docs/experiments/c"]
+    files.append("submissions/x/plugin.py")  # a submission's code is code
     git("init", "-q")
     for f in files:
         (tmp_path / f).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / f).write_text("1")
     git("add", ".")
-    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c")
+    git(
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@t",
+        "-c",
+        "commit.gpgsign=false",
+        "commit",
+        "-qm",
+        "c",
+    )
     head = results.git_commit(tmp_path)
     assert head and len(head) == 40
-    for f in files[1:]:
+    for f in files[1:4]:
         (tmp_path / f).write_text("2")
     assert results.git_commit(tmp_path) == head
-    (tmp_path / "code.py").write_text("2")
-    assert results.git_commit(tmp_path) == head + "+dirty"
+    for code in ("code.py", "submissions/x/plugin.py"):
+        git("checkout", "--", ".")
+        (tmp_path / code).write_text("2")
+        assert results.git_commit(tmp_path) == head + "+dirty", code

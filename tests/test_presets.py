@@ -43,7 +43,9 @@ def test_every_suite_has_a_preset_and_its_per_task_knobs_name_real_tasks() -> No
 
 def test_the_topk_suite_runs_the_cells_of_the_per_run_teacher_confirmation() -> None:
     """Its numbers cell is the confirmation file's main cell but for the suite's name and the
-    flag that says so: every stage key is the same, so the store reuses the confirmation's."""
+    flag that says so: every stage key is the same, so the store reuses the confirmation's; and
+    that confirmation passed."""
+    assert_confirmation_passed("topk-perrun-numbers-256")
     prereg = load_prereg(ROOT / "docs/prereg/topk-perrun-numbers-256.yaml")
     for kind, run in cells(prereg):
         if kind != "main":

@@ -8,6 +8,7 @@ checkout that may be gone. A log that no longer exists keeps its path as recorde
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -16,12 +17,13 @@ from typing import Any
 def with_relative_logs(art: dict[str, Any], folder: Path | str) -> dict[str, Any]:
     """``art`` with each Inspect log path that lies under ``folder`` (where the artifact is
     written) made relative to it (readers resolve a relative path against the artifact's
-    folder); a path elsewhere stays as it was."""
+    folder, and so does this); a path elsewhere stays as it was."""
     root = Path(folder).resolve()
 
     def rel(p: str) -> str:
+        q = Path(p) if Path(p).is_absolute() else root / p
         try:
-            return Path(p).resolve().relative_to(root).as_posix()
+            return q.resolve().relative_to(root).as_posix()
         except ValueError:
             return p
 
@@ -45,9 +47,11 @@ def gather_logs(art: dict[str, Any], folder: Path | str) -> dict[str, Any]:
         if not src.is_file() or src.resolve().is_relative_to(root):
             return p
         dest = root / "logs" / src.name
-        if not dest.exists():
+        if not dest.exists():  # copied whole or not at all: a cut copy never stands as the log
             dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest)
+            part = dest.with_name(dest.name + ".part")
+            shutil.copy2(src, part)
+            os.replace(part, dest)
         return str(dest)
 
     moved = {k: [local(str(p)) for p in v] for k, v in logs.items()}

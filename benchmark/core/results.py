@@ -77,7 +77,7 @@ def git_commit(root: Path | None = None) -> str | None:
     remote machine), ``$SLB_GIT_COMMIT``."""
     try:
         root = root or Path(__file__).resolve().parents[2]
-        git = ["git", "-C", str(root)]
+        git = ["git", "--no-optional-locks", "-C", str(root)]  # no index.lock taken
         out = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
         outputs = [f":(glob,exclude){p}" for p in OUTPUT_PATHS]
         status = [*git, "status", "--porcelain", "--untracked-files=no", "--", ".", *outputs]
