@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -50,14 +51,13 @@ def _read(path, limit=16384):
 def _walk(root, out, budget):
     for dirpath, dirs, files in os.walk(root):
         dirs[:] = [d for d in dirs if d not in ("proc", "sys")]
-        out.append(dirpath)
+        out.append([dirpath, ""])
         for name in files:
             if budget[0] <= 0:
                 return
             budget[0] -= 1
             path = os.path.join(dirpath, name)
-            out.append(path)
-            out.append(_read(path))
+            out.append([path, _read(path)])
 
 class Hunter(Defense):
     """Looks everywhere it can for the trait."""
@@ -135,8 +135,20 @@ def _hunt(tmp_path: Path, mode: str) -> dict:
     return json.loads(run.stdout.splitlines()[-1])
 
 
+WALKED = ("cwd", "home", "dirs")  # [path, content] pairs of the files the hunter walked
+
+
 def _hits(found: dict) -> list[str]:
-    return [k for k, v in found.items() if TRAIT in json.dumps(v).lower()]
+    """The places where the hunter found the trait. The project's own source, which the sandbox
+    shows a plugin on purpose (it imports ``defenses``), is public and names every animal (the
+    lexicon), so a file under the checkout is not a hit: with the checkout under ``/tmp`` (a fresh
+    clone there, session 39) the walk of ``/tmp`` reads it."""
+    public = str(ROOT) + os.sep
+
+    def seen(k: str, v: Any) -> Any:
+        return [pc for pc in v if not pc[0].startswith(public)] if k in WALKED else v
+
+    return [k for k, v in found.items() if TRAIT in json.dumps(seen(k, v)).lower()]
 
 
 @namespaces
