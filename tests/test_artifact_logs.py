@@ -72,3 +72,38 @@ def test_every_relative_log_link_in_a_committed_artifact_resolves() -> None:
             if not (path.parent / p).is_file():
                 broken.add(f"{path.relative_to(root).as_posix()}: {p}")
     assert broken == lost and checked > 100
+
+
+def test_a_cell_written_again_with_the_same_result_keeps_its_first_artifact(tmp_path: Path) -> None:
+    """``slb submit`` writes every cell again, the reused ones too: an artifact that holds the
+    same result and whose logs resolve stays as first written (the run that computed it); a
+    changed result, or a first artifact whose logs do not resolve, is written anew."""
+    folder = tmp_path / "restricted"
+    (folder / "logs").mkdir(parents=True)
+    (folder / "logs" / "a.eval").write_bytes(b"a")
+    first = {
+        "scores": [1, 2],
+        "run_info": {"wall_seconds": 900.0},
+        "inspect_logs": {"t": ["logs/a.eval"]},
+    }
+    write_artifact(folder / "c.json", first)
+    other = tmp_path / "wt" / "b.eval"
+    other.parent.mkdir()
+    other.write_bytes(b"b")
+    again = {
+        "scores": [1, 2],
+        "run_info": {"wall_seconds": 1.4},
+        "inspect_logs": {"t": [str(other)]},
+    }
+    assert write_artifact(folder / "c.json", again) == first
+    assert json.loads((folder / "c.json").read_text()) == first
+    assert not (
+        folder / "logs" / "b.eval"
+    ).exists()  # nothing copied for a write that did not happen
+    changed = {**again, "scores": [1, 3]}
+    assert write_artifact(folder / "c.json", changed)["run_info"] == {"wall_seconds": 1.4}
+    assert json.loads((folder / "c.json").read_text())["scores"] == [1, 3]
+    (folder / "logs" / "b.eval").unlink()
+    (folder / "logs" / "a.eval").unlink()  # first's log gone: a write replaces it
+    write_artifact(folder / "d.json", first)
+    assert write_artifact(folder / "d.json", again)["inspect_logs"] == {"t": ["logs/b.eval"]}

@@ -48,7 +48,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from benchmark.core.artifact_logs import gather_logs
+from benchmark.core.artifact_logs import gather_logs, kept_on_disk
 from benchmark.core.setup_keys import seed_order
 from benchmark.core.stats import (
     leakage_vs_base,
@@ -292,7 +292,11 @@ def integrity_block(
 def write_artifact(path: Path | str, art: dict[str, Any]) -> dict[str, Any]:
     """Write a cell's artifact to ``path`` atomically, its Inspect logs in the artifact's folder
     and their paths relative to it (:func:`~benchmark.core.artifact_logs.gather_logs`); returns
-    what was written."""
+    what was written, or the artifact left at ``path`` where it holds the same result
+    (:func:`~benchmark.core.artifact_logs.kept_on_disk`)."""
+    kept = kept_on_disk(path, art)
+    if kept is not None:
+        return kept
     out = gather_logs(art, Path(path).parent)
     atomic_write_json(Path(path), out)
     return out
