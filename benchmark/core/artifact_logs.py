@@ -19,6 +19,11 @@ from pathlib import Path
 from typing import Any
 
 
+def _at(folder: Path, p: str) -> Path:
+    """Where a log link ``p`` of an artifact in ``folder`` points (relative: against it)."""
+    return Path(p) if Path(p).is_absolute() else folder / p
+
+
 def with_relative_logs(art: dict[str, Any], folder: Path | str) -> dict[str, Any]:
     """``art`` with each Inspect log path that lies under ``folder`` (where the artifact is
     written) made relative to it (readers resolve a relative path against the artifact's
@@ -26,9 +31,8 @@ def with_relative_logs(art: dict[str, Any], folder: Path | str) -> dict[str, Any
     root = Path(folder).resolve()
 
     def rel(p: str) -> str:
-        q = Path(p) if Path(p).is_absolute() else root / p
         try:
-            return q.resolve().relative_to(root).as_posix()
+            return _at(root, p).resolve().relative_to(root).as_posix()
         except ValueError:
             return p
 
@@ -48,7 +52,7 @@ def gather_logs(art: dict[str, Any], folder: Path | str) -> dict[str, Any]:
         return art
 
     def local(p: str) -> str:
-        src = Path(p) if Path(p).is_absolute() else root / p
+        src = _at(root, p)
         if not src.is_file() or src.resolve().is_relative_to(root):
             return p
         dest = root / "logs" / src.name
@@ -85,5 +89,5 @@ def kept_on_disk(path: Path | str, art: dict[str, Any]) -> dict[str, Any] | None
 
     logs = old.get("inspect_logs")
     links = [p for ps in logs.values() for p in ps] if isinstance(logs, dict) else []
-    resolves = all(not Path(p).is_absolute() and (path.parent / p).is_file() for p in links)
+    resolves = all(not Path(p).is_absolute() and _at(path.parent, p).is_file() for p in links)
     return old if resolves and result(old) == result(art) else None
