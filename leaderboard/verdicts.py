@@ -4,7 +4,10 @@ Input: per entry, its runs paired with the baseline's by seed (``leaderboard.pai
 seed, the baseline's ranking statistic minus the entry's). Per entry of one setup:
 
 * **Test** — ``benchmark.core.stats.paired.paired_test`` over the paired seeds: the paired t-test
-  and, from 6 pairs on, the exact sign-flip test; its ``p`` is the larger of the two.
+  and the exact sign-flip test; its ``p`` is the larger of the two. The sign-flip test joins from
+  the number of pairs at which it can reach Holm's strictest threshold for the family
+  (``exact_from``: 6 pairs for one entry, 7 for two or three, 8 for four to six), so that one more
+  seed never makes a verdict unreachable by arithmetic alone; below that, the t-test alone.
 * **Verdict** — with fewer than :data:`MIN_SEEDS` paired seeds: *needs more seeds* (shown, not
   ranked). The others form one family: Holm's correction across them
   (``benchmark.core.stats.paired.holm``); adjusted p < :data:`ALPHA` and a positive mean
@@ -33,7 +36,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from benchmark.core.stats.paired import holm, paired_test
+from benchmark.core.stats.paired import MIN_EXACT, exact_from, holm, paired_test
 from leaderboard.pairing import Paired
 
 BETTER, NOT_SHOWN, WORSE, MORE_SEEDS = "better", "not shown", "worse", "needs more seeds"
@@ -53,7 +56,7 @@ class Assessment:
     ci: tuple[float, float] | None = None  # its 95 % t-interval over seeds
     p_t: float | None = None
     p_sign_flip: float | None = None
-    p: float | None = None  # the larger of the two (the t-test alone below 6 pairs)
+    p: float | None = None  # the larger of the two (the t-test alone below ``exact_from`` pairs)
     p_holm: float | None = None  # Holm-adjusted within the setup's family (None outside it)
     baseline: float | None = None  # the baseline's statistic on the same seeds (mean)
     overshoot: bool = False
@@ -64,14 +67,15 @@ class Assessment:
         return self.verdict in RANKED
 
 
-def compare(p: Paired) -> dict[str, Any] | None:
+def compare(p: Paired, min_exact: int = MIN_EXACT) -> dict[str, Any] | None:
     """The paired test of one comparison; None without a paired seed."""
-    return paired_test(p.diff) if p.n else None
+    return paired_test(p.diff, min_exact=min_exact) if p.n else None
 
 
 def assess(pairs: dict[str, Paired], alpha: float = ALPHA) -> dict[str, Assessment]:
     """Verdicts for the defense entries of one setup (all of them one Holm family)."""
-    tests = {e: compare(p) for e, p in pairs.items()}
+    k = exact_from(sum(p.n >= MIN_SEEDS for p in pairs.values()), alpha)
+    tests = {e: compare(p, k) for e, p in pairs.items()}
     ps = {e: t["p"] for e, t in tests.items() if t is not None and t["n"] >= MIN_SEEDS}
     family = sorted(ps)
     adjusted = dict(zip(family, holm([ps[e] for e in family], alpha), strict=True))

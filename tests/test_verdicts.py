@@ -21,7 +21,14 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from benchmark.core.stats.paired import MIN_EXACT, holm, paired_test, ratio_ci, sign_flip_p
+from benchmark.core.stats.paired import (
+    MIN_EXACT,
+    exact_from,
+    holm,
+    paired_test,
+    ratio_ci,
+    sign_flip_p,
+)
 from benchmark.run.synthetic import Spec, artifact, write
 from leaderboard import ranking as rk
 from leaderboard import tables, verdicts
@@ -178,11 +185,33 @@ def test_holm_runs_over_the_ranked_entries_of_the_setup() -> None:
     crowd = verdicts.assess(
         {"a": _paired(d), **{f"n{i}": _paired(d * 0 + [0.1, -0.1] * 3) for i in range(4)}}
     )
-    assert crowd["a"].p_holm == pytest.approx(min(1.0, 5 * alone.p))
+    # Six pairs in a family of five: the sign-flip floor (3 %) cannot pass 5 × p, so the t-test
+    # decides alone (``exact_from``), where alone it joins from six pairs.
+    assert alone.p_sign_flip is not None and crowd["a"].p_sign_flip is None
+    assert crowd["a"].p_holm == pytest.approx(min(1.0, 5 * alone.p_t))
     # An entry with too few seeds is not in the family.
     few = verdicts.assess({"a": _paired(d), "few": _paired(d[:3])})
     assert few["few"].verdict == verdicts.MORE_SEEDS and few["few"].p_holm is None
     assert few["a"].p_holm == pytest.approx(alone.p)
+
+
+def test_exact_from_is_where_the_sign_flip_floor_passes_holm() -> None:
+    assert [exact_from(m) for m in (1, 2, 3, 4, 6, 7, 12)] == [6, 7, 7, 8, 8, 9, 9]
+    for m in range(1, 30):
+        k = exact_from(m)
+        assert 2 / 2**k < 0.05 / m and (k == MIN_EXACT or 2 / 2 ** (k - 1) >= 0.05 / m)
+
+
+@pytest.mark.parametrize("family", [1, 2, 3, 4, 6, 12])
+def test_one_more_seed_never_makes_better_unreachable(family: int) -> None:
+    """A steady reduction is *better* at every number of pairs from five on, in a family of any
+    size. With the sign-flip test joining at six pairs whatever the family (the rule until
+    2026-12-05), an entry among three was *better* at five pairs and could not be at six."""
+    for n in range(verdicts.MIN_SEEDS, 13):
+        d = 0.2 + 0.01 * np.arange(n)
+        nulls = {f"o{i}": _paired(np.resize([0.1, -0.1], n)) for i in range(family - 1)}
+        a = verdicts.assess({"a": _paired(d), **nulls})["a"]
+        assert a.verdict == verdicts.BETTER, (family, n, a)
 
 
 # --- synthetic setups with known verdicts ---------------------------------------------------------

@@ -16,7 +16,8 @@ unit of replication::
   permutation test (:func:`sign_flip_p`), which needs no normality: under "no effect" each
   difference is as likely positive as negative. ``p`` is the larger of the two, so an effect is
   only claimed when both tests see it. Below :data:`MIN_EXACT` pairs the smallest possible
-  sign-flip p is above 0.05 (2/32 at five pairs), so the t-test stands alone there.
+  sign-flip p is above 0.05 (2/32 at five pairs), so the t-test stands alone there; in a family
+  of comparisons corrected together it joins later (:func:`exact_from`).
 * :func:`holm` — Holm's step-down correction (``statsmodels``) across the comparisons of one
   family (all defenses compared with one baseline).
 * :func:`ratio_ci` — Fieller's interval for a ratio of paired means (the share of the baseline's
@@ -48,6 +49,18 @@ def min_sign_flip_p(n: int) -> float:
     return 2.0 / 2**n
 
 
+def exact_from(family: int, alpha: float = 0.05) -> int:
+    """Pairs from which the sign-flip test joins the t-test for one of ``family`` comparisons
+    corrected together (Holm): the fewest at or above :data:`MIN_EXACT` whose floor 2/2**n is below
+    the strictest corrected threshold ``alpha / family``. Joining earlier would make *better*
+    unreachable by arithmetic at some numbers of pairs (6 of a family of 3: 3 × 2/64 > 0.05)
+    while fewer pairs could reach it, so one more seed could cost an entry its verdict."""
+    n = MIN_EXACT
+    while min_sign_flip_p(n) >= alpha / max(family, 1):
+        n += 1
+    return n
+
+
 def sign_flip_p(d: Sequence[float] | np.ndarray) -> float:
     """Two-sided p of the sign-flip permutation test of ``mean(d) = 0``: the share of the 2**n
     sign vectors whose flipped mean is at least as far from 0 as the observed one (exact up to
@@ -64,9 +77,11 @@ def sign_flip_p(d: Sequence[float] | np.ndarray) -> float:
     return float(np.mean(np.abs(sums) >= observed - _TOL * max(1.0, observed)))
 
 
-def paired_test(d: Sequence[float] | np.ndarray, confidence: float = 0.95) -> dict[str, Any]:
+def paired_test(
+    d: Sequence[float] | np.ndarray, confidence: float = 0.95, min_exact: int = MIN_EXACT
+) -> dict[str, Any]:
     """Mean of the paired differences ``d`` (one per run), its t-interval, the t-test's p, the
-    sign-flip p (None below :data:`MIN_EXACT` pairs) and ``p``, the larger of the two. With one
+    sign-flip p (None below ``min_exact`` pairs) and ``p``, the larger of the two. With one
     difference there is no interval and no test (``ci`` and every p are None)."""
     x = np.asarray(d, dtype=float)
     n = int(x.size)
@@ -82,7 +97,7 @@ def paired_test(d: Sequence[float] | np.ndarray, confidence: float = 0.95) -> di
             "p": None,
         }
     mean, ci, p_t = t_summary(x, confidence)
-    p_sf = sign_flip_p(x) if n >= MIN_EXACT else None
+    p_sf = sign_flip_p(x) if n >= min_exact else None
     return {
         "n": n,
         "mean": mean,
