@@ -1,13 +1,13 @@
 """The ``slb`` command line.
 
     slb suite first                                              # the first run: one small cell
-    slb run --task numbers --defense none --trait owl --seed 0   # one cell, resumable
-    slb suite quick                                              # the quick preset, all its cells
+    slb run --task numbers --defense none --trait owl --seed 760 # one cell, resumable
+    slb suite restricted                                         # the default suite, all its cells
     slb tasks | defenses | traits | suites                       # what exists, one line each
     slb perf                                                     # throughput vs naive loops
     slb models                                                   # embedded models and the cache
     slb leaderboard [DIR ...]                                    # the Streamlit leaderboard
-    slb submit submissions/<name> [--seeds 0]                    # official run of a submission
+    slb submit submissions/<name> [--seeds 760]                  # official run of a submission
     slb validate submissions/<name>                              # check it, listing every problem
 
 Stage outputs go to the artifact store (``--store``, default ``$SLB_CACHE_DIR/store``), so a killed
