@@ -288,16 +288,14 @@ def tiles(row: pd.Series | None) -> None:
     effect = views.signed(row["effect"])
     c2.metric(f"reduction vs none, {unit}", effect, seeds + over, "off", delta_arrow="off")
     c3.metric("% of baseline removed", views.share_text(row))
-    drop = row["vs_drop_entry"] or "no random_drop run at this entry's kept share"
-    c4.metric(
-        f"beyond matched random drop, {unit}",
+    drop = str(row["vs_drop_entry"] or "no random_drop run at this entry's kept share")
+    vs_drop = (
         views.signed(row["vs_drop"]),
         views.ci(row["vs_drop_ci_low"], row["vs_drop_ci_high"]),
-        "off",
-        help=str(drop),
-        delta_arrow="off",
     )
-    c5.metric("rows kept", views.pct(row["rows_kept"]))
+    c4.metric(f"beyond matched random drop, {unit}", *vs_drop, "off", help=drop, delta_arrow="off")
+    kept = (views.pct(row["rows_kept"]), views.kept_by_arm(row), "off")
+    c5.metric("rows kept", *kept, help=views.KEPT_HELP, delta_arrow="off")
 
 
 def examples_section(mine: list[CellResult]) -> None:

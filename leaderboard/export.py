@@ -155,7 +155,7 @@ def _defense_section(
         (f"reduction vs none, {unit}", effect),
         ("% of baseline removed", views.share_text(row)),
         (f"beyond matched random drop, {unit}", drop),
-        ("rows kept", views.pct(row["rows_kept"])),
+        ("rows kept", f"{views.pct(row['rows_kept'])} ({views.kept_by_arm(row)})"),
     ]
     tile_html = "".join(f"<div class='tile'>{_e(k)}<b>{_e(v)}</b></div>" for k, v in tiles)
     desc = mine[0].defense_info.get("description", "") if mine else ""

@@ -20,7 +20,8 @@ contrast) on the (task, trait) groups all entries share, run by run:
   5 % of animal pairs (``p_rank``; runs written before the check are not counted).
 
 References (``leaderboard.references``) and the baseline are rows of their own (``role``), never
-ranked. Cost columns (rows kept, utility, helper time) are means over the same cells.
+ranked. Cost columns (rows kept, also per arm; utility, helper time) are means over the same
+cells.
 ``reproduced``: how many of those ``cells`` ``slb reproduce`` reran with identical scores (the
 loader's ``Loaded.reproduced``); None when the caller passed no reproduction records.
 """
@@ -57,6 +58,7 @@ COLUMNS = [
     "vs_drop_entry", "leakage", "leakage_ci_low", "leakage_ci_high", "leakage_p", "leakage_n",
     "specific_runs", "specificity_n",
     "statistic", "unit", "name", "version", "params", "reference", "rows_kept", "utility",
+    "rows_kept_trait", "rows_kept_control",
     "helper_calls_per_cell", "helper_seconds_per_cell", "cells", "tasks", "traits", "integrity",
     "reproduced", "sources", "flags",
 ]  # fmt: skip
@@ -203,6 +205,8 @@ def _describe(ec: list[CellResult], used: list[CellResult]) -> dict[str, Any]:
         "params": json.dumps(first.params, sort_keys=True) if first.params else "",
         "reference": first.reference,
         "rows_kept": mean_of(used, "rows_kept"),
+        "rows_kept_trait": mean_of(used, "rows_kept_trait"),
+        "rows_kept_control": mean_of(used, "rows_kept_control"),
         "utility": mean_of(used, "utility"),
         "helper_calls_per_cell": mean_of(used, "helper_calls"),
         "helper_seconds_per_cell": mean_of(used, "helper_seconds"),

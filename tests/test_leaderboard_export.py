@@ -68,3 +68,21 @@ def test_the_csv_and_json_carry_the_rankings_numbers(site: tuple[Path, Path]) ->
 def test_slugs_are_unique_and_plain() -> None:
     a, b = slug('x v1 (mode="a")'), slug("x v1 (mode=a)")
     assert a != b and re.fullmatch(r"[a-z0-9-]+", a)
+
+
+def test_rows_kept_per_arm_reach_the_ranking_and_the_page(tmp_path: Path) -> None:
+    """A filter that drops more of the trait arm's rows tells the arms apart; the mean alone
+    hides that, so each arm's share is a column and on the defense's page."""
+    specs = [Spec("numbers", "none", "owl", s) for s in range(5)] + [
+        Spec("numbers", "picky", "owl", s, kept=0.90, kept_control=0.98) for s in range(5)
+    ]
+    write(tmp_path / "results" / "quick", [artifact(s) for s in specs])
+    ranked = rk.ranking(load([tmp_path / "results"]).cells, "teacher_forced")
+    row = ranked.set_index("name").loc["picky"]
+    assert row["rows_kept_trait"] == pytest.approx(0.90)
+    assert row["rows_kept_control"] == pytest.approx(0.98)
+    assert row["rows_kept"] == pytest.approx(0.94)
+    assert ranked.set_index("name").loc["none", "rows_kept_trait"] == pytest.approx(1.0)
+    export([tmp_path / "results"], tmp_path / "site")
+    page = (tmp_path / "site" / "defense" / f"{slug('picky v1')}.html").read_text()
+    assert "94.0 % (trait 90.0 % · control 98.0 %)" in page

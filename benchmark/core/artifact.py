@@ -88,6 +88,8 @@ class CellResult:
     integrity: str  # ok / unverified / failed
     integrity_note: str = ""
     rows_kept: float | None = None  # share of rows the defense let through (mean of the arms)
+    rows_kept_trait: float | None = None  # the same, per arm: a defense that drops more of one
+    rows_kept_control: float | None = None  # arm's rows tells them apart (it is blind to which)
     helper_calls: float | None = None
     helper_seconds: float | None = None
     helper_tokens: float | None = None
@@ -152,6 +154,10 @@ def parse(art: Any, path: str = "", source: str = "") -> CellResult:
         integrity=status,
         integrity_note=note,
         rows_kept=_mean([_kept_share(a) for a in arms]),
+        rows_kept_trait=_kept_share(data["trait"]) if isinstance(data.get("trait"), dict) else None,
+        rows_kept_control=(
+            _kept_share(data["control"]) if isinstance(data.get("control"), dict) else None
+        ),
         helper_calls=_sum_cost(arms, "helper_calls"),
         helper_seconds=_sum_cost(arms, "helper_seconds"),
         helper_tokens=_sum_cost(arms, "helper_tokens"),

@@ -41,6 +41,7 @@ class Spec:
     leak_pp: float = 0.3  # true trait - control shift per question, percentage points
     noise_pp: float = 0.05  # per-question noise, percentage points
     kept: float = 1.0  # share of rows the defense keeps
+    kept_control: float | None = None  # the control arm's share where it differs from ``kept``
     helper_seconds: float = 0.0
     utility: float | None = None
     version: str = "1"
@@ -128,7 +129,7 @@ def artifact(s: Spec) -> dict[str, Any]:
             "host": "synthetic",
             "finished": "2000-01-01T00:00:00+00:00",
         },
-        "data": {"trait": arm, "control": dict(arm)},
+        "data": {"trait": arm, "control": _arm_kept(arm, s.kept_control)},
         # Filler in the shape of the real blocks, so a synthetic file weighs what a real one does.
         "training": {
             a: {
@@ -167,3 +168,12 @@ def write(folder: str | Path, arts: list[dict[str, Any]]) -> list[Path]:
         p.write_text(json.dumps(art, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         paths.append(p)
     return paths
+
+
+def _arm_kept(arm: dict[str, Any], kept: float | None) -> dict[str, Any]:
+    """A copy of ``arm`` whose defense kept ``kept`` of its rows (unchanged when None)."""
+    if kept is None:
+        return dict(arm)
+    after = round(arm["generated"] * kept)
+    share = after / arm["generated"]
+    return {**arm, "after_defense": after, "rows_kept_share": share, "defense_kept_share": share}
