@@ -74,11 +74,11 @@ def compare(p: Paired, min_exact: int = MIN_EXACT) -> dict[str, Any] | None:
 
 def assess(pairs: dict[str, Paired], alpha: float = ALPHA) -> dict[str, Assessment]:
     """Verdicts for the defense entries of one setup (all of them one Holm family)."""
-    k = exact_from(sum(p.n >= MIN_SEEDS for p in pairs.values()), alpha)
+    family = sorted(e for e, p in pairs.items() if p.n >= MIN_SEEDS)
+    k = exact_from(len(family), alpha)
     tests = {e: compare(p, k) for e, p in pairs.items()}
-    ps = {e: t["p"] for e, t in tests.items() if t is not None and t["n"] >= MIN_SEEDS}
-    family = sorted(ps)
-    adjusted = dict(zip(family, holm([ps[e] for e in family], alpha), strict=True))
+    ps = [t["p"] for e in family if (t := tests[e]) is not None]  # every member has a test
+    adjusted = dict(zip(family, holm(ps, alpha), strict=True))
     return {e: _assessment(pairs[e], tests[e], adjusted.get(e), alpha) for e in pairs}
 
 

@@ -132,6 +132,7 @@ def parse(art: Any, path: str = "", source: str = "") -> CellResult:
     status, note = check_integrity(art, scores, placebo)
     data = _dict(art.get("data"))
     arms = [data[a] for a in ARMS if isinstance(data.get(a), dict)]
+    kept = {a: _kept_share(data[a]) for a in ARMS if isinstance(data.get(a), dict)}
     tf = _dict(_dict(art.get("leakage")).get("teacher_forced"))
     return CellResult(
         path=path,
@@ -153,11 +154,9 @@ def parse(art: Any, path: str = "", source: str = "") -> CellResult:
         placebo=placebo,
         integrity=status,
         integrity_note=note,
-        rows_kept=_mean([_kept_share(a) for a in arms]),
-        rows_kept_trait=_kept_share(data["trait"]) if isinstance(data.get("trait"), dict) else None,
-        rows_kept_control=(
-            _kept_share(data["control"]) if isinstance(data.get("control"), dict) else None
-        ),
+        rows_kept=_mean(list(kept.values())),
+        rows_kept_trait=kept.get("trait"),
+        rows_kept_control=kept.get("control"),
         helper_calls=_sum_cost(arms, "helper_calls"),
         helper_seconds=_sum_cost(arms, "helper_seconds"),
         helper_tokens=_sum_cost(arms, "helper_tokens"),

@@ -176,4 +176,5 @@ def _arm_kept(arm: dict[str, Any], kept: float | None) -> dict[str, Any]:
         return dict(arm)
     after = round(arm["generated"] * kept)
     share = after / arm["generated"]
-    return {**arm, "after_defense": after, "rows_kept_share": share, "defense_kept_share": share}
+    shares = {"rows_kept_share": share, "defense_kept_share": share}
+    return {**arm, "after_defense": after, **shares, "trained_on": after}
