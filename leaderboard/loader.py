@@ -49,7 +49,7 @@ import yaml
 
 from benchmark.core.artifact import CellResult, Skip, parse
 from benchmark.core.results import CONFIRMATION_REPORT
-from benchmark.core.store import stable_hash
+from benchmark.core.store import json_tree_hash
 from leaderboard.pooling import is_baseline
 from leaderboard.references import reference_kind
 
@@ -100,7 +100,9 @@ def reproduction(path: str | Path, art: Any) -> dict[str, Any] | None:
             return None
         seen = rec.get("scores_hash")
         return (
-            rec if isinstance(seen, str) and seen == stored == stable_hash(art["scores"]) else None
+            rec
+            if isinstance(seen, str) and seen == stored == json_tree_hash(art["scores"])
+            else None
         )
     except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError):
         return None

@@ -24,7 +24,12 @@ from typing import Any
 import numpy as np
 
 from benchmark.core.artifact import CellResult
-from benchmark.core.stats import own_animal_leakage, paired_leakage, paired_summary
+from benchmark.core.stats import (
+    own_animal_leakage,
+    paired_leakage,
+    paired_summary,
+    pooled_specificity,
+)
 
 Group = tuple[str, str]  # (task, trait)
 BASELINE = "none"  # the defense every other one is compared with
@@ -57,6 +62,22 @@ def mean_of(cells: list[CellResult], attr: str) -> float | None:
     """Mean of a per-cell number (rows kept, utility, helper cost) over the cells that have it."""
     vals = [getattr(c, attr) for c in cells if getattr(c, attr) is not None]
     return sum(vals) / len(vals) if vals else None
+
+
+def specificity_of(cells: list[CellResult], alpha: float) -> dict[str, Any] | None:
+    """The trait pair's specificity over the cells' runs pooled, as ``slb suite`` computes it for
+    a pool (each question's candidate probabilities averaged over the runs): None unless every
+    cell records candidate distributions for the same questions and all share one trait and
+    placebo animal."""
+    if not cells or any(c.candidates is None for c in cells):
+        return None
+    if len({(c.trait, c.placebo_animal) for c in cells}) != 1:
+        return None
+    runs = [c.candidates for c in cells if c.candidates is not None]
+    try:
+        return pooled_specificity(runs, cells[0].trait, cells[0].placebo_animal, alpha=alpha)
+    except ValueError:  # the trait or placebo is not among the recorded candidates
+        return None
 
 
 def _align(vecs: list[tuple[tuple[str, ...], np.ndarray]]) -> tuple[list[str], np.ndarray] | None:

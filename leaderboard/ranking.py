@@ -17,7 +17,11 @@ contrast) on the (task, trait) groups all entries share, run by run:
   already does.
 * ``leakage`` (with its interval over seeds): the entry's own statistic, the mean of its runs;
   ``specific_runs`` of ``specificity_n``: in how many of its runs the trait pair ranked in the top
-  5 % of animal pairs (``p_rank``; runs written before the check are not counted).
+  5 % of animal pairs (``p_rank``; runs written before the check are not counted);
+  ``p_rank_pooled``: the same check over the runs pooled, and ``leakage_call``: *present* only
+  when the statistic is positive over the runs (t, p < 0.05, two runs or more) **and** pooled
+  specific (``p_rank_pooled`` <= 0.05) — the rule of ``slb``'s own summaries
+  (``benchmark.core.results.leakage_verdict``) — else *not shown*, with the reason.
 
 References (``leaderboard.references``) and the baseline are rows of their own (``role``), never
 ranked. Cost columns (rows kept, also per arm; utility, helper time) are means over the same
@@ -39,7 +43,7 @@ from benchmark.core.artifact import CellResult
 from benchmark.core.results import ALPHA
 from benchmark.core.stats.paired import paired_test, ratio_ci
 from leaderboard.pairing import Paired, Statistic, groups_of, pair, per_seed, runs, statistic_of
-from leaderboard.pooling import BASELINE, by_entry, is_baseline, mean_of
+from leaderboard.pooling import BASELINE, by_entry, is_baseline, mean_of, specificity_of
 from leaderboard.references import CONTROL, kept_param
 from leaderboard.tables import task_order
 from leaderboard.verdicts import Assessment, assess, describe, order, positions
@@ -56,7 +60,7 @@ COLUMNS = [
     "seeds", "p_t", "p_sign_flip", "p", "p_holm", "overshoot", "score", "baseline_stat", "share",
     "share_ci_low", "share_ci_high", "vs_drop", "vs_drop_ci_low", "vs_drop_ci_high", "vs_drop_p",
     "vs_drop_entry", "leakage", "leakage_ci_low", "leakage_ci_high", "leakage_p", "leakage_n",
-    "specific_runs", "specificity_n",
+    "specific_runs", "specificity_n", "p_rank_pooled", "leakage_call",
     "statistic", "unit", "name", "version", "params", "reference", "rows_kept", "utility",
     "rows_kept_trait", "rows_kept_control",
     "helper_calls_per_cell", "helper_seconds_per_cell", "cells", "tasks", "traits", "integrity",
@@ -101,6 +105,7 @@ def ranking(
             integrity=_integrity_summary(ec, failed_by.get(e, [])),
             reproduced=None if reproduced is None else sum(c.path in reproduced for c in used),
         )
+        row.update(_leakage_call(row, used))
         row["flags"] = "; ".join(_flags(row, ec, stat, failed_by.get(e, []), bool(base)))
         rows.append(row)
     df = pd.DataFrame(rows, columns=COLUMNS)
@@ -216,6 +221,25 @@ def _describe(ec: list[CellResult], used: list[CellResult]) -> dict[str, Any]:
         "sources": ", ".join(sorted({c.source for c in ec})),
         "specific_runs": sum(c.p_rank <= ALPHA for c in used if c.p_rank is not None),
         "specificity_n": sum(c.p_rank is not None for c in used),
+    }
+
+
+def _leakage_call(row: dict[str, Any], used: list[CellResult]) -> dict[str, Any]:
+    """``p_rank_pooled`` and ``leakage_call`` (see the module docstring)."""
+    spec = specificity_of(used, ALPHA)
+    n, mean, p = row["leakage_n"], row["leakage"], row["leakage_p"]
+    why = []
+    if n < 2 or p is None:
+        why.append("one run cannot show it holds over runs")
+    elif not (p < ALPHA and mean > 0):
+        why.append(f"not positive over {n} runs (p={p:.2g})")
+    if spec is None:
+        why.append("specificity not computed")
+    elif not spec["specific"]:
+        why.append(f"not specific: rank {spec['rank']} of {spec['n_alternatives'] + 1} pairs")
+    return {
+        "p_rank_pooled": spec["p_rank"] if spec else None,
+        "leakage_call": f"not shown ({'; '.join(why)})" if why else "present",
     }
 
 

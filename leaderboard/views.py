@@ -135,6 +135,7 @@ def ranking_table(df: pd.DataFrame) -> pd.DataFrame:
                 f"{r['specific_runs']} of {r['specificity_n']}" if r["specificity_n"] else "—"
                 for r in rows
             ],
+            "leakage (over runs and specific)": df["leakage_call"],
             "utility": df["utility"].map(num),
             "helper s / cell": df["helper_seconds_per_cell"].map(lambda v: num(v, "{:.1f}")),
             "integrity": df["integrity"],

@@ -3,6 +3,7 @@ ranks, its per-seed values recomputed independently from the scores, seed matchi
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from scipy import stats
 
 from benchmark.core.artifact import CellResult
+from benchmark.run.synthetic import Spec, artifact, write
 from leaderboard import ranking as rk
 from leaderboard import verdicts
 from leaderboard.loader import load
@@ -166,3 +168,65 @@ def test_entries_run_with_process_isolation_only_are_flagged(gpu) -> None:
     df = rk.ranking(marked, "teacher_forced").set_index("name")
     assert "process isolation only" in df.loc["canonicalize", "flags"]
     assert "process isolation only" not in df.loc["divergence_mask", "flags"]
+
+
+@pytest.fixture(scope="module")
+def restricted() -> list[CellResult]:
+    cells = [c for c in load([SUBS]).cells if Path(c.path).parent.name == "restricted"]
+    assert {c.defense for c in cells} >= {"none", "canonicalize", "cross_base_teacher"}
+    return cells
+
+
+def _summary_leakage(name: str) -> dict:
+    summary = json.loads((SUBS / name / "results" / "restricted" / "summary.json").read_text())
+    (pool,) = summary["pooled"]
+    return pool["leakage"]
+
+
+@pytest.mark.parametrize("name", ["none", "canonicalize", "cross_base_teacher"])
+def test_the_leakage_call_is_slbs_pooled_verdict_on_the_same_runs(restricted, name) -> None:
+    # `slb submit` wrote each entry's summary (its pooled specificity and verdict) from the same
+    # five artifacts the leaderboard reads: the two must agree to the last digit.
+    row = rk.ranking(restricted, "teacher_forced").set_index("name").loc[name]
+    slb = _summary_leakage(name)
+    assert row["p_rank_pooled"] == pytest.approx(slb["specificity"]["p_rank"], rel=1e-12)
+    assert (row["leakage_call"] == "present") is slb["verdict"]["present"]
+
+
+def test_the_leakage_call_needs_runs_specificity_and_a_positive_statistic(restricted) -> None:
+    df = rk.ranking(restricted, "teacher_forced").set_index("name")
+    assert df.loc["none", "leakage_call"] == "present"
+    # Another base wrote the rows: what is left is neither positive over runs nor specific.
+    cross = df.loc["cross_base_teacher", "leakage_call"]
+    assert cross.startswith("not shown (not positive over 5 runs") and "not specific" in cross
+    base = [c for c in restricted if c.defense == "none"]
+    one = rk.ranking(base[:1], "teacher_forced").iloc[0]
+    assert one["leakage_call"].startswith("not shown (one run cannot show")
+    blind = [replace(c, candidates=None) for c in base]
+    row = rk.ranking(blind, "teacher_forced").iloc[0]
+    assert row["leakage_call"] == "not shown (specificity not computed)"
+    assert row["p_rank_pooled"] is None or np.isnan(row["p_rank_pooled"])
+
+    # Relabel the control student's animals: the shifts are then not about owl and dolphin.
+    def scramble(c: CellResult) -> CellResult:
+        (ids, animals, t), (_, _, ctl) = c.candidates
+        rng = np.random.default_rng(c.seed)
+        return replace(
+            c, candidates=((ids, animals, t), (ids, animals, ctl[:, rng.permutation(len(animals))]))
+        )
+
+    row = rk.ranking([scramble(c) for c in base], "teacher_forced").iloc[0]
+    assert row["leakage_call"].startswith("not shown") and row["p_rank_pooled"] > 0.05
+
+
+def test_the_leakage_call_on_synthetic_cells_without_a_placebo(tmp_path: Path) -> None:
+    # No placebo teacher: the trait contrast against every other animal's shift. The synthetic
+    # rows share the other animals across students up to 2 % noise: a real leak stands out.
+    def cells(leak: float) -> list[Spec]:
+        return [Spec("numbers", "none", "owl", s, leak_pp=leak, candidates=True) for s in range(5)]
+
+    write(tmp_path / "leak", [artifact(s) for s in cells(0.3)])
+    write(tmp_path / "none", [artifact(s) for s in cells(0.0)])
+    for name, call in (("leak", "present"), ("none", "not shown (not positive over 5 runs")):
+        row = rk.ranking(load([tmp_path / name]).cells, "teacher_forced").iloc[0]
+        assert row["leakage_call"].startswith(call), row["leakage_call"]

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from benchmark.core import store as store_mod
 from benchmark.core.store import (
@@ -18,6 +20,7 @@ from benchmark.core.store import (
     StoreError,
     atomic_write_json,
     atomic_write_text,
+    json_tree_hash,
     stable_hash,
 )
 
@@ -432,3 +435,30 @@ def test_atomic_write_json_replaces_whole_file(tmp_path: Path) -> None:
     assert json.loads(target.read_text()) == {"leakage": 0.15}  # old content survives a failure
     atomic_write_text(tmp_path / "results" / "note.txt", "ok\n")
     assert sorted(p.name for p in target.parent.iterdir()) == ["cell.json", "note.txt"]
+
+
+_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=6), inner, max_size=5)
+    ),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_json)
+def test_json_tree_hash_is_stable_hash_on_what_json_loads_returns(tree) -> None:
+    parsed = json.loads(json.dumps(tree))
+    assert json_tree_hash(parsed) == stable_hash(parsed) == stable_hash(tree)
+
+
+def test_json_tree_hash_refuses_what_stable_hash_refuses_and_names_where() -> None:
+    with pytest.raises(ValueError, match=r"spec\['a'\]\[1\]: non-finite float nan"):
+        json_tree_hash({"a": [1.0, float("nan")]})
+    with pytest.raises(TypeError, match="set has no stable order"):
+        json_tree_hash({"a": {1, 2}})

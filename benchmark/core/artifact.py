@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.core.results import SCHEMA, SPECIFICITY
+from benchmark.core.results import CANDIDATES, SCHEMA, SPECIFICITY
 from benchmark.core.setup_keys import (
     hardware_of,
     other_seeds,
@@ -38,7 +38,8 @@ from benchmark.core.setup_keys import (
     without_cell_keys,
 )
 from benchmark.core.stats import own_animal_per_question, paired_summary, t_summary
-from benchmark.core.store import stable_hash
+from benchmark.core.stats.specificity import CandidateTable, candidate_table
+from benchmark.core.store import json_tree_hash
 
 METRICS = ("teacher_forced", "sampled")
 # The placebo animal's teacher-forced score (cells with a placebo control teacher): not a metric of
@@ -102,6 +103,10 @@ class CellResult:
     setup_source: str = ""  # hash of the config minus cell keys, with hardware, as the run set it
     reference: str = ""  # set by a reader that knows it: what kind of reference row this is
     p_rank: float | None = None  # the trait pair's specificity (teacher-forced), where recorded
+    placebo_animal: str | None = None  # config teacher.placebo: the pair's second animal
+    # (trait student's, control student's) per-question candidate distributions, where recorded:
+    # what pooled specificity over an entry's runs is computed from (``leaderboard.pooling``)
+    candidates: tuple[CandidateTable, CandidateTable] | None = None
     teacher_seed: int | None = None  # its fine-tuned teachers' training seed (setup_keys)
     seeds: dict[str, int | None] = field(default_factory=dict)  # its other seeds (setup_keys)
 
@@ -168,9 +173,21 @@ def parse(art: Any, path: str = "", source: str = "") -> CellResult:
         config_hash=_hash({"config": cfg, "defense": [name, version, params, sha256]}),
         setup_source=_hash(with_hardware(without_cell_keys(cfg), run_info.get("device"))),
         p_rank=_num(_dict(tf.get(SPECIFICITY)).get("p_rank")),
+        placebo_animal=_placebo_animal(cfg),
+        candidates=_candidates(art["scores"]),
         teacher_seed=teacher_seed(cfg),
         seeds=other_seeds(cfg),
     )
+
+
+def _placebo_animal(cfg: dict[str, Any]) -> str | None:
+    placebo = _dict(cfg.get("teacher")).get("placebo")
+    return placebo if isinstance(placebo, str) else None
+
+
+def _candidates(block: dict[str, Any]) -> tuple[CandidateTable, CandidateTable] | None:
+    t, c = (candidate_table(block[a], CANDIDATES) for a in ARMS)
+    return None if t is None or c is None or t[:2] != c[:2] else (t, c)
 
 
 def _setup(art: dict[str, Any], cfg: dict[str, Any], run_info: dict[str, Any]) -> dict[str, Any]:
@@ -252,7 +269,7 @@ def check_integrity(
     integ = _dict(art.get("integrity"))
     for key in (k for k in ("scores", "leakage") if integ.get(k) is not None):
         try:
-            if (got := stable_hash(art.get(key))) != integ[key]:
+            if (got := json_tree_hash(art.get(key))) != integ[key]:
                 problems.append(f"{key} hash {got} != stored {integ[key]}")
         except (TypeError, ValueError) as e:
             problems.append(f"{key}: cannot hash ({e})")
@@ -330,7 +347,7 @@ def _setup_problems(art: dict[str, Any]) -> list[str]:
 
 def _hash(obj: Any) -> str:
     try:
-        return stable_hash(obj)
+        return json_tree_hash(obj)
     except (TypeError, ValueError) as e:
         raise Skip(f"config cannot be hashed: {e}") from None
 

@@ -4,7 +4,8 @@
     python -m benchmark.run.bench_load --dir /tmp/lb --browser
 
 Artifacts come from ``benchmark.run.synthetic`` (5 defenses x 5 tasks x 4 traits x 10 seeds, real
-artifact size, never under submissions/); ``--dir`` keeps them for a re-run. Figures (median of
+artifact size, each score row with its candidate distribution as real rows have; never under
+submissions/); ``--dir`` keeps them for a re-run. Figures (median of
 ``--repeat`` runs where it can be repeated):
 
 * ``load``   ``leaderboard.loader.load``: find, parse, check integrity, dedupe.
@@ -61,7 +62,16 @@ def make(folder: Path, n: int) -> int:
         for trait in TRAITS
     ]
     specs = [
-        Spec(task, name, trait, i // len(per_seed), leak_pp=leak, kept=kept, noise_pp=0.1)
+        Spec(
+            task,
+            name,
+            trait,
+            i // len(per_seed),
+            leak_pp=leak,
+            kept=kept,
+            noise_pp=0.1,
+            candidates=True,
+        )
         for i, (name, leak, kept, task, trait) in (
             (i, per_seed[i % len(per_seed)]) for i in range(n)
         )

@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.core.results import SCHEMA, integrity_block
+from benchmark.core.animals import CANDIDATE_ANIMALS
+from benchmark.core.results import CANDIDATES, SCHEMA, integrity_block
 from benchmark.core.stats import leakage_vs_base, paired_leakage
 from benchmark.core.store import stable_hash
 from benchmark.core.teachers import TeacherConfig
@@ -49,6 +50,7 @@ class Spec:
     suite: str = "quick"
     teacher: str | None = None  # None: the suite preset's teacher for the task
     n_questions: int = 50
+    candidates: bool = False  # each score row's candidate distribution, as real rows carry
 
 
 def artifact(s: Spec) -> dict[str, Any]:
@@ -70,6 +72,8 @@ def artifact(s: Spec) -> dict[str, Any]:
         name: [{"id": q, "teacher_forced": float(v[i]), "sampled": None} for i, q in enumerate(ids)]
         for name, v in models
     }
+    if s.candidates:
+        _add_candidates(scores, s.trait, key)
     t, c, b = ({q: float(v[i]) for i, q in enumerate(ids)} for v in (trait, control, base))
     leakage = {
         "teacher_forced": {
@@ -168,6 +172,22 @@ def write(folder: str | Path, arts: list[dict[str, Any]]) -> list[Path]:
         p.write_text(json.dumps(art, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         paths.append(p)
     return paths
+
+
+def _add_candidates(scores: dict[str, list[dict[str, Any]]], trait: str, key: str) -> None:
+    """Each score row's candidate distribution, as real rows carry (``benchmark.core.results``
+    ``CANDIDATES``): the trait's probability is the row's score, the other animals' are drawn
+    from their own generator, so the scores above keep their draws."""
+    rng = np.random.default_rng(int(stable_hash([key, "candidates"])[:8], 16))
+    others = [a for a in CANDIDATE_ANIMALS if a != trait]
+    n = len(next(iter(scores.values())))
+    shared = rng.uniform(0.001, 0.05, (n, len(others)))  # per question, as every model sees it
+    for rows in (scores["trait"], scores["control"]):  # real cells record the students' only
+        mine = np.clip(shared * (1 + rng.normal(0, 0.02, shared.shape)), 0, 1)  # run noise
+        for r, ps in zip(rows, mine, strict=True):
+            r[CANDIDATES] = {trait: r["teacher_forced"]} | {
+                a: float(p) for a, p in zip(others, ps, strict=True)
+            }
 
 
 def _arm_kept(arm: dict[str, Any], kept: float | None) -> dict[str, Any]:

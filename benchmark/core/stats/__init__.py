@@ -27,7 +27,13 @@ from benchmark.core.stats.leakage import (
     t_summary,
 )
 from benchmark.core.stats.paired import MIN_EXACT, holm, paired_test, ratio_ci, sign_flip_p
-from benchmark.core.stats.specificity import animal_shifts, pair_specificity
+from benchmark.core.stats.specificity import (
+    CandidateTable,
+    animal_shifts,
+    candidate_table,
+    pair_specificity,
+    pooled_specificity,
+)
 
 __all__ = [
     "MIN_EXACT",
@@ -42,6 +48,9 @@ __all__ = [
     "own_animal_leakage",
     "own_animal_per_question",
     "pair_specificity",
+    "pooled_specificity",
+    "candidate_table",
+    "CandidateTable",
     "paired_leakage",
     "paired_summary",
     "rate_ci",

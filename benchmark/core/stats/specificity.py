@@ -26,6 +26,9 @@ import numpy as np
 
 # question id -> candidate animal -> probability (or one probability per seed)
 Distributions = Mapping[str, Mapping[str, float | Sequence[float]]]
+# One student's candidate distributions as read from an artifact: (question ids, animals,
+# array[question, animal] of probabilities), ids and animals sorted.
+CandidateTable = tuple[tuple[str, ...], tuple[str, ...], np.ndarray]
 TOP = 5
 
 
@@ -113,3 +116,60 @@ def pair_specificity(
         "others": {"median": float(np.median(others)), "max": float(others.max())},
         "top": [{"pair": list(k), "value": v} for k, v in ranked],
     }
+
+
+def candidate_table(rows: Sequence[Any], key: str) -> CandidateTable | None:
+    """One student's per-question candidate distributions (``row[key]``: {animal: p}) from its
+    score rows, or None when a row lacks them or they are not probabilities over the same animals
+    (a reader then reports specificity as not computed rather than refusing the artifact). On
+    every artifact a leaderboard loads, hence C-level checks (the writer's key order is reused)."""
+    ids, table = [], []
+    first: list[str] = []
+    for r in rows:
+        dist = r.get(key) if type(r) is dict else None
+        if type(dist) is not dict or not dist or type(r.get("id")) is not str:
+            return None
+        names = list(dist)
+        if not first:
+            first = names
+        if names == first:
+            table.append(list(dist.values()))
+        elif dist.keys() == set(first):
+            table.append([dist[a] for a in first])
+        else:
+            return None
+        ids.append(r["id"])
+    if not ids or len(set(ids)) != len(ids):
+        return None
+    arr = np.array(table)
+    if arr.dtype.kind not in "fi" or arr.ndim != 2:  # a string, a None, a nested value
+        return None
+    arr = arr.astype(float)
+    if not np.all(np.isfinite(arr)) or np.any(arr < 0) or np.any(arr > 1):
+        return None
+    cols, order = np.argsort(first), np.argsort(ids)
+    return tuple(ids[i] for i in order), tuple(first[j] for j in cols), arr[np.ix_(order, cols)]
+
+
+def pooled_specificity(
+    runs: Sequence[tuple[CandidateTable, CandidateTable]],
+    trait: str,
+    placebo: str | None = None,
+    *,
+    alpha: float = 0.05,
+) -> dict[str, Any] | None:
+    """:func:`pair_specificity` over several runs (trait student's table, control student's
+    table), each question's probabilities averaged over the runs first, as a suite's pooled
+    summary does; None when there is no run or the runs cover other questions or animals."""
+    if not runs:
+        return None
+    ids, animals = runs[0][0][0], runs[0][0][1]
+    if any(t[:2] != (ids, animals) for run in runs for t in run):
+        return None
+    dists = []
+    for arm in (0, 1):
+        stack = np.stack([run[arm][2] for run in runs])  # [run, question, animal]
+        dists.append(
+            {q: {a: list(stack[:, i, j]) for j, a in enumerate(animals)} for i, q in enumerate(ids)}
+        )
+    return pair_specificity(dists[0], dists[1], trait, placebo, alpha=alpha)
