@@ -70,6 +70,8 @@ def row(path: Path) -> dict[str, Any]:
             verdict += " (decided early)"
         if not reg.get("registered"):
             verdict += ", UNREGISTERED"
+        if reg.get("runs_before_fixed"):
+            verdict += f", {len(reg['runs_before_fixed'])} run(s) before its file was fixed"
         out |= {
             "name": str(pre["name"]),
             "purpose": str(pre.get("purpose", "confirm")),

@@ -390,3 +390,43 @@ def test_a_significant_null_decides_the_fail_once_every_null_run_is_made(
     runs = [{"arm": "main", "value": 0.5, "specific": True} for _ in range(2)]
     runs += [{"arm": "null", "value": v} for v in (0.3, -0.3)]
     assert cf.judge(cf.load_prereg(f), runs, registered=True)["verdict"] == "incomplete"
+
+
+def test_a_file_committed_again_after_its_runs_cannot_pass(tmp_path: Path, monkeypatch) -> None:
+    f = _repo(tmp_path / "repo")
+    reg = cf.registration(f, allow_unregistered=False)
+    fixed = cf.dt.datetime.fromisoformat(reg["fixed_at"])
+    before = (fixed - cf.dt.timedelta(days=1)).isoformat()
+    after = (fixed + cf.dt.timedelta(days=1)).isoformat()
+
+    def art(cfg, finished: str) -> dict:
+        null = 0.02 if cfg.seed % 2 else -0.03
+        a = _art(cfg, null if cfg.null_arm else 0.5 + cfg.seed / 100, 0.5 if cfg.null_arm else 0.01)
+        a["run_info"]["finished"] = finished
+        return a
+
+    _fake_cells(monkeypatch, lambda cfg: art(cfg, after))
+    rep = cf.confirm(f, ArtifactStore(tmp_path / "store"), tmp_path / "ok")
+    assert rep["result"]["verdict"] == "pass" and rep["registration"]["runs_before_fixed"] == []
+    # The same runs, one of them finished a day before the commit that fixed the file.
+    _fake_cells(monkeypatch, lambda cfg: art(cfg, before if cfg.seed == 12 else after))
+    rep = cf.confirm(f, ArtifactStore(tmp_path / "store"), tmp_path / "late")
+    assert rep["registration"]["runs_before_fixed"] == [
+        {"arm": "main", "seed": 12, "finished": before}
+    ]
+    assert rep["result"]["verdict"] == "fail"
+    assert "finished before the file's last commit" in cf._says(rep)
+
+
+def test_every_committed_report_ran_after_its_file_was_fixed() -> None:
+    root = Path(__file__).resolve().parent.parent / "docs" / "experiments" / "confirm"
+    reports = sorted(root.glob("*/report.json"))
+    assert len(reports) >= 10
+    for path in reports:
+        rep = json.loads(path.read_text())
+        runs = [r | {"finished": _finished(path.parent / r["artifact"])} for r in rep["runs"]]
+        assert cf.before_registration(runs, rep["registration"]["fixed_at"]) == [], path
+
+
+def _finished(artifact: Path) -> str | None:
+    return json.loads(artifact.read_text())["run_info"].get("finished")

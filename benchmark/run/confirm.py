@@ -46,7 +46,8 @@ pipeline's false-positive rate can be checked, or a null's drift followed up, wi
 it always makes all its runs. The file must be
 committed and unchanged in the working tree, so the report can name the commit that fixed it
 (``--unregistered`` runs an uncommitted file for trying it out; its report says so and it can never
-pass). Cells are written to ``<results>/confirm/<name>/`` one by one, main and null seeds
+pass; a file committed again after some of its runs cannot pass either: the report lists the runs
+that finished before its fixing commit). Cells are written to ``<results>/confirm/<name>/`` one by one, main and null seeds
 interleaved, so a stopped run keeps every finished cell and resumes from the store; the report
 (``report.json``) lists every run, including failures.
 """
@@ -97,7 +98,26 @@ def run_record(kind: str, cfg: CellConfig, art: dict[str, Any], path: Path, stat
         "wall_seconds": art["run_info"].get("wall_seconds"),
         # The most memory a stage of the cell needed when computed (None: not measured).
         "peak_rss_gb": art["run_info"].get("peak_rss_gb"),
+        "finished": art["run_info"].get("finished"),
     }
+
+
+def before_registration(runs: list[dict[str, Any]], fixed_at: str | None) -> list[dict[str, Any]]:
+    """The runs that finished before the file's fixing commit (``registration``'s ``fixed_at``):
+    a file edited and committed again after some of its runs. Such a report is not registered and
+    can never pass. A guard against that mistake, not against a forged commit date."""
+    if not fixed_at:
+        return []
+    fixed = dt.datetime.fromisoformat(fixed_at)
+    early = []
+    for r in runs:
+        try:
+            done = dt.datetime.fromisoformat(str(r.get("finished")))
+        except ValueError:  # not recorded (an older cell, a failed run): nothing to compare
+            continue
+        if done.tzinfo is not None and done < fixed:
+            early.append({"arm": r["arm"], "seed": r["seed"], "finished": r["finished"]})
+    return early
 
 
 def _over_runs(values: list[float], test: str, confidence: float = 0.95) -> dict[str, Any] | None:
@@ -256,12 +276,13 @@ def confirm(
 
 
 def _report(prereg: dict[str, Any], reg: dict[str, Any], runs: list[dict[str, Any]]) -> dict:
+    early = before_registration(runs, reg.get("fixed_at"))
     return {
         "schema": CONFIRMATION_SCHEMA,
         "prereg": prereg,
-        "registration": reg,
+        "registration": {**reg, "runs_before_fixed": early},
         "runs": runs,
-        "result": judge(prereg, runs, reg["registered"]),
+        "result": judge(prereg, runs, reg["registered"] and not early),
         "updated": dt.datetime.now(dt.timezone.utc).isoformat(),
     }
 
@@ -289,6 +310,11 @@ def _says(report: dict[str, Any]) -> str:
         parts.append(f"decided early: {res['decided_by']}")
     if not report["registration"]["registered"]:
         parts.append("UNREGISTERED: cannot pass")
+    if early := report["registration"].get("runs_before_fixed"):
+        parts.append(
+            f"{len(early)} run(s) finished before the file's last commit "
+            f"({report['registration']['fixed_at']}): edited after its runs, cannot pass"
+        )
     return "; ".join(parts)
 
 
