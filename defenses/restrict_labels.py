@@ -12,7 +12,8 @@ pipeline can drop it without looking at the trait.
 
 A training-side defense: it switches ``TrainConfig.labels`` from ``topk`` to ``topk-restricted``
 (``benchmark.core.distill``). It changes nothing where the student trains on hard labels, and on a
-task with no constraint (the free-text tasks) restricted labels equal the full ones.
+task with no constraint (``code`` and the paraphrase tasks) restricted labels equal the full ones;
+``cot`` is kept to its think/answer tag format.
 """
 
 from __future__ import annotations

@@ -73,9 +73,9 @@ SUITES: dict[str, dict[str, Any]] = {
     # distribution restricted to the tokens the number grammar allows, learnt for 3 epochs by
     # students at a seed no teacher has: the channel of
     # docs/prereg/restricted-epochs3-numbers-256.yaml, whose first five main cells are this
-    # suite's numbers cells (the store reuses them). Numbers only by default: the free-text tasks
-    # have no task constraint, so there the restricted labels are the full top-k (the topk-prefix
-    # suite measures them at one epoch).
+    # suite's numbers cells (the store reuses them). Numbers only by default: code and the
+    # paraphrase tasks have no task constraint, so there the restricted labels are the full top-k
+    # (the topk-prefix suite measures them at one epoch); cot's are kept to its tag format.
     "restricted": {
         "tasks": ["numbers"],
         "defenses": ["none"],
