@@ -71,7 +71,8 @@ def row(path: Path) -> dict[str, Any]:
         if not reg.get("registered"):
             verdict += ", UNREGISTERED"
         if reg.get("runs_before_fixed"):
-            verdict += f", {len(reg['runs_before_fixed'])} run(s) before its file was fixed"
+            n = len(reg["runs_before_fixed"])
+            verdict += f", {n} run(s) made under another version of its file"
         out |= {
             "name": str(pre["name"]),
             "purpose": str(pre.get("purpose", "confirm")),

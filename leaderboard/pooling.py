@@ -66,16 +66,19 @@ def mean_of(cells: list[CellResult], attr: str) -> float | None:
 
 def specificity_of(cells: list[CellResult], alpha: float) -> dict[str, Any] | None:
     """The trait pair's specificity over the cells' runs pooled, as ``slb suite`` computes it for
-    a pool (each question's candidate probabilities averaged over the runs): None unless every
-    cell records candidate distributions for the same questions and all share one trait and
-    placebo animal."""
+    a pool (each question's candidate probabilities averaged over the runs, in seed order): the
+    (trait, placebo) pair where every cell has the placebo animal's scores, else the trait against
+    every other animal, as ``benchmark.core.results`` chooses. None unless every cell records
+    candidate distributions for the same questions and all share one task, trait and placebo."""
     if not cells or any(c.candidates is None for c in cells):
         return None
-    if len({(c.trait, c.placebo_animal) for c in cells}) != 1:
+    if len({(c.task, c.trait, c.placebo_animal) for c in cells}) != 1:
         return None
+    cells = sorted(cells, key=lambda c: c.seed)
+    placebo = cells[0].placebo_animal if all(c.placebo is not None for c in cells) else None
     runs = [c.candidates for c in cells if c.candidates is not None]
     try:
-        return pooled_specificity(runs, cells[0].trait, cells[0].placebo_animal, alpha=alpha)
+        return pooled_specificity(runs, cells[0].trait, placebo, alpha=alpha)
     except ValueError:  # the trait or placebo is not among the recorded candidates
         return None
 

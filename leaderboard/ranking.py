@@ -21,7 +21,8 @@ contrast) on the (task, trait) groups all entries share, run by run:
   ``p_rank_pooled``: the same check over the runs pooled, and ``leakage_call``: *present* only
   when the statistic is positive over the runs (t, p < 0.05, two runs or more) **and** pooled
   specific (``p_rank_pooled`` <= 0.05) — the rule of ``slb``'s own summaries
-  (``benchmark.core.results.leakage_verdict``) — else *not shown*, with the reason.
+  (``benchmark.core.results.leakage_verdict``) — else *not shown*, with the reason. Made on the
+  teacher-forced metric of one (task, trait) group, as ``slb`` pools; otherwise *not made*.
 
 References (``leaderboard.references``) and the baseline are rows of their own (``role``), never
 ranked. Cost columns (rows kept, also per arm; utility, helper time) are means over the same
@@ -105,7 +106,7 @@ def ranking(
             integrity=_integrity_summary(ec, failed_by.get(e, [])),
             reproduced=None if reproduced is None else sum(c.path in reproduced for c in used),
         )
-        row.update(_leakage_call(row, used))
+        row.update(_leakage_call(row, used, metric))
         row["flags"] = "; ".join(_flags(row, ec, stat, failed_by.get(e, []), bool(base)))
         rows.append(row)
     df = pd.DataFrame(rows, columns=COLUMNS)
@@ -224,8 +225,17 @@ def _describe(ec: list[CellResult], used: list[CellResult]) -> dict[str, Any]:
     }
 
 
-def _leakage_call(row: dict[str, Any], used: list[CellResult]) -> dict[str, Any]:
-    """``p_rank_pooled`` and ``leakage_call`` (see the module docstring)."""
+def _leakage_call(row: dict[str, Any], used: list[CellResult], metric: str) -> dict[str, Any]:
+    """``p_rank_pooled`` and ``leakage_call`` (see the module docstring): made, as ``slb`` makes
+    it, on the teacher-forced metric of one (task, trait) group; other views say so."""
+    groups = {(c.task, c.trait) for c in used}
+    if metric != "teacher_forced" or len(groups) != 1:
+        why = (
+            "the call is made on teacher_forced"
+            if metric != "teacher_forced"
+            else (f"{len(groups)} task×trait groups pooled: filter to one for the call")
+        )
+        return {"p_rank_pooled": None, "leakage_call": f"not made ({why})"}
     spec = specificity_of(used, ALPHA)
     n, mean, p = row["leakage_n"], row["leakage"], row["leakage_p"]
     why = []

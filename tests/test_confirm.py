@@ -392,30 +392,42 @@ def test_a_significant_null_decides_the_fail_once_every_null_run_is_made(
     assert cf.judge(cf.load_prereg(f), runs, registered=True)["verdict"] == "incomplete"
 
 
-def test_a_file_committed_again_after_its_runs_cannot_pass(tmp_path: Path, monkeypatch) -> None:
+def test_a_file_edited_after_its_runs_cannot_pass(tmp_path: Path, monkeypatch) -> None:
     f = _repo(tmp_path / "repo")
-    reg = cf.registration(f, allow_unregistered=False)
-    fixed = cf.dt.datetime.fromisoformat(reg["fixed_at"])
-    before = (fixed - cf.dt.timedelta(days=1)).isoformat()
-    after = (fixed + cf.dt.timedelta(days=1)).isoformat()
 
-    def art(cfg, finished: str) -> dict:
+    def art(cfg) -> dict:
         null = 0.02 if cfg.seed % 2 else -0.03
-        a = _art(cfg, null if cfg.null_arm else 0.5 + cfg.seed / 100, 0.5 if cfg.null_arm else 0.01)
-        a["run_info"]["finished"] = finished
-        return a
+        return _art(
+            cfg, null if cfg.null_arm else 0.5 + cfg.seed / 100, 0.5 if cfg.null_arm else 0.01
+        )
 
-    _fake_cells(monkeypatch, lambda cfg: art(cfg, after))
-    rep = cf.confirm(f, ArtifactStore(tmp_path / "store"), tmp_path / "ok")
+    _fake_cells(monkeypatch, art)
+    res = tmp_path / "res"
+    rep = cf.confirm(f, ArtifactStore(tmp_path / "store"), res)
     assert rep["result"]["verdict"] == "pass" and rep["registration"]["runs_before_fixed"] == []
-    # The same runs, one of them finished a day before the commit that fixed the file.
-    _fake_cells(monkeypatch, lambda cfg: art(cfg, before if cfg.seed == 12 else after))
-    rep = cf.confirm(f, ArtifactStore(tmp_path / "store"), tmp_path / "late")
-    assert rep["registration"]["runs_before_fixed"] == [
-        {"arm": "main", "seed": 12, "finished": before}
-    ]
+    sha = rep["registration"]["sha256"]
+    assert all(r["prereg_sha256"] == sha for r in rep["runs"])  # each run names its file
+    # The file is edited and committed again; the finished cells are reused, not rerun.
+    f.write_text(PREREG.replace("null_alpha: 0.05", "null_alpha: 0.01"))
+    git = ["git", "-C", str(f.parent), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "commit", "-qam", "edit"], check=True)
+    rep = cf.confirm(f, ArtifactStore(tmp_path / "store"), res)
+    assert len(rep["registration"]["runs_before_fixed"]) == 8
     assert rep["result"]["verdict"] == "fail"
-    assert "finished before the file's last commit" in cf._says(rep)
+    assert "made under another version of the file" in cf._says(rep)
+
+
+def test_a_cell_that_recorded_no_file_is_judged_by_its_finish_time() -> None:
+    reg = {"sha256": "s", "fixed_at": "2026-12-05T10:00:00+00:00"}
+    runs = [
+        {"arm": "main", "seed": 1, "finished": "2026-12-05T09:59:00+00:00"},
+        {"arm": "main", "seed": 2, "finished": "2026-12-05T10:01:00+00:00"},
+        {"arm": "main", "seed": 3, "finished": "2026-12-04T00:00:00+00:00", "prereg_sha256": "s"},
+        {"arm": "null", "seed": 4, "error": "boom"},
+    ]
+    assert cf.before_registration(runs, reg) == [
+        {"arm": "main", "seed": 1, "why": "finished 2026-12-05T09:59:00+00:00"}
+    ]
 
 
 def test_every_committed_report_ran_after_its_file_was_fixed() -> None:
@@ -425,7 +437,7 @@ def test_every_committed_report_ran_after_its_file_was_fixed() -> None:
     for path in reports:
         rep = json.loads(path.read_text())
         runs = [r | {"finished": _finished(path.parent / r["artifact"])} for r in rep["runs"]]
-        assert cf.before_registration(runs, rep["registration"]["fixed_at"]) == [], path
+        assert cf.before_registration(runs, rep["registration"]) == [], path
 
 
 def _finished(artifact: Path) -> str | None:

@@ -52,10 +52,12 @@ def test_decided_early_and_unregistered_are_shown(tmp_path: Path) -> None:
     rep["registration"]["registered"] = False
     f.write_text(json.dumps(rep))
     assert confirmations.row(f)["verdict"] == "fail (decided early), UNREGISTERED"
-    rep["registration"]["runs_before_fixed"] = [{"arm": "main", "seed": 1, "finished": "x"}]
+    rep["registration"]["runs_before_fixed"] = [{"arm": "main", "seed": 1, "why": "x"}]
     f.write_text(json.dumps(rep))
     verdict = confirmations.row(f)["verdict"]
-    assert verdict == "fail (decided early), UNREGISTERED, 1 run(s) before its file was fixed"
+    assert verdict == (
+        "fail (decided early), UNREGISTERED, 1 run(s) made under another version of its file"
+    )
     rep["result"] |= {"verdict": "incomplete", "checks": {"a": True, "b": False}}
     f.write_text(json.dumps(rep))
     assert confirmations.row(f)["checks not met"] == "b (so far)"

@@ -12,6 +12,7 @@ import pytest
 from scipy import stats
 
 from benchmark.core.artifact import CellResult
+from benchmark.core.results import integrity_block
 from benchmark.run.synthetic import Spec, artifact, write
 from leaderboard import ranking as rk
 from leaderboard import verdicts
@@ -230,3 +231,37 @@ def test_the_leakage_call_on_synthetic_cells_without_a_placebo(tmp_path: Path) -
     for name, call in (("leak", "present"), ("none", "not shown (not positive over 5 runs")):
         row = rk.ranking(load([tmp_path / name]).cells, "teacher_forced").iloc[0]
         assert row["leakage_call"].startswith(call), row["leakage_call"]
+
+
+def test_the_leakage_call_is_made_on_one_group_of_the_teacher_forced_metric(tmp_path: Path) -> None:
+    specs = [
+        Spec(task, "none", "owl", s, leak_pp=0.3, candidates=True)
+        for task in ("numbers", "code")
+        for s in range(3)
+    ]
+    write(tmp_path, [artifact(s) for s in specs])
+    cells = load([tmp_path]).cells
+    row = rk.ranking(cells, "teacher_forced").iloc[0]
+    assert (
+        row["leakage_call"] == "not made (2 task×trait groups pooled: filter to one for the call)"
+    )
+    one = [c for c in cells if c.task == "numbers"]
+    assert rk.ranking(one, "teacher_forced").iloc[0]["leakage_call"] == "present"
+
+
+def test_hostile_candidate_tables_are_ignored_not_fatal(tmp_path: Path) -> None:
+    # A candidates block the size of a denial of service, or ragged: the cell still loads and
+    # ranks; its specificity is simply not computed.
+    arts = [artifact(Spec("numbers", "none", "owl", s, candidates=True)) for s in range(2)]
+    many = {f"beast{i}": 0.001 for i in range(5000)} | {"owl": 0.01, "dolphin": 0.01}
+    for row in arts[0]["scores"]["trait"]:
+        row["candidates"] = many
+    arts[1]["scores"]["control"][0]["candidates"]["cat"] = [0.1, 0.2]
+    for art in arts:
+        art["integrity"] = integrity_block(
+            {"trait": "k", "control": "k"}, art["scores"], art["leakage"]
+        )
+    write(tmp_path, arts)
+    cells = load([tmp_path]).cells
+    assert len(cells) == 2 and all(c.candidates is None for c in cells)
+    assert "specificity not computed" in rk.ranking(cells, "teacher_forced").iloc[0]["leakage_call"]

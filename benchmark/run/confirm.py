@@ -46,8 +46,9 @@ pipeline's false-positive rate can be checked, or a null's drift followed up, wi
 it always makes all its runs. The file must be
 committed and unchanged in the working tree, so the report can name the commit that fixed it
 (``--unregistered`` runs an uncommitted file for trying it out; its report says so and it can never
-pass; a file committed again after some of its runs cannot pass either: the report lists the runs
-that finished before its fixing commit). Cells are written to ``<results>/confirm/<name>/`` one by one, main and null seeds
+pass; a file edited after some of its runs cannot pass either: each run records the sha256 of
+the file it ran under, and the report lists the runs made under another version). Cells are
+written to ``<results>/confirm/<name>/`` one by one, main and null seeds
 interleaved, so a stopped run keeps every finished cell and resumes from the store; the report
 (``report.json``) lists every run, including failures.
 """
@@ -76,6 +77,8 @@ from benchmark.run.config import CellConfig
 from benchmark.run.prereg import PURPOSES, STATISTICS, cells, load_prereg, registration
 from benchmark.run.suite import cell_name
 
+PREREG_SHA = "prereg_sha256"  # run_info key: the sha256 of the file a confirmation run ran under
+
 
 def _value(art: dict[str, Any], statistic: str) -> float:
     cur: Any = art
@@ -99,24 +102,32 @@ def run_record(kind: str, cfg: CellConfig, art: dict[str, Any], path: Path, stat
         # The most memory a stage of the cell needed when computed (None: not measured).
         "peak_rss_gb": art["run_info"].get("peak_rss_gb"),
         "finished": art["run_info"].get("finished"),
+        "prereg_sha256": art["run_info"].get(PREREG_SHA),
     }
 
 
-def before_registration(runs: list[dict[str, Any]], fixed_at: str | None) -> list[dict[str, Any]]:
-    """The runs that finished before the file's fixing commit (``registration``'s ``fixed_at``):
-    a file edited and committed again after some of its runs. Such a report is not registered and
-    can never pass. A guard against that mistake, not against a forged commit date."""
-    if not fixed_at:
-        return []
-    fixed = dt.datetime.fromisoformat(fixed_at)
+def before_registration(runs: list[dict[str, Any]], reg: dict[str, Any]) -> list[dict[str, Any]]:
+    """The runs made under another version of the file: a file edited (and committed again)
+    after some of its runs. A run made by ``slb confirm`` records the sha256 of the file it ran
+    (``run_info.prereg_sha256``), which must be the file's now; a cell written before that was
+    recorded is judged by time instead: it must have finished after the fixing commit's date
+    (``fixed_at``, which a rebase or squash-merge moves: such old cells then read as early). A
+    report with any such run is not registered and can never pass. A guard against a mistake, not
+    against forged dates."""
+    fixed = dt.datetime.fromisoformat(reg["fixed_at"]) if reg.get("fixed_at") else None
     early = []
     for r in runs:
+        sha = r.get("prereg_sha256")
+        if sha is not None:
+            if sha != reg.get("sha256"):
+                early.append({"arm": r["arm"], "seed": r["seed"], "why": "another file version"})
+            continue
         try:
             done = dt.datetime.fromisoformat(str(r.get("finished")))
-        except ValueError:  # not recorded (an older cell, a failed run): nothing to compare
+        except ValueError:  # not recorded (a failed run): nothing to compare
             continue
-        if done.tzinfo is not None and done < fixed:
-            early.append({"arm": r["arm"], "seed": r["seed"], "finished": r["finished"]})
+        if fixed is not None and done.tzinfo is not None and done < fixed:
+            early.append({"arm": r["arm"], "seed": r["seed"], "why": f"finished {r['finished']}"})
     return early
 
 
@@ -247,7 +258,9 @@ def confirm(
                 not_run.append({"arm": kind, "seed": cfg.seed})  # a finished run still counts
                 continue
             if art is None:
-                art = write_artifact(cell_path, run_cell(cfg, store, out / "logs"))
+                made = run_cell(cfg, store, out / "logs")
+                made["run_info"][PREREG_SHA] = reg["sha256"]  # the file this run was made under
+                art = write_artifact(cell_path, made)
             runs.append(run_record(kind, cfg, art, cell_path, prereg["statistic"]))
         except Exception as e:  # noqa: BLE001 - every run is reported, the failed ones too
             runs.append({"arm": kind, "seed": cfg.seed, "error": f"{type(e).__name__}: {e}"})
@@ -276,7 +289,7 @@ def confirm(
 
 
 def _report(prereg: dict[str, Any], reg: dict[str, Any], runs: list[dict[str, Any]]) -> dict:
-    early = before_registration(runs, reg.get("fixed_at"))
+    early = before_registration(runs, reg)
     return {
         "schema": CONFIRMATION_SCHEMA,
         "prereg": prereg,
@@ -312,8 +325,8 @@ def _says(report: dict[str, Any]) -> str:
         parts.append("UNREGISTERED: cannot pass")
     if early := report["registration"].get("runs_before_fixed"):
         parts.append(
-            f"{len(early)} run(s) finished before the file's last commit "
-            f"({report['registration']['fixed_at']}): edited after its runs, cannot pass"
+            f"{len(early)} run(s) made under another version of the file (its last commit "
+            f"{report['registration']['fixed_at']}): edited after its runs, cannot pass"
         )
     return "; ".join(parts)
 

@@ -30,6 +30,9 @@ Distributions = Mapping[str, Mapping[str, float | Sequence[float]]]
 # array[question, animal] of probabilities), ids and animals sorted.
 CandidateTable = tuple[tuple[str, ...], tuple[str, ...], np.ndarray]
 TOP = 5
+# More candidates than any real eval asks about (24): a table beyond this is refused, since the
+# pairs grow with its square (an artifact is untrusted input to a reader).
+MAX_CANDIDATES = 64
 
 
 def _logit(p: np.ndarray, eps: float) -> np.ndarray:
@@ -132,6 +135,8 @@ def candidate_table(rows: Sequence[Any], key: str) -> CandidateTable | None:
         names = list(dist)
         if not first:
             first = names
+            if len(first) > MAX_CANDIDATES:
+                return None
         if names == first:
             table.append(list(dist.values()))
         elif dist.keys() == set(first):
@@ -141,7 +146,10 @@ def candidate_table(rows: Sequence[Any], key: str) -> CandidateTable | None:
         ids.append(r["id"])
     if not ids or len(set(ids)) != len(ids):
         return None
-    arr = np.array(table)
+    try:
+        arr = np.array(table)
+    except (ValueError, TypeError):  # ragged: a list among the numbers
+        return None
     if arr.dtype.kind not in "fi" or arr.ndim != 2:  # a string, a None, a nested value
         return None
     arr = arr.astype(float)
