@@ -230,15 +230,15 @@ def _leakage_call(row: dict[str, Any], used: list[CellResult], metric: str) -> d
     it, on the teacher-forced metric of one (task, trait) group; other views say so."""
     groups = {(c.task, c.trait) for c in used}
     if metric != "teacher_forced" or len(groups) != 1:
-        why = (
+        off = (
             "the call is made on teacher_forced"
             if metric != "teacher_forced"
-            else (f"{len(groups)} task×trait groups pooled: filter to one for the call")
+            else f"{len(groups)} task×trait groups pooled: filter to one for the call"
         )
-        return {"p_rank_pooled": None, "leakage_call": f"not made ({why})"}
+        return {"p_rank_pooled": None, "leakage_call": f"not made ({off})"}
     spec = specificity_of(used, ALPHA)
     n, mean, p = row["leakage_n"], row["leakage"], row["leakage_p"]
-    why = []
+    why: list[str] = []
     if n < 2 or p is None:
         why.append("one run cannot show it holds over runs")
     elif not (p < ALPHA and mean > 0):
