@@ -149,14 +149,14 @@ def test_soft_labels_line_up_and_restricted_keeps_only_allowed_tokens(
         grads[m] = [p.grad for p in model.parameters() if p.requires_grad and p.grad is not None]
     assert len(grads[1]) == len(grads[3]) > 0 and loss[1] == pytest.approx(loss[3], rel=1e-6)
     assert any(float(g.abs().max()) > 0 for g in grads[3])
-    assert _rel_diff(grads[1], grads[3]) < 1e-4  # float32 sums in another order
+    assert _rel_diff(grads[1], grads[3]) < GRAD_TOL  # float32 sums in another order
     # A token bound cuts the same batch into passes by padded size: the same gradient again.
     widths = sorted(min(len(x["input_ids"]), cut) for x in batch)
     assert len(passes(batch, 3, 2 * widths[-1] - 1, cut)) >= 2  # the bound below really cuts
     model = build_trainable(smollm_dir, one)
     bounded = backward_batch(model, tok, batch, one, 3, 2 * widths[-1] - 1)
     got = [p.grad for p in model.parameters() if p.requires_grad and p.grad is not None]
-    assert bounded == pytest.approx(loss[3], rel=1e-6) and _rel_diff(got, grads[3]) < 1e-4
+    assert bounded == pytest.approx(loss[3], rel=1e-6) and _rel_diff(got, grads[3]) < GRAD_TOL
     # The count, by hand: learnt positions inside the cut (which drops some), not from _learnt.
     hand = sum(
         1
@@ -174,7 +174,7 @@ def test_soft_labels_line_up_and_restricted_keeps_only_allowed_tokens(
     model = build_trainable(smollm_dir, one)
     backward_batch(model, tok, batch, replace(one, grad_accum=1), 3)
     whole = [p.grad / 2 for p in model.parameters() if p.requires_grad and p.grad is not None]
-    assert _rel_diff(whole, grads[3]) < 1e-4
+    assert _rel_diff(whole, grads[3]) < GRAD_TOL
     # A row with no completion left adds nothing, alone in its pass or beside others.
     empty = {**batch[0], "ids": [], "logprobs": [], "learn": []}
     model = build_trainable(smollm_dir, one)
@@ -185,9 +185,15 @@ def test_soft_labels_line_up_and_restricted_keeps_only_allowed_tokens(
     for r in batch:
         backward_batch(model, tok, [r], one, 1)
     per = [p.grad for p in model.parameters() if p.requires_grad and p.grad is not None]
-    assert _rel_diff(per, grads[3]) > 1e-2
+    assert _rel_diff(per, grads[3]) > 10 * GRAD_TOL, _rel_diff(per, grads[3])
     with pytest.raises(ValueError, match="Invalid micro_batch"):
         train_soft(build_trainable(smollm_dir, one), tok, full, one, tmp_path / "y", micro_batch=0)
+
+
+# Passes padded to other widths sum float32 in another order: one row per pass differs from one
+# pass of three by a relative 2.9e-4 with the current torch and transformers (it failed a 1e-4
+# bound in CI at stop 40). The per-pass mean, the fault the check is for, differs by about 5.
+GRAD_TOL = 1e-3
 
 
 def _rel_diff(a: list, b: list) -> float:
