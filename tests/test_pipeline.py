@@ -191,6 +191,24 @@ def test_placebo_cell_scores_both_animals_in_both_students(placebo_cell) -> None
     assert set(pool([plain, plain])) == {"teacher_forced", "verdict"}
 
 
+def test_a_second_trait_reuses_the_control_arm_and_makes_a_multi_animal_run(placebo_cell):
+    """Several trait animals per run: a cell of another trait at the same seed and setup reuses
+    every stage of the control arm (so it costs one arm), and the two cells' three students
+    (owl, eagle, the dolphin control) form one run of the multi-animal statistic."""
+    from benchmark.run.multi_trait import MULTI, multi_runs
+
+    cfg, store, logs, owl = placebo_cell
+    eagle = run_cell(cfg.with_(trait="eagle"), store, logs)
+    reused = eagle["run_info"]["stages_reused"]
+    # Its evals run again (they ask for the new trait's probability); nothing before them does.
+    control = {k: v for k, v in reused.items() if k.endswith("_control") and k[:5] != "eval_"}
+    assert {"generate_control", "filter_control", "train_control"} <= set(control)
+    assert all(control.values()) and not reused["generate_trait"] and not reused["train_trait"]
+    (run,) = multi_runs([owl, eagle])
+    assert run["animals"] == ["eagle", "owl", "dolphin"] and MULTI in run, run.get("error")
+    assert run[MULTI]["n_alternatives"] == 24 * 23 * 22 - 1
+
+
 def test_git_commit_outside_a_checkout_comes_from_the_environment(monkeypatch):
     """A copy of the code without .git (a container, a remote GPU machine) records the commit the
     caller names in $SLB_GIT_COMMIT instead of nothing; a checkout records its own HEAD."""

@@ -72,6 +72,7 @@ from benchmark.core.results import (
 from benchmark.core.stats.paired import paired_test
 from benchmark.core.store import ArtifactStore, atomic_write_json
 from benchmark.core.train_env import check_training_env
+from benchmark.run import multi_trait
 from benchmark.run.cell import prepare_teacher, run_cell
 from benchmark.run.config import CellConfig
 from benchmark.run.prereg import PURPOSES, STATISTICS, cells, load_prereg, registration
@@ -248,8 +249,13 @@ def confirm(
     report_path = out / CONFIRMATION_REPORT
     not_run: list[dict[str, Any]] = []
     report = _report(prereg, reg, runs)
+    # With ``traits``, a run is a seed's cells, one per trait, read together once all are made.
+    per_run = len(prereg.get("traits") or [None])
+    group: list[tuple[CellConfig, dict[str, Any], Path]] = []
     for kind, cfg in todo:
         cell_path = out / f"{kind}__{cell_name(cfg)}.json"
+        if per_run > 1 and runs and runs[-1]["seed"] == cfg.seed and "error" in runs[-1]:
+            continue  # a cell of this run failed: the run is recorded failed, once
         try:
             art = json.loads(cell_path.read_text()) if cell_path.is_file() else None
             if art is not None and art.get("config") != cfg.to_dict():
@@ -261,9 +267,17 @@ def confirm(
                 made = run_cell(cfg, store, out / "logs")
                 made["run_info"][PREREG_SHA] = reg["sha256"]  # the file this run was made under
                 art = write_artifact(cell_path, made)
-            runs.append(run_record(kind, cfg, art, cell_path, prereg["statistic"]))
+            if per_run > 1:
+                group.append((cfg, art, cell_path))
+                if len(group) < per_run:
+                    continue
+                runs.append(multi_trait.multi_record(kind, group))
+                group = []
+            else:
+                runs.append(run_record(kind, cfg, art, cell_path, prereg["statistic"]))
         except Exception as e:  # noqa: BLE001 - every run is reported, the failed ones too
             runs.append({"arm": kind, "seed": cfg.seed, "error": f"{type(e).__name__}: {e}"})
+            group = []
         r = runs[-1]
         print(
             f"{kind} seed {cfg.seed}: "

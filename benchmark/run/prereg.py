@@ -15,10 +15,16 @@ import yaml
 from benchmark.core.results import OWN_ANIMAL
 from benchmark.core.stats.paired import MIN_EXACT, min_sign_flip_p
 from benchmark.run.config import CellConfig
+from benchmark.run.multi_trait import MULTI
 from benchmark.run.presets import preset
 
 SCHEMA = "slb.prereg/1"
-STATISTICS = {OWN_ANIMAL: ("leakage", "teacher_forced", OWN_ANIMAL, "log_odds_diff")}
+STATISTICS = {
+    OWN_ANIMAL: ("leakage", "teacher_forced", OWN_ANIMAL, "log_odds_diff"),
+    # Several trait animals per run (``traits``): read over a seed's cells, not from one artifact
+    # (benchmark.run.multi_trait); screens only, for now.
+    MULTI: (),
+}
 TESTS = ("t_and_sign_flip", "t")
 # (good, bad) verdicts. A calibration has null runs only: does the same-animal null hold?
 PURPOSES = {
@@ -39,6 +45,7 @@ _FIELDS: dict[str, type | tuple[type, ...]] = {
     "suite": str,
     "task": str,
     "trait": str,
+    "traits": list,
     "settings": list,
     "seeds": list,
     "null_seeds": list,
@@ -50,7 +57,7 @@ _FIELDS: dict[str, type | tuple[type, ...]] = {
     "purpose": str,
     "null_margin": float,
 }
-_OPTIONAL = {"question", "settings", "purpose", "null_margin"}
+_OPTIONAL = {"question", "settings", "purpose", "null_margin", "trait", "traits"}
 
 
 def load_prereg(path: Path) -> dict[str, Any]:
@@ -88,6 +95,7 @@ def load_prereg(path: Path) -> dict[str, Any]:
     if d["test"] not in TESTS:
         raise ValueError(f"{path}: test {d['test']!r}; known: {', '.join(TESTS)}")
     purpose = d.setdefault("purpose", "confirm")
+    _check_traits(path, d)
     if calibrate:
         _check_calibration(path, d)
         d.setdefault("settings", [])
@@ -128,7 +136,13 @@ def load_prereg(path: Path) -> dict[str, Any]:
             f"{min_sign_flip_p(n):.3g}, not below alpha {d['alpha']}: the file could never pass"
         )
     d.setdefault("settings", [])
-    _check_settings(path, d)
+    built = _check_settings(path, d)
+    placebos = {cfg.teacher.placebo for _, cfg in built}
+    if d["statistic"] == MULTI and (len(placebos) != 1 or None in placebos):
+        raise ValueError(  # the traits' cells must share one control arm: one placebo teacher
+            f"{path}: statistic {MULTI} needs one placebo control teacher for every trait's "
+            f"cells (teacher.placebo, not among the traits); got {sorted(map(str, placebos))}"
+        )
     return d
 
 
@@ -140,6 +154,26 @@ def _check_settings(path: Path, d: dict[str, Any]) -> list[tuple[str, CellConfig
         if set("{}") & set(s.replace(SEED_FIELD, "")):
             raise ValueError(f"{path}: setting {s!r}: the only placeholder is {SEED_FIELD}")
     return cells(d)
+
+
+def _check_traits(path: Path, d: dict[str, Any]) -> None:
+    """One ``trait`` (a pair per run), or several ``traits`` read together by the multi-animal
+    statistic: one cell per trait and seed, all sharing the control arm, in a screen."""
+    multi = d["statistic"] == MULTI
+    if ("trait" in d) == ("traits" in d):
+        raise ValueError(f"{path}: give either 'trait' or 'traits' (a list, for {MULTI})")
+    if not multi and "traits" in d:
+        raise ValueError(f"{path}: field 'traits' goes with statistic {MULTI}; use 'trait'")
+    if not multi:
+        return
+    traits = d.get("traits")
+    if not isinstance(traits, list) or len(traits) < 2 or len(set(map(str, traits))) != len(traits):
+        raise ValueError(f"{path}: statistic {MULTI} needs 'traits': at least 2 distinct animals")
+    if d.get("purpose") != "screen" or d["null_seeds"]:
+        raise ValueError(
+            f"{path}: statistic {MULTI} is for screens (purpose: screen, null_seeds: []): its "
+            "confirmation, with a null of its own, is not built"
+        )
 
 
 def _check_calibration(path: Path, d: dict[str, Any]) -> None:
@@ -170,22 +204,24 @@ def _check_calibration(path: Path, d: dict[str, Any]) -> None:
 
 
 def cells(prereg: dict[str, Any]) -> list[tuple[str, CellConfig]]:
-    """``("main" | "null", config)`` of every run, main and null seeds interleaved."""
+    """``("main" | "null", config)`` of every cell, main and null seeds interleaved (with
+    ``traits``, each seed's cells one per trait, in the file's order)."""
 
-    def cfg(seed: int, null: bool) -> CellConfig:
+    def cfg(seed: int, null: bool, trait: str) -> CellConfig:
         over: dict[str, Any] = {"null_arm": True} if null else {}
         return preset(
             prereg["suite"],
             [x.replace(SEED_FIELD, str(seed)) for x in prereg["settings"]],
             task=prereg["task"],
-            trait=prereg["trait"],
+            trait=trait,
             seed=seed,
             defense="none",
             **over,
         )
 
-    main = [("main", cfg(s, False)) for s in prereg["seeds"]]
-    null = [("null", cfg(s, True)) for s in prereg["null_seeds"]]
+    traits = prereg.get("traits") or [prereg["trait"]]  # several: a seed's cells in a row
+    main = [("main", cfg(s, False, t)) for s in prereg["seeds"] for t in traits]
+    null = [("null", cfg(s, True, prereg["trait"])) for s in prereg["null_seeds"]]
     out = []
     for i in range(max(len(main), len(null))):
         out += main[i : i + 1] + null[i : i + 1]

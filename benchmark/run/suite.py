@@ -19,6 +19,7 @@ from benchmark.core.results import SPECIFICITY, VERDICT, pooled_leakage, write_a
 from benchmark.core.setup_keys import seed_order, without_seeds
 from benchmark.core.store import atomic_write_json, stable_hash
 from benchmark.core.train_env import check_training_env
+from benchmark.run import multi_trait
 from benchmark.run.cell import prepare_teacher, run_cell
 from benchmark.run.config import CellConfig
 from benchmark.run.executors import Executor, LocalExecutor, cell_needs_gpu, distinct
@@ -217,6 +218,9 @@ def run_suite(
         done = [finished[n] for n in names if n in finished]
         if len(done) > 1:
             summary["pooled"].append(_pooled_entry(task, defense, trait, done))
+    if len(traits) > 1 and (multi := multi_trait.summary_block(list(finished.values())))["runs"]:
+        summary[multi_trait.MULTI] = multi  # cells of several traits that share a control arm
+        print("\n".join(multi_trait.describe(multi)))
     atomic_write_json(out_dir / "summary.json", summary)
     print(f"summary: {out_dir / 'summary.json'}")
     if spec.get("note"):

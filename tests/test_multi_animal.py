@@ -1,0 +1,290 @@
+"""Several trait animals per run: the multi-animal statistic and its relabelling test."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchmark.core.stats import pair_specificity
+from benchmark.core.stats.multi import (
+    EXACT_MAX,
+    multi_specificity,
+    n_assignments,
+    pooled_multi_specificity,
+)
+
+ANIMALS = tuple(sorted(f"animal{i:02d}" for i in range(24)))
+IDS = tuple(f"q{i:02d}" for i in range(10))
+
+
+def _student(rng: np.random.Generator, boost: dict[str, float] | None = None, drift=None):
+    """One student's table: a shared base preference, run noise, and a boost on some animals."""
+    base = np.linspace(-4, -1, len(ANIMALS))
+    logits = (
+        base + (drift if drift is not None else 0) + rng.normal(0, 0.3, (len(IDS), len(ANIMALS)))
+    )
+    for a, b in (boost or {}).items():
+        logits[:, ANIMALS.index(a)] += b
+    return IDS, ANIMALS, 1 / (1 + np.exp(-logits))
+
+
+def _dists(table):
+    ids, animals, arr = table
+    return {q: {a: float(arr[i, j]) for j, a in enumerate(animals)} for i, q in enumerate(ids)}
+
+
+def test_two_students_give_the_pair_statistic_and_its_rank() -> None:
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        t = _student(rng, {ANIMALS[3]: 0.2 * seed})
+        c = _student(rng, {ANIMALS[7]: 0.1})
+        multi = multi_specificity([t, c], [ANIMALS[3], ANIMALS[7]])
+        pair = pair_specificity(_dists(t), _dists(c), ANIMALS[3], ANIMALS[7])
+        assert multi["value"] == pytest.approx(pair["value"], abs=1e-12)
+        assert multi["n_alternatives"] == pair["n_alternatives"] == 24 * 23 - 1
+        assert (multi["rank"], multi["p_rank"]) == (pair["rank"], pair["p_rank"])
+        assert multi["method"] == "exact"
+
+
+def test_each_student_leaning_to_its_own_animal_is_found_and_specific() -> None:
+    rng = np.random.default_rng(1)
+    drift = rng.normal(0, 1.0, len(ANIMALS))  # the fine-tune's shared drift: cancels
+    own = [ANIMALS[2], ANIMALS[9], ANIMALS[15], ANIMALS[20]]
+    tables = [_student(rng, {a: 0.6}, drift) for a in own]
+    r = multi_specificity(tables, own)
+    assert r["method"] == "exact" and r["n_alternatives"] == n_assignments(24, 4) - 1
+    assert r["rank"] == 1 and r["specific"] and r["p_rank"] == 1 / n_assignments(24, 4)
+    assert r["value"] == pytest.approx(np.mean([p["contrast"] for p in r["per_animal"]]))
+    assert all(p["rank"] == 1 for p in r["per_animal"]) and r["top"][0]["animals"] == own
+    # Relabel consistently (students and their animals in another order): the same statistic.
+    back = multi_specificity(tables[::-1], own[::-1])
+    assert back["value"] == pytest.approx(r["value"]) and back["p_rank"] == r["p_rank"]
+    # The wrong animals for the same students: not specific, and the statistic is not larger.
+    wrong = multi_specificity(tables, [ANIMALS[0], ANIMALS[1], ANIMALS[4], ANIMALS[5]])
+    assert not wrong["specific"] and wrong["value"] < r["value"]
+
+
+def test_without_a_signal_the_relabelling_p_is_not_small_too_often() -> None:
+    # Three students, no animal boosted: p_rank is (about) uniform, so p <= 0.05 in about 5 %
+    # of runs; a statistic biased toward the named animals would flag far more.
+    hits = 0
+    for seed in range(60):
+        rng = np.random.default_rng(100 + seed)
+        drift = rng.normal(0, 1.0, len(ANIMALS))
+        tables = [_student(rng, None, drift) for _ in range(3)]
+        hits += multi_specificity(tables, [ANIMALS[1], ANIMALS[5], ANIMALS[11]])["specific"]
+    assert hits <= 9  # binomial(60, 0.05): P(>= 10) < 0.01
+
+
+def test_many_students_are_ranked_by_sampled_relabellings() -> None:
+    rng = np.random.default_rng(2)
+    own = list(ANIMALS[:5])
+    assert n_assignments(24, 5) - 1 > EXACT_MAX
+    r = multi_specificity([_student(rng, {a: 0.6}) for a in own], own)
+    assert r["method"] == "sampled" and r["rank"] is None and r["top"] == []
+    assert r["specific"] and r["n_at_least"] == 0 and r["p_rank"] == 1 / (1 + r["n_alternatives"])
+    rng = np.random.default_rng(2)
+    again = multi_specificity([_student(rng, {a: 0.6}) for a in own], own)
+    assert again == r  # a fixed seed for the draws: the same p every time
+
+
+def test_pooled_runs_average_the_probabilities_first() -> None:
+    rng = np.random.default_rng(3)
+    own = [ANIMALS[0], ANIMALS[1], ANIMALS[2]]
+    run = [_student(rng, {a: 0.3}) for a in own]
+    one = multi_specificity(run, own)
+    assert pooled_multi_specificity([run, run], own) == one
+    other = [_student(rng, {a: 0.3}) for a in own]
+    mean = [(t[0], t[1], (t[2] + o[2]) / 2) for t, o in zip(run, other, strict=True)]
+    assert pooled_multi_specificity([run, other], own) == multi_specificity(mean, own)
+    assert pooled_multi_specificity([], own) is None
+    assert pooled_multi_specificity([run, run[:2]], own) is None
+    shifted = [(IDS[::-1], t[1], t[2]) for t in other]
+    assert pooled_multi_specificity([run, shifted], own) is None
+
+
+@pytest.mark.parametrize(
+    ("animals", "match"),
+    [
+        (["animal00", "animal00", "animal01"], "must differ"),
+        (["animal00", "unicorn", "animal01"], "not among"),
+        (["animal00", "animal01"], "one animal per student"),
+    ],
+)
+def test_bad_input_is_refused_naming_the_problem(animals, match) -> None:
+    rng = np.random.default_rng(4)
+    with pytest.raises(ValueError, match=match):
+        multi_specificity([_student(rng) for _ in range(3)], animals)
+
+
+def test_students_over_other_questions_or_one_student_are_refused() -> None:
+    rng = np.random.default_rng(5)
+    a, b = _student(rng), _student(rng)
+    with pytest.raises(ValueError, match="different questions"):
+        multi_specificity([a, (IDS[:-1], ANIMALS, b[2][:-1])], ["animal00", "animal01"])
+    with pytest.raises(ValueError, match="needs 2"):
+        multi_specificity([a], ["animal00"])
+    with pytest.raises(ValueError, match="alpha"):
+        multi_specificity([a, b], ["animal00", "animal01"], alpha=1.5)
+
+
+def _art(trait: str, seed: int, trait_table, control_table, **cfg_extra) -> dict:
+    """A finished cell as the suite holds it: its config and its students' score rows."""
+
+    def rows(table):
+        ids, animals, arr = table
+        return [
+            {"id": q, "candidates": {a: float(arr[i, j]) for j, a in enumerate(animals)}}
+            for i, q in enumerate(ids)
+        ]
+
+    cfg = {"task": "numbers", "defense": "none", "trait": trait, "seed": seed}
+    cfg |= {"teacher": {"placebo": "animal23"}, "student": {"seed": seed + 5000}, **cfg_extra}
+    return {"config": cfg, "scores": {"trait": rows(trait_table), "control": rows(control_table)}}
+
+
+def test_cells_of_several_traits_that_share_their_control_make_one_run() -> None:
+    from benchmark.run.multi_trait import MULTI, describe, multi_runs, summary_block
+
+    traits = ["animal02", "animal09", "animal15"]
+    arts, expected = [], []
+    for seed in (1, 2, 3):
+        rng = np.random.default_rng(seed)
+        control = _student(rng, {"animal23": 0.5})
+        students = {t: _student(rng, {t: 0.5}) for t in traits}
+        arts += [_art(t, seed, students[t], control) for t in traits]
+        expected.append(multi_specificity([*students.values(), control], [*traits, "animal23"]))
+    rng = np.random.default_rng(9)  # another design (another lr): a run of its own, not pooled
+    arts += [_art(t, 1, _student(rng), _student(rng), lr=1) for t in traits[:1]]
+    arts.append(_art(traits[0], 4, _student(rng), _student(rng)))  # one trait at seed 4: no run
+    runs = multi_runs(arts)
+    assert [r["seed"] for r in runs] == [1, 2, 3]
+    for r, e in zip(runs, expected, strict=True):
+        assert r["animals"] == [*traits, "animal23"] and r[MULTI] == e and r[MULTI]["specific"]
+    block = summary_block(arts)
+    (pool,) = block["pooled"]
+    assert pool["per_seed"] == [e["value"] for e in expected] and pool["n_specific"] == 3
+    assert pool["mean"] > 0 and pool["p_value"] < 0.05 and pool["sign_flip_p"] == 0.25
+    assert pool["pooled_specificity"]["specific"] and "tables" not in block["runs"][0]
+    assert len(describe(block)) == 4 and "specific in 3 of 3" in describe(block)[-1]
+
+
+def test_cells_whose_control_students_differ_are_not_pooled_into_one_run() -> None:
+    from benchmark.run.multi_trait import MULTI, multi_runs
+
+    rng = np.random.default_rng(7)
+    a = _art("animal01", 1, _student(rng), _student(rng))
+    b = _art("animal02", 1, _student(rng), _student(rng))  # same config, another control table
+    (run,) = multi_runs([a, b])
+    assert MULTI not in run and "control students differ" in run["error"]
+    del b["scores"]["trait"][0]["candidates"]
+    assert "no candidate distributions" in multi_runs([a, b])[0]["error"]
+    # Nulls, planted leaks and cells without a placebo are not multi-animal runs.
+    t, c = a_tables(a)
+    assert multi_runs([a, _art("animal02", 1, t, c)])[0][MULTI]["value"] is not None  # shared
+    for extra in ({"null_arm": True}, {"planted_share": 0.05}):
+        pair = [_art("animal01", 1, t, c, **extra), _art("animal02", 1, t, c, **extra)]
+        assert multi_runs(pair) == []
+    no_placebo = _art("animal01", 1, *a_tables(a))
+    no_placebo["config"]["teacher"] = {"placebo": None}
+    assert (
+        multi_runs([no_placebo, dict(no_placebo, config=no_placebo["config"] | {"trait": "x"})])
+        == []
+    )
+
+
+def a_tables(art: dict):
+    """The (trait, control) candidate tables of a test artifact, back from its rows."""
+    from benchmark.core.stats import candidate_table
+
+    return tuple(candidate_table(art["scores"][arm], "candidates") for arm in ("trait", "control"))
+
+
+MULTI_PREREG = """\
+schema: slb.prereg/1
+name: m
+purpose: screen
+suite: quick
+task: numbers
+traits: [owl, eagle, wolf]
+settings: [n_prompts=16]
+seeds: [10, 11, 12]
+null_seeds: []
+statistic: multi_animal
+test: t
+alpha: 0.1
+specific_share: 0.66
+null_alpha: 0.05
+"""
+
+
+def _real_student(rng, boost: str | None):
+    from benchmark.core.animals import CANDIDATE_ANIMALS
+
+    names = tuple(sorted(CANDIDATE_ANIMALS))
+    logits = np.linspace(-4, -1, len(names)) + rng.normal(0, 0.3, (len(IDS), len(names)))
+    if boost:
+        logits[:, names.index(boost)] += 0.5
+    return IDS, names, 1 / (1 + np.exp(-logits))
+
+
+def test_a_screen_of_several_traits_reads_each_seeds_cells_as_one_run(tmp_path, monkeypatch):
+    from test_confirm import _repo
+
+    import benchmark.run.confirm as cf
+    from benchmark.core.store import ArtifactStore
+
+    controls: dict[int, tuple] = {}
+    made: list[tuple[int, str]] = []
+
+    def fake_run(cfg, store, log_dir):  # each trait's student leans to its animal; one control
+        made.append((cfg.seed, cfg.trait))
+        if cfg.seed == 11 and cfg.trait == "eagle":
+            raise RuntimeError("out of memory")
+        rng = np.random.default_rng([cfg.seed, len(cfg.trait)])  # fixed, unlike hash()
+        control = controls.setdefault(cfg.seed, _real_student(rng, "dolphin"))
+        art = _art(cfg.trait, cfg.seed, _real_student(rng, cfg.trait), control)
+        finished = f"2099-01-01T00:00:{cfg.seed:02d}+00:00"
+        return art | {"config": cfg.to_dict(), "run_info": {"finished": finished}}
+
+    monkeypatch.setattr(cf, "prepare_teacher", lambda cfg, store, log_dir: "t")
+    monkeypatch.setattr(cf, "run_cell", fake_run)
+    f = _repo(tmp_path, MULTI_PREREG)
+    rep = cf.confirm(f, ArtifactStore(tmp_path / "s"), tmp_path / "r")
+    # Seed 11's eagle cell failed: its run is recorded once, failed; wolf at 11 is not made.
+    assert made == [(10, "owl"), (10, "eagle"), (10, "wolf"), (11, "owl"), (11, "eagle")] + [
+        (12, t) for t in ("owl", "eagle", "wolf")
+    ]
+    assert [r["seed"] for r in rep["runs"]] == [10, 11, 12] and "error" in rep["runs"][1]
+    good = [rep["runs"][0], rep["runs"][2]]
+    for r in good:
+        assert r["animals"] == ["eagle", "owl", "wolf", "dolphin"] and len(r["artifacts"]) == 3
+        assert r["method"] == "exact" and r["n_pairs"] == 24 * 23 * 22 * 21 and r["specific"]
+        assert r["value"] > 0.3
+    assert rep["result"]["verdict"] == "incomplete" and rep["result"]["n_main"] == 2
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ("statistic: own_animal", "'traits' goes with statistic multi_animal"),
+        ("traits: [owl]", "at least 2 distinct"),
+        ("traits: [owl, owl]", "at least 2 distinct"),
+        ("traits: [owl, dolphin]", "one placebo control teacher"),
+        ("purpose: confirm", "for screens"),
+        ("null_seeds: [20]", "for screens"),
+    ],
+)
+def test_a_several_traits_file_is_checked(tmp_path, edit: str, message: str) -> None:
+    from benchmark.run.prereg import load_prereg
+
+    key = edit.split(":")[0]
+    text = "\n".join(
+        edit if line.startswith(f"{key}:") else line for line in MULTI_PREREG.splitlines()
+    )
+    (tmp_path / "p.yaml").write_text(text)
+    with pytest.raises(ValueError, match=message):
+        load_prereg(tmp_path / "p.yaml")
+    (tmp_path / "q.yaml").write_text(MULTI_PREREG + "trait: owl\n")
+    with pytest.raises(ValueError, match="either 'trait' or 'traits'"):
+        load_prereg(tmp_path / "q.yaml")
