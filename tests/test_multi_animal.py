@@ -288,3 +288,36 @@ def test_a_several_traits_file_is_checked(tmp_path, edit: str, message: str) -> 
     (tmp_path / "q.yaml").write_text(MULTI_PREREG + "trait: owl\n")
     with pytest.raises(ValueError, match="either 'trait' or 'traits'"):
         load_prereg(tmp_path / "q.yaml")
+
+
+def test_slb_pool_writes_the_multi_animal_block_and_validate_recomputes_it(tmp_path) -> None:
+    import json
+
+    from benchmark.run.multi_trait import MULTI
+    from benchmark.run.suite import pool_results
+    from benchmark.run.synthetic import Spec, artifact, name
+    from benchmark.run.validate import Report, _check_summary
+
+    arts = {}
+    for seed in (1, 2, 3):
+        cells = [
+            artifact(Spec("numbers", "none", t, seed, leak_pp=2.0, candidates=True))
+            for t in ("owl", "eagle")
+        ]
+        cells[1]["scores"]["control"] = cells[0]["scores"]["control"]  # one control arm
+        arts |= {name(a): a for a in cells}
+    assert {a["config"]["teacher"]["placebo"] for a in arts.values()} == {"dolphin"}
+    out = tmp_path / "quick"
+    out.mkdir()
+    for n, a in arts.items():
+        (out / f"{n}.json").write_text(json.dumps(a))
+    summary = pool_results(out)
+    (pool,) = summary[MULTI]["pooled"]
+    assert pool["animals"] == ["eagle", "owl", "dolphin"] and pool["seeds"] == [1, 2, 3]
+    report = Report()
+    _check_summary(out / "summary.json", arts, set(), report)
+    assert report.ok, report.problems
+    summary[MULTI]["pooled"][0]["mean"] += 0.5  # a summary that claims more than its cells show
+    (out / "summary.json").write_text(json.dumps(summary))
+    _check_summary(out / "summary.json", arts, set(), report)
+    assert any(f"{MULTI}.pooled[0].mean" in p for p in report.problems), report.problems

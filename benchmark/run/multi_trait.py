@@ -67,15 +67,23 @@ def multi_runs(arts: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             "animals": [*traits, placebo],
             "setup": _setup_key(cfg),
         }
-        tables = [candidate_table(by_trait[t]["scores"]["trait"], CANDIDATES) for t in traits]
-        controls = [candidate_table(by_trait[t]["scores"]["control"], CANDIDATES) for t in traits]
-        if any(t is None for t in [*tables, *controls]):
+        read = [
+            candidate_table(by_trait[t]["scores"][arm], CANDIDATES)
+            for arm in ("trait", "control")
+            for t in traits
+        ]
+        found = [t for t in read if t is not None]
+        tables, controls = found[: len(traits)], found[len(traits) :]
+        if len(found) < len(read):
             entry["error"] = "a student has no candidate distributions"
-        elif not all(_same(c, controls[0]) for c in controls):  # type: ignore[arg-type]
+        elif not all(_same(c, controls[0]) for c in controls):
             entry["error"] = "the cells' control students differ (not one control arm)"
         else:
-            entry["tables"] = [*tables, controls[0]]
-            entry[MULTI] = multi_specificity(entry["tables"], entry["animals"])
+            try:  # e.g. more students than the statistic takes
+                stat = multi_specificity([*tables, controls[0]], entry["animals"])
+                entry |= {"tables": [*tables, controls[0]], MULTI: stat}
+            except ValueError as e:
+                entry["error"] = str(e)
         out.append(entry)
     return sorted(out, key=lambda e: (e["task"], e["defense"], e["setup"], seed_order(e["seed"])))
 

@@ -218,9 +218,7 @@ def run_suite(
         done = [finished[n] for n in names if n in finished]
         if len(done) > 1:
             summary["pooled"].append(_pooled_entry(task, defense, trait, done))
-    if len(traits) > 1 and (multi := multi_trait.summary_block(list(finished.values())))["runs"]:
-        summary[multi_trait.MULTI] = multi  # cells of several traits that share a control arm
-        print("\n".join(multi_trait.describe(multi)))
+    _add_multi(summary, list(finished.values()))
     atomic_write_json(out_dir / "summary.json", summary)
     print(f"summary: {out_dir / 'summary.json'}")
     if spec.get("note"):
@@ -299,9 +297,17 @@ def pool_results(out_dir: Path) -> dict[str, Any]:
             cfg = g[0][1]["config"]
             done = [r for _, r in g]
             summary["pooled"].append(_pooled_entry(cfg["task"], cfg["defense"], cfg["trait"], done))
+    _add_multi(summary, [r for g in groups.values() for _, r in g])
     atomic_write_json(out_dir / "summary.json", summary)
     print(f"summary: {out_dir / 'summary.json'} ({len(files)} cells, {len(groups)} setups)")
     return summary
+
+
+def _add_multi(summary: dict[str, Any], arts: list[dict[str, Any]]) -> None:
+    """``summary["multi_animal"]`` where cells of several traits share a control arm (printed)."""
+    if (multi := multi_trait.summary_block(arts))["runs"]:
+        summary[multi_trait.MULTI] = multi
+        print("\n".join(multi_trait.describe(multi)))
 
 
 def _teacher_identity(cfg: CellConfig) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from typing import Any
 from benchmark.core.artifact import METRICS, PLACEBO, Skip, parse
 from benchmark.core.results import ADDED_LATER, CANDIDATES, SCHEMA, leakage_block, pooled_leakage
 from benchmark.run.integrity import as_dict, check_integrity, is_count
+from benchmark.run.multi_trait import MULTI, summary_block
 from benchmark.run.submission import Submission, load_submission, read_capped, tree_problem
 from benchmark.run.suite import cost_summary
 from defenses import load_defense
@@ -312,6 +313,9 @@ def _check_summary(path: Path, arts: dict[str, dict], refused: set[str], report:
         report.problems += diff_numbers(p["leakage"], fresh, f"{path}: pooled {p['defense']}")
         if "cost" in p and len(cells) > 1:
             report.problems += diff_numbers(p["cost"], cost_summary(cells), f"{path}: cost")
+    if MULTI in summary:  # several traits per run: recomputed from the listed cells
+        fresh = summary_block([a for name, a in arts.items() if name in listed])
+        report.problems += diff_numbers(summary[MULTI], fresh, f"{path}: {MULTI}")
 
 
 def _guarded(path: Path, report: Report, check: Any, *args: Any) -> Any:
