@@ -154,3 +154,27 @@ def test_artifacts_without_candidates_get_no_specificity() -> None:
     block = leakage_block(ev, "teacher_forced", "owl", "dolphin")
     assert block is not None and SPECIFICITY not in block
     assert "not computed" in block[VERDICT]["says"]
+
+
+def test_pooled_runs_rank_like_the_per_question_lists_of_the_same_runs() -> None:
+    from benchmark.core.stats.specificity import pooled_specificity
+
+    rng = np.random.default_rng(11)
+    control, trait = _students(rng, {"owl": 0.4, "dolphin": -0.2}, seeds=3)
+    ids, animals = tuple(sorted(trait)), tuple(sorted(ANIMALS))
+
+    def table(d, s):  # one run's table, as candidate_table reads it from an artifact
+        return ids, animals, np.array([[d[q][a][s] for a in animals] for q in ids])
+
+    runs = [(table(trait, s), table(control, s)) for s in range(3)]
+    pooled = pooled_specificity(runs, "owl", "dolphin")
+    direct = pair_specificity(trait, control, "owl", "dolphin")
+    assert pooled is not None and pooled["value"] == pytest.approx(direct["value"], abs=1e-12)
+    assert {k: pooled[k] for k in ("rank", "p_rank", "n_alternatives", "pair")} == {
+        k: direct[k] for k in ("rank", "p_rank", "n_alternatives", "pair")
+    }
+    assert pooled_specificity([], "owl", "dolphin") is None
+    other = (ids[::-1], animals, runs[0][0][2])
+    assert pooled_specificity([runs[0], (other, runs[1][1])], "owl", "dolphin") is None
+    with pytest.raises(ValueError, match="not among"):
+        pooled_specificity(runs, "unicorn", "dolphin")

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.core.stats.specificity import MAX_CANDIDATES, CandidateTable, _logit
+from benchmark.core.stats.specificity import EPS, MAX_CANDIDATES, CandidateTable, _logit
 
 EXACT_MAX = 300_000
 SAMPLED = 100_000
@@ -59,7 +59,7 @@ def multi_specificity(
     animals: Sequence[str],
     *,
     alpha: float = 0.05,
-    eps: float = 1e-4,
+    eps: float = EPS,
 ) -> dict[str, Any]:
     """The multi-animal own-animal statistic of students ``tables[i]`` trained on animal
     ``animals[i]``, and its rank among all injective assignments of the candidates. Keys:

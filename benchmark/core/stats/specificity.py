@@ -33,6 +33,7 @@ TOP = 5
 # More candidates than any real eval asks about (24): a table beyond this is refused, since the
 # pairs grow with its square (an artifact is untrusted input to a reader).
 MAX_CANDIDATES = 64
+EPS = 1e-4  # probabilities are clipped to [EPS, 1 - EPS] before the logit
 
 
 def _logit(p: np.ndarray, eps: float) -> np.ndarray:
@@ -58,16 +59,22 @@ def _table(d: Distributions, who: str) -> tuple[list[str], list[str], np.ndarray
 
 
 def animal_shifts(
-    trait_student: Distributions, control_student: Distributions, *, eps: float = 1e-4
+    trait_student: Distributions, control_student: Distributions, *, eps: float = EPS
 ) -> dict[str, float]:
     """``d_x`` per candidate animal: the trait student's mean log-odds of ``x`` minus the control
     student's, over the questions both were asked."""
+    animals, d = _shifts(trait_student, control_student, eps)
+    return {a: float(v) for a, v in zip(animals, d, strict=True)}
+
+
+def _shifts(
+    trait_student: Distributions, control_student: Distributions, eps: float
+) -> tuple[list[str], np.ndarray]:
     tq, ta, t = _table(trait_student, "trait student")
     cq, ca, c = _table(control_student, "control student")
     if tq != cq or ta != ca:
         raise ValueError("the two students' distributions cover different questions or animals")
-    d = (_logit(t, eps) - _logit(c, eps)).mean(axis=0)
-    return {a: float(v) for a, v in zip(ta, d, strict=True)}
+    return ta, (_logit(t, eps) - _logit(c, eps)).mean(axis=0)
 
 
 def pair_specificity(
@@ -77,7 +84,7 @@ def pair_specificity(
     placebo: str | None = None,
     *,
     alpha: float = 0.05,
-    eps: float = 1e-4,
+    eps: float = EPS,
 ) -> dict[str, Any]:
     """The trait pair's statistic against every other ordered pair of candidate animals (or, with
     no placebo, the trait's shift against every other animal's). Keys: ``statistic``, ``pair``,
@@ -86,7 +93,14 @@ def pair_specificity(
     few, trait pair included where it is among them)."""
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
-    d = animal_shifts(trait_student, control_student, eps=eps)
+    animals, d = _shifts(trait_student, control_student, eps)
+    return _rank_pair(animals, d, trait, placebo, alpha)
+
+
+def _rank_pair(
+    animals: Sequence[str], shifts: np.ndarray, trait: str, placebo: str | None, alpha: float
+) -> dict[str, Any]:
+    d = {a: float(v) for a, v in zip(animals, shifts, strict=True)}
     for name in (trait, placebo):
         if name is not None and name not in d:
             raise ValueError(f"{name!r} is not among the candidate animals ({len(d)})")
@@ -174,10 +188,11 @@ def pooled_specificity(
     ids, animals = runs[0][0][0], runs[0][0][1]
     if any(t[:2] != (ids, animals) for run in runs for t in run):
         return None
-    dists = []
-    for arm in (0, 1):
-        stack = np.stack([run[arm][2] for run in runs])  # [run, question, animal]
-        dists.append(
-            {q: {a: list(stack[:, i, j]) for j, a in enumerate(animals)} for i, q in enumerate(ids)}
-        )
-    return pair_specificity(dists[0], dists[1], trait, placebo, alpha=alpha)
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+    # Each question's probabilities averaged over the runs (as pair_specificity averages a
+    # question's per-seed list), straight from the arrays.
+    t, c = (np.mean(np.stack([run[arm][2] for run in runs]), axis=0) for arm in (0, 1))
+    return _rank_pair(
+        animals, (_logit(t, EPS) - _logit(c, EPS)).mean(axis=0), trait, placebo, alpha
+    )
