@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -140,7 +143,15 @@ def _art(trait: str, seed: int, trait_table, control_table, **cfg_extra) -> dict
 
     cfg = {"task": "numbers", "defense": "none", "trait": trait, "seed": seed}
     cfg |= {"teacher": {"placebo": "animal23"}, "student": {"seed": seed + 5000}, **cfg_extra}
-    return {"config": cfg, "scores": {"trait": rows(trait_table), "control": rows(control_table)}}
+    # The control student's identity as cells record it: its training rows' hash (here: of its
+    # table), how many rows it trained on, its labels' entry.
+    rows_key = hashlib.sha256(np.asarray(control_table[2]).tobytes()).hexdigest()[:16]
+    return {
+        "config": cfg,
+        "scores": {"trait": rows(trait_table), "control": rows(control_table)},
+        "integrity": {"training_rows": {"trait": "t", "control": rows_key}},
+        "data": {"control": {"trained_on": 256, "labelled_key": "k"}},
+    }
 
 
 def test_cells_of_several_traits_that_share_their_control_make_one_run() -> None:
@@ -273,6 +284,11 @@ def test_a_screen_of_several_traits_reads_each_seeds_cells_as_one_run(tmp_path, 
         ("traits: [owl, dolphin]", "one placebo control teacher"),
         ("purpose: confirm", "for screens"),
         ("null_seeds: [20]", "for screens"),
+        ("traits: [owl, owls, eagle]", "name 2 distinct animals"),
+        ("traits: [owl, 3]", "at least 2 distinct"),
+        ("traits: [owl, alpaca]", r"\['alpaca'\] not among the 24 candidate animals"),
+        ("settings: [n_prompts=16, null_arm=true]", "null or planted"),
+        ("settings: [n_prompts=16, planted_share=0.1]", "null or planted"),
     ],
 )
 def test_a_several_traits_file_is_checked(tmp_path, edit: str, message: str) -> None:
@@ -285,6 +301,12 @@ def test_a_several_traits_file_is_checked(tmp_path, edit: str, message: str) -> 
     (tmp_path / "p.yaml").write_text(text)
     with pytest.raises(ValueError, match=message):
         load_prereg(tmp_path / "p.yaml")
+    code = MULTI_PREREG.replace("task: numbers", "task: code").replace(
+        "n_prompts=16", "n_prompts=16, teacher.placebo=dolphin"
+    )
+    (tmp_path / "c.yaml").write_text(code)
+    with pytest.raises(ValueError, match="each trait's control arm is its own"):
+        load_prereg(tmp_path / "c.yaml")
     (tmp_path / "q.yaml").write_text(MULTI_PREREG + "trait: owl\n")
     with pytest.raises(ValueError, match="either 'trait' or 'traits'"):
         load_prereg(tmp_path / "q.yaml")
@@ -298,13 +320,18 @@ def test_slb_pool_writes_the_multi_animal_block_and_validate_recomputes_it(tmp_p
     from benchmark.run.synthetic import Spec, artifact, name
     from benchmark.run.validate import Report, _check_summary
 
-    arts = {}
+    arts: dict[str, dict] = {}
     for seed in (1, 2, 3):
         cells = [
             artifact(Spec("numbers", "none", t, seed, leak_pp=2.0, candidates=True))
             for t in ("owl", "eagle")
         ]
-        cells[1]["scores"]["control"] = cells[0]["scores"]["control"]  # one control arm
+        for block, key in (
+            ("scores", "control"),
+            ("data", "control"),
+            ("integrity", "training_rows"),
+        ):
+            cells[1][block][key] = cells[0][block][key]  # one control arm (the trait's hash too)
         arts |= {name(a): a for a in cells}
     assert {a["config"]["teacher"]["placebo"] for a in arts.values()} == {"dolphin"}
     out = tmp_path / "quick"
@@ -321,3 +348,70 @@ def test_slb_pool_writes_the_multi_animal_block_and_validate_recomputes_it(tmp_p
     (out / "summary.json").write_text(json.dumps(summary))
     _check_summary(out / "summary.json", arts, set(), report)
     assert any(f"{MULTI}.pooled[0].mean" in p for p in report.problems), report.problems
+
+
+def test_a_group_that_is_not_one_run_says_why_and_hostile_cells_are_skipped() -> None:
+    from benchmark.run.multi_trait import MULTI, multi_runs, summary_block
+
+    rng = np.random.default_rng(8)
+    control = _student(rng)
+    a, b = _art("animal01", 1, _student(rng), control), _art("animal02", 1, _student(rng), control)
+    assert MULTI in multi_runs([a, b])[0]
+    # The same trait twice at one seed (a rerun's file beside the first): no silent pick.
+    (run,) = multi_runs([a, b, _art("animal01", 1, _student(rng), control)])
+    assert "appears in several cells" in run["error"]
+    # One control student by its record, but scored differently: not one run either.
+    noisy = (control[0], control[1], np.clip(control[2] + 1e-3, 0, 1))
+    c = _art("animal02", 1, _student(rng), noisy)
+    c["integrity"] = a["integrity"]
+    assert "score differently" in multi_runs([a, c])[0]["error"]
+    # Another count of rows trained on (cells cut both arms to the smaller one): another student.
+    d = _art("animal02", 1, _student(rng), control)
+    d["data"] = {"control": {"trained_on": 250, "labelled_key": "k"}}
+    assert "other training rows" in multi_runs([a, d])[0]["error"]
+    # Hostile cells: skipped, never a crash.
+    bad: list[Any] = [
+        {"config": {**a["config"], "teacher": "dolphin"}, "scores": a["scores"]},
+        {"config": {**a["config"], "teacher": {"placebo": 3}}, "scores": a["scores"]},
+        {"config": {**a["config"], "trait": ["x"]}, "scores": a["scores"]},
+        {"config": a["config"], "scores": None},
+        {"config": None},
+        [],
+    ]
+    assert summary_block(bad) == {"runs": [], "pooled": []}
+    assert MULTI in multi_runs([a, b, *bad])[0]
+
+
+def test_the_students_own_animals_permuted_among_them_give_an_exact_p() -> None:
+    rng = np.random.default_rng(12)
+    own = [ANIMALS[2], ANIMALS[9], ANIMALS[15], ANIMALS[20]]
+    r = multi_specificity([_student(rng, {a: 0.8}) for a in own], own)
+    assert r["p_students"] == pytest.approx(1 / 24)  # the true order alone is as large: 1 / 4!
+    assert r["n_assignments"] == n_assignments(24, 4)
+    none = multi_specificity([_student(rng) for _ in own], own)
+    assert none["p_students"] > 1 / 24
+    many = [*own, ANIMALS[0], ANIMALS[1], ANIMALS[3], ANIMALS[4], ANIMALS[5]]
+    assert multi_specificity([_student(rng) for _ in many], many)["p_students"] is None
+
+
+def test_a_sampled_run_is_recorded_with_its_true_number_of_assignments(tmp_path) -> None:
+    from types import SimpleNamespace
+
+    from benchmark.run.multi_trait import multi_record
+
+    rng = np.random.default_rng(13)
+    traits = ["animal01", "animal02", "animal03", "animal04"]
+    control = _student(rng)
+    cells = []
+    for i, t in enumerate(traits):
+        art = _art(t, 5, _student(rng, {t: 0.6}), control)
+        art["run_info"] = {"finished": f"2099-01-01T00:00:0{i}+00:00", "wall_seconds": 10}
+        cells.append((SimpleNamespace(seed=5, trait=t), art, tmp_path / f"{t}.json"))
+    rec = multi_record("main", cells)
+    assert rec["method"] == "sampled" and rec["rank"] is None
+    assert rec["n_pairs"] == n_assignments(24, 5) and rec["wall_seconds"] == 40
+    assert rec["finished"] == "2099-01-01T00:00:00+00:00"  # the earliest cell
+    del cells[2][1]["run_info"]["finished"]
+    assert multi_record("main", cells)["finished"] is None
+    with pytest.raises(ValueError, match="reads"):
+        multi_record("main", [(SimpleNamespace(seed=5, trait="zebra"), *cells[0][1:]), *cells[1:]])

@@ -284,8 +284,9 @@ def confirm(
             + (
                 r["error"]
                 if "error" in r
-                else f"{r['value']:+.3f} (rank {r['rank']} of "
-                f"{r['n_pairs']}, p_rank={r['p_rank']:.3g}, {r['wall_seconds']:.0f} s)"
+                else f"{r['value']:+.3f} ("
+                + ("sampled" if r["rank"] is None else f"rank {r['rank']}")
+                + f" of {r['n_pairs']}, p_rank={r['p_rank']:.3g}, {r['wall_seconds']:.0f} s)"
             )
         )
         report = _report(prereg, reg, runs)

@@ -1,12 +1,14 @@
 """Several trait animals per run: a suite's cells of several traits that share one control arm.
 
 Cells that differ only in the trait (same task, defense, setup and seed, a placebo control
-teacher) train the same control student: its teacher, data, labels and training do not depend on
-the trait, so the store computes that arm once and each further trait costs one arm. Together
-their students form one run of ``k + 1`` students (``k`` trait animals and the placebo), read by
-the multi-animal statistic (:mod:`benchmark.core.stats.multi`). Here those cells are found among
-a suite's finished artifacts, checked to share their control student (its candidate
-distributions identical, not merely its config), and summarised per seed and over seeds.
+teacher) can train the same control student: in ``numbers`` and ``paraphrase-unrelated`` its
+teacher, prompts, data, labels and training do not depend on the trait, provided no trait arm
+kept fewer rows than the control (a cell cuts both arms to the smaller count). Then the store
+computes that arm once and each further trait costs one arm. Together their students form one
+run of ``k + 1`` students (``k`` trait animals and the placebo), read by the multi-animal
+statistic (:mod:`benchmark.core.stats.multi`). Here those cells are found among a suite's
+finished artifacts, checked to share their control student (by what each cell records of it,
+and its scores), and summarised per seed and over seeds. docs/methodology.md has the design.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from benchmark.core.stats.multi import multi_specificity, pooled_multi_specifici
 from benchmark.core.store import stable_hash
 
 MULTI = "multi_animal"
+# The control student is scored again in each cell (its evals ask about that cell's trait): the
+# same model on the same questions, so its candidate probabilities agree to float noise.
+CONTROL_ATOL = 1e-6
 
 
 def _run_key(cfg: dict[str, Any]) -> str:
@@ -33,55 +38,90 @@ def _setup_key(cfg: dict[str, Any]) -> str:
     return stable_hash(without_seeds({k: v for k, v in cfg.items() if k != "trait"}))
 
 
-def _eligible(art: dict[str, Any]) -> bool:
-    cfg = art.get("config", {})
-    placebo = (cfg.get("teacher") or {}).get("placebo")
-    return bool(placebo) and not cfg.get("null_arm") and not cfg.get("planted_share")
+def _eligible(art: Any) -> bool:
+    """A plain placebo-controlled cell, read defensively (an artifact is untrusted input)."""
+    cfg = art.get("config") if isinstance(art, dict) else None
+    if not isinstance(cfg, dict) or not isinstance(art.get("scores"), dict):
+        return False
+    teacher = cfg.get("teacher")
+    return (
+        isinstance(teacher, dict)
+        and isinstance(teacher.get("placebo"), str)
+        and all(isinstance(cfg.get(k), str) for k in ("trait", "task", "defense"))
+        and not cfg.get("null_arm")
+        and not cfg.get("planted_share")
+    )
 
 
-def _same(a: CandidateTable, b: CandidateTable) -> bool:
-    return a[:2] == b[:2] and np.array_equal(a[2], b[2])
+def _control_identity(art: dict[str, Any]) -> tuple[Any, Any, Any] | None:
+    """What decides the control student beyond the config: the hash of its training rows, how
+    many it trained on (cells cut both arms to the smaller arm's count) and its labels' entry."""
+    integ, data = art.get("integrity"), art.get("data")
+    rows = integ.get("training_rows") if isinstance(integ, dict) else None
+    ctrl = data.get("control") if isinstance(data, dict) else None
+    if not isinstance(rows, dict) or not isinstance(ctrl, dict) or rows.get("control") is None:
+        return None
+    return rows["control"], ctrl.get("trained_on"), ctrl.get("labelled_key")
+
+
+def _why_not_one_run(cells: list[dict[str, Any]], tables: list[CandidateTable | None]) -> str:
+    """Why the cells of one seed do not make a run ("" when they do)."""
+    traits = [c["config"]["trait"] for c in cells]
+    if len(set(traits)) < len(traits):
+        return f"a trait appears in several cells ({sorted(traits)})"
+    if any(t is None for t in tables):
+        return "a student has no candidate distributions"
+    ids = [_control_identity(c) for c in cells]
+    if None in ids or len(set(ids)) > 1:
+        return "the cells' control students differ (not one control arm: other training rows)"
+    controls = tables[len(cells) :]
+    first = controls[0]
+    assert first is not None
+    for c in controls:  # the same student, scored again per cell: equal up to float noise
+        assert c is not None
+        if c[:2] != first[:2] or not np.allclose(c[2], first[2], rtol=0, atol=CONTROL_ATOL):
+            return "the cells' control students score differently (not one control arm)"
+    return ""
 
 
 def multi_runs(arts: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """One entry per run of ≥ 2 traits that share a control student: ``task``, ``defense``,
     ``seed``, ``animals`` (the traits, sorted, then the placebo), ``setup`` (a key shared by the
-    seeds of one design) and ``multi`` (:func:`multi_specificity`) — or ``error`` where the cells'
-    control students differ or lack candidate distributions (then no statistic is made)."""
+    seeds of one design) and ``multi`` (:func:`multi_specificity`) — or ``error`` where the cells
+    do not make one run (a trait twice; control students trained on other rows or scoring
+    differently; no candidate distributions): then no statistic is made."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for art in arts:
         if _eligible(art):
-            groups.setdefault(_run_key(art["config"]), []).append(art)
+            try:
+                groups.setdefault(_run_key(art["config"]), []).append(art)
+            except (TypeError, ValueError):  # a config stable_hash refuses
+                continue
     out = []
     for cells in groups.values():
-        by_trait = {c["config"]["trait"]: c for c in cells}
-        if len(by_trait) < 2:
+        cells = sorted(cells, key=lambda c: c["config"]["trait"])
+        traits = [c["config"]["trait"] for c in cells]
+        if len(set(traits)) < 2:
             continue
-        traits = sorted(by_trait)
-        cfg = by_trait[traits[0]]["config"]
-        placebo = cfg["teacher"]["placebo"]
+        cfg = cells[0]["config"]
         entry: dict[str, Any] = {
             "task": cfg["task"],
             "defense": cfg["defense"],
-            "seed": cfg["seed"],
-            "animals": [*traits, placebo],
+            "seed": cfg.get("seed"),
+            "animals": [*traits, cfg["teacher"]["placebo"]],
             "setup": _setup_key(cfg),
         }
         read = [
-            candidate_table(by_trait[t]["scores"][arm], CANDIDATES)
+            candidate_table(c["scores"].get(arm) or [], CANDIDATES)
             for arm in ("trait", "control")
-            for t in traits
+            for c in cells
         ]
-        found = [t for t in read if t is not None]
-        tables, controls = found[: len(traits)], found[len(traits) :]
-        if len(found) < len(read):
-            entry["error"] = "a student has no candidate distributions"
-        elif not all(_same(c, controls[0]) for c in controls):
-            entry["error"] = "the cells' control students differ (not one control arm)"
+        if why := _why_not_one_run(cells, read):
+            entry["error"] = why
         else:
-            try:  # e.g. more students than the statistic takes
-                stat = multi_specificity([*tables, controls[0]], entry["animals"])
-                entry |= {"tables": [*tables, controls[0]], MULTI: stat}
+            tables = [t for t in read[: len(cells) + 1] if t is not None]
+            try:  # e.g. more students than the statistic takes, the placebo among the traits
+                entry |= {"tables": tables, MULTI: multi_specificity(tables, entry["animals"])}
             except ValueError as e:
                 entry["error"] = str(e)
         out.append(entry)
@@ -165,27 +205,34 @@ def multi_record(kind: str, cells: Sequence[tuple[Any, dict[str, Any], Any]]) ->
     artifact, path), one per trait, read together. Raises ValueError where they do not make one
     run (their control students differ)."""
     arts = [art for _, art, _ in cells]
-    (run,) = multi_runs(arts) or [{"error": "the cells do not share a control arm"}]
+    seed, traits = cells[0][0].seed, sorted(cfg.trait for cfg, _, _ in cells)
+    runs = multi_runs(arts)
+    run: dict[str, Any] = runs[0] if len(runs) == 1 else {"error": "the cells do not make one run"}
     if MULTI not in run:
-        raise ValueError(f"seed {cells[0][0].seed}: {run['error']}")
+        raise ValueError(f"seed {seed}: {run['error']}")
+    if run["animals"][:-1] != traits:
+        raise ValueError(f"seed {seed}: the run reads {run['animals'][:-1]}, not {traits}")
     m, info = run[MULTI], [a["run_info"] for a in arts]
     shas = {i.get("prereg_sha256") for i in info}
     rss = [i["peak_rss_gb"] for i in info if i.get("peak_rss_gb") is not None]
+    done = [str(i["finished"]) for i in info if i.get("finished")]
     return {
         "arm": kind,
-        "seed": cells[0][0].seed,
+        "seed": seed,
         "animals": run["animals"],
         "artifacts": [p.name for _, _, p in cells],
         "value": m["value"],
         "per_animal": m["per_animal"],
         "rank": m["rank"],
-        "n_pairs": m["n_alternatives"] + 1,  # here: assignments of animals to the students
+        "n_pairs": m["n_assignments"],  # here: assignments of animals to the students
+        "p_students": m["p_students"],
         "p_rank": m["p_rank"],
         "method": m["method"],
         "specific": m["specific"],
         "wall_seconds": sum(float(i.get("wall_seconds") or 0) for i in info),
         "peak_rss_gb": max(rss) if rss else None,
-        "finished": max(str(i.get("finished")) for i in info),
+        # The earliest cell: a run counts as made before its file if any of its cells was.
+        "finished": min(done) if len(done) == len(info) else None,
         # One file version for all the run's cells, else a value no file has (flagged).
         "prereg_sha256": shas.pop() if len(shas) == 1 else "cells made under several versions",
     }

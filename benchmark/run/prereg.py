@@ -12,11 +12,13 @@ from typing import Any
 
 import yaml
 
+from benchmark.core.animals import CANDIDATE_ANIMALS
 from benchmark.core.results import OWN_ANIMAL
 from benchmark.core.stats.paired import MIN_EXACT, min_sign_flip_p
 from benchmark.run.config import CellConfig
 from benchmark.run.multi_trait import MULTI
 from benchmark.run.presets import preset
+from tasks.base import get_task
 
 SCHEMA = "slb.prereg/1"
 STATISTICS = {
@@ -137,13 +139,38 @@ def load_prereg(path: Path) -> dict[str, Any]:
         )
     d.setdefault("settings", [])
     built = _check_settings(path, d)
-    placebos = {cfg.teacher.placebo for _, cfg in built}
-    if d["statistic"] == MULTI and (len(placebos) != 1 or None in placebos):
+    if d["statistic"] == MULTI:
+        _check_multi_cells(path, d, [cfg for _, cfg in built])
+    return d
+
+
+def _check_multi_cells(path: Path, d: dict[str, Any], built: list[CellConfig]) -> None:
+    """The cells of a ``traits`` file can make runs: each seed's cells one per distinct trait
+    (as the cells name them: ``owls`` is ``owl``), every animal a candidate the evals score,
+    plain cells (no null, no planted rows), and one control arm the traits can share."""
+    placebos = {cfg.teacher.placebo for cfg in built}
+    if len(placebos) != 1 or None in placebos:
         raise ValueError(  # the traits' cells must share one control arm: one placebo teacher
             f"{path}: statistic {MULTI} needs one placebo control teacher for every trait's "
             f"cells (teacher.placebo, not among the traits); got {sorted(map(str, placebos))}"
         )
-    return d
+    names = sorted({cfg.trait for cfg in built})
+    if len(names) != len(d["traits"]):
+        raise ValueError(f"{path}: 'traits' name {len(names)} distinct animals: {names}")
+    outside = [a for a in [*names, *placebos] if a not in CANDIDATE_ANIMALS]
+    if outside:
+        raise ValueError(
+            f"{path}: {outside} not among the {len(CANDIDATE_ANIMALS)} candidate animals the "
+            "evals score, so the students' tables would differ"
+        )
+    if any(cfg.null_arm or cfg.planted_share for cfg in built):
+        raise ValueError(f"{path}: a setting makes null or planted cells; {MULTI} reads plain ones")
+    task = get_task(built[0].task, trait=built[0].trait, **built[0].task_params)
+    if task.prompts_use_trait or task.trait_filter_both_arms:
+        raise ValueError(
+            f"{path}: task {built[0].task!r} builds its prompts for the trait or filters the "
+            "control arm for it, so each trait's control arm is its own: no run could form"
+        )
 
 
 def _check_settings(path: Path, d: dict[str, Any]) -> list[tuple[str, CellConfig]]:
@@ -167,7 +194,12 @@ def _check_traits(path: Path, d: dict[str, Any]) -> None:
     if not multi:
         return
     traits = d.get("traits")
-    if not isinstance(traits, list) or len(traits) < 2 or len(set(map(str, traits))) != len(traits):
+    if (
+        not isinstance(traits, list)
+        or not all(isinstance(t, str) for t in traits)
+        or len(set(traits)) != len(traits)
+        or len(traits) < 2
+    ):
         raise ValueError(f"{path}: statistic {MULTI} needs 'traits': at least 2 distinct animals")
     if d.get("purpose") != "screen" or d["null_seeds"]:
         raise ValueError(

@@ -33,6 +33,7 @@ EXACT_MAX = 300_000
 SAMPLED = 100_000
 MC_SEED = 0
 MAX_STUDENTS = 12
+MAX_STUDENT_PERMUTATIONS = 8  # 8! = 40 320 orders
 TOP = 5
 
 
@@ -65,8 +66,10 @@ def multi_specificity(
     ``animals[i]``, and its rank among all injective assignments of the candidates. Keys:
     ``statistic`` (``multi_animal``), ``animals``, ``value``, ``per_animal`` (each student's
     contrast for its own animal, and that animal's rank among the candidates in it), ``rank``,
-    ``n_alternatives``, ``n_at_least``, ``p_rank``, ``method`` (``exact`` or ``sampled``),
-    ``alpha``, ``specific``, ``others`` (median, max) and ``top`` (exact only)."""
+    ``n_alternatives`` (the assignments compared: all others, or the draws), ``n_assignments``
+    (all of them), ``n_at_least``, ``p_rank``, ``method`` (``exact`` or ``sampled``),
+    ``p_students`` (the true animals permuted among the students; None beyond 8), ``alpha``,
+    ``specific``, ``others`` (median, max) and ``top`` (exact only)."""
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
     m = len(tables)
@@ -108,6 +111,14 @@ def multi_specificity(
     # relabelled twins tie with it rather than differ in the last bit.
     at_least = int(np.sum(others >= value - 1e-12 * max(1.0, abs(value))))
     p_rank = (1 + at_least) / (1 + len(others))
+    # The students' own animals permuted among them (m! orders, the identity included): exact,
+    # and valid where the students are exchangeable without a leak whatever the candidates do;
+    # its smallest p is 1/m!, so it speaks only from 4 students on.
+    p_students = None
+    if m <= MAX_STUDENT_PERMUTATIONS:
+        orders = np.array(list(itertools.permutations(col)))
+        shuffled = f[rows, orders].mean(axis=1)
+        p_students = float(np.mean(shuffled >= value - 1e-12 * max(1.0, abs(value))))
     per_animal = []
     for i, a in enumerate(animals):
         per_animal.append(
@@ -124,9 +135,11 @@ def multi_specificity(
         "per_animal": per_animal,
         "rank": 1 + at_least if method == "exact" else None,
         "n_alternatives": int(len(others)),
+        "n_assignments": total,
         "n_at_least": at_least,
         "p_rank": p_rank,
         "method": method,
+        "p_students": p_students,
         "alpha": alpha,
         "specific": bool(p_rank <= alpha),
         "others": {"median": float(np.median(others)), "max": float(others.max())},
