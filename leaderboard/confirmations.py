@@ -24,7 +24,8 @@ COLUMNS = [
     "purpose",
     "verdict",
     "runs",
-    "main (own animal, log-odds)",
+    "statistic",
+    "main (log-odds)",
     "specific",
     "null",
     "checks not met",
@@ -78,9 +79,10 @@ def row(path: Path) -> dict[str, Any]:
             "purpose": str(pre.get("purpose", "confirm")),
             "verdict": verdict,
             "runs": f"{made} of {planned}",
-            "main (own animal, log-odds)": _fmt(res.get("main"))
-            if pre["seeds"]
-            else "none planned",
+            # own_animal: one (trait, placebo) pair per run; multi_animal: several traits' cells
+            # that share a control arm, read together (docs/methodology.md)
+            "statistic": str(pre.get("statistic", "")),
+            "main (log-odds)": _fmt(res.get("main")) if pre["seeds"] else "none planned",
             "specific": f"{sum(bool(x.get('specific')) for x in main)} of {len(main)}"
             if pre["seeds"]
             else "–",

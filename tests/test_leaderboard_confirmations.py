@@ -39,7 +39,7 @@ def test_one_row_per_report_and_bad_files_say_why(tmp_path: Path) -> None:
     planned = len(rep["prereg"]["seeds"]) + len(rep["prereg"]["null_seeds"])
     assert g["name"] == rep["prereg"]["name"] and g["runs"] == f"{made} of {planned}"
     assert g["verdict"].startswith(rep["result"]["verdict"])
-    assert g["main (own animal, log-odds)"].startswith(f"{rep['result']['main']['mean']:+.3f}")
+    assert g["main (log-odds)"].startswith(f"{rep['result']['main']['mean']:+.3f}")
     assert g["checks not met"] == "positive_over_runs, specific_in_enough_runs"  # greedy's fail
     assert by["other"]["verdict"] == "unreadable: not a slb.confirmation/1 report"
     assert by["cut"]["verdict"].startswith("unreadable: ")
@@ -75,7 +75,7 @@ def test_a_calibration_has_no_main_column(tmp_path: Path) -> None:
     f.write_text(json.dumps(rep))
     r = confirmations.row(f)
     assert r["purpose"] == "calibrate" and r["verdict"] == "null holds"
-    assert r["main (own animal, log-odds)"] == "none planned" and r["specific"] == "–"
+    assert r["main (log-odds)"] == "none planned" and r["specific"] == "–"
     assert r["null"] != "none planned"
 
 
