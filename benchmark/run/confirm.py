@@ -23,6 +23,10 @@ statistic, the test, alpha and the success rule::
                                     # t-interval must lie inside ±null_margin × the main mean
     purpose: confirm                # optional: confirm (the default) or screen
 
+A screen may name several ``traits: [owl, eagle, wolf]`` instead of ``trait`` with
+``statistic: multi_animal``: a run is then a seed's cells, one per trait, sharing one control arm,
+read together (``benchmark.run.multi_trait``; docs/methodology.md).
+
 A setting may hold ``{seed}``, replaced by each run's seed: ``teacher.train.seed={seed}`` trains
 a fresh pair of teachers per run, so teacher-to-teacher differences count as run noise (a null
 with fixed teachers compares one pair of teachers in every run).
