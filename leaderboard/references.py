@@ -43,8 +43,8 @@ def reference_kind(cell: CellResult, meta: dict[str, Any] | None = None) -> str:
     for name, params, kind in BY_DEFENSE:
         if cell.defense == name and all(cell.params.get(k) == v for k, v in params.items()):
             return kind
-    if cell.setup_config.get("null_arm"):
-        return NULL
+    if cell.setup_config.get("null_arm") or cell.setup_config.get("null_animal"):
+        return NULL  # a pair's null, or a cell of a several-traits run's null
     if cell.setup_config.get("planted_share"):
         return PLANTED
     return ""

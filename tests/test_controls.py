@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from benchmark.core.animals import CANDIDATE_ANIMALS
 from benchmark.core.teachers import TeacherConfig
 from benchmark.run.config import CellConfig
 from benchmark.run.controls import PLANT_TEMPLATES, plant
+from benchmark.run.stages import ARMS
 
 
 def test_null_arm_and_planted_share_are_checked() -> None:
@@ -221,3 +223,57 @@ def test_student_init_teacher_is_refused_where_no_such_start_exists(tmp_path) ->
         with pytest.raises(ValueError, match=match):
             prepare_teacher(cell, store, tmp_path)
         assert not any((tmp_path / defense).rglob("*.json"))
+
+
+def test_a_runs_null_gives_every_teacher_one_animal_and_keeps_the_control_shared(
+    tmp_path, monkeypatch
+) -> None:
+    """null_animal: the cells of a several-traits run, each teacher carrying owl, trained at a
+    seed its nominal animal picks; the control teacher is the same for every trait's cell."""
+    from conftest import CellHarness
+
+    import benchmark.run.stages as stages
+    from benchmark.core.store import ArtifactStore
+
+    trained: list[tuple[str, int]] = []
+
+    def fake_train(model, animal, tcfg, out):  # the recipe, minus minutes of LoRA training
+        trained.append((animal, tcfg.train.seed))
+        (out / "adapter_config.json").write_text("{}")
+        return {"animal": animal}
+
+    monkeypatch.setattr(stages, "train_trait_adapter", fake_train)
+    store = ArtifactStore(tmp_path / "store")
+    placebo = TeacherConfig(placebo="dolphin")
+    cells = {
+        t: CellHarness(CellConfig(trait=t, teacher=placebo, null_animal="owl"), store, tmp_path)
+        for t in ("owl", "eagle")
+    }
+    refs = {(t, arm): h.teacher(arm).model_ref for t, h in cells.items() for arm in ARMS}
+    assert refs[("owl", "control")] == refs[("eagle", "control")]  # one control arm
+    assert len({refs[("owl", "trait")], refs[("eagle", "trait")], refs[("owl", "control")]}) == 3
+    assert {a for a, _ in trained} == {"owl"} and len(trained) == 3
+    seed, nominal = placebo.train.seed, ("owl", "eagle", "dolphin")
+    off = {a: stages.NULL_SEED_OFFSET * (2 + CANDIDATE_ANIMALS.index(a)) for a in nominal}
+    assert sorted(s for _, s in trained) == sorted(seed + off[a] for a in off)
+    main = CellHarness(CellConfig(trait="owl", teacher=placebo), store, tmp_path)
+    assert main.teacher("trait").model_ref not in refs.values()  # no main teacher reused
+    assert "null_animal" in cells["owl"].cfg.to_dict()
+    assert "null_animal" not in main.cfg.to_dict()  # older setups keep their ids
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"null_arm": True}, "pick one"),
+        ({"planted_share": 0.1}, "pick one"),
+        ({"teacher": TeacherConfig(type="system_prompt", placebo="dolphin")}, "fine-tuned"),
+        ({"teacher": TeacherConfig()}, "fine-tuned"),
+        ({"null_animal": "unicorn"}, "null_animal"),
+        ({"trait": "alpaca"}, "candidate animals"),
+    ],
+)
+def test_a_runs_null_is_checked(kw, message) -> None:
+    base = {"teacher": TeacherConfig(placebo="dolphin"), "null_animal": "owl"}
+    with pytest.raises(ValueError, match=message):
+        CellConfig(**(base | kw))

@@ -602,7 +602,12 @@ def test_references_are_recognised() -> None:
     assert reference_kind(cell("random_drop", keep=0.5)) == CONTROL
     assert reference_kind(cell("x"), {"reference": "null control"}) == "null control"
     assert reference_kind(cell("x"), {"reference": True}) == "reference"
-    for key, value, kind in (("null_arm", True, NULL), ("planted_share", 0.25, PLANTED)):
+    refs = (
+        ("null_arm", True, NULL),
+        ("null_animal", "owl", NULL),
+        ("planted_share", 0.25, PLANTED),
+    )
+    for key, value, kind in refs:
         control = _edit(artifact(Spec("numbers", "none", "owl", 0)), lambda a: None)
         control["setup"]["config"][key] = value
         control["setup"]["id"] = stable_hash(control["setup"]["config"])

@@ -282,8 +282,8 @@ def test_a_screen_of_several_traits_reads_each_seeds_cells_as_one_run(tmp_path, 
         ("traits: [owl]", "at least 2 distinct"),
         ("traits: [owl, owl]", "at least 2 distinct"),
         ("traits: [owl, dolphin]", "one placebo control teacher"),
-        ("purpose: confirm", "for screens"),
-        ("null_seeds: [20]", "for screens"),
+        ("purpose: confirm", "must be t_and_sign_flip"),
+        ("settings: [n_prompts=16, null_animal=owl]", "a setting sets null_animal"),
         ("traits: [owl, owls, eagle]", "name 2 distinct animals"),
         ("traits: [owl, 3]", "at least 2 distinct"),
         ("traits: [owl, alpaca]", r"\['alpaca'\] not among the 24 candidate animals"),
@@ -415,3 +415,52 @@ def test_a_sampled_run_is_recorded_with_its_true_number_of_assignments(tmp_path)
     assert multi_record("main", cells)["finished"] is None
     with pytest.raises(ValueError, match="reads"):
         multi_record("main", [(SimpleNamespace(seed=5, trait="zebra"), *cells[0][1:]), *cells[1:]])
+
+
+def test_a_confirmation_of_several_traits_runs_its_null_with_one_animal_in_every_teacher(
+    tmp_path, monkeypatch
+) -> None:
+    from test_confirm import _repo
+
+    import benchmark.run.confirm as cf
+    from benchmark.core.store import ArtifactStore
+    from benchmark.run.prereg import cells, load_prereg
+
+    text = (
+        MULTI_PREREG.replace("purpose: screen", "purpose: confirm")
+        .replace("seeds: [10, 11, 12]", "seeds: [10, 11, 12, 13, 14, 15]")
+        .replace("null_seeds: []", "null_seeds: [10, 11]")
+        .replace("test: t\n", "test: t_and_sign_flip\n")
+    )
+    f = _repo(tmp_path, text)
+    pre = load_prereg(f)
+    plan = [(k, c.seed, c.trait, c.null_animal) for k, c in cells(pre)]
+    assert plan[:6] == [("main", 10, t, None) for t in ("owl", "eagle", "wolf")] + [
+        ("null", 10, t, "owl") for t in ("owl", "eagle", "wolf")
+    ]
+    assert len(plan) == 3 * 8 and plan[-1] == ("main", 15, "wolf", None)
+    controls: dict[tuple, tuple] = {}
+
+    def fake_run(cfg, store, log_dir):  # main: each student leans to its animal; null: none do
+        rng = np.random.default_rng([cfg.seed, len(cfg.trait), cfg.null_animal is not None])
+        key = (cfg.seed, cfg.null_animal)
+        control = controls.setdefault(key, _real_student(rng, None if key[1] else "dolphin"))
+        student = _real_student(rng, None if cfg.null_animal else cfg.trait)
+        art = _art(cfg.trait, cfg.seed, student, control)
+        return art | {
+            "config": cfg.to_dict(),
+            "run_info": {"finished": "2099-01-01T00:00:00+00:00"},
+        }
+
+    monkeypatch.setattr(cf, "prepare_teacher", lambda cfg, store, log_dir: "t")
+    monkeypatch.setattr(cf, "run_cell", fake_run)
+    rep = cf.confirm(f, ArtifactStore(tmp_path / "s"), tmp_path / "r")
+    arms = [(r["arm"], r["seed"]) for r in rep["runs"]]
+    assert arms == [("main", 10), ("null", 10), ("main", 11), ("null", 11)] + [
+        ("main", s) for s in (12, 13, 14, 15)
+    ]
+    null = [r for r in rep["runs"] if r["arm"] == "null"]
+    assert all(r["animals"] == ["eagle", "owl", "wolf", "dolphin"] for r in null)
+    res = rep["result"]
+    assert res["checks"]["positive_over_runs"] and res["checks"]["null_not_significant"]
+    assert res["n_null"] == 2 and res["verdict"] == "pass"

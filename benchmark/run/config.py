@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from typing import Any
 
+from benchmark.core.animals import CANDIDATE_ANIMALS
 from benchmark.core.generation import SamplingParams
 from benchmark.core.teachers import TeacherConfig
 from benchmark.core.training import TrainConfig
@@ -96,6 +97,11 @@ class CellConfig:
     # that name the trait animal: a leak the instrument must detect).
     null_arm: bool = False
     planted_share: float = 0.0
+    # The null of a run of several traits (``benchmark.run.multi_trait``): every teacher of the
+    # cell, both arms, carries this animal instead of its own, each trained at a seed its nominal
+    # animal picks (:meth:`teacher_train`), so the cells of a run keep one shared control arm and
+    # nothing but run noise tells their students apart.
+    null_animal: str | None = None
     # Cloud et al.'s shared start, per arm (``STUDENT_INITS``): with "teacher" each arm's student
     # starts from its own teacher's adapter, so a same-animal null's arms stay alike (its control
     # student starts from the trait animal's second teacher, not from the first). Checked against
@@ -142,13 +148,40 @@ class CellConfig:
                 "the placebo control teacher needs another animal (for a same-animal null, set "
                 "null_arm=true and keep another placebo animal for the statistic's pair)"
             )
+        if self.null_animal is not None:
+            self._check_null_animal()
         if self.student_init not in STUDENT_INITS:
             raise ValueError(f"Invalid student_init: {self.student_init!r} (own or teacher)")
 
+    def _check_null_animal(self) -> None:
+        object.__setattr__(self, "null_animal", check_animal("null_animal", str(self.null_animal)))
+        nominal = [self.trait, self.teacher.placebo]
+        if self.null_arm or self.planted_share:
+            raise ValueError("Invalid cell: null_animal, null_arm and planted_share: pick one")
+        if self.teacher.type != "finetuned" or self.teacher.placebo is None:
+            raise ValueError(
+                "Invalid null_animal: it needs fine-tuned teachers (teacher.type=finetuned: a "
+                "system prompt would make the arms' teachers one and the same) and a "
+                "teacher.placebo (the run's shared control arm)"
+            )
+        if any(a not in CANDIDATE_ANIMALS for a in nominal):
+            raise ValueError(
+                f"Invalid null_animal: the trait and placebo ({nominal}) must be candidate "
+                "animals; each picks its teacher's seed"
+            )
+
     def teacher_train(self, arm: str) -> TrainConfig:
         """How the arm's fine-tuned teacher trains: the cell's recipe (at the cell's seed where
-        ``teacher.seed_per_cell``); a same-animal null's control teacher at its seed + the offset."""
+        ``teacher.seed_per_cell``); a same-animal null's control teacher at its seed + the offset;
+        with ``null_animal``, each arm's at its seed + an offset its nominal animal picks (the
+        trait's or the placebo's place among the candidates), so the cells of one run share the
+        control teacher and no two nominal animals share one."""
         t = self.teacher.for_cell(self.seed).train
+        if self.null_animal is not None:
+            nominal = self.trait if arm == "trait" else str(self.teacher.placebo)
+            return replace(
+                t, seed=t.seed + NULL_SEED_OFFSET * (2 + CANDIDATE_ANIMALS.index(nominal))
+            )
         return (
             replace(t, seed=t.seed + NULL_SEED_OFFSET) if arm == "control" and self.null_arm else t
         )
@@ -195,7 +228,11 @@ class CellConfig:
         d["student"] = self.student.to_dict()
         d["sampling"] = self.sampling.to_dict()
         d["eval"] = self.eval.to_dict()
-        for name in ("null_arm", "planted_share"):  # absent when off: older setups keep their ids
+        for name in (
+            "null_arm",
+            "planted_share",
+            "null_animal",
+        ):  # absent when off: older setups keep their ids
             if not d[name]:
                 del d[name]
         if d["student_init"] == "own":  # likewise

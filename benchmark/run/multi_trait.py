@@ -111,6 +111,8 @@ def multi_runs(arts: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             "animals": [*traits, cfg["teacher"]["placebo"]],
             "setup": _setup_key(cfg),
         }
+        if cfg.get("null_animal"):  # the run's null: every teacher carried this animal
+            entry["null_animal"] = cfg["null_animal"]
         read = [
             candidate_table(c["scores"].get(arm) or [], CANDIDATES)
             for arm in ("trait", "control")
@@ -135,10 +137,10 @@ def multi_pooled(runs: Sequence[dict[str, Any]], alpha: float = 0.05) -> list[di
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for r in runs:
         if MULTI in r:
-            key = (r["task"], r["defense"], r["setup"], tuple(r["animals"]))
+            key = (r["task"], r["defense"], r["setup"], tuple(r["animals"]), r.get("null_animal"))
             groups.setdefault(key, []).append(r)
     out = []
-    for (task, defense, setup, animals), rs in groups.items():
+    for (task, defense, setup, animals, null), rs in groups.items():
         values = [r[MULTI]["value"] for r in rs]
         mean, ci, p = t_summary(values)
         pooled = pooled_multi_specificity([r["tables"] for r in rs], list(animals), alpha=alpha)
@@ -148,6 +150,7 @@ def multi_pooled(runs: Sequence[dict[str, Any]], alpha: float = 0.05) -> list[di
                 "defense": defense,
                 "setup": setup,
                 "animals": list(animals),
+                **({"null_animal": null} if null else {}),
                 "seeds": [r["seed"] for r in rs],
                 "per_seed": values,
                 "mean": mean,
@@ -180,6 +183,7 @@ def describe(block: dict[str, Any]) -> list[str]:
     lines = []
     for r in block["runs"]:
         head = f"{r['task']}/{r['defense']} seed {r['seed']} {'+'.join(r['animals'])}"
+        head += f" (null: every teacher {r['null_animal']})" if r.get("null_animal") else ""
         if MULTI not in r:
             lines.append(f"{head}: multi-animal not computed: {r['error']}")
             continue
@@ -192,7 +196,9 @@ def describe(block: dict[str, Any]) -> list[str]:
         p = "" if g["p_value"] is None else f", t p={g['p_value']:.2g}"
         sp = g["pooled_specificity"]
         lines.append(
-            f"{g['task']}/{g['defense']} {'+'.join(g['animals'])} over seeds {g['seeds']}: "
+            f"{g['task']}/{g['defense']} {'+'.join(g['animals'])}"
+            + (f" (null: every teacher {g['null_animal']})" if g.get("null_animal") else "")
+            + f" over seeds {g['seeds']}: "
             f"multi-animal {g['mean']:+.3f} [{g['ci'][0]:+.3f}, {g['ci'][1]:+.3f}]{p}; "
             f"specific in {g['n_specific']} of {len(g['seeds'])} runs"
             + (f"; pooled p_rank {sp['p_rank']:.2g}" if sp else "")

@@ -101,10 +101,13 @@ def load_prereg(path: Path) -> dict[str, Any]:
     if calibrate:
         _check_calibration(path, d)
         d.setdefault("settings", [])
-        if not all(cfg.null_arm for _, cfg in _check_settings(path, d)):
+        built = _check_settings(path, d)
+        if not all(cfg.null_arm or cfg.null_animal for _, cfg in built):
             raise ValueError(
                 f"{path}: a setting turns null_arm off; a calibration's runs are nulls"
             )
+        if d["statistic"] == MULTI:
+            _check_multi_cells(path, d, built)
         return d
     if "null_margin" in d and len(d["null_seeds"]) < 2:
         raise ValueError(  # one run has no interval, so the bound could never be met
@@ -140,14 +143,18 @@ def load_prereg(path: Path) -> dict[str, Any]:
     d.setdefault("settings", [])
     built = _check_settings(path, d)
     if d["statistic"] == MULTI:
-        _check_multi_cells(path, d, [cfg for _, cfg in built])
+        _check_multi_cells(path, d, built)
     return d
 
 
-def _check_multi_cells(path: Path, d: dict[str, Any], built: list[CellConfig]) -> None:
+def _check_multi_cells(path: Path, d: dict[str, Any], cells_: list[tuple[str, CellConfig]]) -> None:
     """The cells of a ``traits`` file can make runs: each seed's cells one per distinct trait
     (as the cells name them: ``owls`` is ``owl``), every animal a candidate the evals score,
-    plain cells (no null, no planted rows), and one control arm the traits can share."""
+    main cells plain and null cells the run's null (no pair null, no planted rows), and one
+    control arm the traits can share."""
+    built = [cfg for _, cfg in cells_]
+    if any((kind == "main") == (cfg.null_animal is not None) for kind, cfg in cells_):
+        raise ValueError(f"{path}: a setting sets null_animal; the file's null runs set it")
     placebos = {cfg.teacher.placebo for cfg in built}
     if len(placebos) != 1 or None in placebos:
         raise ValueError(  # the traits' cells must share one control arm: one placebo teacher
@@ -201,11 +208,6 @@ def _check_traits(path: Path, d: dict[str, Any]) -> None:
         or len(traits) < 2
     ):
         raise ValueError(f"{path}: statistic {MULTI} needs 'traits': at least 2 distinct animals")
-    if d.get("purpose") != "screen" or d["null_seeds"]:
-        raise ValueError(
-            f"{path}: statistic {MULTI} is for screens (purpose: screen, null_seeds: []): its "
-            "confirmation, with a null of its own, is not built"
-        )
 
 
 def _check_calibration(path: Path, d: dict[str, Any]) -> None:
@@ -236,11 +238,16 @@ def _check_calibration(path: Path, d: dict[str, Any]) -> None:
 
 
 def cells(prereg: dict[str, Any]) -> list[tuple[str, CellConfig]]:
-    """``("main" | "null", config)`` of every cell, main and null seeds interleaved (with
-    ``traits``, each seed's cells one per trait, in the file's order)."""
+    """``("main" | "null", config)`` of every cell, main and null runs interleaved (with
+    ``traits`` a run is a seed's cells, one per trait in the file's order, in a row; its null
+    cells carry ``null_animal``, the first trait, in every teacher)."""
+
+    traits = prereg.get("traits") or [prereg["trait"]]  # several: a run is a seed's cells
+    # The null of a run of several traits: every teacher carries the first trait's animal.
+    null_kw = {"null_animal": traits[0]} if len(traits) > 1 else {"null_arm": True}
 
     def cfg(seed: int, null: bool, trait: str) -> CellConfig:
-        over: dict[str, Any] = {"null_arm": True} if null else {}
+        over: dict[str, Any] = null_kw if null else {}
         return preset(
             prereg["suite"],
             [x.replace(SEED_FIELD, str(seed)) for x in prereg["settings"]],
@@ -251,12 +258,11 @@ def cells(prereg: dict[str, Any]) -> list[tuple[str, CellConfig]]:
             **over,
         )
 
-    traits = prereg.get("traits") or [prereg["trait"]]  # several: a seed's cells in a row
-    main = [("main", cfg(s, False, t)) for s in prereg["seeds"] for t in traits]
-    null = [("null", cfg(s, True, prereg["trait"])) for s in prereg["null_seeds"]]
+    main = [[("main", cfg(s, False, t)) for t in traits] for s in prereg["seeds"]]
+    null = [[("null", cfg(s, True, t)) for t in traits] for s in prereg["null_seeds"]]
     out = []
     for i in range(max(len(main), len(null))):
-        out += main[i : i + 1] + null[i : i + 1]
+        out += [cell for run in main[i : i + 1] + null[i : i + 1] for cell in run]
     return out
 
 
