@@ -12,7 +12,8 @@ is a reference when
   ``mode=resample`` (the resample bound);
 * it is one of the instrument's own controls (``benchmark.run.controls``): a same-animal null
   (config ``null_arm``: the control teacher carries the trait animal too, so nothing but noise
-  distinguishes the arms) or a planted leak (config ``planted_share``: overt trait rows mixed into
+  distinguishes the arms; or ``null_animal``: every teacher of a several-traits run carries one
+  animal) or a planted leak (config ``planted_share``: overt trait rows mixed into
   the trait arm, a leak the instrument must detect).
 
 The loader stores the kind in :attr:`benchmark.core.artifact.CellResult.reference`; ``""`` is a

@@ -351,7 +351,7 @@ def test_a_calibration_runs_the_null_alone_and_says_whether_it_holds(
         ("null_seeds: [30, 31, 32, 33, 34]", "at least 6 runs in a calibration"),
         ("null_seeds: [30, 30, 32, 33, 34, 35]", "distinct integer seeds"),
         ("test: t", "a calibration's test must be t_and_sign_flip"),
-        ("settings: [null_arm=false]", "a setting turns null_arm off"),
+        ("settings: [null_arm=false]", "a setting turns the null off"),
     ],
 )
 def test_a_calibration_file_is_checked(tmp_path: Path, edit: str, message: str) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from benchmark.core.animals import CANDIDATE_ANIMALS
 from benchmark.core.teachers import TeacherConfig
-from benchmark.run.config import CellConfig
+from benchmark.run.config import NULL_ANIMAL_SEED_OFFSET, CellConfig
 from benchmark.run.controls import PLANT_TEMPLATES, plant
 from benchmark.run.stages import ARMS
 
@@ -254,7 +254,7 @@ def test_a_runs_null_gives_every_teacher_one_animal_and_keeps_the_control_shared
     assert len({refs[("owl", "trait")], refs[("eagle", "trait")], refs[("owl", "control")]}) == 3
     assert {a for a, _ in trained} == {"owl"} and len(trained) == 3
     seed, nominal = placebo.train.seed, ("owl", "eagle", "dolphin")
-    off = {a: stages.NULL_SEED_OFFSET * (2 + CANDIDATE_ANIMALS.index(a)) for a in nominal}
+    off = {a: NULL_ANIMAL_SEED_OFFSET * (1 + CANDIDATE_ANIMALS.index(a)) for a in nominal}
     assert sorted(s for _, s in trained) == sorted(seed + off[a] for a in off)
     main = CellHarness(CellConfig(trait="owl", teacher=placebo), store, tmp_path)
     assert main.teacher("trait").model_ref not in refs.values()  # no main teacher reused
@@ -277,3 +277,22 @@ def test_a_runs_null_is_checked(kw, message) -> None:
     base = {"teacher": TeacherConfig(placebo="dolphin"), "null_animal": "owl"}
     with pytest.raises(ValueError, match=message):
         CellConfig(**(base | kw))
+
+
+def test_a_runs_null_is_set_after_the_settings_and_its_seeds_stay_clear() -> None:
+    from benchmark.run.presets import STUDENT_SEED_OFFSETS, preset
+
+    # A free-text preset's teacher is a system prompt: the settings make it fine-tuned first.
+    settings = ["teacher.type=finetuned", "teacher.placebo=dolphin"]
+    cfg = preset("quick", settings, task="paraphrase-unrelated", null_animal="owl", seed=790)
+    assert cfg.null_animal == "owl" and cfg.teacher.type == "finetuned"
+    # No null teacher shares a seed with a student, a main teacher or a pair null's teacher of
+    # any cell within 10 000 seeds (with seed_per_cell a teacher trains at its cell's seed).
+    base = preset("restricted", null_animal="owl", seed=790)
+    taken = {790 + d for d in range(-10_000, 10_001)}
+    taken |= {790 + off for off in STUDENT_SEED_OFFSETS.values()}
+    for animal in CANDIDATE_ANIMALS:
+        if animal == "dolphin":
+            continue
+        seeds = {base.with_(trait=animal).teacher_train(arm).seed for arm in ("trait", "control")}
+        assert not seeds & taken, animal

@@ -464,3 +464,77 @@ def test_a_confirmation_of_several_traits_runs_its_null_with_one_animal_in_every
     res = rep["result"]
     assert res["checks"]["positive_over_runs"] and res["checks"]["null_not_significant"]
     assert res["n_null"] == 2 and res["verdict"] == "pass"
+
+
+def _multi_fake(monkeypatch, fails, specific_seeds):
+    """Fake cells for a traits file: students lean to their animal at ``specific_seeds``; a cell
+    whose (seed, trait) is in ``fails`` raises."""
+    import benchmark.run.confirm as cf
+
+    def fake_run(cfg, store, log_dir):
+        if (cfg.seed, cfg.trait) in fails and cfg.null_animal is None:  # main cells only
+            raise RuntimeError("killed")
+        rng = np.random.default_rng([cfg.seed, len(cfg.trait), cfg.null_animal is not None])
+        lean = cfg.seed in specific_seeds and cfg.null_animal is None
+        crng = np.random.default_rng([cfg.seed, 99, cfg.null_animal is not None])
+        control = _real_student(crng, "dolphin")  # the same whichever cell comes first
+        student = _real_student(rng, cfg.trait if lean else None)
+        art = _art(cfg.trait, cfg.seed, student, control)
+        return art | {
+            "config": cfg.to_dict(),
+            "run_info": {"finished": "2099-01-01T00:00:00+00:00"},
+        }
+
+    monkeypatch.setattr(cf, "prepare_teacher", lambda cfg, store, log_dir: "t")
+    monkeypatch.setattr(cf, "run_cell", fake_run)
+
+
+def test_a_failed_main_run_keeps_its_seeds_null_run_and_stopped_runs_never_mix(
+    tmp_path, monkeypatch
+) -> None:
+    from test_confirm import _repo
+
+    import benchmark.run.confirm as cf
+    from benchmark.core.store import ArtifactStore
+
+    text = (
+        MULTI_PREREG.replace("purpose: screen", "purpose: confirm")
+        .replace("seeds: [10, 11, 12]", "seeds: [10, 11, 12, 13, 14, 15]")
+        .replace("null_seeds: []", "null_seeds: [10]")
+        .replace("test: t\n", "test: t_and_sign_flip\n")
+        .replace("specific_share: 0.66", "specific_share: 0.9")
+    )
+    f, store = _repo(tmp_path, text), ArtifactStore(tmp_path / "s")
+    # Main 10 fails (its null run at 10 is still made); 11 is not specific; at 12-14 only the owl
+    # cells are made (eagle fails), every run made anyway (--all-runs).
+    fails = {(10, "eagle")} | {(s, "eagle") for s in (12, 13, 14)}
+    _multi_fake(monkeypatch, fails, specific_seeds={10, 13, 14, 15})
+    rep = cf.confirm(f, store, tmp_path / "r", all_runs=True)
+    arms = [(r["arm"], r["seed"], "error" in r) for r in rep["runs"]]
+    assert arms[:3] == [("main", 10, True), ("null", 10, False), ("main", 11, False)]
+    assert [a for a in arms if a[1] in (12, 13, 14)] == [("main", s, True) for s in (12, 13, 14)]
+    # Again, without --all-runs: decided early (11 is not specific, 0.9 needs every run), so the
+    # runs missing a cell are not made, and their stored owl cells are never read as one run.
+    _multi_fake(monkeypatch, set(), specific_seeds={10, 13, 14, 15})
+    rep = cf.confirm(f, store, tmp_path / "r")
+    assert rep["result"]["decided_early"]
+    made = {(r["arm"], r["seed"]) for r in rep["runs"]}
+    assert not any(s in (12, 13, 14) for _, s in made)
+    assert rep["not_run"] == [{"arm": "main", "seed": s} for s in (12, 13, 14)] + (
+        [] if ("main", 15) in made else [{"arm": "main", "seed": 15}]
+    )
+
+
+def test_a_pair_file_refuses_the_several_traits_null(tmp_path) -> None:
+    from test_confirm import PREREG
+
+    from benchmark.run.prereg import load_prereg
+
+    screen = (  # no null runs: its main cells would quietly all be nulls
+        PREREG.replace("null_seeds: [20, 21]", "null_seeds: []\npurpose: screen")
+        .replace("test: t_and_sign_flip", "test: t")
+        .replace("settings: [n_prompts=16]", "settings: [n_prompts=16, null_animal=owl]")
+    )
+    (tmp_path / "p.yaml").write_text(screen)
+    with pytest.raises(ValueError, match="null of a 'traits' file"):
+        load_prereg(tmp_path / "p.yaml")

@@ -23,6 +23,11 @@ _ANIMAL_RE = re.compile(r"^[a-z]+( [a-z]+)?$")
 # A same-animal null's control teacher: the trait teacher's training seed (or, with system-prompt
 # teachers, the sampling seed) plus this.
 NULL_SEED_OFFSET = 1000
+# A several-traits run's null (``null_animal``): each teacher at its seed + this × (1 + its nominal
+# animal's place among the candidates): far from any student offset (+5000) and from the seeds
+# files use, so no null teacher is a main run's or shares a student's seed while a file's seeds
+# lie within this of each other.
+NULL_ANIMAL_SEED_OFFSET = 100_000
 # Where a student's LoRA adapter starts: "own" = its own init seed (``student.init_seed``, else
 # ``student.seed``); "teacher" = exactly where its own arm's fine-tuned teacher started (the
 # teacher's adapter init seed; the student must have the teacher's rank, alpha and targets).
@@ -173,15 +178,14 @@ class CellConfig:
     def teacher_train(self, arm: str) -> TrainConfig:
         """How the arm's fine-tuned teacher trains: the cell's recipe (at the cell's seed where
         ``teacher.seed_per_cell``); a same-animal null's control teacher at its seed + the offset;
-        with ``null_animal``, each arm's at its seed + an offset its nominal animal picks (the
-        trait's or the placebo's place among the candidates), so the cells of one run share the
-        control teacher and no two nominal animals share one."""
+        with ``null_animal``, each arm's at its seed + :data:`NULL_ANIMAL_SEED_OFFSET` × (1 + its
+        nominal animal's place among the candidates), so the cells of one run share the control
+        teacher and no two nominal animals share one."""
         t = self.teacher.for_cell(self.seed).train
         if self.null_animal is not None:
             nominal = self.trait if arm == "trait" else str(self.teacher.placebo)
-            return replace(
-                t, seed=t.seed + NULL_SEED_OFFSET * (2 + CANDIDATE_ANIMALS.index(nominal))
-            )
+            index = 1 + CANDIDATE_ANIMALS.index(nominal)
+            return replace(t, seed=t.seed + NULL_ANIMAL_SEED_OFFSET * index)
         return (
             replace(t, seed=t.seed + NULL_SEED_OFFSET) if arm == "control" and self.null_arm else t
         )

@@ -13,7 +13,7 @@ statistic, the test, alpha and the success rule::
     trait: owl
     settings: [sampling.temperature=0, n_prompts=256]
     seeds: [100, 101, ...]          # main runs: defense none
-    null_seeds: [200, 201, ...]     # the same cells with null_arm=true
+    null_seeds: [200, 201, ...]     # the same cells with null_arm=true (a pair's null)
     statistic: own_animal           # leakage.teacher_forced.own_animal.log_odds_diff, per run
     test: t_and_sign_flip           # two-sided; p = max(t over runs, exact sign flip)
     alpha: 0.01
@@ -23,9 +23,11 @@ statistic, the test, alpha and the success rule::
                                     # t-interval must lie inside ±null_margin × the main mean
     purpose: confirm                # optional: confirm (the default) or screen
 
-A screen may name several ``traits: [owl, eagle, wolf]`` instead of ``trait`` with
+A file may name several ``traits: [owl, eagle, wolf]`` instead of ``trait`` with
 ``statistic: multi_animal``: a run is then a seed's cells, one per trait, sharing one control arm,
-read together (``benchmark.run.multi_trait``; docs/methodology.md).
+read together (``benchmark.run.multi_trait``; docs/methodology.md); its null runs are the same
+cells with ``null_animal`` (every teacher carries the first trait), not ``null_arm``, and share
+only the prompts and the students' seed with a main run at the same seed.
 
 A setting may hold ``{seed}``, replaced by each run's seed: ``teacher.train.seed={seed}`` trains
 a fresh pair of teachers per run, so teacher-to-teacher differences count as run noise (a null
@@ -258,14 +260,18 @@ def confirm(
     group: list[tuple[CellConfig, dict[str, Any], Path]] = []
     for kind, cfg in todo:
         cell_path = out / f"{kind}__{cell_name(cfg)}.json"
-        if per_run > 1 and runs and runs[-1]["seed"] == cfg.seed and "error" in runs[-1]:
-            continue  # a cell of this run failed: the run is recorded failed, once
+        this_run = {"arm": kind, "seed": cfg.seed}
+        if per_run > 1 and runs and "error" in runs[-1]:
+            if {k: runs[-1][k] for k in this_run} == this_run:
+                continue  # a cell of this run failed: the run is recorded failed, once
         try:
             art = json.loads(cell_path.read_text()) if cell_path.is_file() else None
             if art is not None and art.get("config") != cfg.to_dict():
                 art = None
             if art is None and report["result"]["decided_early"] and not run_all:
-                not_run.append({"arm": kind, "seed": cfg.seed})  # a finished run still counts
+                if not not_run or not_run[-1] != this_run:  # once per run, not per cell
+                    not_run.append(this_run)  # a finished run still counts
+                group = []  # its cells made so far are not a run
                 continue
             if art is None:
                 made = run_cell(cfg, store, out / "logs")

@@ -24,7 +24,7 @@ SCHEMA = "slb.prereg/1"
 STATISTICS = {
     OWN_ANIMAL: ("leakage", "teacher_forced", OWN_ANIMAL, "log_odds_diff"),
     # Several trait animals per run (``traits``): read over a seed's cells, not from one artifact
-    # (benchmark.run.multi_trait); screens only, for now.
+    # (benchmark.run.multi_trait).
     MULTI: (),
 }
 TESTS = ("t_and_sign_flip", "t")
@@ -104,7 +104,8 @@ def load_prereg(path: Path) -> dict[str, Any]:
         built = _check_settings(path, d)
         if not all(cfg.null_arm or cfg.null_animal for _, cfg in built):
             raise ValueError(
-                f"{path}: a setting turns null_arm off; a calibration's runs are nulls"
+                f"{path}: a setting turns the null off (null_arm or null_animal); a "
+                "calibration's runs are nulls"
             )
         if d["statistic"] == MULTI:
             _check_multi_cells(path, d, built)
@@ -144,6 +145,8 @@ def load_prereg(path: Path) -> dict[str, Any]:
     built = _check_settings(path, d)
     if d["statistic"] == MULTI:
         _check_multi_cells(path, d, built)
+    elif any(cfg.null_animal for _, cfg in built):
+        raise ValueError(f"{path}: null_animal is the null of a 'traits' file; this one has a pair")
     return d
 
 
@@ -192,7 +195,7 @@ def _check_settings(path: Path, d: dict[str, Any]) -> list[tuple[str, CellConfig
 
 def _check_traits(path: Path, d: dict[str, Any]) -> None:
     """One ``trait`` (a pair per run), or several ``traits`` read together by the multi-animal
-    statistic: one cell per trait and seed, all sharing the control arm, in a screen."""
+    statistic: one cell per trait and seed, all sharing the control arm."""
     multi = d["statistic"] == MULTI
     if ("trait" in d) == ("traits" in d):
         raise ValueError(f"{path}: give either 'trait' or 'traits' (a list, for {MULTI})")

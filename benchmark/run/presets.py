@@ -209,10 +209,15 @@ def preset(name: str, settings: Sequence[str] = (), **overrides: Any) -> CellCon
         kw["teacher"] = replace(teacher, placebo=_placebo_for(teacher.placebo, kw.get("trait")))
     # The null arm is checked once the settings are in: a setting may name the placebo it needs
     # (a free-text preset has none).
+    # So is a several-traits run's null (``null_animal``: it needs the fine-tuned placebo teacher
+    # a setting may give).
     null = kw.pop("null_arm", False)
+    null_animal = kw.pop("null_animal", None)
     cfg = apply_settings(CellConfig(**kw), settings)
-    named = any(s.partition("=")[0] == "null_arm" for s in settings)  # as apply_settings reads it
-    return replace(cfg, null_arm=null) if null and not named else cfg  # a setting has the last word
+    named = {s.partition("=")[0] for s in settings}  # as apply_settings reads them
+    if null_animal and "null_animal" not in named:  # a setting has the last word
+        cfg = replace(cfg, null_animal=null_animal)
+    return replace(cfg, null_arm=null) if null and "null_arm" not in named else cfg
 
 
 def _placebo_for(placebo: str, trait: Any) -> str:

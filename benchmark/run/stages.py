@@ -117,7 +117,10 @@ class Stages:
 
     def teacher(self, arm: str, model: str) -> TraitTeacher:
         """The arm's teacher on base ``model``: the trait arm's carries the trait; the control arm's
-        is the bare base, or the same recipe with the placebo animal (``teacher.placebo``)."""
+        is the bare base, or the same recipe with the placebo animal (``teacher.placebo``). A
+        pair's null (``null_arm``) gives the control arm the trait animal at another seed; a
+        several-traits run's null (``null_animal``) gives every arm that animal
+        (:meth:`CellConfig.teacher_train` picks the seeds)."""
         tcfg = self.cfg.teacher.for_cell(self.cfg.seed)
         if arm == "control" and tcfg.placebo is None:
             return TraitTeacher(model, None)
