@@ -65,21 +65,29 @@ def test_plant_replaces_a_known_share_and_keeps_ids_and_prompts() -> None:
         plant(rows, "owl", 1.0, seed=0)
 
 
-def test_null_arm_control_teacher_carries_the_trait_animal(tmp_path, monkeypatch) -> None:
-    from conftest import CellHarness
-
+def _fake_teachers(monkeypatch, tmp_path):
+    """Teachers that record (animal, training seed) instead of minutes of LoRA training; returns
+    that record and a fresh store."""
     import benchmark.run.stages as stages
     from benchmark.core.store import ArtifactStore
 
     trained: list[tuple[str, int]] = []
 
-    def fake_train(model, animal, tcfg, out):  # the recipe, minus minutes of LoRA training
+    def fake_train(model, animal, tcfg, out):
         trained.append((animal, tcfg.train.seed))
         (out / "adapter_config.json").write_text("{}")
         return {"animal": animal}
 
     monkeypatch.setattr(stages, "train_trait_adapter", fake_train)
-    store = ArtifactStore(tmp_path / "store")
+    return trained, ArtifactStore(tmp_path / "store")
+
+
+def test_null_arm_control_teacher_carries_the_trait_animal(tmp_path, monkeypatch) -> None:
+    from conftest import CellHarness
+
+    import benchmark.run.stages as stages
+
+    trained, store = _fake_teachers(monkeypatch, tmp_path)
     placebo = TeacherConfig(placebo="dolphin")
     regular = CellHarness(CellConfig(teacher=placebo), store, tmp_path)
     null = CellHarness(CellConfig(teacher=placebo, null_arm=True), store, tmp_path)
@@ -232,18 +240,8 @@ def test_a_runs_null_gives_every_teacher_one_animal_and_keeps_the_control_shared
     seed its nominal animal picks; the control teacher is the same for every trait's cell."""
     from conftest import CellHarness
 
-    import benchmark.run.stages as stages
-    from benchmark.core.store import ArtifactStore
 
-    trained: list[tuple[str, int]] = []
-
-    def fake_train(model, animal, tcfg, out):  # the recipe, minus minutes of LoRA training
-        trained.append((animal, tcfg.train.seed))
-        (out / "adapter_config.json").write_text("{}")
-        return {"animal": animal}
-
-    monkeypatch.setattr(stages, "train_trait_adapter", fake_train)
-    store = ArtifactStore(tmp_path / "store")
+    trained, store = _fake_teachers(monkeypatch, tmp_path)
     placebo = TeacherConfig(placebo="dolphin")
     cells = {
         t: CellHarness(CellConfig(trait=t, teacher=placebo, null_animal="owl"), store, tmp_path)

@@ -417,6 +417,17 @@ def test_a_sampled_run_is_recorded_with_its_true_number_of_assignments(tmp_path)
         multi_record("main", [(SimpleNamespace(seed=5, trait="zebra"), *cells[0][1:]), *cells[1:]])
 
 
+def _multi_confirmation(null_seeds: str, share: str = "0.66") -> str:
+    """MULTI_PREREG as a confirmation: six seeds, ``null_seeds``, the sign-flip test."""
+    return (
+        MULTI_PREREG.replace("purpose: screen", "purpose: confirm")
+        .replace("seeds: [10, 11, 12]", "seeds: [10, 11, 12, 13, 14, 15]")
+        .replace("null_seeds: []", f"null_seeds: {null_seeds}")
+        .replace("test: t\n", "test: t_and_sign_flip\n")
+        .replace("specific_share: 0.66", f"specific_share: {share}")
+    )
+
+
 def test_a_confirmation_of_several_traits_runs_its_null_with_one_animal_in_every_teacher(
     tmp_path, monkeypatch
 ) -> None:
@@ -426,34 +437,15 @@ def test_a_confirmation_of_several_traits_runs_its_null_with_one_animal_in_every
     from benchmark.core.store import ArtifactStore
     from benchmark.run.prereg import cells, load_prereg
 
-    text = (
-        MULTI_PREREG.replace("purpose: screen", "purpose: confirm")
-        .replace("seeds: [10, 11, 12]", "seeds: [10, 11, 12, 13, 14, 15]")
-        .replace("null_seeds: []", "null_seeds: [10, 11]")
-        .replace("test: t\n", "test: t_and_sign_flip\n")
-    )
-    f = _repo(tmp_path, text)
+    f = _repo(tmp_path, _multi_confirmation("[10, 11]"))
     pre = load_prereg(f)
     plan = [(k, c.seed, c.trait, c.null_animal) for k, c in cells(pre)]
     assert plan[:6] == [("main", 10, t, None) for t in ("owl", "eagle", "wolf")] + [
         ("null", 10, t, "owl") for t in ("owl", "eagle", "wolf")
     ]
     assert len(plan) == 3 * 8 and plan[-1] == ("main", 15, "wolf", None)
-    controls: dict[tuple, tuple] = {}
-
-    def fake_run(cfg, store, log_dir):  # main: each student leans to its animal; null: none do
-        rng = np.random.default_rng([cfg.seed, len(cfg.trait), cfg.null_animal is not None])
-        key = (cfg.seed, cfg.null_animal)
-        control = controls.setdefault(key, _real_student(rng, None if key[1] else "dolphin"))
-        student = _real_student(rng, None if cfg.null_animal else cfg.trait)
-        art = _art(cfg.trait, cfg.seed, student, control)
-        return art | {
-            "config": cfg.to_dict(),
-            "run_info": {"finished": "2099-01-01T00:00:00+00:00"},
-        }
-
-    monkeypatch.setattr(cf, "prepare_teacher", lambda cfg, store, log_dir: "t")
-    monkeypatch.setattr(cf, "run_cell", fake_run)
+    # Main students lean to their own animal; the null's do not.
+    _multi_fake(monkeypatch, set(), specific_seeds=set(range(10, 16)))
     rep = cf.confirm(f, ArtifactStore(tmp_path / "s"), tmp_path / "r")
     arms = [(r["arm"], r["seed"]) for r in rep["runs"]]
     assert arms == [("main", 10), ("null", 10), ("main", 11), ("null", 11)] + [
@@ -467,8 +459,8 @@ def test_a_confirmation_of_several_traits_runs_its_null_with_one_animal_in_every
 
 
 def _multi_fake(monkeypatch, fails, specific_seeds):
-    """Fake cells for a traits file: students lean to their animal at ``specific_seeds``; a cell
-    whose (seed, trait) is in ``fails`` raises."""
+    """Fake cells for a traits file: main students lean to their animal at ``specific_seeds``
+    (null students never); a main cell whose (seed, trait) is in ``fails`` raises."""
     import benchmark.run.confirm as cf
 
     def fake_run(cfg, store, log_dir):
@@ -497,13 +489,7 @@ def test_a_failed_main_run_keeps_its_seeds_null_run_and_stopped_runs_never_mix(
     import benchmark.run.confirm as cf
     from benchmark.core.store import ArtifactStore
 
-    text = (
-        MULTI_PREREG.replace("purpose: screen", "purpose: confirm")
-        .replace("seeds: [10, 11, 12]", "seeds: [10, 11, 12, 13, 14, 15]")
-        .replace("null_seeds: []", "null_seeds: [10]")
-        .replace("test: t\n", "test: t_and_sign_flip\n")
-        .replace("specific_share: 0.66", "specific_share: 0.9")
-    )
+    text = _multi_confirmation("[10]", share="0.9")
     f, store = _repo(tmp_path, text), ArtifactStore(tmp_path / "s")
     # Main 10 fails (its null run at 10 is still made); 11 is not specific; at 12-14 only the owl
     # cells are made (eagle fails), every run made anyway (--all-runs).
