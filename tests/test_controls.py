@@ -240,7 +240,6 @@ def test_a_runs_null_gives_every_teacher_one_animal_and_keeps_the_control_shared
     seed its nominal animal picks; the control teacher is the same for every trait's cell."""
     from conftest import CellHarness
 
-
     trained, store = _fake_teachers(monkeypatch, tmp_path)
     placebo = TeacherConfig(placebo="dolphin")
     cells = {
