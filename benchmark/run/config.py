@@ -232,11 +232,8 @@ class CellConfig:
         d["student"] = self.student.to_dict()
         d["sampling"] = self.sampling.to_dict()
         d["eval"] = self.eval.to_dict()
-        for name in (
-            "null_arm",
-            "planted_share",
-            "null_animal",
-        ):  # absent when off: older setups keep their ids
+        # The controls are absent when off, so older setups keep their ids.
+        for name in ("null_arm", "planted_share", "null_animal"):
             if not d[name]:
                 del d[name]
         if d["student_init"] == "own":  # likewise

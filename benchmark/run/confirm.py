@@ -255,42 +255,37 @@ def confirm(
     report_path = out / CONFIRMATION_REPORT
     not_run: list[dict[str, Any]] = []
     report = _report(prereg, reg, runs)
-    # With ``traits``, a run is a seed's cells, one per trait, read together once all are made.
+    # A run is one cell, or with ``traits`` a seed's cells (one per trait, listed in a row by
+    # ``cells``), read together once all are made.
     per_run = len(prereg.get("traits") or [None])
-    group: list[tuple[CellConfig, dict[str, Any], Path]] = []
-    for kind, cfg in todo:
-        cell_path = out / f"{kind}__{cell_name(cfg)}.json"
-        this_run = {"arm": kind, "seed": cfg.seed}
-        if per_run > 1 and runs and "error" in runs[-1]:
-            if {k: runs[-1][k] for k in this_run} == this_run:
-                continue  # a cell of this run failed: the run is recorded failed, once
+    for i in range(0, len(todo), per_run):
+        kind, seed = todo[i][0], todo[i][1].seed
+        made: list[tuple[CellConfig, dict[str, Any], Path]] = []
         try:
-            art = json.loads(cell_path.read_text()) if cell_path.is_file() else None
-            if art is not None and art.get("config") != cfg.to_dict():
-                art = None
-            if art is None and report["result"]["decided_early"] and not run_all:
-                if not not_run or not_run[-1] != this_run:  # once per run, not per cell
-                    not_run.append(this_run)  # a finished run still counts
-                group = []  # its cells made so far are not a run
+            for _, cfg in todo[i : i + per_run]:
+                cell_path = out / f"{kind}__{cell_name(cfg)}.json"
+                art = json.loads(cell_path.read_text()) if cell_path.is_file() else None
+                if art is not None and art.get("config") != cfg.to_dict():
+                    art = None
+                if art is None and report["result"]["decided_early"] and not run_all:
+                    break  # a run finished before still counts; this one is not made
+                if art is None:
+                    new = run_cell(cfg, store, out / "logs")
+                    new["run_info"][PREREG_SHA] = reg["sha256"]  # the file it was made under
+                    art = write_artifact(cell_path, new)
+                made.append((cfg, art, cell_path))
+            if len(made) < per_run:
+                not_run.append({"arm": kind, "seed": seed})
                 continue
-            if art is None:
-                made = run_cell(cfg, store, out / "logs")
-                made["run_info"][PREREG_SHA] = reg["sha256"]  # the file this run was made under
-                art = write_artifact(cell_path, made)
             if per_run > 1:
-                group.append((cfg, art, cell_path))
-                if len(group) < per_run:
-                    continue
-                runs.append(multi_trait.multi_record(kind, group))
-                group = []
+                runs.append(multi_trait.multi_record(kind, made))
             else:
-                runs.append(run_record(kind, cfg, art, cell_path, prereg["statistic"]))
+                runs.append(run_record(kind, *made[0], prereg["statistic"]))
         except Exception as e:  # noqa: BLE001 - every run is reported, the failed ones too
-            runs.append({"arm": kind, "seed": cfg.seed, "error": f"{type(e).__name__}: {e}"})
-            group = []
+            runs.append({"arm": kind, "seed": seed, "error": f"{type(e).__name__}: {e}"})
         r = runs[-1]
         print(
-            f"{kind} seed {cfg.seed}: "
+            f"{kind} seed {seed}: "
             + (
                 r["error"]
                 if "error" in r

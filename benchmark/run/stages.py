@@ -125,8 +125,8 @@ class Stages:
         if arm == "control" and tcfg.placebo is None:
             return TraitTeacher(model, None)
         null = (arm == "control" and self.cfg.null_arm) or self.cfg.null_animal is not None
-        animal = self.trait.animal if arm == "trait" or null else str(tcfg.placebo)
-        animal = self.cfg.null_animal or animal  # a run's null: every teacher carries this one
+        own = self.trait.animal if arm == "trait" or null else str(tcfg.placebo)
+        animal = self.cfg.null_animal or own  # a run's null: every teacher carries that one
         if tcfg.type == "system_prompt":  # the null's control arm samples with another seed
             return TraitTeacher(model, Trait(animal).system_prompt)
         if null:  # the trait's recipe with another training seed: another adapter, same animal

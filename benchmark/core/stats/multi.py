@@ -20,6 +20,7 @@ valid as it stands (the draws may include the true one).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Sequence
@@ -27,7 +28,13 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.core.stats.specificity import EPS, MAX_CANDIDATES, CandidateTable, _logit
+from benchmark.core.stats.specificity import (
+    EPS,
+    MAX_CANDIDATES,
+    CandidateTable,
+    _logit,
+    mean_tables,
+)
 
 EXACT_MAX = 300_000
 SAMPLED = 100_000
@@ -48,6 +55,19 @@ def _contrasts(tables: Sequence[CandidateTable], eps: float) -> tuple[tuple[str,
     m = len(tables)
     others = (ell.sum(axis=0, keepdims=True) - ell) / (m - 1)
     return animals, ell - others
+
+
+@functools.lru_cache(maxsize=4)
+def _assignments(n: int, m: int) -> np.ndarray:
+    """Every injective assignment of ``n`` candidates to ``m`` students, one per row (read-only:
+    the same few tables serve every run of a summary)."""
+    out = np.fromiter(
+        itertools.chain.from_iterable(itertools.permutations(range(n), m)),
+        dtype=np.int16,
+        count=n_assignments(n, m) * m,
+    ).reshape(-1, m)
+    out.flags.writeable = False
+    return out
 
 
 def n_assignments(n: int, m: int) -> int:
@@ -91,11 +111,7 @@ def multi_specificity(
     total = n_assignments(n, m)
     top: list[dict[str, Any]] = []
     if total - 1 <= EXACT_MAX:
-        perms = np.fromiter(
-            itertools.chain.from_iterable(itertools.permutations(range(n), m)),
-            dtype=np.int16,
-            count=total * m,
-        ).reshape(total, m)
+        perms = _assignments(n, m)
         vals = f[rows, perms].mean(axis=1)
         is_true = np.all(perms == np.asarray(col), axis=1)
         others = vals[~is_true]
@@ -109,7 +125,8 @@ def multi_specificity(
         method = "sampled"
     # Compare as the statistic is computed (a mean of the same floats), so the true assignment's
     # relabelled twins tie with it rather than differ in the last bit.
-    at_least = int(np.sum(others >= value - 1e-12 * max(1.0, abs(value))))
+    floor = value - 1e-12 * max(1.0, abs(value))
+    at_least = int(np.sum(others >= floor))
     p_rank = (1 + at_least) / (1 + len(others))
     # The students' own animals permuted among them (m! orders, the identity included): exact,
     # and valid where the students are exchangeable without a leak whatever the candidates do;
@@ -118,7 +135,7 @@ def multi_specificity(
     if m <= MAX_STUDENT_PERMUTATIONS:
         orders = np.array(list(itertools.permutations(col)))
         shuffled = f[rows, orders].mean(axis=1)
-        p_students = float(np.mean(shuffled >= value - 1e-12 * max(1.0, abs(value))))
+        p_students = float(np.mean(shuffled >= floor))
     per_animal = []
     for i, a in enumerate(animals):
         per_animal.append(
@@ -152,13 +169,7 @@ def pooled_multi_specificity(
 ) -> dict[str, Any] | None:
     """:func:`multi_specificity` with each student's probabilities averaged over the runs first
     (as a suite's pooled summary does); None when the runs cover other questions or animals."""
-    if not runs or any(len(r) != len(animals) for r in runs):
+    mean = mean_tables(runs)
+    if mean is None or len(mean) != len(animals):
         return None
-    ids, names = runs[0][0][0], runs[0][0][1]
-    if any(t[:2] != (ids, names) for run in runs for t in run):
-        return None
-    mean = [
-        (ids, names, np.mean(np.stack([run[i][2] for run in runs]), axis=0))
-        for i in range(len(animals))
-    ]
     return multi_specificity(mean, animals, alpha=alpha)

@@ -173,6 +173,20 @@ def candidate_table(rows: Sequence[Any], key: str) -> CandidateTable | None:
     return tuple(ids[i] for i in order), tuple(first[j] for j in cols), arr[np.ix_(order, cols)]
 
 
+def mean_tables(runs: Sequence[Sequence[CandidateTable]]) -> list[CandidateTable] | None:
+    """Each student's table with its probabilities averaged over the runs, question by question
+    (as a suite's pooled summary does, and as :func:`pair_specificity` averages a question's
+    per-seed list); None when there is no run, or the runs have other numbers of students, or
+    cover other questions or animals."""
+    if not runs or len({len(run) for run in runs}) != 1:
+        return None
+    ids, animals = runs[0][0][0], runs[0][0][1]
+    if any(t[:2] != (ids, animals) for run in runs for t in run):
+        return None
+    stacks = zip(*[[t[2] for t in run] for run in runs], strict=True)  # per student, per run
+    return [(ids, animals, np.mean(np.stack(arrays), axis=0)) for arrays in stacks]
+
+
 def pooled_specificity(
     runs: Sequence[tuple[CandidateTable, CandidateTable]],
     trait: str,
@@ -183,16 +197,12 @@ def pooled_specificity(
     """:func:`pair_specificity` over several runs (trait student's table, control student's
     table), each question's probabilities averaged over the runs first, as a suite's pooled
     summary does; None when there is no run or the runs cover other questions or animals."""
-    if not runs:
-        return None
-    ids, animals = runs[0][0][0], runs[0][0][1]
-    if any(t[:2] != (ids, animals) for run in runs for t in run):
+    mean = mean_tables(runs)
+    if mean is None:
         return None
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
-    # Each question's probabilities averaged over the runs (as pair_specificity averages a
-    # question's per-seed list), straight from the arrays.
-    t, c = (np.mean(np.stack([run[arm][2] for run in runs]), axis=0) for arm in (0, 1))
+    (_, animals, t), (_, _, c) = mean
     return _rank_pair(
         animals, (_logit(t, EPS) - _logit(c, EPS)).mean(axis=0), trait, placebo, alpha
     )
