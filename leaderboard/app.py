@@ -25,7 +25,7 @@ import streamlit as st
 
 from benchmark.core.artifact import CellResult
 from benchmark.core.setup_keys import PRIMARY_SUITE
-from leaderboard import confirmations, loader, tables, views
+from leaderboard import confirmations, loader, several, tables, views
 from leaderboard import ranking as rk
 from leaderboard.loader import DEFAULT_DIRS, DIRS_ENV, Loaded, Skipped, discover, excluded, load
 
@@ -76,6 +76,11 @@ def ranking(dirs: tuple[str, ...], fp: tuple, key: Key, metric: str) -> pd.DataF
 def heat(dirs: tuple[str, ...], fp: tuple, key: Key, metric: str, by: str = "task") -> pd.DataFrame:
     # Separate from the ranking so the table is on screen before this is computed.
     return tables.per_task(tables.select(loaded(dirs, fp).cells, filters(key)), metric, by)
+
+
+@st.cache_resource(max_entries=64)
+def several_runs(dirs: tuple[str, ...], fp: tuple, key: Key) -> pd.DataFrame:
+    return several.table(tables.select(loaded(dirs, fp).cells, filters(key)))
 
 
 def pick(
@@ -231,13 +236,8 @@ def defense_page(
         for s in sorted({c.source for c in mine})
         for k, v in data.submissions.get(s, {}).items()
     }
-    st.markdown(
-        str(
-            info.get("description")
-            or meta.get("description")
-            or "_No description in the artifacts._"
-        )
-    )
+    no_text = "_No description in the artifacts._"
+    st.markdown(str(info.get("description") or meta.get("description") or no_text))
     row = rank[rank["defense"] == entry].iloc[0] if entry in set(rank["defense"]) else None
     tiles(row)
     if row is not None and row["flags"]:
@@ -387,6 +387,7 @@ def main() -> None:
         names = {c.setup: (c.setup_label, c.setup_diff) for c in data.cells}
         setup = names.get(f.setup or "", ("", ""))
         leaderboard_page(rank, lambda: heat(dirs, fp, key, metric), metric, f, setup)
+        several.panel(several_runs(dirs, fp, key))
     else:
         defense_page(page, tables.select(data.cells, f), rank, metric, data)
     confirmations.panel(dirs)

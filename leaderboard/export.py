@@ -4,7 +4,8 @@
 artifacts whose integrity is not ``ok`` are left out and listed) and writes::
 
     out_dir/index.html          every setup: its forest plot (inline SVG, the Vega-Lite spec
-                                beside it as JSON), the ranking table, the reduction per task
+                                beside it as JSON), the ranking table, the reduction per task,
+                                its runs of several trait animals (``leaderboard.several``)
     out_dir/defense/<slug>.html one page per defense entry, a section per setup it ran in
     out_dir/leaderboard.csv     every setup's ranking rows (the app's CSV, with setup columns)
     out_dir/leaderboard.json    the same rows, the setups and the skipped files
@@ -29,7 +30,7 @@ from typing import Any
 import pandas as pd
 
 from benchmark.core.artifact import CellResult
-from leaderboard import confirmations, views
+from leaderboard import confirmations, several, views
 from leaderboard.loader import excluded, load
 from leaderboard.ranking import ranking
 from leaderboard.tables import Filters, per_group, per_task, select
@@ -55,6 +56,8 @@ def export(dirs: Sequence[str | Path], out_dir: str | Path) -> Path:
         rank = ranking(cells, metric, reproduced=data.reproduced)
         slugs = {e: slug(e) for e in rank["defense"]}
         sections.append(_setup_section(first, metric, rank, per_task(cells, metric), slugs))
+        if len(runs := several.table(cells)):
+            sections.append(f"<h3>Runs of several trait animals</h3>{_table(runs)}")
         for e in rank["defense"]:
             pages[e].append(_defense_section(e, first, rank, cells, metric))
         rows.append(

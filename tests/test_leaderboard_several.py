@@ -1,0 +1,127 @@
+"""The leaderboard's runs of several trait animals (leaderboard.several): found among the cells of
+a selection, read as ``slb confirm`` reads them, shown in the app and in the static export.
+
+The cells are the committed ones of the multi-animal screen's first run (owl, eagle and wolf
+against one dolphin control arm, seed 790), so the figures are checked against that screen's own
+report, not against numbers written here."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from leaderboard import several
+from leaderboard.loader import DIRS_ENV, load
+
+ROOT = Path(__file__).resolve().parent.parent
+SCREEN = ROOT / "docs" / "experiments" / "confirm" / "screen-multi-restricted-numbers-256"
+SEED = 790
+
+
+def _cells(root: Path = SCREEN) -> list:
+    cells = [c for c in load([root]).cells if c.seed == SEED]
+    assert sorted(c.trait for c in cells) == ["eagle", "owl", "wolf"]
+    return cells
+
+
+def _reported() -> dict:
+    report = json.loads((SCREEN / "report.json").read_text())
+    return next(r for r in report["runs"] if r["seed"] == SEED and r["arm"] == "main")
+
+
+def test_a_committed_run_reads_as_its_confirmation_report_says() -> None:
+    df = several.table(_cells())
+    assert len(df) == 1
+    row, rep = df.iloc[0], _reported()
+    assert row["animals"] == "+".join(rep["animals"][:-1]) + f" vs {rep['animals'][-1]}"
+    assert row["multi-animal (log-odds)"] == f"{rep['value']:+.3f}"
+    assert row["rank"].startswith(f"{rep['rank']} of {rep['n_pairs']} ")
+    assert row["specific"] == ("yes" if rep["specific"] else "no")
+    assert row["p_students"] == f"{rep['p_students']:.2g}"
+    assert row["note"] == ""
+
+
+def _copy_with(tmp_path: Path, cells: list, edit) -> list:
+    """The cells, their artifacts copied to tmp_path and changed by ``edit(art)``."""
+    out = []
+    for c in cells:
+        art = json.loads(Path(c.path).read_text())
+        edit(art)
+        p = tmp_path / Path(c.path).name
+        p.write_text(json.dumps(art))
+        out.append(dataclasses.replace(c, path=str(p)))
+    return out
+
+
+def test_a_second_seed_adds_a_row_over_the_seeds(tmp_path: Path) -> None:
+    cells = _cells()
+    again = _copy_with(tmp_path, cells, lambda a: a["config"].update(seed=SEED + 1))
+    again = [dataclasses.replace(c, seed=SEED + 1) for c in again]
+    df = several.table(cells + again)
+    assert list(df["seeds"]) == [str(SEED), str(SEED + 1), f"2 runs: {SEED}, {SEED + 1}"]
+    value = f"{_reported()['value']:+.3f}"
+    assert df["multi-animal (log-odds)"].iloc[2].startswith(value)  # the same run twice
+    assert df["specific"].iloc[2] == "2 of 2"
+
+
+def test_cells_that_do_not_share_their_control_student_say_so(tmp_path: Path) -> None:
+    cells = _cells()
+
+    def other_rows(art: dict) -> None:
+        if art["config"]["trait"] == "owl":
+            art["integrity"]["training_rows"]["control"] = "0" * 64
+
+    changed = _copy_with(tmp_path, cells, other_rows)
+    df = several.table(changed)
+    assert df["multi-animal (log-odds)"].tolist() == [""]
+    assert df["note"].iloc[0].startswith("not one run: the cells' control students differ")
+    # One entry's cells only: another entry with the same runs is read apart.
+    other = [dataclasses.replace(c, entry="other v1") for c in cells]
+    assert sorted(several.table(cells + other)["entry"]) == ["none v1", "other v1"]
+
+
+def test_an_artifact_that_cannot_be_read_again_is_named(tmp_path: Path) -> None:
+    cells = _cells()
+    gone = next(c for c in cells if c.trait == "wolf")
+    lost = str(tmp_path / "gone.json")
+    cells = [dataclasses.replace(c, path=lost) if c is gone else c for c in cells]
+    df = several.table(cells)
+    assert df["animals"].iloc[0] == "eagle+owl vs dolphin"  # the two left still make a run
+    assert df["note"].iloc[-1] == f"could not read again: {lost}"
+
+
+def test_one_trait_per_entry_gives_no_rows() -> None:
+    owl = [c for c in _cells() if c.trait == "owl"]
+    assert several.table(owl).empty
+
+
+@pytest.fixture
+def results(tmp_path: Path) -> Path:
+    root = tmp_path / "res" / "restricted"
+    root.mkdir(parents=True)
+    for p in SCREEN.glob("*__seed*.json"):
+        shutil.copy(p, root / p.name)
+    return tmp_path / "res"
+
+
+def test_the_app_and_the_export_show_the_run(
+    results: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from leaderboard.export import export
+
+    monkeypatch.setenv(DIRS_ENV, str(results))
+    at = AppTest.from_file(str(ROOT / "leaderboard" / "app.py"), default_timeout=60).run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert "Runs of several trait animals (1)" in [e.label for e in at.expander]
+    frames = [d.value for d in at.dataframe if "p_students" in d.value.columns]
+    assert len(frames) == 1 and frames[0]["multi-animal (log-odds)"].iloc[0] == (
+        f"{_reported()['value']:+.3f}"
+    )
+    index = export([results], tmp_path / "site").read_text()
+    assert "<h3>Runs of several trait animals</h3>" in index
+    assert "eagle+owl+wolf vs dolphin" in index
