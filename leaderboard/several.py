@@ -7,9 +7,12 @@ multi-animal statistic. This module finds the same runs among the leaderboard's 
 reader sees them beside the ranking: one row per run (its statistic, its rank among every
 assignment of the candidate animals to its students, whether that is specific) and one row per
 design over its seeds. The grouping, the checks that the cells share their control student and
-every number come from :mod:`benchmark.run.multi_trait`; this file only reads the artifacts again
-(a :class:`~benchmark.core.artifact.CellResult` keeps no training-row hashes) and lays out rows.
-An artifact that cannot be read again is left out of the runs and named in the table.
+every number come from :mod:`benchmark.run.multi_trait`; this file picks the cells whose control
+students score alike (from what the loaded cells carry), reads those artifacts again (a
+:class:`~benchmark.core.artifact.CellResult` keeps no training-row hashes) and lays out rows.
+Cells of several traits at one seed that do not share their control student (a suite run trait
+by trait) are pair runs and not listed; an artifact that cannot be read again is left out of
+the runs and named in the table.
 """
 
 from __future__ import annotations
@@ -20,10 +23,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from benchmark.core.artifact import CellResult
-from benchmark.run.multi_trait import MULTI, multi_pooled, multi_runs
+from benchmark.run.multi_trait import CONTROL_ATOL, MULTI, multi_pooled, multi_runs
 
 COLUMNS = [
     "entry",
@@ -60,8 +64,6 @@ def _run_row(entry: str, r: dict[str, Any]) -> dict[str, Any]:
         "seeds": str(r["seed"]),
         "animals": _animals(r["animals"], r.get("null_animal")),
     }
-    if MULTI not in r:
-        return out | {"note": f"not one run: {r['error']}"}
     m = r[MULTI]
     per = ", ".join(f"{a['animal']} {a['contrast']:+.3f}" for a in m["per_animal"])
     # A sampled test has no rank, only its Monte Carlo p over the assignments.
@@ -90,18 +92,39 @@ def _pool_row(entry: str, g: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _shared_control(cells: Sequence[CellResult]) -> dict[str, list[CellResult]]:
+    """Per entry, the cells that may make runs: a placebo cell of a seed whose cells of several
+    traits score the same control student (the candidate distributions every cell already
+    carries). Only these artifacts are read again; :func:`multi_runs` then checks the rest."""
+    groups: dict[tuple[Any, ...], list[CellResult]] = defaultdict(list)
+    for c in cells:
+        if c.placebo_animal and c.candidates is not None:
+            key = (c.entry, c.reference, c.task, c.setup, str(c.seed), c.placebo_animal)
+            groups[key].append(c)
+    out: dict[str, list[CellResult]] = defaultdict(list)
+    for (entry, ref, *_), g in groups.items():
+        first = g[0].candidates[1] if g[0].candidates else None
+        same = all(
+            c.candidates is not None
+            and first is not None
+            and c.candidates[1][:2] == first[:2]
+            and np.allclose(c.candidates[1][2], first[2], rtol=0, atol=CONTROL_ATOL)
+            for c in g
+        )
+        if same and len({c.trait for c in g}) > 1:
+            out[entry + (f" ({ref})" if ref else "")] += g
+    return out
+
+
 def table(cells: Sequence[CellResult]) -> pd.DataFrame:
     """The several-traits runs among ``cells`` (one leaderboard selection), per entry: a row per
-    run, then a row per design over its seeds where it has several; empty when there are none."""
-    by_entry: dict[str, list[CellResult]] = defaultdict(list)
-    for c in cells:
-        by_entry[c.entry + (f" ({c.reference})" if c.reference else "")].append(c)
+    run, then a row per design over its seeds where it has several; empty when there are none.
+    Cells of several traits at one seed that do not share their control student are separate
+    pair runs (a suite run trait by trait): not listed."""
     rows: list[dict[str, Any]] = []
-    for entry, mine in sorted(by_entry.items()):
-        if len({c.trait for c in mine}) < 2:
-            continue
+    for entry, mine in sorted(_shared_control(cells).items()):
         arts = {c.path: _read(c.path) for c in mine}
-        runs = multi_runs([a for a in arts.values() if a is not None])
+        runs = [r for r in multi_runs([a for a in arts.values() if a is not None]) if MULTI in r]
         rows += [_run_row(entry, r) for r in runs]
         rows += [_pool_row(entry, g) for g in multi_pooled(runs) if len(g["seeds"]) > 1]
         if runs and (lost := sorted(p for p, a in arts.items() if a is None)):
