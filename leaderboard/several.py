@@ -7,7 +7,7 @@ multi-animal statistic. This module finds the same runs among the leaderboard's 
 reader sees them beside the ranking: one row per run (its statistic, its rank among every
 assignment of the candidate animals to its students, whether that is specific) and one row per
 design over its seeds. The grouping, the checks that the cells share their control student and
-every number come from :mod:`benchmark.run.multi_trait`; this file picks the cells whose control
+every number come from :mod:`benchmark.core.multi_trait`; this file picks the cells whose control
 students score alike (from what the loaded cells carry), reads those artifacts again (a
 :class:`~benchmark.core.artifact.CellResult` keeps no training-row hashes) and lays out rows.
 Cells of several traits at one seed that do not share their control student (a suite run trait
@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark.core.artifact import CellResult
-from benchmark.run.multi_trait import CONTROL_ATOL, MULTI, multi_pooled, multi_runs
+from benchmark.core.multi_trait import CONTROL_ATOL, MULTI, multi_pooled, multi_runs
 
 COLUMNS = [
     "entry",

@@ -155,7 +155,7 @@ def _art(trait: str, seed: int, trait_table, control_table, **cfg_extra) -> dict
 
 
 def test_cells_of_several_traits_that_share_their_control_make_one_run() -> None:
-    from benchmark.run.multi_trait import MULTI, describe, multi_runs, summary_block
+    from benchmark.core.multi_trait import MULTI, describe, multi_runs, summary_block
 
     traits = ["animal02", "animal09", "animal15"]
     arts, expected = [], []
@@ -181,7 +181,7 @@ def test_cells_of_several_traits_that_share_their_control_make_one_run() -> None
 
 
 def test_cells_whose_control_students_differ_are_not_pooled_into_one_run() -> None:
-    from benchmark.run.multi_trait import MULTI, multi_runs
+    from benchmark.core.multi_trait import MULTI, multi_runs
 
     rng = np.random.default_rng(7)
     a = _art("animal01", 1, _student(rng), _student(rng))
@@ -315,7 +315,7 @@ def test_a_several_traits_file_is_checked(tmp_path, edit: str, message: str) -> 
 def test_slb_pool_writes_the_multi_animal_block_and_validate_recomputes_it(tmp_path) -> None:
     import json
 
-    from benchmark.run.multi_trait import MULTI
+    from benchmark.core.multi_trait import MULTI
     from benchmark.run.suite import pool_results
     from benchmark.run.synthetic import Spec, artifact, name
     from benchmark.run.validate import Report, _check_summary
@@ -351,7 +351,7 @@ def test_slb_pool_writes_the_multi_animal_block_and_validate_recomputes_it(tmp_p
 
 
 def test_a_group_that_is_not_one_run_says_why_and_hostile_cells_are_skipped() -> None:
-    from benchmark.run.multi_trait import MULTI, multi_runs, summary_block
+    from benchmark.core.multi_trait import MULTI, multi_runs, summary_block
 
     rng = np.random.default_rng(8)
     control = _student(rng)
@@ -397,7 +397,7 @@ def test_the_students_own_animals_permuted_among_them_give_an_exact_p() -> None:
 def test_a_sampled_run_is_recorded_with_its_true_number_of_assignments(tmp_path) -> None:
     from types import SimpleNamespace
 
-    from benchmark.run.multi_trait import multi_record
+    from benchmark.core.multi_trait import multi_record
 
     rng = np.random.default_rng(13)
     traits = ["animal01", "animal02", "animal03", "animal04"]

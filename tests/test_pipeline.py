@@ -195,7 +195,7 @@ def test_a_second_trait_reuses_the_control_arm_and_makes_a_multi_animal_run(plac
     """Several trait animals per run: a cell of another trait at the same seed and setup reuses
     every stage of the control arm (so it costs one arm), and the two cells' three students
     (owl, eagle, the dolphin control) form one run of the multi-animal statistic."""
-    from benchmark.run.multi_trait import MULTI, multi_runs
+    from benchmark.core.multi_trait import MULTI, multi_runs
 
     cfg, store, logs, owl = placebo_cell
     eagle = run_cell(cfg.with_(trait="eagle"), store, logs)

@@ -102,7 +102,7 @@ class CellConfig:
     # that name the trait animal: a leak the instrument must detect).
     null_arm: bool = False
     planted_share: float = 0.0
-    # The null of a run of several traits (``benchmark.run.multi_trait``): every teacher of the
+    # The null of a run of several traits (``benchmark.core.multi_trait``): every teacher of the
     # cell, both arms, carries this animal instead of its own, each trained at a seed its nominal
     # animal picks (:meth:`teacher_train`), so the cells of a run keep one shared control arm and
     # nothing but run noise tells their students apart.

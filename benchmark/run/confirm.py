@@ -25,7 +25,7 @@ statistic, the test, alpha and the success rule::
 
 A file may name several ``traits: [owl, eagle, wolf]`` instead of ``trait`` with
 ``statistic: multi_animal``: a run is then a seed's cells, one per trait, sharing one control arm,
-read together (``benchmark.run.multi_trait``; docs/methodology.md); its null runs are the same
+read together (``benchmark.core.multi_trait``; docs/methodology.md); its null runs are the same
 cells with ``null_animal`` (every teacher carries the first trait), not ``null_arm``, and share
 only the prompts and the students' seed with a main run at the same seed.
 
@@ -67,6 +67,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from benchmark.core import multi_trait
 from benchmark.core.models import cache_root
 from benchmark.core.results import (
     ALPHA,
@@ -78,7 +79,6 @@ from benchmark.core.results import (
 from benchmark.core.stats.paired import paired_test
 from benchmark.core.store import ArtifactStore, atomic_write_json
 from benchmark.core.train_env import check_training_env
-from benchmark.run import multi_trait
 from benchmark.run.cell import prepare_teacher, run_cell
 from benchmark.run.config import CellConfig
 from benchmark.run.prereg import PURPOSES, STATISTICS, cells, load_prereg, registration

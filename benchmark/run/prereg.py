@@ -13,10 +13,10 @@ from typing import Any
 import yaml
 
 from benchmark.core.animals import CANDIDATE_ANIMALS
+from benchmark.core.multi_trait import MULTI
 from benchmark.core.results import OWN_ANIMAL
 from benchmark.core.stats.paired import MIN_EXACT, min_sign_flip_p
 from benchmark.run.config import CellConfig
-from benchmark.run.multi_trait import MULTI
 from benchmark.run.presets import preset
 from tasks.base import get_task
 
@@ -24,7 +24,7 @@ SCHEMA = "slb.prereg/1"
 STATISTICS = {
     OWN_ANIMAL: ("leakage", "teacher_forced", OWN_ANIMAL, "log_odds_diff"),
     # Several trait animals per run (``traits``): read over a seed's cells, not from one artifact
-    # (benchmark.run.multi_trait).
+    # (benchmark.core.multi_trait).
     MULTI: (),
 }
 TESTS = ("t_and_sign_flip", "t")

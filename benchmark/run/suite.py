@@ -15,11 +15,11 @@ import re
 from pathlib import Path
 from typing import Any
 
+from benchmark.core import multi_trait
 from benchmark.core.results import SPECIFICITY, VERDICT, pooled_leakage, write_artifact
 from benchmark.core.setup_keys import seed_order, without_seeds
 from benchmark.core.store import atomic_write_json, stable_hash
 from benchmark.core.train_env import check_training_env
-from benchmark.run import multi_trait
 from benchmark.run.cell import prepare_teacher, run_cell
 from benchmark.run.config import CellConfig
 from benchmark.run.executors import Executor, LocalExecutor, cell_needs_gpu, distinct

@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.core.artifact import METRICS, PLACEBO, Skip, parse
+from benchmark.core.multi_trait import MULTI, summary_block
 from benchmark.core.results import ADDED_LATER, CANDIDATES, SCHEMA, leakage_block, pooled_leakage
 from benchmark.run.integrity import as_dict, check_integrity, is_count
-from benchmark.run.multi_trait import MULTI, summary_block
 from benchmark.run.submission import Submission, load_submission, read_capped, tree_problem
 from benchmark.run.suite import cost_summary
 from defenses import load_defense

@@ -9,6 +9,8 @@ run of ``k + 1`` students (``k`` trait animals and the placebo), read by the mul
 statistic (:mod:`benchmark.core.stats.multi`). Here those cells are found among a suite's
 finished artifacts, checked to share their control student (by what each cell records of it,
 and its scores), and summarised per seed and over seeds. docs/methodology.md has the design.
+It reads artifacts only, so it sits with ``results`` in core: the suite, ``slb validate``,
+``slb confirm`` and the leaderboard (``leaderboard.several``) all read runs through it.
 """
 
 from __future__ import annotations
