@@ -80,7 +80,7 @@ def heat(dirs: tuple[str, ...], fp: tuple, key: Key, metric: str, by: str = "tas
 
 @st.cache_resource(max_entries=64)
 def several_runs(dirs: tuple[str, ...], fp: tuple, key: Key) -> pd.DataFrame:
-    return several.table(tables.select(loaded(dirs, fp).cells, filters(key)))
+    return several.selection(loaded(dirs, fp).cells, filters(key))
 
 
 def pick(

@@ -56,7 +56,11 @@ def export(dirs: Sequence[str | Path], out_dir: str | Path) -> Path:
         rank = ranking(cells, metric, reproduced=data.reproduced)
         slugs = {e: slug(e) for e in rank["defense"]}
         sections.append(_setup_section(first, metric, rank, per_task(cells, metric), slugs))
-        if len(runs := several.table(cells)):
+        if len(
+            runs := several.selection(
+                data.cells, Filters(first.suite, first.base_model, first.setup)
+            )
+        ):
             sections.append(f"<h3>Runs of several trait animals</h3>{_table(runs)}")
         for e in rank["defense"]:
             pages[e].append(_defense_section(e, first, rank, cells, metric))

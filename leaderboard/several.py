@@ -17,6 +17,7 @@ the runs and named in the table.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import defaultdict
 from collections.abc import Sequence
@@ -26,8 +27,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark.core.artifact import CellResult
+from benchmark.core.artifact import CellResult, Skip, parse
 from benchmark.core.multi_trait import CONTROL_ATOL, MULTI, multi_pooled, multi_runs
+from leaderboard.tables import Filters, select
 
 COLUMNS = [
     "entry",
@@ -43,12 +45,14 @@ COLUMNS = [
 ]
 
 
-def _read(path: str) -> dict[str, Any] | None:
+def _read(c: CellResult) -> dict[str, Any] | None:
+    """The cell's artifact read again, or None where it cannot be read or is no longer the file
+    that was loaded (its identity, config and defense, differs)."""
     try:
-        art = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
+        art = json.loads(Path(c.path).read_text(encoding="utf-8"))
+        return art if parse(art, c.path).config_hash == c.config_hash else None
+    except (OSError, UnicodeDecodeError, ValueError, Skip):
         return None
-    return art if isinstance(art, dict) else None
 
 
 def _animals(animals: Sequence[str], null: str | None) -> str:
@@ -73,7 +77,8 @@ def _run_row(entry: str, r: dict[str, Any]) -> dict[str, Any]:
         "per animal": per,
         "rank": f"{rank}{m['n_assignments']} (p {m['p_rank']:.2g})",
         "specific": "yes" if m["specific"] else "no",
-        "p_students": f"{m['p_students']:.2g}",
+        # Not computed beyond MAX_STUDENT_PERMUTATIONS students (too many orders).
+        "p_students": "" if m["p_students"] is None else f"{m['p_students']:.2g}",
     }
 
 
@@ -92,46 +97,83 @@ def _pool_row(entry: str, g: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _shared_control(cells: Sequence[CellResult]) -> dict[str, list[CellResult]]:
-    """Per entry, the cells that may make runs: a placebo cell of a seed whose cells of several
-    traits score the same control student (the candidate distributions every cell already
-    carries). Only these artifacts are read again; :func:`multi_runs` then checks the rest."""
-    groups: dict[tuple[Any, ...], list[CellResult]] = defaultdict(list)
+Entry = tuple[str, str]  # (entry, reference kind): one row label
+Place = tuple[Any, ...]  # (entry, reference, task, seed, placebo): where a run can be
+
+
+def _place(c: CellResult) -> Place:
+    return (c.entry, c.reference, c.task, str(c.seed), c.placebo_animal)
+
+
+def _alike(a: CellResult, b: CellResult) -> bool:
+    """Whether two cells' control students score alike (what every loaded cell carries)."""
+    if a.candidates is None or b.candidates is None:
+        return False
+    x, y = a.candidates[1], b.candidates[1]
+    return x[:2] == y[:2] and bool(np.allclose(x[2], y[2], rtol=0, atol=2 * CONTROL_ATOL))
+
+
+def _shared_control(cells: Sequence[CellResult]) -> dict[Entry, list[CellResult]]:
+    """Per entry, the cells that may be part of a run: a placebo cell whose control student
+    scores like that of a cell of another trait at the same place. A superset of what
+    :func:`multi_runs` accepts (its runs' controls agree to within ``CONTROL_ATOL`` of one
+    cell's, so pairwise to twice that), and only these artifacts are read again."""
+    places: dict[Place, list[CellResult]] = defaultdict(list)
     for c in cells:
         if c.placebo_animal and c.candidates is not None:
-            key = (c.entry, c.reference, c.task, c.setup, str(c.seed), c.placebo_animal)
-            groups[key].append(c)
-    out: dict[str, list[CellResult]] = defaultdict(list)
-    for (entry, ref, *_), g in groups.items():
-        first = g[0].candidates[1] if g[0].candidates else None
-        same = all(
-            c.candidates is not None
-            and first is not None
-            and c.candidates[1][:2] == first[:2]
-            and np.allclose(c.candidates[1][2], first[2], rtol=0, atol=CONTROL_ATOL)
-            for c in g
-        )
-        if same and len({c.trait for c in g}) > 1:
-            out[entry + (f" ({ref})" if ref else "")] += g
-    return out
+            places[_place(c)].append(c)
+    out: dict[Entry, list[CellResult]] = defaultdict(list)
+    for (entry, ref, *_), g in places.items():
+        out[(entry, ref)] += [c for c in g if any(o.trait != c.trait and _alike(c, o) for o in g)]
+    return {e: g for e, g in out.items() if g}
 
 
-def table(cells: Sequence[CellResult]) -> pd.DataFrame:
-    """The several-traits runs among ``cells`` (one leaderboard selection), per entry: a row per
-    run, then a row per design over its seeds where it has several; empty when there are none.
-    Cells of several traits at one seed that do not share their control student are separate
-    pair runs (a suite run trait by trait): not listed."""
+def _left_out(run: dict[str, Any], place: Place, every: dict[Place, set[str]]) -> str:
+    others = sorted(every.get(place, set()) - set(run["animals"][:-1]))
+    return (
+        f"also at this seed, not in this run: {', '.join(others)} (another control student, "
+        "an integrity check not passed, not read, or not selected)"
+        if others
+        else ""
+    )
+
+
+def selection(cells: Sequence[CellResult], f: Filters) -> pd.DataFrame:
+    """:func:`table` for a leaderboard selection: its setup's cells with every trait (a run read
+    without some of its traits is another statistic), against those that fail integrity too."""
+    f = dataclasses.replace(f, traits=None)
+    every = select(cells, dataclasses.replace(f, include_failed=True))
+    return table(select(cells, f), every)
+
+
+def table(cells: Sequence[CellResult], every: Sequence[CellResult] | None = None) -> pd.DataFrame:
+    """The several-traits runs among ``cells`` (one setup's cells, every trait), per entry: a
+    row per run, then a row per design over its seeds where it has several; empty when there are
+    none. Cells of several traits at one seed that do not share their control student are pair
+    runs (a suite run trait by trait): not listed. A run whose place in ``every`` (default:
+    ``cells``; the app passes the cells the integrity filter left out too) has cells of other
+    traits says so: it is read without them, so its figures are not those of the whole run."""
+    at: dict[Place, set[str]] = defaultdict(set)
+    for c in every if every is not None else cells:
+        at[_place(c)].add(c.trait)
     rows: list[dict[str, Any]] = []
-    for entry, mine in sorted(_shared_control(cells).items()):
-        arts = {c.path: _read(c.path) for c in mine}
-        runs = [r for r in multi_runs([a for a in arts.values() if a is not None]) if MULTI in r]
-        rows += [_run_row(entry, r) for r in runs]
-        rows += [_pool_row(entry, g) for g in multi_pooled(runs) if len(g["seeds"]) > 1]
-        if runs and (lost := sorted(p for p, a in arts.items() if a is None)):
-            rows.append(
-                dict.fromkeys(COLUMNS, "")
-                | {"entry": entry, "note": f"could not read again: {', '.join(lost)}"}
-            )
+    for (entry, ref), mine in sorted(_shared_control(cells).items()):
+        label = entry + (f" ({ref})" if ref else "")
+        arts = {c.path: _read(c) for c in mine}
+        try:  # untrusted input: a run that cannot be read is a note, never a crash
+            runs = multi_runs([a for a in arts.values() if a is not None])
+            runs = [r for r in runs if MULTI in r]
+            pools = [g for g in multi_pooled(runs) if len(g["seeds"]) > 1]
+        except (TypeError, ValueError, KeyError) as e:
+            rows.append(dict.fromkeys(COLUMNS, "") | {"entry": label, "note": f"not read: {e}"})
+            continue
+        for r in runs:
+            place = (entry, ref, r["task"], str(r["seed"]), r["animals"][-1])
+            rows.append(_run_row(label, r) | {"note": _left_out(r, place, at)})
+        rows += [_pool_row(label, g) for g in pools]
+        if lost := sorted(p for p, a in arts.items() if a is None):
+            note = f"could not read again (or changed since loaded): {', '.join(lost)}"
+            rows.append(dict.fromkeys(COLUMNS, "") | {"entry": label, "note": note})
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

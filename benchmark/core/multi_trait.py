@@ -52,6 +52,7 @@ def _eligible(art: Any) -> bool:
         and all(isinstance(cfg.get(k), str) for k in ("trait", "task", "defense"))
         and not cfg.get("null_arm")
         and not cfg.get("planted_share")
+        and (cfg.get("null_animal") is None or isinstance(cfg["null_animal"], str))
     )
 
 
@@ -63,7 +64,10 @@ def _control_identity(art: dict[str, Any]) -> tuple[Any, Any, Any] | None:
     ctrl = data.get("control") if isinstance(data, dict) else None
     if not isinstance(rows, dict) or not isinstance(ctrl, dict) or rows.get("control") is None:
         return None
-    return rows["control"], ctrl.get("trained_on"), ctrl.get("labelled_key")
+    out = rows["control"], ctrl.get("trained_on"), ctrl.get("labelled_key")
+    # Compared as a set: a list or dict in an untrusted artifact must not raise.
+    ok = all(x is None or (isinstance(x, (str, int)) and not isinstance(x, bool)) for x in out)
+    return out if ok else None
 
 
 def _why_not_one_run(cells: list[dict[str, Any]], tables: list[CandidateTable | None]) -> str:
