@@ -49,7 +49,10 @@ def test_a_committed_run_reads_as_its_confirmation_report_says() -> None:
 def _copies(tmp_path: Path, edit=None, traits: dict[str, str] | None = None) -> list:
     """The screen's seed-790 cells copied to ``tmp_path`` (``traits`` adds copies of a cell under
     other trait names: {new trait: cell's trait}), each changed by ``edit(art)``, loaded again."""
-    src = {p.name.split("__")[3]: json.loads(p.read_text()) for p in SCREEN.glob("*__seed*.json")}
+    src = {
+        p.name.split("__")[3]: json.loads(p.read_text())
+        for p in SCREEN.glob(f"*__seed{SEED}__*.json")
+    }
     todo = {t: t for t in src} | (traits or {})
     for new, old in todo.items():
         art = json.loads(json.dumps(src[old]))
@@ -135,7 +138,7 @@ def test_one_trait_per_entry_gives_no_rows() -> None:
 def results(tmp_path: Path) -> Path:
     root = tmp_path / "res" / "restricted"
     root.mkdir(parents=True)
-    for p in SCREEN.glob("*__seed*.json"):
+    for p in SCREEN.glob(f"*__seed{SEED}__*.json"):
         shutil.copy(p, root / p.name)
     return tmp_path / "res"
 
