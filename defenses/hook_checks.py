@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.core.backends import BACKENDS
-from benchmark.core.distill import LABELS, MAX_TOP_K
+from benchmark.core.distill import LABELS, MAX_TEMPERATURE, MAX_TOP_K
 from benchmark.core.models import EMBEDDED
 from benchmark.core.types import TeacherSpec
 
@@ -174,6 +174,7 @@ TRAINING: dict[str, Check] = {
     "extra": json_object(16 << 10),
     "labels": choice(LABELS),
     "top_k": number(1, MAX_TOP_K, integer=True),
+    "label_temperature": number(0, MAX_TEMPERATURE, open_lo=True),
 }
 
 

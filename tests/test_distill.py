@@ -11,15 +11,9 @@ from pathlib import Path
 import pytest
 
 from benchmark.core.animals import CANDIDATE_ANIMALS, animal_label_mass, word_token_ids
-from benchmark.core.distill import (
-    SOFT_FIELD,
-    _allowed_sets,
-    _soft_loss_sum,
-    backward_batch,
-    soft_labels,
-    train_soft,
-)
+from benchmark.core.distill import SOFT_FIELD, _allowed_sets, soft_labels
 from benchmark.core.models import load_tokenizer
+from benchmark.core.soft_train import _soft_loss_sum, backward_batch, train_soft
 from benchmark.core.store import ArtifactStore
 from benchmark.core.train_env import (
     CHECKPOINTING_ENV,
@@ -170,6 +164,14 @@ def test_soft_labels_line_up_and_restricted_keeps_only_allowed_tokens(
     with torch.no_grad():
         summed = float(_soft_loss_sum(build_trainable(smollm_dir, one), tok, batch, cut))
     assert loss[3] == pytest.approx(summed / hand, rel=1e-5)
+    # A label temperature T: both distributions at T, the sum scaled by T^2, as computed by hand
+    # from the student's own logits row by row; T = 1 is the default call.
+    model = build_trainable(smollm_dir, one)
+    with torch.no_grad():
+        assert float(_soft_loss_sum(model, tok, batch, cut, 1.0)) == pytest.approx(summed, 1e-6)
+        hot = float(_soft_loss_sum(model, tok, batch, cut, 2.0))
+        assert hot == pytest.approx(_tempered_loss_by_hand(model, batch, cut, 2.0), rel=1e-4)
+    assert abs(hot - summed) > 1e-3 * abs(summed)
     # Each batch adds 1 / grad_accum of its gradient: with grad_accum 1, twice as much.
     model = build_trainable(smollm_dir, one)
     backward_batch(model, tok, batch, replace(one, grad_accum=1), 3)
@@ -188,6 +190,38 @@ def test_soft_labels_line_up_and_restricted_keeps_only_allowed_tokens(
     assert _rel_diff(per, grads[3]) > 10 * GRAD_TOL, _rel_diff(per, grads[3])
     with pytest.raises(ValueError, match="Invalid micro_batch"):
         train_soft(build_trainable(smollm_dir, one), tok, full, one, tmp_path / "y", micro_batch=0)
+
+
+def _tempered_loss_by_hand(model, batch: list, cut: int, t: float) -> float:
+    """sum over learnt positions of -t^2 sum_k softmax(lp / t)_k log softmax(logits / t)[id_k],
+    each row run alone through the model (no padding, no position picking)."""
+    import torch
+
+    total = 0.0
+    for x in batch:
+        ids = torch.tensor([x["input_ids"][:cut]])
+        logits = model(input_ids=ids).logits[0].float()
+        n = min(len(x["input_ids"]), cut)
+        for j, (t_ids, t_lp, learn) in enumerate(
+            zip(x["ids"], x["logprobs"], x["learn"], strict=True)
+        ):
+            if not learn or x["start"] + j >= n:
+                continue
+            p = torch.softmax(torch.tensor(t_lp) / t, -1)
+            q = torch.log_softmax(logits[x["start"] + j - 1] / t, -1)[torch.tensor(t_ids)]
+            total += float(-(p * q).sum()) * t * t
+    return total
+
+
+def test_label_temperature_is_checked_and_kept_out_of_the_default_key() -> None:
+    with pytest.raises(ValueError, match="needs soft labels"):
+        TrainConfig(label_temperature=2.0)
+    for bad in (0.0, -1.0, 11.0):
+        with pytest.raises(ValueError, match="Invalid label_temperature"):
+            TrainConfig(labels="topk", label_temperature=bad)
+    soft = TrainConfig(labels="topk-restricted")
+    assert "label_temperature" not in soft.to_dict()  # stored students keep their keys
+    assert replace(soft, label_temperature=2.0).to_dict()["label_temperature"] == 2.0
 
 
 # Passes padded to other widths sum float32 in another order: one row per pass differs from one

@@ -25,11 +25,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmark.core.distill import SOFT_FIELD, check_labels, train_soft
+from benchmark.core.distill import SOFT_FIELD, check_labels, check_temperature
 from benchmark.core.generation import cpu_has_bf16
 from benchmark.core.loss_mask import MASK_FIELD, masked_records
 from benchmark.core.models import default_device, load_tokenizer, resolve
 from benchmark.core.plain_format import plain_completion, plain_prompt
+from benchmark.core.soft_train import train_soft
 from benchmark.core.train_env import checkpointing_default, pass_tokens_default
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,9 @@ class TrainConfig:
     # teacher's distribution over the tokens the task allows there, top-k.
     labels: str = "hard"
     top_k: int = 20
+    # Soft labels only: the teacher's kept distribution and the student's are both taken at this
+    # temperature in the loss (scaled by its square, as Hinton et al.'s distillation does).
+    label_temperature: float = 1.0
 
     def __post_init__(self) -> None:
         if self.method not in ("lora", "full"):
@@ -83,6 +87,7 @@ class TrainConfig:
         if self.max_length < 8:
             raise ValueError(f"Invalid max_length: {self.max_length}")
         check_labels(self.labels, self.top_k)
+        check_temperature(self.labels, self.label_temperature)
 
     @property
     def adapter_seed(self) -> int:
@@ -95,6 +100,8 @@ class TrainConfig:
         d["frozen_layers"] = list(self.frozen_layers)
         if self.labels == "hard":  # the default: absent, so stage hashes stay as they were
             del d["labels"], d["top_k"]
+        if self.label_temperature == 1.0:  # the default: absent, stage hashes as they were
+            del d["label_temperature"]
         if self.init_seed is None:
             del d[
                 "init_seed"

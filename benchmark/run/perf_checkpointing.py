@@ -7,7 +7,7 @@ process so each peak is its own; and how far each variant's trained adapter is f
 reference's. ``--variants naive,rows8,tokens,ckpt`` picks some (the first is the reference):
 long rows in one pass can need more memory than the machine has.
 
-``--labels soft`` (default): the soft-label student (``benchmark.core.distill.train_soft``), rows
+``--labels soft`` (default): the soft-label student (``benchmark.core.soft_train.train_soft``), rows
 labelled by the embedded model's own full top-20 (``soft_labels``). ``--labels hard``: TRL's
 trainer on the sampled tokens (``benchmark.core.training.train``), the path of the hard-label
 students and of the fine-tuned teachers. The rows: ``--rows`` number prompts (default 256, a
