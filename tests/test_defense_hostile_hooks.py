@@ -119,6 +119,9 @@ BAD_TRAINING = [
     ("extra", {"x": "y" * 20000}),
     ("extra", {"x": math.inf}),
     ("callbacks", ["evil"]),
+    ("label_temperature", 0),
+    ("label_temperature", 11.0),
+    ("label_temperature", math.nan),
 ]
 
 

@@ -172,6 +172,10 @@ def test_soft_labels_line_up_and_restricted_keeps_only_allowed_tokens(
         hot = float(_soft_loss_sum(model, tok, batch, cut, 2.0))
         assert hot == pytest.approx(_tempered_loss_by_hand(model, batch, cut, 2.0), rel=1e-4)
     assert abs(hot - summed) > 1e-3 * abs(summed)
+    warm = backward_batch(
+        build_trainable(smollm_dir, one), tok, batch, replace(one, label_temperature=2.0), 3
+    )
+    assert warm == pytest.approx(hot / hand, rel=1e-5)  # the config's T reaches the loss
     # Each batch adds 1 / grad_accum of its gradient: with grad_accum 1, twice as much.
     model = build_trainable(smollm_dir, one)
     backward_batch(model, tok, batch, replace(one, grad_accum=1), 3)
@@ -222,6 +226,11 @@ def test_label_temperature_is_checked_and_kept_out_of_the_default_key() -> None:
     soft = TrainConfig(labels="topk-restricted")
     assert "label_temperature" not in soft.to_dict()  # stored students keep their keys
     assert replace(soft, label_temperature=2.0).to_dict()["label_temperature"] == 2.0
+    assert (
+        replace(soft, label_temperature=2).to_dict()
+        == replace(soft, label_temperature=2.0).to_dict()
+    )
+    assert isinstance(replace(soft, label_temperature=2).label_temperature, float)
 
 
 # Passes padded to other widths sum float32 in another order: one row per pass differs from one

@@ -147,7 +147,8 @@ def _tempered(logprobs: list[float], temperature: float) -> list[float]:
         return [math.exp(v) for v in logprobs]
     top = max(logprobs)
     w = [math.exp((v - top) / temperature) for v in logprobs]
-    return [x / sum(w) for x in w]
+    total = sum(w)
+    return [x / total for x in w]
 
 
 def _soft_loss_sum(

@@ -88,6 +88,8 @@ class TrainConfig:
             raise ValueError(f"Invalid max_length: {self.max_length}")
         check_labels(self.labels, self.top_k)
         check_temperature(self.labels, self.label_temperature)
+        # 2 and 2.0 must give one stage key (a hook or Python may pass an int, `--set` a float).
+        object.__setattr__(self, "label_temperature", float(self.label_temperature))
 
     @property
     def adapter_seed(self) -> int:
