@@ -174,7 +174,7 @@ def parse(art: Any, path: str = "", source: str = "") -> CellResult:
         setup_source=_hash(with_hardware(without_cell_keys(cfg), run_info.get("device"))),
         p_rank=_num(_dict(tf.get(SPECIFICITY)).get("p_rank")),
         placebo_animal=_placebo_animal(cfg),
-        candidates=_candidates(art["scores"]),
+        candidates=candidate_tables(art["scores"]),
         teacher_seed=teacher_seed(cfg),
         seeds=other_seeds(cfg),
     )
@@ -185,7 +185,7 @@ def _placebo_animal(cfg: dict[str, Any]) -> str | None:
     return placebo if isinstance(placebo, str) else None
 
 
-def _candidates(block: dict[str, Any]) -> tuple[CandidateTable, CandidateTable] | None:
+def candidate_tables(block: dict[str, Any]) -> tuple[CandidateTable, CandidateTable] | None:
     t, c = (candidate_table(block[a], CANDIDATES) for a in ARMS)
     return None if t is None or c is None or t[:2] != c[:2] else (t, c)
 
