@@ -14,6 +14,7 @@ name with one entry); a link to an entry not in the selection says so."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 from collections import Counter
@@ -37,7 +38,8 @@ def results_dirs() -> tuple[str, ...]:
     return tuple(d for d in env.split(os.pathsep) if d) or DEFAULT_DIRS
 
 
-def fingerprint(dirs: tuple[str, ...]) -> tuple:
+def fingerprint(dirs: tuple[str, ...]) -> str:
+    """The caches' key: a digest (quick for Streamlit to hash) of paths, sizes and mtimes."""
     out = []
     for p in (q for a, _ in discover(list(dirs)) for q in (a, loader.reproduced_path(a))):
         try:  # an artifact, and its reproduction record (-1 while there is none)
@@ -45,11 +47,11 @@ def fingerprint(dirs: tuple[str, ...]) -> tuple:
             out.append((str(p), s.st_size, s.st_mtime_ns))
         except OSError:
             out.append((str(p), -1, -1))
-    return tuple(out)
+    return hashlib.sha256(json.dumps(out).encode()).hexdigest()
 
 
 @st.cache_resource(show_spinner="Loading results artifacts…", max_entries=4)
-def loaded(dirs: tuple[str, ...], fp: tuple) -> Loaded:
+def loaded(dirs: tuple[str, ...], fp: str) -> Loaded:
     return load(list(dirs))
 
 
@@ -62,7 +64,7 @@ def filters(key: Key) -> tables.Filters:
 
 
 @st.cache_resource(max_entries=64)
-def ranking(dirs: tuple[str, ...], fp: tuple, key: Key, metric: str) -> pd.DataFrame:
+def ranking(dirs: tuple[str, ...], fp: str, key: Key, metric: str) -> pd.DataFrame:
     """The ranking of one filter selection; cached, so moving between pages is instant."""
     cells = loaded(dirs, fp).cells
     f = filters(key)
@@ -73,13 +75,13 @@ def ranking(dirs: tuple[str, ...], fp: tuple, key: Key, metric: str) -> pd.DataF
 
 
 @st.cache_resource(max_entries=64)
-def heat(dirs: tuple[str, ...], fp: tuple, key: Key, metric: str, by: str = "task") -> pd.DataFrame:
+def heat(dirs: tuple[str, ...], fp: str, key: Key, metric: str, by: str = "task") -> pd.DataFrame:
     # Separate from the ranking so the table is on screen before this is computed.
     return tables.per_task(tables.select(loaded(dirs, fp).cells, filters(key)), metric, by)
 
 
 @st.cache_resource(max_entries=64)
-def several_runs(dirs: tuple[str, ...], fp: tuple, key: Key) -> pd.DataFrame:
+def several_runs(dirs: tuple[str, ...], fp: str, key: Key) -> pd.DataFrame:
     return several.selection(loaded(dirs, fp).cells, filters(key))
 
 
@@ -140,9 +142,7 @@ def sidebar(cells: list[CellResult]) -> tuple[tables.Filters, str]:
     traits_all = sorted({c.trait for c in pool})
     traits = st.sidebar.multiselect("Traits", traits_all, default=traits_all, key="traits")
     include = st.sidebar.checkbox(
-        "Include artifacts that fail or lack the integrity check",
-        value=False,
-        key="include_failed",
+        "Include artifacts that fail or lack the integrity check", value=False, key="include_failed"
     )
     return tables.Filters(suite, base, setup, tasks, traits, include), metric
 
