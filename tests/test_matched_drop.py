@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 from benchmark.run import submission
+from benchmark.run.validate import diff_numbers
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -94,3 +95,39 @@ def test_reference_field_is_checked(tmp_path: Path) -> None:
     )
     sub, problems = submission.load_submission(folder)
     assert sub is None and any("is not a built-in defense" in p for p in problems)
+
+
+def test_the_shared_control_folder_pools_every_defenses_drops(tmp_path: Path, monkeypatch) -> None:
+    """Two dropping defenses' matched drops land in one folder; each `slb submit` call's own
+    summary would list only its own runs (the other defense's pool lost from the summary), so the
+    folder's summary is rebuilt over every run there, one pool per share."""
+    subs = tmp_path / "submissions"
+    shutil.copytree(REPO / "submissions" / "random_drop", subs / "random_drop")
+    shutil.copytree(
+        REPO / "submissions" / "example-digit-entropy",
+        subs / "example-digit-entropy",
+        ignore=shutil.ignore_patterns("results"),
+    )
+    out = subs / "random_drop" / "results" / "restricted"
+    committed = json.loads((out / "summary.json").read_text())
+    first = sorted(out.glob("numbers__*.json"))[0]
+
+    def fake_run_suite(suite, store, results_dir, **kw):
+        if kw["defenses"] == ["random_drop"]:  # a new share's run at one seed, as run_suite writes
+            art = json.loads(first.read_text())
+            art["config"]["defense_params"] = {"keep": 0.79}
+            (out / "numbers__random_drop__owl__seed760__0000aaaa.json").write_text(json.dumps(art))
+            own = {"suite": suite, "cells": ["numbers__random_drop__owl__seed760__0000aaaa"]}
+            (out / "summary.json").write_text(json.dumps({**own, "pooled": [], "errors": []}))
+            return {**own, "errors": []}
+        mine = Path(results_dir) / suite
+        _cell(mine, "a", "numbers", (0.8, 0.78))
+        return {"cells": ["a"], "errors": []}
+
+    monkeypatch.setattr(submission, "run_suite", fake_run_suite)
+    submission.submit(subs / "example-digit-entropy", None, "restricted", [760])
+    got = json.loads((out / "summary.json").read_text())
+    assert len(got["cells"]) == 6 and set(committed["cells"]) < set(got["cells"])
+    assert [p["seeds"] for p in got["pooled"]] == [[760, 761, 762, 763, 764]]
+    pooled, before = got["pooled"][0]["leakage"], committed["pooled"][0]["leakage"]
+    assert not diff_numbers(before, pooled, "pool")  # the same five cells' pool

@@ -37,10 +37,10 @@ from typing import Any
 
 import yaml
 
-from benchmark.core.results import REFERENCE_KINDS
+from benchmark.core.results import CONTROL, REFERENCE_KINDS
 from benchmark.core.setup_keys import PRIMARY_SUITE
 from benchmark.run.names import suggest
-from benchmark.run.suite import run_suite
+from benchmark.run.suite import pool_results, run_suite
 from defenses.loading import builtin_names, entry_point_table
 
 SUBMISSION_FILE = "submission.yaml"
@@ -285,7 +285,9 @@ def submit(
     at the share it kept (the mean over this call's seeds and arms) on the same seeds.
     ``matched_drop=False`` skips that: seeds run in separate calls would each get a share of
     their own, i.e. separate random-drop entries, so run it once, in one call over every seed
-    (the defense's finished cells are reused from the store)."""
+    (the defense's finished cells are reused from the store). The control folder is shared by
+    every dropping defense, so its ``summary.json`` is then rebuilt over all its runs
+    (:func:`benchmark.run.suite.pool_results`), not just this one's."""
 
     sub, problems = load_submission(folder)
     if sub is None:
@@ -313,7 +315,7 @@ def submit(
             )
             continue
         print(f"{task}: the defense kept {keep:.1%} of rows; matched random drop at that share")
-        run_suite(
+        drop = run_suite(
             suite,
             store,
             control / "results",
@@ -322,7 +324,24 @@ def submit(
             tasks=[task],
             **common,
         )
+        if drop["cells"]:  # the folder is shared: its summary pools every defense's drops
+            pool_results(control / "results" / suite)
     return summary
+
+
+def matched_drop_params(sub: Submission, params: Any) -> bool:
+    """``params`` are one matched random drop's, as :func:`submit` writes them into the control
+    folder (the built-in ``random_drop`` with ``reference: matched random drop``), one run per
+    share a defense kept: ``{"keep": share}``, whatever that folder's submission.yaml says."""
+    keep = params.get("keep") if isinstance(params, dict) else None
+    return (
+        sub.reference == CONTROL
+        and sub.defense_ref() == RANDOM_DROP
+        and set(params) == {"keep"}
+        and isinstance(keep, (int, float))
+        and not isinstance(keep, bool)
+        and 0 < keep <= 1
+    )
 
 
 def kept_shares(results: Path, cells: list[str]) -> dict[str, float]:

@@ -250,6 +250,11 @@ def _pooled_entry(
     }
 
 
+def pool_key(cfg: Any) -> str:
+    """Cells pool together when their configs differ only in their seeds: this key is equal."""
+    return stable_hash(without_seeds(cfg))
+
+
 def pool_results(out_dir: Path) -> dict[str, Any]:
     """Rewrite ``out_dir/summary.json`` from every cell results file in ``out_dir``: cells whose
     configs differ only in their seeds pool together (each invocation of ``slb suite`` or ``slb
@@ -273,7 +278,7 @@ def pool_results(out_dir: Path) -> dict[str, Any]:
         if missing or not isinstance(r.get("scores"), dict):
             bad.append(f"{f.name}: not a cell result (no config {', '.join(missing) or 'scores'})")
             continue
-        groups.setdefault(stable_hash(without_seeds(cfg)), []).append((f.stem, r))
+        groups.setdefault(pool_key(cfg), []).append((f.stem, r))
     if bad:
         raise ValueError(f"cannot pool {out_dir}:\n  " + "\n  ".join(bad))
     old: dict[str, Any] = {}

@@ -10,7 +10,11 @@ Checks, in order, each adding to one report instead of stopping at the first fai
    the rows each student trained on re-hashed from the artifact store when it holds them
    (``benchmark.run.integrity``: planted rows and soft labels included); and the leakage
    recomputed from the per-question scores with ``benchmark.core.stats``, within a tolerance;
-4. ``summary.json``: its seed-pooled leakage recomputed from the cells it lists.
+4. ``summary.json``: its pools recomputed from the cells it lists (configs equal but for seeds).
+
+The control folder of matched random drops (``reference: matched random drop``) holds one run per
+share a defense kept: there each artifact's ``{"keep": share}`` is checked against the built-in
+described at that share instead of submission.yaml's params.
 
 Artifacts written before a field existed get a *warning* naming what they predate, never a silent
 pass: "no integrity block (artifact predates integrity hashes)" (when it is absent, not malformed).
@@ -21,6 +25,7 @@ problem line naming the file and what was expected, and validation goes on with 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass, field
@@ -31,8 +36,15 @@ from benchmark.core.artifact import METRICS, PLACEBO, Skip, parse
 from benchmark.core.multi_trait import MULTI, summary_block
 from benchmark.core.results import ADDED_LATER, CANDIDATES, SCHEMA, leakage_block, pooled_leakage
 from benchmark.run.integrity import as_dict, check_integrity, is_count
-from benchmark.run.submission import Submission, load_submission, read_capped, tree_problem
-from benchmark.run.suite import cost_summary
+from benchmark.run.submission import (
+    RANDOM_DROP,
+    Submission,
+    load_submission,
+    matched_drop_params,
+    read_capped,
+    tree_problem,
+)
+from benchmark.run.suite import cost_summary, pool_key
 from defenses import load_defense
 
 REQUIRED = ("schema", "config", "defense", "run_info", "data", "scores", "leakage")
@@ -177,6 +189,11 @@ def _plugin(sub: Submission, report: Report) -> dict[str, Any] | None:
     return desc
 
 
+@functools.lru_cache(maxsize=64)
+def _drop_plugin(keep: float) -> dict[str, Any]:
+    return load_defense(RANDOM_DROP, {"keep": keep}).describe()  # built in: loads in-process
+
+
 def _check_defense(art: dict[str, Any], sub: Submission, plugin: dict | None, where: str) -> list:
     problems = []
     ref = art["config"].get("defense", "")
@@ -188,7 +205,10 @@ def _check_defense(art: dict[str, Any], sub: Submission, plugin: dict | None, wh
         same = ref == want
     if not same:
         problems.append(f"{where}: ran defense {ref!r}, but submission.yaml names {want!r}")
-    if art["config"].get("defense_params", {}) != sub.params:
+    params = art["config"].get("defense_params", {})
+    if params != sub.params and matched_drop_params(sub, params):
+        plugin = _drop_plugin(params["keep"])  # the control at this run's share
+    elif params != sub.params:
         problems.append(
             f"{where}: ran with params {art['config'].get('defense_params')}, "
             f"submission.yaml has {sub.params}"
@@ -301,21 +321,45 @@ def _check_summary(path: Path, arts: dict[str, dict], refused: set[str], report:
             why = f"not recomputed: cells {skipped} refused above"
             report.warnings.append(f"{path}: pooled {p['defense']} {why}")
             continue
-        cells = [
-            a
-            for name, a in arts.items()
-            if name in listed
-            and (a["config"]["task"], a["config"]["defense"], a["config"]["trait"])
-            == (p["task"], p["defense"], p["trait"])
-        ]
-        fresh = pooled_leakage(cells) if len(cells) > 1 else {}
-        _added_later(p["leakage"], fresh, f"{path}: pooled {p['defense']}", report)
-        report.problems += diff_numbers(p["leakage"], fresh, f"{path}: pooled {p['defense']}")
-        if "cost" in p and len(cells) > 1:
-            report.problems += diff_numbers(p["cost"], cost_summary(cells), f"{path}: cost")
+        where = f"{path}: pooled {p['defense']}"
+        got = [_pool_problems(p, cells, where) for cells in _pool_candidates(p, arts, listed)]
+        if not got:
+            report.problems.append(f"{where}: none of the listed cells has its seeds")
+        for problems, warnings in sorted(got, key=lambda g: len(g[0]))[:1]:  # the closest pool
+            report.problems += problems
+            report.warnings += warnings
     if MULTI in summary:  # several traits per run: recomputed from the listed cells
         fresh = summary_block([a for name, a in arts.items() if name in listed])
         report.problems += diff_numbers(summary[MULTI], fresh, f"{path}: {MULTI}")
+
+
+def _pool_candidates(p: dict[str, Any], arts: dict[str, dict], listed: list[str]) -> list[list]:
+    """The listed cells a pooled entry can be, grouped as its writers group them (configs equal
+    but for seeds), with exactly its ``seeds``. Two groups of one task, defense and trait (two
+    matched drops' shares) can both qualify: the entry is right if it is one's pool. Where none
+    does (a cell's config edited), its cells with those seeds, so numbers still count."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for cfg, art in ((arts[n]["config"], arts[n]) for n in listed if n in arts):
+        if [cfg["task"], cfg["defense"], cfg["trait"]] == [p[k] for k in REQUIRED_POOLED]:
+            groups.setdefault(pool_key(cfg), []).append(art)
+    seeds = p.get("seeds")
+    want = sorted(map(str, seeds)) if isinstance(seeds, list) else None
+    seeds_of = lambda g: sorted(str(a["config"]["seed"]) for a in g)  # noqa: E731
+    if exact := [g for g in groups.values() if want is None or seeds_of(g) == want]:
+        return exact
+    loose = [a for g in groups.values() for a in g if str(a["config"]["seed"]) in (want or ())]
+    return [loose] if loose else []
+
+
+def _pool_problems(p: dict[str, Any], cells: list[dict], where: str) -> tuple[list, list]:
+    """``(problems, warnings)`` of pooled entry ``p`` against the pool of ``cells``."""
+    fresh = pooled_leakage(cells) if len(cells) > 1 else {}
+    notes = Report()
+    _added_later(p["leakage"], fresh, where, notes)
+    problems = diff_numbers(p["leakage"], fresh, where)
+    if "cost" in p and len(cells) > 1:
+        problems += diff_numbers(p["cost"], cost_summary(cells), f"{where}: cost")
+    return problems, notes.warnings
 
 
 def _guarded(path: Path, report: Report, check: Any, *args: Any) -> Any:
