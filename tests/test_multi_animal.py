@@ -316,9 +316,10 @@ def test_slb_pool_writes_the_multi_animal_block_and_validate_recomputes_it(tmp_p
     import json
 
     from benchmark.core.multi_trait import MULTI
+    from benchmark.run.checking import Report
     from benchmark.run.suite import pool_results
     from benchmark.run.synthetic import Spec, artifact, name
-    from benchmark.run.validate import Report, _check_summary
+    from benchmark.run.validate_summary import check_summary
 
     arts: dict[str, dict] = {}
     for seed in (1, 2, 3):
@@ -342,11 +343,11 @@ def test_slb_pool_writes_the_multi_animal_block_and_validate_recomputes_it(tmp_p
     (pool,) = summary[MULTI]["pooled"]
     assert pool["animals"] == ["eagle", "owl", "dolphin"] and pool["seeds"] == [1, 2, 3]
     report = Report()
-    _check_summary(out / "summary.json", arts, set(), report)
+    check_summary(out / "summary.json", arts, set(), report)
     assert report.ok, report.problems
     summary[MULTI]["pooled"][0]["mean"] += 0.5  # a summary that claims more than its cells show
     (out / "summary.json").write_text(json.dumps(summary))
-    _check_summary(out / "summary.json", arts, set(), report)
+    check_summary(out / "summary.json", arts, set(), report)
     assert any(f"{MULTI}.pooled[0].mean" in p for p in report.problems), report.problems
 
 

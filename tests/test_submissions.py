@@ -128,7 +128,11 @@ def test_tampered_baseline_copy_lists_every_problem(tmp_path: Path) -> None:
     problems = "\n".join(validate_submission(folder).problems)
     assert "leakage.teacher_forced.trait_vs_control.diff_pp: stored" in problems
     assert "ran with params {'strength': 2}" in problems
-    assert "pooled none.teacher_forced.p_value" in problems
+    # That cell's config no longer matches its seeds' others: the pool stands for no one setup.
+    assert "pooled none: no listed cells of one setup with exactly seeds [0, 1, 2, 3]" in problems
+    # With the cell left alone, the tampered pooled number itself is named.
+    shutil.copy(NONE / "results" / "quick-bare-control" / cell.name, cell)
+    assert "pooled none.teacher_forced.p_value" in "\n".join(validate_submission(folder).problems)
 
 
 def test_placebo_artifacts_own_animal_checked_and_older_ones_warned(tmp_path: Path) -> None:
@@ -361,8 +365,8 @@ def test_matched_drops_are_checked_at_their_own_share(tmp_path: Path) -> None:
     assert "ran with params {'keep': 0.947, 'mode': 'x'}" in problems
     assert "ran with params {'keep': 1.5}" in problems
     assert "pooled random_drop.own_animal.diff_pp" in problems
-    # The topk-prefix pool's cells no longer share a config: compared with its seeds' cells.
-    assert "pooled random_drop.own_animal.diff_pp: stored 0.971" in problems
+    # The topk-prefix pool's cells no longer share a config: it stands for no one setup.
+    assert "pooled random_drop: no listed cells of one setup with exactly seeds" in problems
     # The same runs under a submission that is not the control: its own params or a problem.
     other = tmp_path / "not_control"
     shutil.copytree(ROOT / "submissions" / "random_drop", other)
@@ -371,3 +375,44 @@ def test_matched_drops_are_checked_at_their_own_share(tmp_path: Path) -> None:
     yaml_path.write_text(yaml_path.read_text().replace("name: random_drop", "name: not_control"))
     problems = "\n".join(validate_submission(other).problems)
     assert problems.count("submission.yaml has {}") == 11
+
+
+def test_a_pool_stands_for_exactly_one_setups_cells(tmp_path: Path) -> None:
+    """A pooled entry must be the pool of all the cells of one setup with exactly its seeds (its
+    `pool_key` names the setup): a pool over some of them (seeds picked), over two shares, over
+    one cell, or under another setup's key is a problem; so are params that are not an object
+    and a control folder whose yaml sets params (the leaderboard would skip its runs)."""
+    folder = tmp_path / "random_drop"
+    shutil.copytree(ROOT / "submissions" / "random_drop", folder)
+    runs = folder / "results" / "topk-prefix"
+    cells = {n: json.loads((runs / f"{n}.json").read_text()) for n in _listed(runs)}
+    by_share: dict[float, list[dict]] = {}
+    for art in cells.values():
+        by_share.setdefault(art["config"]["defense_params"]["keep"], []).append(art)
+    five, one = sorted(by_share.values(), key=len, reverse=True)
+    honest = _pooled_entry("numbers", "random_drop", "owl", five)
+    picked = _pooled_entry("numbers", "random_drop", "owl", five[1:4])
+    mixed = _pooled_entry("numbers", "random_drop", "owl", [one[0], five[1]])
+    single = {**_pooled_entry("numbers", "random_drop", "owl", five[:2]), "seeds": [700]}
+    alias = {**honest, "pool_key": mixed["pool_key"]}
+    summary = json.loads((runs / "summary.json").read_text())
+    summary["pooled"] = [honest, picked, mixed, single, alias]
+    (runs / "summary.json").write_text(json.dumps(summary))
+    problems = validate_submission(folder).problems
+    pool_lines = [p for p in problems if "pooled random_drop" in p]
+    assert len(pool_lines) == 4, problems  # all but the honest one
+    assert sum("exactly seeds [701, 702, 703]" in p for p in pool_lines) == 1
+    assert sum("expected the list of its 2 or more cells' seeds" in p for p in pool_lines) == 1
+    art = cells[next(iter(cells))]
+    art["config"]["defense_params"] = 5
+    (runs / f"{next(iter(cells))}.json").write_text(json.dumps(art))
+    yaml_path = folder / "submission.yaml"
+    yaml_path.write_text(yaml_path.read_text() + "params: {keep: 0.5}\n")
+    report = validate_submission(folder)
+    assert any("ran with params 5, submission.yaml has" in p for p in report.problems)
+    assert not any("cannot be checked" in p for p in report.problems)
+    assert sum("submission.yaml has {'keep': 0.5}" in p for p in report.problems) == 11
+
+
+def _listed(runs: Path) -> list[str]:
+    return json.loads((runs / "summary.json").read_text())["cells"]

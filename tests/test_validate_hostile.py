@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 
 from benchmark.core.store import ArtifactStore
+from benchmark.run.checking import MAX_RESULT_BYTES
 from benchmark.run.cli import main
 from benchmark.run.submission import MAX_SUBMISSION_BYTES, load_submission
-from benchmark.run.validate import MAX_RESULT_BYTES, validate_submission
+from benchmark.run.validate import validate_submission
 
 ROOT = Path(__file__).resolve().parent.parent
 NONE = ROOT / "submissions" / "none"

@@ -315,7 +315,7 @@ def submit(
             )
             continue
         print(f"{task}: the defense kept {keep:.1%} of rows; matched random drop at that share")
-        drop = run_suite(
+        run_suite(
             suite,
             store,
             control / "results",
@@ -324,8 +324,10 @@ def submit(
             tasks=[task],
             **common,
         )
-        if drop["cells"]:  # the folder is shared: its summary pools every defense's drops
+        try:  # the folder is shared: its summary pools every defense's drops, not this run's
             pool_results(control / "results" / suite)
+        except ValueError as e:  # a stray file there, or no cell at all: the runs are kept
+            print(f"{control}: summary.json not re-pooled ({e}); fix it, then `slb pool` it")
     return summary
 
 
@@ -333,7 +335,11 @@ def matched_drop_params(sub: Submission, params: Any) -> bool:
     """``params`` are one matched random drop's, as :func:`submit` writes them into the control
     folder (the built-in ``random_drop`` with ``reference: matched random drop``), one run per
     share a defense kept: ``{"keep": share}``, whatever that folder's submission.yaml says."""
-    keep = params.get("keep") if isinstance(params, dict) else None
+    if (
+        not isinstance(params, dict) or sub.params
+    ):  # the folder's yaml sets none (the loader's rule)
+        return False
+    keep = params.get("keep")
     return (
         sub.reference == CONTROL
         and sub.defense_ref() == RANDOM_DROP

@@ -244,10 +244,14 @@ def _pooled_entry(
         "task": task,
         "defense": defense,
         "trait": trait,
+        POOL_KEY: pool_key(done[0]["config"]),  # `slb validate` ties the entry to its cells
         "seeds": seeds,
         "leakage": pooled,
         "cost": cost_summary(done),
     }
+
+
+POOL_KEY = "pool_key"  # a pooled entry's: the pool_key of the cells it pools
 
 
 def pool_key(cfg: Any) -> str:

@@ -19,99 +19,33 @@ described at that share instead of submission.yaml's params.
 Artifacts written before a field existed get a *warning* naming what they predate, never a silent
 pass: "no integrity block (artifact predates integrity hashes)" (when it is absent, not malformed).
 Result files are untrusted: one that cannot be used (not a regular file, over
-:data:`MAX_RESULT_BYTES`, not JSON, too deep, NaN or Infinity, a block of the wrong shape) is one
+``checking.MAX_RESULT_BYTES``, not JSON, too deep, NaN or Infinity, a block of the wrong shape) is one
 problem line naming the file and what was expected, and validation goes on with the other files.
 """
 
 from __future__ import annotations
 
-import functools
-import json
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from benchmark.core.artifact import METRICS, PLACEBO, Skip, parse
-from benchmark.core.multi_trait import MULTI, summary_block
-from benchmark.core.results import ADDED_LATER, CANDIDATES, SCHEMA, leakage_block, pooled_leakage
-from benchmark.run.integrity import as_dict, check_integrity, is_count
-from benchmark.run.submission import (
-    RANDOM_DROP,
-    Submission,
-    load_submission,
-    matched_drop_params,
-    read_capped,
-    tree_problem,
+from benchmark.core.results import CANDIDATES, SCHEMA, leakage_block
+from benchmark.run.checking import (
+    Report,
+    added_later,
+    diff_numbers,
+    kind_of,
+    read_json,
 )
-from benchmark.run.suite import cost_summary, pool_key
+from benchmark.run.integrity import as_dict, check_integrity, is_count
+from benchmark.run.submission import RANDOM_DROP, Submission, load_submission, matched_drop_params
+from benchmark.run.validate_summary import check_summary
 from defenses import load_defense
 
 REQUIRED = ("schema", "config", "defense", "run_info", "data", "scores", "leakage")
 ARM_FIELDS = ("generated", "after_defense", "trained_on")
 NEW_ARM_FIELDS = ("rows_kept_share", "defense_cost", "examples")
-REQUIRED_POOLED = ("task", "defense", "trait")
-REL_TOL, ABS_TOL = 1e-6, 1e-9
-MAX_RESULT_BYTES = 10_000_000  # a real artifact is about 60 kB; far beyond is refused unread
-
-
-@dataclass
-class Report:
-    problems: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def render(self) -> str:
-        lines = [f"PROBLEM: {p}" for p in self.problems] + [f"warning: {w}" for w in self.warnings]
-        lines += [f"ok: {n}" for n in self.notes]
-        verdict = "valid" if self.ok else f"{len(self.problems)} problem(s)"
-        return "\n".join([*lines, f"{verdict}, {len(self.warnings)} warning(s)"])
-
-
-def diff_numbers(stored: Any, fresh: Any, where: str, limit: int = 5) -> list[str]:
-    """Paths where two JSON trees differ (numbers within tolerance are equal)."""
-    out: list[str] = []
-
-    def walk(a: Any, b: Any, path: str) -> None:
-        if len(out) >= limit:
-            return
-        if isinstance(a, dict) and isinstance(b, dict):
-            for k in sorted(set(a) | set(b)):
-                walk(a.get(k), b.get(k), f"{path}.{k}")
-        elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-            for i, (x, y) in enumerate(zip(a, b, strict=True)):
-                walk(x, y, f"{path}[{i}]")
-        elif isinstance(a, (int, float)) and isinstance(b, (int, float)) and a is not True:
-            if not math.isclose(a, b, rel_tol=REL_TOL, abs_tol=ABS_TOL):
-                out.append(f"{path}: stored {a!r}, recomputed {b!r}")
-        elif a != b:
-            out.append(f"{path}: stored {a!r}, recomputed {b!r}")
-
-    walk(stored, fresh, where)
-    return out
-
-
-def read_json(path: Path, what: str = "a result file") -> tuple[Any, str | None]:
-    """``(decoded JSON, None)``, or ``(None, why it cannot be used)`` in one line."""
-    data, problem = read_capped(path, MAX_RESULT_BYTES, what)
-    if data is None:
-        return None, problem
-    try:
-        obj = json.loads(data.decode("utf-8"))
-    except RecursionError:
-        return None, "JSON nested too deeply to decode (expected an object a few levels deep)"
-    except ValueError as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        return None, f"unreadable JSON ({what} expected): {e}"
-    return (None, problem) if (problem := tree_problem(obj)) else (obj, None)
-
-
-def _kind(v: Any) -> str:
-    name = type(v).__name__
-    return "null" if v is None else f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
 
 
 def _number(v: Any) -> bool:
@@ -121,19 +55,19 @@ def _number(v: Any) -> bool:
 def _shape_problem(art: Any) -> str | None:
     """The first way ``art`` is not a results artifact the checks below can read, or None."""
     if not isinstance(art, dict):
-        return f"top level is {_kind(art)}, expected a results object (schema {SCHEMA!r})"
+        return f"top level is {kind_of(art)}, expected a results object (schema {SCHEMA!r})"
     if missing := [k for k in REQUIRED if k not in art]:
         return f"missing required fields {missing}"
     if art["schema"] != SCHEMA:
         return f"schema {art['schema']!r}, expected {SCHEMA!r}"
     for k in REQUIRED[1:]:  # each a JSON object
         if not isinstance(art[k], dict):
-            return f"{k} is {_kind(art[k])}, expected an object"
+            return f"{k} is {kind_of(art[k])}, expected an object"
     if "integrity" in art and not isinstance(art["integrity"], dict):
-        return f"integrity is {_kind(art['integrity'])}, expected an object of hashes"
+        return f"integrity is {kind_of(art['integrity'])}, expected an object of hashes"
     for name, rows in art["scores"].items():
         if not isinstance(rows, list):
-            return f"scores.{name} is {_kind(rows)}, expected a list of per-question rows"
+            return f"scores.{name} is {kind_of(rows)}, expected a list of per-question rows"
         for i, r in enumerate(rows):
             if problem := _row_problem(r):
                 return f"scores.{name}[{i}] {problem}"
@@ -142,7 +76,7 @@ def _shape_problem(art: Any) -> str | None:
             return f"data.{arm} {problem}"
     for m, block in art["leakage"].items():
         if not isinstance(block, dict):
-            return f"leakage.{m} is {_kind(block)}, expected an object of statistics"
+            return f"leakage.{m} is {kind_of(block)}, expected an object of statistics"
     try:
         parse(art)  # what the leaderboard requires: config fields, both arms' scores, setup
     except Skip as e:
@@ -152,29 +86,29 @@ def _shape_problem(art: Any) -> str | None:
 
 def _row_problem(r: Any) -> str | None:
     if not isinstance(r, dict) or not isinstance(r.get("id"), str):
-        return f"is {_kind(r)}, expected an object with a string id"
+        return f"is {kind_of(r)}, expected an object with a string id"
     for k in (*METRICS, PLACEBO):
         v = r.get(k)
         if v is not None and not (_number(v) and 0 <= v <= 1):
             return f"{k} is {v!r}, expected a number in [0, 1] or null"
     cands = r.get(CANDIDATES)
     if cands and not (isinstance(cands, dict) and all(map(_number, cands.values()))):
-        return f"{CANDIDATES} is {_kind(cands)}, expected an object of animal -> probability"
+        return f"{CANDIDATES} is {kind_of(cands)}, expected an object of animal -> probability"
     return None
 
 
 def _arm_problem(d: Any) -> str | None:
     if not isinstance(d, dict):
-        return f"is {_kind(d)}, expected an object with {ARM_FIELDS}"
+        return f"is {kind_of(d)}, expected an object with {ARM_FIELDS}"
     if bad := [k for k in ARM_FIELDS if not is_count(d.get(k))]:
         return f"lacks {bad} as row counts (non-negative integers)"
     if "rows_kept_share" in d and not _number(d["rows_kept_share"]):
-        return f"rows_kept_share is {_kind(d['rows_kept_share'])}, expected a number"
+        return f"rows_kept_share is {kind_of(d['rows_kept_share'])}, expected a number"
     cost = d.get("defense_cost", {})
     if not isinstance(cost, dict) or not all(_number(v) for k, v in cost.items() if k != "helpers"):
         return "defense_cost is not an object of numbers (and a helpers object)"
     if (key := d.get("defended_key")) is not None and not isinstance(key, str):
-        return f"defended_key is {_kind(key)}, expected a store key string"
+        return f"defended_key is {kind_of(key)}, expected a store key string"
     return None
 
 
@@ -189,7 +123,6 @@ def _plugin(sub: Submission, report: Report) -> dict[str, Any] | None:
     return desc
 
 
-@functools.lru_cache(maxsize=64)
 def _drop_plugin(keep: float) -> dict[str, Any]:
     return load_defense(RANDOM_DROP, {"keep": keep}).describe()  # built in: loads in-process
 
@@ -249,18 +182,8 @@ def _check_leakage(art: dict[str, Any], where: str, report: Report) -> None:
         except Exception as e:  # noqa: BLE001 - odd stored inputs are a problem to report
             report.problems.append(f"{where}: leakage.{metric} cannot be recomputed: {e!r}")
             continue
-        _added_later(stored, fresh, f"{where}: leakage.{metric}", report)
+        added_later(stored, fresh, f"{where}: leakage.{metric}", report)
         report.problems += diff_numbers(stored, fresh, f"{where}: leakage.{metric}")
-
-
-def _added_later(stored: Any, fresh: Any, where: str, report: Report) -> None:
-    """Drop from ``fresh`` the statistic that artifacts written before it existed lack (a warning,
-    not a problem: their stored numbers are still checked)."""
-    if isinstance(stored, dict) and isinstance(fresh, dict):
-        for key in ADDED_LATER:
-            if key in fresh and key not in stored:
-                del fresh[key]
-                report.warnings.append(f"{where}: no {key} statistic (artifact predates it)")
 
 
 def validate_artifact(
@@ -277,89 +200,6 @@ def validate_artifact(
         return art
     report.problems.append(f"{where}: {problem}")
     return None
-
-
-def _is(typ: type) -> Any:
-    return lambda v: isinstance(v, typ)
-
-
-def _entries(summary: dict[str, Any], key: str, ok: Any, what: str, path: Path, report: Report):
-    """The entries of list ``summary[key]`` that ``ok`` accepts; one problem line for the rest."""
-    got = summary.get(key, [])
-    if not isinstance(got, list):
-        report.problems.append(f"{path}: {key} is {_kind(got)}, expected a list of {what}")
-        return []
-    if bad := [i for i, v in enumerate(got) if not ok(v)]:
-        report.problems.append(
-            f"{path}: {key}[{bad[0]}] is {_kind(got[bad[0]])}, expected {what} "
-            f"({len(bad)} such entr{'y' if len(bad) == 1 else 'ies'} skipped)"
-        )
-    return [v for v in got if ok(v)]
-
-
-def _pooled_entry(p: Any) -> bool:
-    strings = isinstance(p, dict) and all(isinstance(p.get(k), str) for k in REQUIRED_POOLED)
-    return strings and isinstance(p.get("leakage"), dict) and isinstance(p.get("cost", {}), dict)
-
-
-def _check_summary(path: Path, arts: dict[str, dict], refused: set[str], report: Report) -> None:
-    summary, problem = read_json(path, "a suite summary")
-    if problem is None and not isinstance(summary, dict):
-        problem = f"top level is {_kind(summary)}, expected the suite summary object"
-    if problem is not None:
-        report.problems.append(f"{path}: {problem}")
-        return
-    for err in _entries(summary, "errors", _is(dict), "error records (objects)", path, report):
-        report.warnings.append(f"{path}: cell {err.get('cell')} failed: {err.get('error')}")
-    listed = _entries(summary, "cells", _is(str), "cell names (strings)", path, report)
-    for cell in listed:
-        if cell not in arts and cell not in refused:
-            report.problems.append(f"{path}: lists cell {cell!r}, whose artifact is missing")
-    what = "objects with task, defense, trait (strings) and leakage (an object)"
-    for p in _entries(summary, "pooled", _pooled_entry, what, path, report):
-        if skipped := sorted(refused & set(listed)):
-            why = f"not recomputed: cells {skipped} refused above"
-            report.warnings.append(f"{path}: pooled {p['defense']} {why}")
-            continue
-        where = f"{path}: pooled {p['defense']}"
-        got = [_pool_problems(p, cells, where) for cells in _pool_candidates(p, arts, listed)]
-        if not got:
-            report.problems.append(f"{where}: none of the listed cells has its seeds")
-        for problems, warnings in sorted(got, key=lambda g: len(g[0]))[:1]:  # the closest pool
-            report.problems += problems
-            report.warnings += warnings
-    if MULTI in summary:  # several traits per run: recomputed from the listed cells
-        fresh = summary_block([a for name, a in arts.items() if name in listed])
-        report.problems += diff_numbers(summary[MULTI], fresh, f"{path}: {MULTI}")
-
-
-def _pool_candidates(p: dict[str, Any], arts: dict[str, dict], listed: list[str]) -> list[list]:
-    """The listed cells a pooled entry can be, grouped as its writers group them (configs equal
-    but for seeds), with exactly its ``seeds``. Two groups of one task, defense and trait (two
-    matched drops' shares) can both qualify: the entry is right if it is one's pool. Where none
-    does (a cell's config edited), its cells with those seeds, so numbers still count."""
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for cfg, art in ((arts[n]["config"], arts[n]) for n in listed if n in arts):
-        if [cfg["task"], cfg["defense"], cfg["trait"]] == [p[k] for k in REQUIRED_POOLED]:
-            groups.setdefault(pool_key(cfg), []).append(art)
-    seeds = p.get("seeds")
-    want = sorted(map(str, seeds)) if isinstance(seeds, list) else None
-    seeds_of = lambda g: sorted(str(a["config"]["seed"]) for a in g)  # noqa: E731
-    if exact := [g for g in groups.values() if want is None or seeds_of(g) == want]:
-        return exact
-    loose = [a for g in groups.values() for a in g if str(a["config"]["seed"]) in (want or ())]
-    return [loose] if loose else []
-
-
-def _pool_problems(p: dict[str, Any], cells: list[dict], where: str) -> tuple[list, list]:
-    """``(problems, warnings)`` of pooled entry ``p`` against the pool of ``cells``."""
-    fresh = pooled_leakage(cells) if len(cells) > 1 else {}
-    notes = Report()
-    _added_later(p["leakage"], fresh, where, notes)
-    problems = diff_numbers(p["leakage"], fresh, where)
-    if "cost" in p and len(cells) > 1:
-        problems += diff_numbers(p["cost"], cost_summary(cells), f"{where}: cost")
-    return problems, notes.warnings
 
 
 def _guarded(path: Path, report: Report, check: Any, *args: Any) -> Any:
@@ -395,6 +235,6 @@ def validate_submission(folder: str | Path, store: Any = None) -> Report:
         if not arts:
             report.problems.append(f"{suite_dir}: no result artifacts")
         if (summary := suite_dir / "summary.json").exists():
-            _guarded(summary, report, _check_summary, summary, arts, refused, report)
+            _guarded(summary, report, check_summary, summary, arts, refused, report)
         report.notes.append(f"{suite_dir}: {len(arts)} artifact(s) checked")
     return report

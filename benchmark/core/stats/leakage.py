@@ -100,6 +100,7 @@ def t_summary(
     x: Sequence[float] | np.ndarray, confidence: float = 0.95
 ) -> tuple[float, list[float], float]:
     """Mean, t-interval and two-sided one-sample t p-value (against 0) of ``x`` (>= 1 value)."""
+    _check_confidence(confidence)
     x = np.asarray(x, dtype=float)
     mean = float(np.mean(x))
     # With no spread (or one value) the t statistic is 0/0 or x/0 and scipy warns or returns nan.
