@@ -335,9 +335,8 @@ def matched_drop_params(sub: Submission, params: Any) -> bool:
     """``params`` are one matched random drop's, as :func:`submit` writes them into the control
     folder (the built-in ``random_drop`` with ``reference: matched random drop``), one run per
     share a defense kept: ``{"keep": share}``, whatever that folder's submission.yaml says."""
-    if (
-        not isinstance(params, dict) or sub.params
-    ):  # the folder's yaml sets none (the loader's rule)
+    # The folder's yaml sets no params of its own (where it does, the leaderboard's rule applies).
+    if not isinstance(params, dict) or sub.params:
         return False
     keep = params.get("keep")
     return (

@@ -86,11 +86,12 @@ def _pool_cells(
         return [], f"{where}: seeds is {seeds!r}, expected the list of its 2 or more cells' seeds"
     want = sorted(seeds, key=repr)
     same = [
-        g for g in groups.values() if sorted((a["config"]["seed"] for a in g), key=repr) == want
+        g
+        for key, g in groups.items()
+        if sorted((a["config"]["seed"] for a in g), key=repr) == want
+        and p.get(POOL_KEY, key) == key
     ]
-    if POOL_KEY in p:
-        same = [g for g in same if pool_key(g[0]["config"]) == p[POOL_KEY]]
-    elif len(same) > 1:
+    if POOL_KEY not in p and len(same) > 1:
         report.warnings.append(f"{where}: seeds {seeds} fit {len(same)} setups (no {POOL_KEY})")
     if not same:
         return [], f"{where}: no listed cells of one setup with exactly seeds {seeds}"
