@@ -26,7 +26,7 @@ import streamlit as st
 
 from benchmark.core.artifact import CellResult
 from benchmark.core.setup_keys import PRIMARY_SUITE
-from leaderboard import confirmations, loader, several, tables, views
+from leaderboard import confirmations, reading, several, tables, views
 from leaderboard import ranking as rk
 from leaderboard.loader import DEFAULT_DIRS, DIRS_ENV, Loaded, Skipped, discover, excluded, load
 
@@ -41,7 +41,7 @@ def results_dirs() -> tuple[str, ...]:
 def fingerprint(dirs: tuple[str, ...]) -> str:
     """The caches' key: a digest (quick for Streamlit to hash) of paths, sizes and mtimes."""
     out = []
-    for p in (q for a, _ in discover(list(dirs)) for q in (a, loader.reproduced_path(a))):
+    for p in (q for a, _ in discover(list(dirs)) for q in (a, reading.reproduced_path(a))):
         try:  # an artifact, and its reproduction record (-1 while there is none)
             s = p.stat()
             out.append((str(p), s.st_size, s.st_mtime_ns))

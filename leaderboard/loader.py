@@ -1,5 +1,6 @@
-"""Find the results artifacts under some folders, parse each (``benchmark.core.artifact``), and
-decide which folder each belongs to.
+"""Find the results artifacts under some folders, parse each (``benchmark.core.artifact``; the
+files are read by ``leaderboard.reading``, in worker processes when there are many), and decide
+which folder each belongs to.
 
 Usage::
 
@@ -37,7 +38,6 @@ Ownership, so that one folder can never replace or extend another's results:
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -47,25 +47,21 @@ from typing import Any
 
 import yaml
 
-from benchmark.core.artifact import CellResult, Skip, parse
+from benchmark.core.artifact import CellResult
 from benchmark.core.results import CONFIRMATION_REPORT
-from benchmark.core.store import json_tree_hash
 from leaderboard.pooling import is_baseline
-from leaderboard.references import reference_kind
+from leaderboard.reading import (
+    REPRODUCED_SUFFIX,
+    SUBMISSIONS,
+    Skipped,
+    read_all,
+)
 
 DIRS_ENV = "SLB_LEADERBOARD_DIRS"  # os.pathsep-separated folders the app reads
 DEFAULT_DIRS = ("submissions", "results")
 IGNORED_NAMES = {"summary.json", CONFIRMATION_REPORT}  # suite summaries, `slb confirm` reports
-REPRODUCED_SUFFIX = ".reproduced.json"  # slb reproduce's record, next to its artifact
 IGNORED_DIRS = {"logs"}
 SUBMISSION_META = ("submission.yaml", "submission.yml", "submission.json")
-SUBMISSIONS = "submissions/"
-
-
-@dataclass
-class Skipped:
-    path: str
-    reason: str
 
 
 @dataclass
@@ -76,36 +72,6 @@ class Loaded:
     submissions: dict[str, dict[str, Any]]  # source -> its submission metadata, if any
     # artifact path -> its valid reproduction record (``slb reproduce``), for reproduced ones only
     reproduced: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-
-def reproduced_path(artifact: str | Path) -> Path:
-    """Where ``slb reproduce`` writes the record of ``artifact``: ``<stem>.reproduced.json``."""
-    p = Path(artifact)
-    return p.with_name(p.stem + REPRODUCED_SUFFIX)
-
-
-def reproduction(path: str | Path, art: Any) -> dict[str, Any] | None:
-    """The record next to the artifact ``art`` (read from ``path``) when it shows a passed
-    reproduction of these very scores: ``reproduced`` is true and its ``scores_hash`` equals the
-    artifact's ``integrity.scores`` and the hash of its scores now. Else (none, malformed, failed,
-    or the scores changed since) None."""
-    rec_path = reproduced_path(path)
-    if not rec_path.is_file():
-        return None
-    try:
-        rec = json.loads(rec_path.read_text(encoding="utf-8"))
-        integ = art.get("integrity") if isinstance(art, dict) else None
-        stored = integ.get("scores") if isinstance(integ, dict) else None
-        if not (isinstance(rec, dict) and rec.get("reproduced") is True and stored):
-            return None
-        seen = rec.get("scores_hash")
-        return (
-            rec
-            if isinstance(seen, str) and seen == stored == json_tree_hash(art["scores"])
-            else None
-        )
-    except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError):
-        return None
 
 
 def discover(dirs: Sequence[str | Path]) -> list[tuple[Path, str]]:
@@ -142,19 +108,13 @@ def load(dirs: Sequence[str | Path]) -> Loaded:
     files = discover(dirs)
     folders = _submission_folders(dirs)
     metas = {s: m for s, (_, m) in folders.items()}
-    for path, source in files:
-        try:
-            art = _read(path)
-            cell = parse(art, str(path), source)
-            if source.startswith(SUBMISSIONS):
-                _check_owner(cell, *folders.get(source, (None, None)))
-            cells.append(replace(cell, reference=reference_kind(cell, metas.get(source))))
-            if (rec := reproduction(path, art)) is not None:
-                reproduced[str(path)] = rec
-        except Skip as e:
-            skipped.append(Skipped(str(path), str(e)))
-        except Exception as e:  # noqa: BLE001 - one odd file must never take the app down
-            skipped.append(Skipped(str(path), f"unexpected {type(e).__name__}: {e}"))
+    for cell, rec, skip in read_all(files, folders):
+        if skip is not None:
+            skipped.append(skip)
+        elif cell is not None:
+            cells.append(cell)
+            if rec is not None:
+                reproduced[cell.path] = rec
     cells, claimed = _one_folder_per_entry(cells)
     cells, dups = _dedupe(cells)
     kept = _check_setups(cells)
@@ -170,53 +130,6 @@ def excluded(cells: Sequence[CellResult]) -> list[Skipped]:
         for c in cells
         if c.integrity != "ok"
     ]
-
-
-def _read(path: Path) -> Any:
-    try:
-        with open(path, "rb") as f:
-            return json.load(f)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise Skip(f"not readable JSON: {e}") from None
-
-
-def _check_owner(cell: CellResult, folder: Path | None, meta: dict[str, Any] | None) -> None:
-    """Raise :class:`Skip` unless ``cell`` is of the defense its submission folder declares."""
-    if folder is None or not meta or "error" in meta:
-        why = (meta or {}).get("error", "no submission.yaml")
-        raise Skip(f"{cell.source}: {why}, so whose artifact this is cannot be checked")
-    if meta.get("name") != folder.name:
-        raise Skip(f"{cell.source}/submission.yaml names {meta.get('name')!r}, not the folder")
-    declared: dict[str, Any] = meta["defense"] if isinstance(meta.get("defense"), dict) else {}
-    src: dict[str, Any] = cell.defense_info.get("source") or {}
-    src = src if isinstance(src, dict) else {}
-    kind = next((k for k in ("builtin", "entry_point", "module") if k in declared), None)
-    if kind == "builtin":
-        ok = cell.defense == declared["builtin"] and src.get("kind", "builtin") == "builtin"
-    elif kind == "entry_point":
-        ok = src.get("kind") == "entry_point" and src.get("ref") == declared["entry_point"]
-    elif kind == "module":
-        ok = (
-            src.get("kind") == "module"
-            and src.get("class") == declared.get("class")
-            and src.get("sha256") == _sha256(folder / str(declared["module"]))
-        )
-    else:
-        ok = False
-    params: dict[str, Any] = meta["params"] if isinstance(meta.get("params"), dict) else {}
-    if not ok or any(cell.params.get(k) != v for k, v in params.items()):
-        raise Skip(
-            f"{cell.source} submits {declared or 'no defense'} with {params or 'default params'}, "
-            f"but this artifact is of {cell.entry} ({src.get('kind', 'n/a')} "
-            f"{src.get('sha256', src.get('ref', src.get('module', '')))}): not this folder's"
-        )
-
-
-def _sha256(path: Path) -> str | None:
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return None
 
 
 def _one_folder_per_entry(cells: list[CellResult]) -> tuple[list[CellResult], list[Skipped]]:

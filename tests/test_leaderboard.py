@@ -24,7 +24,8 @@ from benchmark.run.setups import LABEL_MAX, setup_block
 from benchmark.run.synthetic import Spec, artifact, write
 from leaderboard import pooling, tables
 from leaderboard import ranking as rk
-from leaderboard.loader import discover, excluded, load, reproduced_path
+from leaderboard.loader import discover, excluded, load
+from leaderboard.reading import reproduced_path
 from leaderboard.references import BOUND, CONTROL, NULL, PLANTED, reference_kind
 from leaderboard.views import ranking_table
 

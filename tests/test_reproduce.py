@@ -19,7 +19,8 @@ from benchmark.run.config import CellConfig, apply_settings
 from benchmark.run.presets import PRESETS, SUITES, TASK_PRESETS, preset
 from benchmark.run.synthetic import Spec, artifact, write
 from leaderboard import ranking as rk
-from leaderboard.loader import discover, load, reproduced_path
+from leaderboard.loader import discover, load
+from leaderboard.reading import reproduced_path
 from leaderboard.views import ranking_table
 
 REPO = Path(__file__).resolve().parent.parent

@@ -8,7 +8,8 @@ artifact size, each score row with its candidate distribution as real rows have;
 submissions/); ``--dir`` keeps them for a re-run. Figures (median of
 ``--repeat`` runs where it can be repeated):
 
-* ``load``   ``leaderboard.loader.load``: find, parse, check integrity, dedupe.
+* ``load``   ``leaderboard.loader.load``: find, parse, check integrity, dedupe; with the files
+  parsed in as many processes as the app uses (``leaderboard.reading``), and in this one only.
 * ``tables`` ranking and per-task heat-map tables of the default selection.
 * ``app``    the app script's first run with cold caches under Streamlit's AppTest: everything the
   server does for the first visitor before the page is complete; ``app warm`` is the rerun a
@@ -28,10 +29,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -42,6 +45,7 @@ from benchmark.core.store import stable_hash
 from benchmark.run.synthetic import Spec, artifact, write
 from leaderboard import headless, ranking, tables
 from leaderboard.loader import DIRS_ENV, discover, load
+from leaderboard.reading import WORKERS_ENV, workers_for
 
 TARGET_S = 3.0
 T = TypeVar("T")
@@ -81,15 +85,39 @@ def make(folder: Path, n: int) -> int:
 
 
 def timed(fn: Callable[[], T], repeat: int) -> tuple[tuple[float, float], T]:
-    """Median (wall, CPU) seconds of ``repeat`` calls, and the last result. CPU time of this
-    process is what the work costs whatever else the machine runs; wall time is what one waits."""
+    """Median (wall, CPU) seconds of ``repeat`` calls, and the last result. CPU time is this
+    process's and its finished children's (the load's worker processes): what the work costs
+    whatever else the machine runs; wall time is what one waits."""
     walls, cpus = [], []
     for _ in range(repeat):
-        t, c = time.perf_counter(), time.process_time()
+        t, c = time.perf_counter(), cpu_seconds()
         out = fn()
         walls.append(time.perf_counter() - t)
-        cpus.append(time.process_time() - c)
+        cpus.append(cpu_seconds() - c)
     return (statistics.median(walls), statistics.median(cpus)), out
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process and of its children that have ended."""
+    me, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+@contextmanager
+def one_process() -> Iterator[None]:
+    """Every file parsed in this process (``SLB_LOAD_WORKERS=1``) while inside."""
+    old = os.environ.get(WORKERS_ENV)
+    os.environ[WORKERS_ENV] = "1"
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ[WORKERS_ENV]
+        else:
+            os.environ[WORKERS_ENV] = old
 
 
 def naive_load(dirs: list[Path]) -> list[CellResult]:
@@ -182,7 +210,10 @@ def main(argv: list[str] | None = None) -> int:
 
     t_load, data = timed(lambda: load(dirs), args.repeat)
     assert len(data.cells) == args.n and not data.skipped, (len(data.cells), data.skipped[:3])
-    report("load (parse + integrity)", t_load)
+    report(f"load (parse + integrity), {workers_for(args.n)} proc.", t_load)
+    with one_process():
+        t_load1, _ = timed(lambda: load(dirs), args.repeat)
+    report("load in this process only", t_load1)
     t_tables, _ = timed(lambda: build_tables(data.cells), args.repeat)
     report("tables (ranking + heat map)", t_tables)
     t_naive, _ = timed(lambda: build_tables(naive_load(dirs)), 1)

@@ -9,7 +9,7 @@ artifact's), the cell runs (``benchmark.run.cell.run_cell``) and every numeric f
 per-question score row of every evaluated model is compared with the stored one, exactly.
 
 The record goes next to the artifact as ``<stem>.reproduced.json``
-(``leaderboard.loader.reproduced_path``), which the leaderboard reads to mark the entry::
+(``leaderboard.reading.reproduced_path``), which the leaderboard reads to mark the entry::
 
     {"schema": "slb.reproduced/1", "artifact": ..., "reproduced": true, "compared": 600,
      "n_differ": 0, "differ": [{model, question, field, stored, fresh}, ...first 20],
@@ -44,7 +44,7 @@ from benchmark.core.store import ArtifactStore, atomic_write_json, stable_hash
 from benchmark.core.train_env import STUDENT_PASS_TOKENS, STUDENT_PASSES
 from benchmark.run.cell import run_cell
 from benchmark.run.config import CellConfig
-from leaderboard.loader import reproduced_path
+from leaderboard.reading import reproduced_path
 
 RECORD_SCHEMA = "slb.reproduced/1"
 MAX_DIFFER = 20  # differences listed in the record (all are counted)
