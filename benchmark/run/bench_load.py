@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import tempfile
 import time
@@ -45,7 +44,7 @@ from benchmark.core.store import stable_hash
 from benchmark.run.synthetic import Spec, artifact, write
 from leaderboard import headless, ranking, tables
 from leaderboard.loader import DIRS_ENV, discover, load
-from leaderboard.reading import WORKERS_ENV, workers_for
+from leaderboard.reading import WORKERS_ENV, processes
 
 TARGET_S = 3.0
 T = TypeVar("T")
@@ -86,24 +85,15 @@ def make(folder: Path, n: int) -> int:
 
 def timed(fn: Callable[[], T], repeat: int) -> tuple[tuple[float, float], T]:
     """Median (wall, CPU) seconds of ``repeat`` calls, and the last result. CPU time is this
-    process's and its finished children's (the load's worker processes): what the work costs
-    whatever else the machine runs; wall time is what one waits."""
+    process's (not the load's workers'): what the work costs here whatever else the machine runs;
+    wall time is what one waits."""
     walls, cpus = [], []
     for _ in range(repeat):
-        t, c = time.perf_counter(), cpu_seconds()
+        t, c = time.perf_counter(), time.process_time()
         out = fn()
         walls.append(time.perf_counter() - t)
-        cpus.append(cpu_seconds() - c)
+        cpus.append(time.process_time() - c)
     return (statistics.median(walls), statistics.median(cpus)), out
-
-
-def cpu_seconds() -> float:
-    """User + system CPU seconds of this process and of its children that have ended."""
-    me, kids = (
-        resource.getrusage(resource.RUSAGE_SELF),
-        resource.getrusage(resource.RUSAGE_CHILDREN),
-    )
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 @contextmanager
@@ -208,9 +198,16 @@ def main(argv: list[str] | None = None) -> int:
             v = f"{v:6.2f} s"
         print(f"  {name:36s} {v}", flush=True)
 
+    # The app first, while no worker server runs in this process: its first run pays for one,
+    # as a freshly started leaderboard does.
+    start, cold_wc, warm = app_run(dirs)
+    report("streamlit runtime start (once)", start)
+    report("app first run, cold caches", cold_wc)
+    report("app rerun, warm caches", warm)
+    n_proc = processes(args.n)
     t_load, data = timed(lambda: load(dirs), args.repeat)
     assert len(data.cells) == args.n and not data.skipped, (len(data.cells), data.skipped[:3])
-    report(f"load (parse + integrity), {workers_for(args.n)} proc.", t_load)
+    report(f"load (parse + integrity), {n_proc} proc.*", t_load)
     with one_process():
         t_load1, _ = timed(lambda: load(dirs), args.repeat)
     report("load in this process only", t_load1)
@@ -218,10 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     report("tables (ranking + heat map)", t_tables)
     t_naive, _ = timed(lambda: build_tables(naive_load(dirs)), 1)
     report("naive load + tables", t_naive)
-    start, cold_wc, warm = app_run(dirs)
-    report("streamlit runtime start (once)", start)
-    report("app first run, cold caches", cold_wc)
-    report("app rerun, warm caches", warm)
+    print("  * its worker server already running; CPU of this process only (the workers are")
+    print("    the server's children); CPU in one process is the line below it")
     if args.browser:
         # The same page on 2 artifacts separates Streamlit's front end from our data work.
         with tempfile.TemporaryDirectory() as small:
@@ -233,14 +228,16 @@ def main(argv: list[str] | None = None) -> int:
                     break
                 report(f"browser, {label} artifacts: 1st visit", got[0])
                 report(f"browser, {label} artifacts: 2nd visit", got[1])
-    ratio = t_naive[1] / (t_load[1] + t_tables[1])
-    print(f"  naive / ours, CPU time of load + tables: {ratio:.1f}x")
+    ratio = t_naive[1] / (t_load1[1] + t_tables[1])
+    print(f"  naive / ours, CPU time of load + tables, both in one process: {ratio:.1f}x")
     print(f"  load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     cold = cold_wc[0]
     ok = cold < TARGET_S
     verdict = "under" if ok else "OVER"
     print(
         f"app first run {cold:.2f} s with {args.n} artifacts: {verdict} the {TARGET_S:.0f} s target"
+        f" (parsed in {n_proc} processes; in one, the load above takes"
+        f" {t_load1[0]:.2f} s)"
     )
     return 0 if ok else 1
 
