@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmark.run.cli import main
 from benchmark.run.synthetic import Spec, artifact, write
 from leaderboard import reading
 from leaderboard.loader import _submission_folders, discover, load
@@ -160,3 +161,9 @@ def test_few_files_stay_in_this_process(tree: Path, monkeypatch) -> None:
     monkeypatch.setattr(reading, "_in_processes", lambda *a: pytest.fail("forked for few files"))
     files, folders = _inputs(tree)
     assert len(files) < reading.PARALLEL_MIN and len(reading.read_all(files, folders)) == len(files)
+
+
+def test_slb_leaderboard_names_a_bad_worker_count_before_it_starts(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(reading.WORKERS_ENV, "many")
+    assert main(["leaderboard", "--export", str(tmp_path / "site"), str(tmp_path)]) == 2
+    assert reading.WORKERS_ENV in capsys.readouterr().err and not (tmp_path / "site").exists()
