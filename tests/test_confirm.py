@@ -12,6 +12,7 @@ import pytest
 
 import benchmark.run.confirm as cf
 from benchmark.core.store import ArtifactStore
+from benchmark.run.timer import Pace
 
 PREREG = """\
 schema: slb.prereg/1
@@ -103,7 +104,7 @@ def test_uncommitted_or_edited_file_is_refused(tmp_path: Path) -> None:
         cf.registration(f, allow_unregistered=False)
 
 
-def test_confirm_runs_every_cell_keeps_them_and_judges(tmp_path: Path, monkeypatch) -> None:
+def test_confirm_runs_every_cell_keeps_them_and_judges(tmp_path: Path, monkeypatch, capsys) -> None:
     f = _repo(tmp_path / "repo")
     ran: list[tuple[bool, int]] = []
 
@@ -125,6 +126,8 @@ def test_confirm_runs_every_cell_keeps_them_and_judges(tmp_path: Path, monkeypat
     assert rep["registration"]["fixed_at_commit"]
     saved = json.loads((tmp_path / "res" / "confirm" / "t" / "report.json").read_text())
     assert saved["result"] == rep["result"]
+    out = capsys.readouterr().out  # each run's place, and the time left once one was made here
+    assert "[1/8] main seed 10: +0.400" in out and "left at this pace (7 runs)" in out
 
     # Resumed: finished cells are read back, only the failed one runs again.
     ran.clear()
@@ -133,6 +136,8 @@ def test_confirm_runs_every_cell_keeps_them_and_judges(tmp_path: Path, monkeypat
     )
     rep = cf.confirm(f, store, tmp_path / "res")
     assert ran == [15]
+    out = capsys.readouterr().out  # read-back runs set no pace; none is left after the last
+    assert "[8/8] main seed 15" in out and "at this pace" not in out
     res = rep["result"]
     assert res["verdict"] == "pass" and res["n_main"] == 6 and res["n_null"] == 2
     assert res["checks"] == {
@@ -140,6 +145,14 @@ def test_confirm_runs_every_cell_keeps_them_and_judges(tmp_path: Path, monkeypat
         "specific_in_enough_runs": True,
         "null_not_significant": True,
     }
+
+
+def test_the_pace_counts_only_runs_made_here() -> None:
+    pace = Pace(total=10, started=100.0)
+    assert pace.left(3, now=400.0) == ""  # three runs read back: no pace yet
+    pace.made = 2
+    assert pace.left(3, now=400.0) == "; about 18 min left at this pace (7 runs)"  # 150 s a run
+    assert pace.left(10, now=400.0) == ""
 
 
 def test_judge_fails_on_a_significant_null_or_too_few_specific_runs() -> None:

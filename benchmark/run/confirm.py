@@ -36,27 +36,27 @@ with fixed teachers compares one pair of teachers in every run).
 It passes when the main runs' mean is positive with p < ``alpha``, at least ``specific_share`` of
 them are specific (``p_rank`` ≤ 0.05), and the null's p is ≥ ``null_alpha`` (and, with
 ``null_margin``, the null's interval lies inside ±``null_margin`` × the main mean: "not
-significant" alone is easiest to meet with few, noisy null runs). Null seeds may repeat main
-seeds: a null run then shares that main run's trait side (teacher, data, student), so the two are
-paired, not independent. A file whose main test could never reach ``alpha`` (with
-``t_and_sign_flip``, 2/2^n ≥ alpha) is refused. The verdict is decided
-early, as a fail, once no outcome of the runs still to come can make the file pass: the specific
-share can no longer be reached even if every main run still to come is specific, or every null run
-is made and the null is significant; ``slb confirm`` then stops and lists the runs it did not make (``--all-runs``
-makes them anyway, for the estimates; a screen always makes them). A ``screen`` is the small run that picks what to confirm:
+significant" alone is easiest to meet with few, noisy null runs). Null seeds may repeat main seeds:
+a null run then shares that main run's trait side (teacher, data, student), so the two are paired,
+not independent. A file whose main test could never reach ``alpha`` (with ``t_and_sign_flip``,
+2/2^n ≥ alpha) is refused. The verdict is decided early, as a fail, once no outcome of the runs
+still to come can make the file pass: the specific share can no longer be reached even if every
+main run still to come is specific, or every null run is made and the null is significant; ``slb
+confirm`` then stops and lists the runs it did not make (``--all-runs`` makes them anyway, for the
+estimates; a screen always makes them). A ``screen`` is the small run that picks what to confirm:
 at least 3 seeds, null seeds optional, ``test: t`` allowed (the sign-flip test needs 6 runs), and
 its verdict is "lead" or "no lead", never a pass. A ``calibrate`` file runs the same-animal null
 alone (``seeds: []``, at least 6 null seeds, ``t_and_sign_flip``, no ``alpha`` or
 ``specific_share``): its verdict is "null holds" (p ≥ ``null_alpha``) or "null fails", so a
-pipeline's false-positive rate can be checked, or a null's drift followed up, without main runs;
-it always makes all its runs. The file must be
-committed and unchanged in the working tree, so the report can name the commit that fixed it
-(``--unregistered`` runs an uncommitted file for trying it out; its report says so and it can never
-pass; a file edited after some of its runs cannot pass either: each run records the sha256 of
-the file it ran under, and the report lists the runs made under another version). Cells are
-written to ``<results>/confirm/<name>/`` one by one, main and null seeds
-interleaved, so a stopped run keeps every finished cell and resumes from the store; the report
-(``report.json``) lists every run, including failures.
+pipeline's false-positive rate can be checked, or a null's drift followed up, without main runs; it
+always makes all its runs. The file must be committed and unchanged in the working tree, so the
+report can name the commit that fixed it (``--unregistered`` runs an uncommitted file for trying it
+out; its report says so and it can never pass; a file edited after some of its runs cannot pass
+either: each run records the sha256 of the file it ran under, and the report lists the runs made
+under another version). Cells are written to ``<results>/confirm/<name>/`` one by one, main and
+null seeds interleaved, so a stopped run keeps every finished cell and resumes from the store; the
+report (``report.json``) lists every run, including failures. Each run prints its place (``[k/N]``)
+and, once this process has made one, the time left at its pace.
 """
 
 from __future__ import annotations
@@ -83,6 +83,7 @@ from benchmark.run.cell import prepare_teacher, run_cell
 from benchmark.run.config import CellConfig
 from benchmark.run.prereg import PURPOSES, STATISTICS, cells, load_prereg, registration
 from benchmark.run.suite import cell_name
+from benchmark.run.timer import Pace
 
 PREREG_SHA = "prereg_sha256"  # run_info key: the sha256 of the file a confirmation run ran under
 
@@ -258,9 +259,11 @@ def confirm(
     # A run is one cell, or with ``traits`` a seed's cells (one per trait, listed in a row by
     # ``cells``), read together once all are made.
     per_run = len(prereg.get("traits") or [None])
+    pace = Pace(len(todo) // per_run)
     for i in range(0, len(todo), per_run):
         kind, seed = todo[i][0], todo[i][1].seed
         made: list[tuple[CellConfig, dict[str, Any], Path]] = []
+        fresh = False  # a cell of this run computed here, not read back
         try:
             for _, cfg in todo[i : i + per_run]:
                 cell_path = out / f"{kind}__{cell_name(cfg)}.json"
@@ -270,13 +273,14 @@ def confirm(
                 if art is None and report["result"]["decided_early"] and not run_all:
                     break  # a run finished before still counts; this one is not made
                 if art is None:
-                    new = run_cell(cfg, store, out / "logs")
+                    new, fresh = run_cell(cfg, store, out / "logs"), True
                     new["run_info"][PREREG_SHA] = reg["sha256"]  # the file it was made under
                     art = write_artifact(cell_path, new)
                 made.append((cfg, art, cell_path))
             if len(made) < per_run:
                 not_run.append({"arm": kind, "seed": seed})
                 continue
+            pace.made += fresh
             if per_run > 1:
                 runs.append(multi_trait.multi_record(kind, made))
             else:
@@ -285,7 +289,7 @@ def confirm(
             runs.append({"arm": kind, "seed": seed, "error": f"{type(e).__name__}: {e}"})
         r = runs[-1]
         print(
-            f"{kind} seed {seed}: "
+            f"[{len(runs)}/{pace.total}] {kind} seed {seed}: "
             + (
                 r["error"]
                 if "error" in r
@@ -293,6 +297,7 @@ def confirm(
                 + ("sampled" if r["rank"] is None else f"rank {r['rank']}")
                 + f" of {r['n_pairs']}, p_rank={r['p_rank']:.3g}, {r['wall_seconds']:.0f} s)"
             )
+            + pace.left(len(runs))
         )
         report = _report(prereg, reg, runs)
         atomic_write_json(report_path, report)

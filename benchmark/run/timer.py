@@ -1,4 +1,5 @@
-"""Per-stage wall times of one cell run, and what each stage cost when it was computed."""
+"""Per-stage wall times of one cell run, and what each stage cost when it was computed; the pace
+of a series of runs."""
 
 from __future__ import annotations
 
@@ -37,3 +38,21 @@ class StageTimer:
             "stage_peak_rss_gb": self.peak_gb,
             "peak_rss_gb": max(self.peak_gb.values()) if self.peak_gb else None,
         }
+
+
+@dataclass
+class Pace:
+    """How long the rest of ``total`` runs takes at the pace of the ones this process made (runs
+    read back from disk cost nothing and are not counted)."""
+
+    total: int
+    made: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def left(self, done: int, now: float | None = None) -> str:
+        """ "; about N min left at this pace (k runs)" once a run was made here and some are left."""
+        left = self.total - done
+        if not self.made or left <= 0:
+            return ""
+        per_run = ((time.monotonic() if now is None else now) - self.started) / self.made
+        return f"; about {left * per_run / 60:.0f} min left at this pace ({left} runs)"
