@@ -22,6 +22,7 @@ import logging
 import multiprocessing
 import os
 import pickle
+import stat
 import sys
 import threading
 import warnings
@@ -113,17 +114,19 @@ def processes(n_files: int, workers: int | None = None) -> int:
 def workers_for(n_files: int) -> int:
     """``SLB_LOAD_WORKERS`` when set (a bad value is named in a warning and ignored), else the
     cores this process may use, or 1 below ``PARALLEL_MIN`` files."""
-    raw = os.environ.get(WORKERS_ENV, "").strip()
-    if raw:
-        try:
-            return check_workers(raw)
-        except ValueError as e:
-            warnings.warn(f"{e}; using the default", stacklevel=2)
+    try:
+        if (n := env_workers()) is not None:
+            return n
+    except ValueError as e:
+        warnings.warn(f"{e}; using the default", stacklevel=2)
     return 1 if n_files < PARALLEL_MIN else usable_cores()
 
 
-def check_workers(raw: str) -> int:
-    """``raw`` as a number of processes, or ValueError naming ``SLB_LOAD_WORKERS``."""
+def env_workers() -> int | None:
+    """``SLB_LOAD_WORKERS`` as a number of processes (None when unset), or ValueError naming it."""
+    raw = os.environ.get(WORKERS_ENV, "").strip()
+    if not raw:
+        return None
     if not (raw.isascii() and raw.isdigit() and int(raw) >= 1):
         raise ValueError(f"{WORKERS_ENV}={raw!r}: expected a whole number of processes, >= 1")
     return int(raw)
@@ -252,10 +255,11 @@ def _chunk(files: list[tuple[Path, str]], folders: Folders) -> list[Outcome]:
 def read_one(path: Path, source: str, folders: Folders) -> Outcome:
     """Parse one file; never raises for a bad file (its outcome says why it was skipped)."""
     try:
-        if not path.is_file():
+        st = path.stat()  # before opening: opening a FIFO would block
+        if not stat.S_ISREG(st.st_mode):
             raise Skip("not a regular file")
-        if (size := path.stat().st_size) > MAX_BYTES:
-            raise Skip(f"{size} bytes: over the {MAX_BYTES} an artifact may have")
+        if st.st_size > MAX_BYTES:
+            raise Skip(f"{st.st_size} bytes: over the {MAX_BYTES} an artifact may have")
         art = read_json(path)
         cell = parse(art, str(path), source)
         folder, meta = folders.get(source, (None, None))

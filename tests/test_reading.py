@@ -159,9 +159,9 @@ def test_workers_that_never_come_up_leave_it_all_here(tree: Path, monkeypatch) -
 
 @pytest.mark.parametrize("raw", ["0", "two", "-1", "1.5", "²", "٣"])
 def test_a_bad_worker_count_is_named_and_ignored(raw: str, monkeypatch) -> None:
-    with pytest.raises(ValueError, match=reading.WORKERS_ENV):
-        reading.check_workers(raw)
     monkeypatch.setenv(reading.WORKERS_ENV, raw)
+    with pytest.raises(ValueError, match=reading.WORKERS_ENV):
+        reading.env_workers()
     with pytest.warns(UserWarning, match=reading.WORKERS_ENV):
         assert reading.workers_for(10) == 1
 

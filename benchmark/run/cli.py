@@ -42,7 +42,7 @@ from benchmark.run.suite import cell_name, pool_results, print_leakage, run_suit
 from benchmark.run.validate import validate_submission
 from defenses.runner import DefenseError
 from leaderboard.export import export
-from leaderboard.reading import WORKERS_ENV, check_workers
+from leaderboard.reading import env_workers
 from tasks.base import EmptyDatasetError, known_tasks
 
 
@@ -182,12 +182,11 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     """Start the Streamlit app on the artifacts in ``args.dirs`` (it reads them, runs no plugin).
     The process becomes streamlit (exec), so a signal to it reaches the server, not a wrapper."""
-    if raw := os.environ.get(WORKERS_ENV, "").strip():
-        try:
-            check_workers(raw)
-        except ValueError as e:
-            print(f"slb leaderboard: {e}", file=sys.stderr)
-            return 2
+    try:
+        env_workers()
+    except ValueError as e:
+        print(f"slb leaderboard: {e}", file=sys.stderr)
+        return 2
     if args.export:
         print(f"static leaderboard: {export(args.dirs, Path(args.export))}")
         return 0
