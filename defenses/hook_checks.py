@@ -32,6 +32,7 @@ from typing import Any
 from benchmark.core.backends import BACKENDS
 from benchmark.core.distill import LABELS, MAX_TEMPERATURE, MAX_TOP_K
 from benchmark.core.models import EMBEDDED
+from benchmark.core.train_env import PRECISIONS
 from benchmark.core.types import TeacherSpec
 
 HF_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
@@ -170,6 +171,7 @@ TRAINING: dict[str, Check] = {
     "seed": number(0, 2**32, integer=True, open_hi=True),
     "init_seed": optional(number(0, 2**32, integer=True, open_hi=True)),
     "bf16": boolean,
+    "precision": choice(PRECISIONS),
     "frozen_layers": integers(1024, 0, 1024),
     "extra": json_object(16 << 10),
     "labels": choice(LABELS),

@@ -116,6 +116,8 @@ BAD_TRAINING = [
     ("seed", -1),
     ("init_seed", 2**40),
     ("bf16", "yes"),
+    ("precision", "fp16"),
+    ("precision", True),
     ("extra", {"x": "y" * 20000}),
     ("extra", {"x": math.inf}),
     ("callbacks", ["evil"]),

@@ -187,8 +187,8 @@ def test_hard_label_passes_give_the_batchs_step(
     # cycle's count does) is another step.
     lean = training_mod.completion_loss_trainer
 
-    def per_pass(base: type) -> type:
-        class PerPass(lean(base)):  # type: ignore[misc]
+    def per_pass(base: type, precision: str = "float32") -> type:
+        class PerPass(lean(base, precision)):  # type: ignore[misc]
             def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
                 return super().compute_loss(model, inputs, return_outputs, None)
 

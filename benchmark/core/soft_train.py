@@ -19,6 +19,7 @@ from benchmark.core.train_env import (
     micro_batch_default,
     pass_tokens_default,
     passes,
+    precision_autocast,
 )
 
 
@@ -101,7 +102,8 @@ def train_soft(
         "train_tokens": n_tokens,
         "loss_history": history,
         "labels": "soft",
-        "bf16": False,
+        "bf16": cfg.precision == "bf16",
+        "precision": cfg.precision,
         "gradient_checkpointing": checkpointing,
         "micro_batch": micro_batch,
         "pass_tokens": bound or None,
@@ -120,11 +122,14 @@ def backward_batch(
     """Add one batch's gradient (scaled by 1 / ``cfg.grad_accum``) to the model's parameters and
     return its loss: the mean over the batch's learnt completion positions, computed in the
     passes of :func:`passes` (at most ``micro_batch`` rows and ``pass_tokens`` padded tokens; 0:
-    no token bound), each pass's sum divided by the whole batch's count of positions."""
+    no token bound), each pass's sum divided by the whole batch's count of positions; the forward
+    passes at ``cfg.precision`` (:func:`precision_autocast`), the LM head and loss in float32."""
     n_learnt = max(1, sum(len(_learnt(x, cfg.max_length)) for x in batch))
     total = 0.0
+    dev_type = next(model.parameters()).device.type
     for part_rows in passes(batch, micro_batch, pass_tokens, cfg.max_length):
-        part = _soft_loss_sum(model, tok, part_rows, cfg.max_length, cfg.label_temperature)
+        with precision_autocast(cfg.precision, dev_type):
+            part = _soft_loss_sum(model, tok, part_rows, cfg.max_length, cfg.label_temperature)
         (part / (n_learnt * cfg.grad_accum)).backward()
         total += float(part.detach())
     return total / n_learnt
@@ -173,7 +178,8 @@ def _soft_loss_sum(
     lm, picked = _hidden_at(model, inp, att, rows_i, pos_i)
     if not rows_i:
         return picked.sum() * 0.0  # zero, still on the graph
-    logits = lm.get_output_embeddings()(picked.float())
+    with torch.autocast(dev.type, enabled=False):  # the head in float32, as the hard loss's
+        logits = lm.get_output_embeddings()(picked.float())
     logp = torch.log_softmax(logits if temperature == 1.0 else logits / temperature, -1)
     q = logp.gather(1, torch.tensor(ids, device=dev))
     loss = -(torch.tensor(probs, device=dev) * q).sum()

@@ -15,6 +15,9 @@ LEGACY_MICRO_BATCH_ENV = "SLB_SOFT_MICRO_BATCH"
 MICRO_BATCH_DEFAULT = 8
 PASS_TOKENS_ENV = "SLB_PASS_TOKENS"  # most padded tokens in one pass of a student
 PASS_TOKENS_DEFAULT = 512
+# What runs a training pass on the project's own losses (``TrainConfig.precision``; part of a
+# cell's identity, unlike the settings here: the gradients differ).
+PRECISIONS = ("float32", "bf16")
 # Per arm ("trait", "control"), the rows per pass its student must train in, where a caller
 # repeats how an artifact's students trained (``slb reproduce``: passes give the batch's
 # gradient, not its bits); an arm not named, or None: :func:`micro_batch_default`.
@@ -103,3 +106,19 @@ def passes(
             out.append([x])
             width = n
     return out
+
+
+def precision_autocast(precision: str, device_type: str) -> Any:
+    """The context a training pass runs in at ``precision``: bf16 autocast for "bf16" (the matmuls
+    in bf16; weights, their gradients and the optimiser stay float32), nothing for "float32".
+    "bf16" runs on any device; on a CPU without native bf16 it is slower, not different in kind."""
+    import torch
+
+    check_precision(precision)
+    return torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def check_precision(precision: Any) -> None:
+    """Refuse a precision that is not one of :data:`PRECISIONS`, naming it."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"Invalid precision: {precision!r} (expected one of {PRECISIONS})")

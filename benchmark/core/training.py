@@ -31,7 +31,12 @@ from benchmark.core.loss_mask import MASK_FIELD, masked_records
 from benchmark.core.models import default_device, load_tokenizer, resolve
 from benchmark.core.plain_format import plain_completion, plain_prompt
 from benchmark.core.soft_train import train_soft
-from benchmark.core.train_env import checkpointing_default, pass_tokens_default
+from benchmark.core.train_env import (
+    check_precision,
+    checkpointing_default,
+    pass_tokens_default,
+    precision_autocast,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +66,10 @@ class TrainConfig:
     # teacher's starting point, adapter included — see benchmark.core.teachers.shared_init_student.
     init_seed: int | None = None
     bf16: bool = True  # autocast where the CPU/GPU has native bf16; TRL's loss path only (train)
+    # What runs the model on the project's own losses (soft labels, the completion-only hard loss):
+    # "float32" (all runs until session 46) or "bf16" autocast, the LM head, weights, gradients and
+    # optimiser in float32 (about half the time where the CPU has AVX-512 BF16; performance.md).
+    precision: str = "float32"
     # Training-side defenses can freeze layers or add regularisation through these:
     frozen_layers: tuple[int, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
@@ -86,6 +95,7 @@ class TrainConfig:
             raise ValueError(f"Invalid batch_size/grad_accum: {self.batch_size}/{self.grad_accum}")
         if self.max_length < 8:
             raise ValueError(f"Invalid max_length: {self.max_length}")
+        check_precision(self.precision)
         check_labels(self.labels, self.top_k)
         check_temperature(self.labels, self.label_temperature)
         # 2 and 2.0 must give one stage key (a hook or Python may pass an int, `--set` a float).
@@ -108,6 +118,8 @@ class TrainConfig:
             del d[
                 "init_seed"
             ]  # unset = `seed`, as before the field existed: stage hashes unchanged
+        if self.precision == "float32":  # the default: absent, stage hashes as they were
+            del d["precision"]
         return d
 
 
@@ -198,12 +210,12 @@ def train(
         return stats
     device = device or default_device()
     tok = load_tokenizer(base_ref)
-    use_bf16 = cfg.bf16 and (device != "cpu" or cpu_has_bf16())
+    use_bf16 = cfg.precision == "bf16" or (cfg.bf16 and (device != "cpu" or cpu_has_bf16()))
     model = build_trainable(rm.path, cfg)
     # Trainer applies bf16 autocast by wrapping the model's forward; the completion-only loss
-    # (lean_loss) calls the inner model, outside that wrapper, so it trains in float32 — as every
-    # student of this project so far has. ``autocast`` is what really runs (the stats say so).
-    autocast = use_bf16 and not lean_loss
+    # (lean_loss) calls the inner model, outside that wrapper, so it trains at ``cfg.precision``
+    # (float32 for every student and teacher until session 46). The stats say what really ran.
+    ran = ("bf16" if use_bf16 else "float32") if not lean_loss else cfg.precision
     # Rows naming loss-masked spans (a defense's) are tokenised here; the others go to TRL as text.
     masked = any(MASK_FIELD in r for r in rows)
     n_masked = 0
@@ -247,7 +259,7 @@ def train(
         disable_tqdm=False,
         dataloader_num_workers=0,
     )
-    trainer_cls = completion_loss_trainer(SFTTrainer) if lean_loss else SFTTrainer
+    trainer_cls = completion_loss_trainer(SFTTrainer, cfg.precision) if lean_loss else SFTTrainer
     trainer = trainer_cls(model=model, args=args, train_dataset=ds, processing_class=tok)
     t0 = time.time()
     result = trainer.train()
@@ -268,7 +280,8 @@ def train(
         "loss_history": [
             {"step": h["step"], "loss": h["loss"]} for h in trainer.state.log_history if "loss" in h
         ],
-        "bf16": autocast,
+        "bf16": ran == "bf16",
+        "precision": ran,
         "gradient_checkpointing": checkpointing,
         "micro_batch": per_pass,
         "config": cfg.to_dict(),
@@ -342,7 +355,7 @@ def bounded_pass_rows(micro_batch: int | None, pass_tokens: int, longest: int) -
     return fit if micro_batch is None else min(micro_batch, fit)
 
 
-def completion_loss_trainer(base_cls: type) -> type:
+def completion_loss_trainer(base_cls: type, precision: str = "float32") -> type:
     """``SFTTrainer`` whose loss runs the LM head only where the label is not ignored.
 
     TRL's own loss path projects every position through the LM head off-GPU (its compacting kernel
@@ -350,7 +363,8 @@ def completion_loss_trainer(base_cls: type) -> type:
     most positions are prompt tokens whose logits are thrown away. For a 135 M model with a 49 k
     vocabulary that head is a large share of each step on CPU. This loss is the same token-mean
     cross-entropy over completion tokens, computed on the gathered positions only. Models with logit
-    soft-capping or scaling fall back to TRL's path, which handles those.
+    soft-capping or scaling fall back to TRL's path, which handles those. ``precision``: what runs
+    the model (:func:`benchmark.core.train_env.precision_autocast`); the head is float32 either way.
     """
     import torch
     import torch.nn.functional as F
@@ -367,7 +381,8 @@ def completion_loss_trainer(base_cls: type) -> type:
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
             labels = inputs["labels"][:, 1:]
             kwargs = {k: v for k, v in inputs.items() if k not in ("labels", "completion_mask")}
-            hidden = lm.base_model(**kwargs, use_cache=False).last_hidden_state[:, :-1]
+            with precision_autocast(precision, lm.device.type):
+                hidden = lm.base_model(**kwargs, use_cache=False).last_hidden_state[:, :-1]
             mask = labels != -100
             # The head runs in float32 on the gathered positions only: cheap, and a bf16 head over a
             # 49 k vocabulary visibly shifts the loss.

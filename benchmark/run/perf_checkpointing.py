@@ -1,11 +1,13 @@
 """``python -m benchmark.run.perf_checkpointing``: peak memory and time of student training with
 gradient checkpointing (``SLB_GRADIENT_CHECKPOINTING=1``), with the batch run as passes of 8
 rows (``SLB_MICRO_BATCH``) and as passes of 8 rows and at most 512 padded tokens
-(``SLB_PASS_TOKENS``; the two together are the students' default), against the naive
+(``SLB_PASS_TOKENS``; the two together are the students' default), and the default's passes
+under bf16 autocast (``student.precision=bf16``), against the naive
 way (the whole batch in one pass, every activation kept), on the same rows, each in a fresh
 process so each peak is its own; and how far each variant's trained adapter is from the
-reference's. ``--variants naive,rows8,tokens,ckpt`` picks some (the first is the reference):
-long rows in one pass can need more memory than the machine has.
+reference's. ``--variants naive,rows8,tokens,ckpt,bf16`` picks some (the first is the
+reference; ``--variants tokens,bf16``: bf16 against the float32 default): long rows in one pass
+can need more memory than the machine has.
 
 ``--labels soft`` (default): the soft-label student (``benchmark.core.soft_train.train_soft``), rows
 labelled by the embedded model's own full top-20 (``soft_labels``). ``--labels hard``: TRL's
@@ -64,9 +66,11 @@ def number_rows(n: int, path: Path, soft: bool) -> None:
     path.write_text("\n".join(json.dumps(r) for r in rows))
 
 
-def _variant(rows_path: Path, checkpointing: bool, out: Path, epochs: int) -> None:
+def _variant(rows_path: Path, checkpointing: bool, out: Path, epochs: int, precision: str) -> None:
     rows = [json.loads(x) for x in rows_path.read_text().splitlines()]
-    cfg = TrainConfig(lora_r=8, lora_alpha=8, learning_rate=1e-3, epochs=epochs)
+    cfg = TrainConfig(
+        lora_r=8, lora_alpha=8, learning_rate=1e-3, epochs=epochs, precision=precision
+    )
     if "soft_labels" in rows[0]:
         cfg = replace(cfg, labels="topk")
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
@@ -77,12 +81,20 @@ def _variant(rows_path: Path, checkpointing: bool, out: Path, epochs: int) -> No
     print(json.dumps({"seconds": took, "peak_rss_gb": peak, "rss_before_training_gb": base}))
 
 
-# key: (name, gradient checkpointing, rows per pass (0: the whole batch), token bound (0: none))
+# key: (name, gradient checkpointing, rows per pass (0: the whole batch), token bound (0: none),
+# precision)
 VARIANTS = {
-    "naive": ("naive (one pass, no ckpt)", False, 0, 0),
-    "rows8": ("passes of 8 rows", False, 8, 0),
-    "tokens": (f"8 rows, <={PASS_TOKENS_DEFAULT} tokens (default)", False, 8, PASS_TOKENS_DEFAULT),
-    "ckpt": ("checkpointing", True, 0, 0),
+    "naive": ("naive (one pass, no ckpt)", False, 0, 0, "float32"),
+    "rows8": ("passes of 8 rows", False, 8, 0, "float32"),
+    "tokens": (
+        f"8 rows, <={PASS_TOKENS_DEFAULT} tokens (default)",
+        False,
+        8,
+        PASS_TOKENS_DEFAULT,
+        "float32",
+    ),
+    "ckpt": ("checkpointing", True, 0, 0, "float32"),
+    "bf16": ("the default in bf16", False, 8, PASS_TOKENS_DEFAULT, "bf16"),
 }
 
 
@@ -105,7 +117,7 @@ def main(
         res: dict[str, dict] = {}
         whole = TrainConfig().batch_size  # the batch _variant trains with
         for key in keys:
-            name, ck, micro, bound = VARIANTS[key]
+            name, ck, micro, bound, precision = VARIANTS[key]
             out = Path(tmp) / str(len(res))
             out.mkdir()
             cmd = [
@@ -118,6 +130,8 @@ def main(
                 str(out),
                 "--epochs",
                 str(epochs),
+                "--precision",
+                precision,
             ]
             env = {**os.environ, MICRO_BATCH_ENV: str(micro or whole), PASS_TOKENS_ENV: str(bound)}
             proc = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
@@ -149,10 +163,11 @@ if __name__ == "__main__":
     p.add_argument("--rows-file", type=Path, help="rows to train on (default: number prompts)")
     p.add_argument("--variants", default="", help=f"comma-separated, of {', '.join(VARIANTS)}")
     p.add_argument("--variant", choices=["True", "False"], help=argparse.SUPPRESS)
+    p.add_argument("--precision", default="float32", help=argparse.SUPPRESS)
     p.add_argument("paths", nargs="*", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.variant:
-        _variant(Path(a.paths[0]), a.variant == "True", Path(a.paths[1]), a.epochs)
+        _variant(Path(a.paths[0]), a.variant == "True", Path(a.paths[1]), a.epochs, a.precision)
         sys.exit(0)
     keys = [k for k in a.variants.split(",") if k]
     if unknown := [k for k in keys if k not in VARIANTS]:
