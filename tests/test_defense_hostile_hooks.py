@@ -160,6 +160,8 @@ def test_sampling_values_out_of_bounds(field, value) -> None:
 
 def test_the_defaults_pass_and_every_field_has_a_bound() -> None:
     check_training(CFG.to_dict())
+    for p in ("float32", "bf16"):  # both precisions pass (the default omits it from to_dict)
+        check_training({**CFG.to_dict(), "precision": p})
     check_teacher(dataclasses.asdict(SPEC), SPEC)
     assert set(TRAINING) == {f.name for f in dataclasses.fields(TrainConfig)}
     assert set(SAMPLING) == {f.name for f in dataclasses.fields(SamplingParams)}
